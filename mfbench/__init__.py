@@ -1,0 +1,29 @@
+"""mfbench: which matrix-factorization training strategy is fastest to a given quality?
+
+The names a plugin author needs are all here: ``hookimpl`` to mark hook
+functions, the part base classes, ``Ratings`` and ``epoch_permutation``.
+"""
+
+from .errors import MfbenchError, PluginError, SelectionError
+from .hookspecs import hookimpl, hookspec
+from .parts import Dataset, Model, Part, Strategy, epoch_permutation
+from .manager import make_plugin_manager
+from .ratings import Ratings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset",
+    "MfbenchError",
+    "Model",
+    "Part",
+    "PluginError",
+    "Ratings",
+    "SelectionError",
+    "Strategy",
+    "__version__",
+    "epoch_permutation",
+    "hookimpl",
+    "hookspec",
+    "make_plugin_manager",
+]

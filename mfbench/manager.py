@@ -1,0 +1,120 @@
+"""Building the plugin manager: built-in plugins, installed ones, and ``-p`` modules.
+
+There is no import-time global manager: every caller (the CLI, a test, the
+pytest kit) makes its own with :func:`make_plugin_manager`, so a test can
+register a throwaway plugin without leaking it into the next test.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Iterable, Sequence
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+
+#: The only place the core names built-in plugin modules.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "mfbench.plugins.sprand",
+    "mfbench.plugins.dot",
+    "mfbench.plugins.biased",
+    "mfbench.plugins.reference",
+    "mfbench.plugins.machine",
+)
+
+ENTRY_POINT_GROUP = "mfbench"
+#: Comma-separated module paths to load, like PYTEST_PLUGINS.
+PLUGINS_ENV = "MFBENCH_PLUGINS"
+#: Set to any non-empty value to skip plugins installed through entry points.
+DISABLE_AUTOLOAD_ENV = "MFBENCH_DISABLE_PLUGIN_AUTOLOAD"
+BLOCK_PREFIX = "no:"
+
+
+def split_plugin_args(args: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Split ``-p`` values into (modules to load, names to block); ``no:NAME`` blocks."""
+    load, block = [], []
+    for arg in args:
+        for item in (part.strip() for part in arg.split(",")):
+            if not item:
+                continue
+            if item.startswith(BLOCK_PREFIX):
+                block.append(item[len(BLOCK_PREFIX):])
+            else:
+                load.append(item)
+    return load, block
+
+
+def import_plugin(pm: pluggy.PluginManager, module_name: str) -> None:
+    """Import ``module_name`` and register it under that name (once)."""
+    if pm.is_blocked(module_name) or pm.get_plugin(module_name) is not None:
+        return
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PluginError(
+            f"cannot import plugin module {module_name!r}: {exc}. "
+            f"Check the name and that its folder is on PYTHONPATH."
+        ) from exc
+    pm.register(module, name=module_name)
+
+
+def make_plugin_manager(
+    plugins: Sequence[str] = (),
+    *,
+    defaults: bool = True,
+    entry_points: bool | None = None,
+    env: bool = True,
+) -> pluggy.PluginManager:
+    """A fresh, fully loaded plugin manager.
+
+    :param plugins: ``-p`` style arguments: module paths to load, or ``no:NAME`` to block
+        the plugin registered as NAME (a built-in module path or an entry-point name).
+    :param defaults: register the built-in plugins.
+    :param entry_points: load installed plugins from the ``mfbench`` entry-point group;
+        None means "unless MFBENCH_DISABLE_PLUGIN_AUTOLOAD is set".
+    :param env: also load the modules named in ``MFBENCH_PLUGINS``.
+    """
+    pm = pluggy.PluginManager("mfbench")
+    pm.add_hookspecs(hookspecs)
+    args = list(plugins)
+    if env and os.environ.get(PLUGINS_ENV):
+        args.append(os.environ[PLUGINS_ENV])
+    load, block = split_plugin_args(args)
+    for name in block:
+        pm.set_blocked(name)
+    if defaults:
+        for name in DEFAULT_PLUGINS:
+            import_plugin(pm, name)
+    if entry_points is None:
+        entry_points = not os.environ.get(DISABLE_AUTOLOAD_ENV)
+    if entry_points:
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:  # a broken installed plugin must say which one it is
+            raise PluginError(f"an installed mfbench plugin failed to load: {exc!r}") from exc
+    for name in load:
+        import_plugin(pm, name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(
+            f"{exc}. mfbench hooks are named mfbench_register_datasets, mfbench_register_models, "
+            f"mfbench_register_strategies, mfbench_machine_info and mfbench_case_finished."
+        ) from exc
+    return pm
+
+
+def plugin_origin(pm: pluggy.PluginManager, plugin: object) -> str:
+    """Where a plugin comes from, for ``mfbench list``: distribution and version where known."""
+    name = pm.get_name(plugin) or repr(plugin)
+    for dist_plugin, dist in pm.list_plugin_distinfo():
+        if dist_plugin is plugin:
+            return f"{name} ({dist.metadata['name']} {dist.version})"
+    if name in DEFAULT_PLUGINS:
+        from . import __version__
+
+        return f"{name} (mfbench {__version__}, built-in)"
+    return name

@@ -1,0 +1,160 @@
+"""The contracts of the three kinds of parts plugins contribute.
+
+Each part is a class with a ``name``, a ``params`` dict of defaults (every
+parameter a plugin accepts must be declared here, so selections can be checked
+and grids built before anything runs) and one job. The runner makes a fresh
+instance per case with the resolved parameters in ``self.params``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import SelectionError, unknown_name
+from .ratings import Ratings
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+PARAM_TYPES = (bool, int, float, str, type(None))
+DEVICE_TYPES = ("cpu", "cuda")
+
+
+def coerce_param(part: str, key: str, default: Any, value: Any) -> Any:
+    """Convert ``value`` to the type of the declared ``default`` or explain why not."""
+    if default is None or value is None:
+        return value
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise SelectionError(
+        f"{part}: parameter {key!r} takes a {kind.__name__} (default {default!r}), got {value!r}"
+    )
+
+
+class Part:
+    """What datasets, models and strategies have in common."""
+
+    kind: ClassVar[str] = "part"
+    #: Unique name within its kind, used on the command line and in results.
+    name: ClassVar[str] = ""
+    #: Declared parameters and their defaults (bool, int, float, str or None).
+    params: ClassVar[Mapping[str, Any]] = {}
+    #: One line for ``mfbench list``; defaults to the docstring's first line.
+    description: ClassVar[str] = ""
+
+    def __init__(self, **params: Any) -> None:
+        self.params: dict[str, Any] = self.resolve_params(params)
+
+    @classmethod
+    def resolve_params(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overridden by ``given``; unknown names and wrong types are errors."""
+        resolved = dict(cls.params)
+        for key, value in given.items():
+            if key not in cls.params:
+                raise SelectionError(f"{cls.kind} {cls.name!r}: " + unknown_name("parameter", key, cls.params))
+            resolved[key] = coerce_param(f"{cls.kind} {cls.name!r}", key, cls.params[key], value)
+        return resolved
+
+    @classmethod
+    def summary(cls) -> str:
+        if cls.description:
+            return cls.description
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+class Dataset(Part):
+    """A data generator or loader: produces the full set of ratings from a seed."""
+
+    kind = "dataset"
+    #: Archives this dataset can fetch with ``mfbench data download NAME``: name -> one-line description.
+    downloads: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def download(cls, name: str, cache_dir: Path) -> Path:
+        """Fetch archive ``name`` (a key of ``downloads``) into ``cache_dir``, verify it, return its path."""
+        raise NotImplementedError
+
+    def load(self, seed: int) -> Ratings:
+        """Return every rating; the runner splits train and held-out itself."""
+        raise NotImplementedError
+
+
+class Model(Part):
+    """A model variant: builds an ``nn.Module`` whose ``forward(users, items)`` predicts ratings."""
+
+    kind = "model"
+
+    def build(self, train: Ratings) -> nn.Module:
+        """Return a freshly initialized module for ``train``'s shape.
+
+        The runner seeds torch before calling this, so initialization is
+        reproducible. ``train`` is given so that a model can use statistics
+        of the training ratings (a global mean, say); it must not see held-out data.
+        """
+        raise NotImplementedError
+
+
+class Strategy(Part):
+    """A training strategy: owns the optimizer loop, never the clock.
+
+    The runner calls ``skip`` (may this strategy run this model on this
+    device?), then ``setup`` once (timed as setup), then ``run_epoch`` once per
+    epoch (each call timed, with the device synchronized around it). Anything
+    not part of an epoch's work (building optimizers, moving or reshaping
+    data, compiling) belongs in ``setup``.
+    """
+
+    kind = "strategy"
+    #: Device types this strategy can run on.
+    devices: ClassVar[tuple[str, ...]] = DEVICE_TYPES
+    #: True when, given the same visiting order, it computes the reference
+    #: per-rating SGD (checked to tolerance); False for minibatch, ALS, Hogwild...
+    exact: ClassVar[bool] = False
+    #: True when the same seed gives the same trained model.
+    deterministic: ClassVar[bool] = True
+
+    def skip(self, model: nn.Module, device: torch.device) -> str | None:
+        """A reason this strategy cannot train ``model`` on ``device``, or None to run it."""
+        return None
+
+    def setup(self, model: nn.Module, train: Ratings, device: torch.device, seed: int) -> None:
+        """Prepare to train ``model`` (already on ``device``) on ``train`` (already on ``device``)."""
+        raise NotImplementedError
+
+    def run_epoch(self, epoch: int) -> float | None:
+        """Run one pass over the training ratings; return a training loss if one is at hand.
+
+        A returned loss that is NaN or infinite ends the case as ``diverged``.
+        """
+        raise NotImplementedError
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order in which exact strategies visit ``n`` training ratings in ``epoch``.
+
+    Shared by every exact strategy and by the contract tests, so "same order"
+    means the same thing everywhere.
+    """
+    child = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch)]).generate_state(1, dtype=np.uint64)[0]
+    generator = torch.Generator().manual_seed(int(child) & 0x7FFFFFFFFFFFFFFF)
+    return torch.randperm(n, generator=generator)

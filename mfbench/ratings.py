@@ -1,0 +1,114 @@
+"""The one data type every part shares: ratings as COO tensors.
+
+A rating matrix is never materialized densely anywhere in mfbench: the seed
+notebook's ``.toarray()`` is what stops it from scaling past toy sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Ratings:
+    """Observed ratings of a ``n_users`` x ``n_items`` matrix, as coordinates.
+
+    ``users`` and ``items`` are int64 index tensors and ``values`` a float32
+    tensor, all one-dimensional and of the same length.
+    """
+
+    users: torch.Tensor
+    items: torch.Tensor
+    values: torch.Tensor
+    n_users: int
+    n_items: int
+
+    def __post_init__(self) -> None:
+        if self.users.dtype != torch.int64 or self.items.dtype != torch.int64:
+            raise TypeError(
+                f"Ratings users/items must be int64 tensors, got {self.users.dtype} and {self.items.dtype}"
+            )
+        if not self.values.is_floating_point():
+            raise TypeError(f"Ratings values must be a floating tensor, got {self.values.dtype}")
+        if not (self.users.dim() == self.items.dim() == self.values.dim() == 1):
+            raise ValueError("Ratings users, items and values must be one-dimensional")
+        if not (len(self.users) == len(self.items) == len(self.values)):
+            raise ValueError(
+                f"Ratings users, items and values differ in length: "
+                f"{len(self.users)}, {len(self.items)}, {len(self.values)}"
+            )
+        if self.n_users <= 0 or self.n_items <= 0:
+            raise ValueError(f"Ratings need a positive shape, got {self.n_users} x {self.n_items}")
+        if len(self.users):
+            for name, idx, bound in (("users", self.users, self.n_users), ("items", self.items, self.n_items)):
+                lo, hi = int(idx.min()), int(idx.max())
+                if lo < 0 or hi >= bound:
+                    raise ValueError(f"Ratings {name} index range [{lo}, {hi}] is outside [0, {bound})")
+
+    @classmethod
+    def from_arrays(cls, users, items, values, n_users: int | None = None, n_items: int | None = None) -> "Ratings":
+        """Build from any array-likes (numpy, lists, tensors); shape defaults to max index + 1."""
+        u = torch.as_tensor(np.asarray(users), dtype=torch.int64)
+        i = torch.as_tensor(np.asarray(items), dtype=torch.int64)
+        v = torch.as_tensor(np.asarray(values), dtype=torch.float32)
+        n_users = int(n_users if n_users is not None else (int(u.max()) + 1 if len(u) else 1))
+        n_items = int(n_items if n_items is not None else (int(i.max()) + 1 if len(i) else 1))
+        return cls(u.contiguous(), i.contiguous(), v.contiguous(), n_users, n_items)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def nnz(self) -> int:
+        return len(self.values)
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+    def mean(self) -> float:
+        """Mean rating (0.0 for an empty set), accumulated in float64."""
+        return float(self.values.double().mean()) if len(self) else 0.0
+
+    def to(self, device: torch.device | str) -> "Ratings":
+        device = torch.device(device)
+        if self.device == device:
+            return self
+        return Ratings(
+            self.users.to(device), self.items.to(device), self.values.to(device), self.n_users, self.n_items
+        )
+
+    def subset(self, index: torch.Tensor) -> "Ratings":
+        """The ratings at ``index`` (a tensor of positions), same shape."""
+        return Ratings(self.users[index], self.items[index], self.values[index], self.n_users, self.n_items)
+
+    def split(self, test_fraction: float, seed: int) -> tuple["Ratings", "Ratings"]:
+        """Deterministic (train, held-out) split: the same seed gives the same split everywhere."""
+        if not 0.0 <= test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        generator = torch.Generator().manual_seed(int(seed))
+        order = torch.randperm(len(self), generator=generator)
+        n_test = int(round(test_fraction * len(self)))
+        test_idx, _ = order[:n_test].sort()
+        train_idx, _ = order[n_test:].sort()
+        return self.subset(train_idx), self.subset(test_idx)
+
+    def fingerprint(self) -> str:
+        """A content hash: equal fingerprints mean the same shape and the same ratings in the same order."""
+        digest = hashlib.sha256()
+        digest.update(f"{self.n_users}x{self.n_items}:{len(self)}".encode())
+        for tensor in (self.users, self.items, self.values.float()):
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"Ratings({self.n_users} x {self.n_items}, nnz={len(self)}, device={self.device})"
+
+
+def fingerprint_split(train: Ratings, test: Ratings) -> str:
+    """One fingerprint for a train/held-out pair, so results on different splits never compare silently."""
+    return hashlib.sha256(f"{train.fingerprint()}|{test.fingerprint()}".encode()).hexdigest()[:16]

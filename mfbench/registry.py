@@ -1,0 +1,115 @@
+"""Collecting parts from plugins through their ``register`` callbacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import pluggy
+
+from .errors import PluginError, SelectionError, unknown_name
+from .parts import DEVICE_TYPES, NAME_PATTERN, PARAM_TYPES, Dataset, Model, Part, Strategy
+from .manager import plugin_origin
+
+HOOKS: dict[type[Part], str] = {
+    Dataset: "mfbench_register_datasets",
+    Model: "mfbench_register_models",
+    Strategy: "mfbench_register_strategies",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered part and the plugin that provided it."""
+
+    cls: type[Part]
+    plugin: str
+    origin: str
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+
+@dataclass
+class Registry:
+    """Every registered dataset, model and strategy, by name."""
+
+    datasets: dict[str, Entry] = field(default_factory=dict)
+    models: dict[str, Entry] = field(default_factory=dict)
+    strategies: dict[str, Entry] = field(default_factory=dict)
+
+    def table(self, base: type[Part]) -> dict[str, Entry]:
+        return {Dataset: self.datasets, Model: self.models, Strategy: self.strategies}[base]
+
+    def get(self, base: type[Part], name: str) -> Entry:
+        table = self.table(base)
+        if name not in table:
+            raise SelectionError(unknown_name(base.kind, name, table))
+        return table[name]
+
+    def __iter__(self) -> Iterator[Entry]:
+        for base in HOOKS:
+            yield from self.table(base).values()
+
+
+def validate_part(cls: Any, base: type[Part], plugin: str) -> None:
+    """Refuse what the runner could not use, naming the plugin that registered it."""
+    where = f"plugin {plugin!r}"
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PluginError(f"{where} registered {cls!r}, which is not a subclass of mfbench.{base.__name__}")
+    name = getattr(cls, "name", "")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise PluginError(
+            f"{where} registered {cls.__qualname__} with invalid name {name!r}: use letters, digits, '_', '.', '-'"
+        )
+    if not isinstance(cls.params, dict) and not hasattr(cls.params, "items"):
+        raise PluginError(f"{where}: {base.kind} {name!r} params must be a dict of defaults")
+    for key, default in cls.params.items():
+        if not isinstance(key, str) or not NAME_PATTERN.match(key):
+            raise PluginError(f"{where}: {base.kind} {name!r} has an invalid parameter name {key!r}")
+        if not isinstance(default, PARAM_TYPES):
+            raise PluginError(
+                f"{where}: {base.kind} {name!r} parameter {key!r} default {default!r} must be "
+                f"a bool, int, float, str or None"
+            )
+    if base is Strategy:
+        unknown = [d for d in cls.devices if d not in DEVICE_TYPES]
+        if unknown or not cls.devices:
+            raise PluginError(
+                f"{where}: strategy {name!r} declares devices {cls.devices!r}; use a non-empty subset of {DEVICE_TYPES}"
+            )
+
+
+def collect(pm: pluggy.PluginManager) -> Registry:
+    """Call every registration hook, one plugin at a time, so each part knows its plugin."""
+    registry = Registry()
+    for base, hook_name in HOOKS.items():
+        table = registry.table(base)
+        hook = getattr(pm.hook, hook_name)
+        # pluggy calls implementations last-registered first; keep that order.
+        for impl in reversed(hook.get_hookimpls()):
+            plugin_name = impl.plugin_name
+            origin = plugin_origin(pm, impl.plugin)
+            kwargs = {"register": _register_into(table, base, plugin_name, origin)}
+            try:
+                impl.function(*(kwargs[arg] for arg in impl.argnames))
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {exc!r}") from exc
+    return registry
+
+
+def _register_into(table: dict[str, Entry], base: type[Part], plugin: str, origin: str) -> Callable[[type], None]:
+    def register(cls: type) -> None:
+        validate_part(cls, base, plugin)
+        existing = table.get(cls.name)
+        if existing is not None:
+            raise PluginError(
+                f"{base.kind} name {cls.name!r} is registered twice: by plugin {existing.plugin!r} "
+                f"and by plugin {plugin!r}. Rename one, or block one with -p no:NAME."
+            )
+        table[cls.name] = Entry(cls, plugin, origin)
+
+    return register

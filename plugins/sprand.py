@@ -1,0 +1,32 @@
+"""The seed notebook's data: a uniformly sparse random matrix with integer ratings 1..4."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+
+import mfbench
+
+
+class SparseRandom(mfbench.Dataset):
+    """scipy.sparse.rand matrix with integer ratings drawn uniformly from 1..4 (the notebook's data)."""
+
+    name = "sprand"
+    params = {"n_users": 1000, "n_items": 1000, "density": 0.01}
+
+    def load(self, seed: int) -> mfbench.Ratings:
+        n_users, n_items, density = self.params["n_users"], self.params["n_items"], self.params["density"]
+        if n_users <= 0 or n_items <= 0:
+            raise mfbench.MfbenchError(f"sprand needs positive n_users and n_items, got {n_users} x {n_items}")
+        if not 0.0 < density <= 1.0:
+            raise mfbench.MfbenchError(f"sprand density must be in (0, 1], got {density}")
+        rng = np.random.default_rng(seed)
+        # Passed positionally: the generator argument is `rng` in new SciPy, `random_state` in old.
+        matrix = scipy.sparse.rand(n_users, n_items, density, "coo", None, rng)
+        values = rng.integers(1, 5, size=matrix.nnz).astype(np.float32)
+        return mfbench.Ratings.from_arrays(matrix.row, matrix.col, values, n_users, n_items)
+
+
+@mfbench.hookimpl
+def mfbench_register_datasets(register):
+    register(SparseRandom)
