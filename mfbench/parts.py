@@ -148,6 +148,9 @@ class Strategy(Part):
         """
         raise NotImplementedError
 
+    def teardown(self) -> None:
+        """Release what ``setup`` acquired (worker processes, files). Always called, even after an error."""
+
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The order in which exact strategies visit ``n`` training ratings in ``epoch``.
