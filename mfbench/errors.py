@@ -24,4 +24,8 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     listing = ", ".join(known) if known else "(none registered)"
-    return f"unknown {kind} {name!r}.{hint} Known {kind}s: {listing}."
+    return f"unknown {kind} {name!r}.{hint} Known {plural(kind)}: {listing}."
+
+
+def plural(noun: str) -> str:
+    return noun[:-1] + "ies" if noun.endswith("y") else noun + "s"

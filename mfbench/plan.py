@@ -1,0 +1,129 @@
+"""Planning a run: selections resolved against the registry into a list of cases.
+
+Everything a user can get wrong (unknown names, unknown parameters, values of
+the wrong type, bad devices) is found here, before a single case runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+
+from .devices import parse_device
+from .errors import SelectionError
+from .parts import Dataset, Model, Part, Strategy
+from .registry import Entry, Registry
+from .selection import Selection, format_selection, parse_selection
+
+FACTORS_PARAM = "n_factors"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One registered part with fully resolved parameters."""
+
+    entry: Entry
+    params: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def label(self) -> str:
+        """The name with the parameters that differ from the defaults: short, and enough to tell cases apart."""
+        defaults = self.entry.cls.params
+        changed = {k: v for k, v in self.params.items() if k not in defaults or defaults[k] != v}
+        return format_selection(self.name, changed)
+
+    def make(self) -> Part:
+        return self.entry.cls(**self.params)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One combination the runner measures."""
+
+    dataset: Choice
+    model: Choice
+    strategy: Choice
+    device: torch.device
+
+    @property
+    def id(self) -> str:
+        return " / ".join((self.dataset.label, self.model.label, self.strategy.label, str(self.device)))
+
+
+@dataclass
+class RunConfig:
+    """How every case is run."""
+
+    epochs: int = 3
+    repeats: int = 3
+    seed: int = 0
+    test_fraction: float = 0.1
+    factors: int | None = None
+    timeout: float | None = None
+    selections: dict[str, list[str]] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise SelectionError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.repeats < 1:
+            raise SelectionError(f"--repeats must be at least 1, got {self.repeats}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise SelectionError(f"--test-fraction must be between 0 and 1, got {self.test_fraction}")
+        if self.factors is not None and self.factors < 1:
+            raise SelectionError(f"--factors must be at least 1, got {self.factors}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise SelectionError(f"--timeout must be positive, got {self.timeout}")
+
+
+def resolve(registry: Registry, base: type[Part], texts: Sequence[str], extra: dict[str, Any] | None = None) -> list[Choice]:
+    """Each selection string expanded over its grid; ``extra`` fills declared params not given explicitly."""
+    choices: list[Choice] = []
+    for text in texts:
+        selection: Selection = parse_selection(text)
+        entry = registry.get(base, selection.name)
+        for given in selection.expand():
+            merged = {k: v for k, v in (extra or {}).items() if k in entry.cls.params and k not in given}
+            merged.update(given)
+            choice = Choice(entry, entry.cls.resolve_params(merged))
+            if choice not in choices:
+                choices.append(choice)
+    return choices
+
+
+def plan(
+    registry: Registry,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    strategies: Sequence[str],
+    devices: Sequence[str],
+    config: RunConfig,
+) -> list[Case]:
+    """The cross product dataset x model x strategy (x grid) x device, in that nesting order."""
+    config.validate()
+    extra_model = {FACTORS_PARAM: config.factors} if config.factors is not None else None
+    data_choices = resolve(registry, Dataset, datasets)
+    model_choices = resolve(registry, Model, models, extra_model)
+    strategy_choices = resolve(registry, Strategy, strategies)
+    device_list: list[torch.device] = []
+    for text in devices:
+        device = parse_device(text)
+        if device not in device_list:
+            device_list.append(device)
+    for kind, chosen in (("dataset", data_choices), ("model", model_choices), ("strategy", strategy_choices)):
+        if not chosen:
+            raise SelectionError(f"no {kind} selected")
+    if not device_list:
+        raise SelectionError("no device selected")
+    return [
+        Case(d, m, s, dev)
+        for d in data_choices
+        for m in model_choices
+        for s in strategy_choices
+        for dev in device_list
+    ]

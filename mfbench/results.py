@@ -1,0 +1,114 @@
+"""Results files: one JSON document per run, rewritten atomically after every case.
+
+An interrupted run therefore leaves a valid file holding every case it
+finished (``complete`` stays false). The schema is documented in the README.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import MfbenchError
+
+SCHEMA = "mfbench.results"
+SCHEMA_VERSION = 1
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN and infinities are not JSON: store them as strings ("nan", "inf", "-inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def atomic_write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(_jsonable(document), handle, indent=1, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class ResultsFile:
+    """The results document of one run, kept on disk as it grows."""
+
+    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.document: dict[str, Any] = {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "created": now_iso(),
+            "finished": None,
+            "complete": False,
+            **header,
+            "cases": [],
+        }
+        atomic_write_json(self.path, self.document)
+
+    def add(self, case: dict[str, Any]) -> None:
+        self.document["cases"].append(case)
+        atomic_write_json(self.path, self.document)
+
+    def finish(self) -> None:
+        self.document["finished"] = now_iso()
+        self.document["complete"] = True
+        atomic_write_json(self.path, self.document)
+
+
+def load_results(path: Path | str) -> dict[str, Any]:
+    """Read and check a results file; problems become messages, not tracebacks."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MfbenchError(f"cannot read results file {path}: {exc.strerror or exc}") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MfbenchError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        raise MfbenchError(f"{path} is not an mfbench results file (no \"schema\": \"{SCHEMA}\")")
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise MfbenchError(
+            f"{path} has results schema version {version}; this mfbench reads version {SCHEMA_VERSION}"
+        )
+    if not isinstance(document.get("cases"), list):
+        raise MfbenchError(f"{path} has no list of cases")
+    return document
+
+
+def default_results_path(directory: Path) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = directory / f"run-{stamp}.json"
+    counter = 1
+    while path.exists():
+        counter += 1
+        path = directory / f"run-{stamp}-{counter}.json"
+    return path

@@ -1,0 +1,252 @@
+"""The runner: measures each case the same way, whoever wrote the strategy.
+
+Per case and repeat: seed, build the model, move model and data to the device
+(timed as transfer), the strategy's setup (timed as setup), then per epoch a
+timed ``run_epoch`` with the device synchronized around it, and an evaluation
+of train and held-out RMSE outside the timed region. One case failing never
+stops the run: it becomes a row with a status and a reason.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from .devices import unavailable_reason
+from .metrics import rmse
+from .parts import Strategy
+from .plan import Case, RunConfig
+from .ratings import Ratings, fingerprint_split
+from .timing import Clock, Sync, synchronize, timed
+
+STATUSES = ("ok", "skipped", "error", "diverged", "timeout")
+#: A train RMSE this many times its value before training means the case diverged.
+DIVERGENCE_FACTOR = 100.0
+
+Observer = Callable[[dict[str, Any]], None]
+EpochObserver = Callable[[Case, int, int, dict[str, Any]], None]
+
+
+class CaseEnded(Exception):
+    """Stops a case early with a status other than ok or error."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class LoadedData:
+    train: Ratings
+    test: Ratings
+    info: dict[str, Any]
+
+
+class Runner:
+    """Runs planned cases and hands each finished case record to ``on_case``."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        on_case: Observer | None = None,
+        on_epoch: EpochObserver | None = None,
+        sync: Sync = synchronize,
+        clock: Clock = time.perf_counter,
+    ) -> None:
+        self.config = config
+        self.on_case = on_case
+        self.on_epoch = on_epoch
+        self.sync = sync
+        self.clock = clock
+        self._data_key: tuple | None = None
+        self._data: LoadedData | BaseException | None = None
+
+    def run(self, cases: list[Case]) -> list[dict[str, Any]]:
+        records = []
+        for case in cases:
+            record = self.run_case(case)
+            records.append(record)
+            if self.on_case is not None:
+                self.on_case(record)
+        return records
+
+    # -- data -------------------------------------------------------------
+
+    def load_data(self, case: Case) -> LoadedData:
+        """The case's data, split; reused while consecutive cases share a dataset (a load error too)."""
+        key = (case.dataset.name, tuple(sorted(case.dataset.params.items())), self.config.seed)
+        if key != self._data_key:
+            self._data_key, self._data = key, None
+            try:
+                self._data = self._load(case)
+            except Exception as exc:  # remembered, so every case on this dataset reports it
+                self._data = exc
+        if isinstance(self._data, BaseException):
+            raise self._data
+        assert self._data is not None
+        return self._data
+
+    def _load(self, case: Case) -> LoadedData:
+        dataset = case.dataset.make()
+        start = self.clock()
+        ratings = dataset.load(self.config.seed)
+        load_s = self.clock() - start
+        train, test = ratings.split(self.config.test_fraction, self.config.seed)
+        info = {
+            "name": case.dataset.name,
+            "label": case.dataset.label,
+            "params": case.dataset.params,
+            "n_users": ratings.n_users,
+            "n_items": ratings.n_items,
+            "nnz": ratings.nnz,
+            "train_nnz": train.nnz,
+            "test_nnz": test.nnz,
+            "test_fraction": self.config.test_fraction,
+            "split_seed": self.config.seed,
+            "fingerprint": fingerprint_split(train, test),
+            "load_s": load_s,
+        }
+        return LoadedData(train, test, info)
+
+    # -- one case ---------------------------------------------------------
+
+    def base_record(self, case: Case) -> dict[str, Any]:
+        strategy_cls = case.strategy.entry.cls
+        return {
+            "id": case.id,
+            "dataset": {"name": case.dataset.name, "label": case.dataset.label, "params": case.dataset.params},
+            "model": {
+                "name": case.model.name,
+                "label": case.model.label,
+                "params": case.model.params,
+                "plugin": case.model.entry.plugin,
+            },
+            "strategy": {
+                "name": case.strategy.name,
+                "params": case.strategy.params,
+                "plugin": case.strategy.entry.plugin,
+                "exact": bool(getattr(strategy_cls, "exact", False)),
+            },
+            "device": str(case.device),
+            "status": "ok",
+            "reason": "",
+            "repeats": [],
+            "summary": {},
+        }
+
+    def run_case(self, case: Case) -> dict[str, Any]:
+        record = self.base_record(case)
+        strategy_cls: type[Strategy] = case.strategy.entry.cls  # type: ignore[assignment]
+        reason = unavailable_reason(case.device)
+        if reason is None and case.device.type not in strategy_cls.devices:
+            reason = f"strategy {strategy_cls.name!r} supports {', '.join(strategy_cls.devices)} only"
+        if reason is not None:
+            return self._end(record, "skipped", reason)
+        started = self.clock()
+        try:
+            data = self.load_data(case)
+            record["dataset"] = data.info
+            for repeat in range(self.config.repeats):
+                result: dict[str, Any] = {"repeat": repeat, "epochs": []}
+                record["repeats"].append(result)  # filled in place: a failed repeat keeps what it measured
+                self._run_repeat(case, data, repeat, started, result)
+        except CaseEnded as ended:
+            self._end(record, ended.status, ended.reason)
+            if ended.status == "skipped":
+                record["repeats"] = []
+        except Exception as exc:  # a broken strategy is a row, not a crash
+            record["traceback"] = traceback.format_exc()
+            self._end(record, "error", f"{type(exc).__name__}: {exc}")
+        finally:
+            if case.device.type == "cuda":
+                torch.cuda.empty_cache()
+        record["summary"] = summarize(record)
+        return record
+
+    def _end(self, record: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
+        record["status"], record["reason"] = status, reason
+        return record
+
+    def _run_repeat(self, case: Case, data: LoadedData, repeat: int, started: float, result: dict[str, Any]) -> None:
+        config, device = self.config, case.device
+        torch.manual_seed(config.seed)
+        model = case.model.make().build(data.train)  # type: ignore[attr-defined]
+
+        def move():
+            return model.to(device), data.train.to(device), data.test.to(device)
+
+        (model, train, test), result["transfer_s"] = timed(move, device, self.sync, self.clock)
+        strategy: Strategy = case.strategy.make()  # type: ignore[assignment]
+        skip = strategy.skip(model, device)
+        if skip:
+            raise CaseEnded("skipped", skip)
+        try:
+            _, result["setup_s"] = timed(lambda: strategy.setup(model, train, device, config.seed), device, self.sync, self.clock)
+            result["initial"] = {"train_rmse": rmse(model, train), "test_rmse": rmse(model, test)}
+            baseline = result["initial"]["train_rmse"]
+            for epoch in range(config.epochs):
+                loss, seconds = timed(lambda: strategy.run_epoch(epoch), device, self.sync, self.clock)
+                eval_start = self.clock()
+                entry = {"epoch": epoch, "seconds": seconds, "train_rmse": rmse(model, train), "test_rmse": rmse(model, test)}
+                entry["eval_s"] = self.clock() - eval_start
+                if loss is not None:
+                    entry["loss"] = float(loss)
+                result["epochs"].append(entry)
+                if self.on_epoch is not None:
+                    self.on_epoch(case, repeat, epoch, entry)
+                check_divergence(entry, baseline, repeat, epoch)
+                elapsed = self.clock() - started
+                if config.timeout is not None and elapsed > config.timeout and not self._last(repeat, epoch):
+                    raise CaseEnded(
+                        "timeout",
+                        f"case ran {elapsed:.1f} s, over the {config.timeout:g} s limit, after epoch {epoch + 1} "
+                        f"of repeat {repeat + 1}; finished epochs are kept",
+                    )
+        finally:
+            strategy.teardown()
+
+    def _last(self, repeat: int, epoch: int) -> bool:
+        return repeat == self.config.repeats - 1 and epoch == self.config.epochs - 1
+
+
+def check_divergence(entry: dict[str, Any], baseline: float, repeat: int, epoch: int) -> None:
+    where = f"at epoch {epoch + 1} of repeat {repeat + 1}"
+    for key in ("loss", "train_rmse"):
+        value = entry.get(key)
+        if value is not None and not math.isfinite(value):
+            raise CaseEnded("diverged", f"{key.replace('_', ' ')} became {value} {where}")
+    if math.isfinite(baseline) and entry["train_rmse"] > DIVERGENCE_FACTOR * max(baseline, 1.0):
+        raise CaseEnded(
+            "diverged",
+            f"train RMSE grew from {baseline:.4g} to {entry['train_rmse']:.4g} {where} (over {DIVERGENCE_FACTOR:g}x)",
+        )
+
+
+def summarize(record: dict[str, Any]) -> dict[str, Any]:
+    """Medians over every timed epoch of every repeat, and the final quality."""
+    epochs = [e for r in record["repeats"] for e in r.get("epochs", [])]
+    if not epochs:
+        return {}
+    updates = record["dataset"].get("train_nnz", 0)
+    seconds = [e["seconds"] for e in epochs]
+    median_s = statistics.median(seconds)
+    finals = [r["epochs"][-1] for r in record["repeats"] if r.get("epochs")]
+    setups = [r["setup_s"] for r in record["repeats"] if "setup_s" in r]
+    return {
+        "updates_per_epoch": updates,
+        "epochs_timed": len(epochs),
+        "median_epoch_s": median_s,
+        "min_epoch_s": min(seconds),
+        "max_epoch_s": max(seconds),
+        "median_updates_per_s": updates / median_s if median_s > 0 else math.inf,
+        "median_setup_s": statistics.median(setups) if setups else None,
+        "final_train_rmse": statistics.median(f["train_rmse"] for f in finals),
+        "final_test_rmse": statistics.median(f["test_rmse"] for f in finals),
+    }
