@@ -111,12 +111,13 @@ def parse_selection(text: str) -> Selection:
             if key in grid:
                 raise SelectionError(f"parameter {key!r} given twice in {source!r}")
             raw = raw.strip()
-            if raw.startswith("[") and raw.endswith("]"):
+            quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\""
+            if not quoted and raw.startswith("[") and raw.endswith("]"):
                 values = [parse_value(v) for v in _split_top(raw[1:-1], source)]
                 if not values or any(v == "" for v in values):
                     raise SelectionError(f"empty value in the list for {key!r} in {source!r}")
             else:
-                if "[" in raw or "]" in raw:
+                if not quoted and ("[" in raw or "]" in raw):
                     raise SelectionError(f"malformed value {raw!r} for {key!r} in {source!r}. " + GRAMMAR_HELP)
                 values = [parse_value(raw)]
             grid[key] = values

@@ -1,0 +1,132 @@
+"""The command line, driven in-process through mfbench.cli.main."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mfbench.cli import main
+
+from conftest import TINY
+from test_plugins import write_plugin_module
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    monkeypatch.setenv("MFBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.delenv("MFBENCH_PLUGINS", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_list_shows_parts_params_and_plugins(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "sprand" in out and "n_users=1000,n_items=1000,density=0.01" in out
+    assert "reference" in out and "lr=1e-06" in out and "exact" in out
+    assert "mfbench.plugins.reference (mfbench" in out
+
+
+def test_run_prints_lines_then_a_table_and_writes_results(capsys, tmp_path):
+    out_path = tmp_path / "r.json"
+    code = main(["run", "-d", TINY, "-s", "reference", "--epochs", "1", "--repeats", "1", "--device", "cpu",
+                 "--device", "cuda:99", "-o", str(out_path)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "[1/2]" in captured.err and "[2/2]" in captured.err
+    for column in ("dataset", "model", "strategy", "device", "params", "status", "updates/s", "s/epoch",
+                   "train RMSE", "test RMSE"):
+        assert column in captured.out
+    assert f"results: {out_path}" in captured.out
+    document = json.loads(out_path.read_text())
+    assert [c["status"] for c in document["cases"]] == ["ok", "skipped"]
+    assert document["machine"]["torch"] and document["config"]["epochs"] == 1
+
+    assert main(["report", str(out_path)]) == 0
+    report_out = capsys.readouterr().out
+    table = captured.out.split("\nresults:")[0].strip()
+    assert report_out.strip() == table
+
+
+def test_default_output_goes_under_dot_mfbench(capsys, tmp_path):
+    assert main(["run", "-d", TINY, "-s", "reference", "--epochs", "1", "--repeats", "1", "--device", "cpu", "-q"]) == 0
+    files = list((tmp_path / ".mfbench" / "runs").glob("run-*.json"))
+    assert len(files) == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_format_option_accepts_tabulate_formats(capsys):
+    assert main(["run", "-d", TINY, "-s", "reference", "--epochs", "1", "--repeats", "1", "--device", "cpu",
+                 "--format", "github", "-q"]) == 0
+    assert "| dataset" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "-s", "refrence"], "unknown strategy 'refrence'. Did you mean 'reference'?"),
+        (["run", "-m", "dott"], "unknown model 'dott'. Did you mean 'dot'?"),
+        (["run", "-d", "nope"], "unknown dataset 'nope'"),
+        (["run", "-s", "reference[lx=1]"], "unknown parameter 'lx'"),
+        (["run", "-s", "reference[lr=fast]"], "takes a float"),
+        (["run", "--device", "tpu"], "unknown device 'tpu'"),
+        (["run", "--epochs", "0"], "--epochs must be at least 1"),
+        (["run", "--format", "fancy"], "unknown table format 'fancy'"),
+        (["run", "-p", "no_such_plugin_module"], "cannot import plugin module"),
+        (["report", "missing.json"], "cannot read results file"),
+        (["data", "download", "nothing-like-this"], "unknown download 'nothing-like-this'"),
+    ],
+)
+def test_usage_errors_are_messages_not_tracebacks(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_report_refuses_a_file_that_is_not_results(capsys, tmp_path):
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    assert main(["report", str(tmp_path / "x.json")]) == 2
+    assert "not an mfbench results file" in capsys.readouterr().err
+    (tmp_path / "y.json").write_text("{")
+    assert main(["report", str(tmp_path / "y.json")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_run_exits_1_when_a_case_errors(capsys, tmp_path, monkeypatch):
+    (tmp_path / "bad_plugin.py").write_text(
+        "import mfbench\n"
+        "class Bad(mfbench.Strategy):\n"
+        "    name = 'bad'\n"
+        "    def setup(self, model, train, device, seed): raise RuntimeError('kaputt')\n"
+        "@mfbench.hookimpl\n"
+        "def mfbench_register_strategies(register): register(Bad)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(["run", "-p", "bad_plugin", "-d", TINY, "-s", "bad", "-s", "reference", "--device", "cpu",
+                 "--epochs", "1", "--repeats", "1"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "RuntimeError: kaputt" in captured.err and "1 case(s) ended in error" in captured.err
+    assert "reference" in captured.out  # the other case still ran and is in the table
+
+
+def test_p_module_appears_in_list_and_run(capsys, tmp_path, monkeypatch):
+    write_plugin_module(tmp_path, "cli_plugin", "from-cli")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["list", "-p", "cli_plugin"]) == 0
+    assert "from-cli" in capsys.readouterr().out
+    assert main(["run", "-p", "cli_plugin", "-d", TINY, "-s", "from-cli", "--device", "cpu", "--epochs", "1",
+                 "--repeats", "1", "-q"]) == 0
+    assert "from-cli" in capsys.readouterr().out
+
+
+def test_help_documents_the_grammar(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "NAME[param=value,...]" in out and "grid" in out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "run" in capsys.readouterr().out

@@ -1,0 +1,162 @@
+"""Plugin loading and registration: the road every built-in and third-party part travels."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+import mfbench
+from mfbench.errors import PluginError
+from mfbench.registry import collect
+from mfbench.report import render_table
+
+
+class Throwaway(mfbench.Strategy):
+    """A strategy that only exists in this test."""
+
+    name = "throwaway"
+    params = {"steps": 1}
+
+    def setup(self, model, train, device, seed):
+        self.model = model
+
+    def run_epoch(self, epoch):
+        return 0.0
+
+
+class ThrowawayPlugin:
+    @mfbench.hookimpl
+    def mfbench_register_strategies(self, register):
+        register(Throwaway)
+
+
+def test_throwaway_strategy_shows_in_a_run_and_its_table(fresh_pm, run_cases):
+    fresh_pm.register(ThrowawayPlugin(), name="throwaway-plugin")
+    registry = collect(fresh_pm)
+    assert registry.strategies["throwaway"].plugin == "throwaway-plugin"
+    records = run_cases(fresh_pm, ["throwaway[steps=[1,2]]"])
+    assert [(r["strategy"]["name"], r["strategy"]["params"], r["status"]) for r in records] == [
+        ("throwaway", {"steps": 1}, "ok"),
+        ("throwaway", {"steps": 2}, "ok"),
+    ]
+    table = render_table(records)
+    assert "throwaway" in table and "steps=2" in table
+
+
+def test_duplicate_name_names_both_plugins(fresh_pm):
+    class Clash:
+        @mfbench.hookimpl
+        def mfbench_register_strategies(self, register):
+            class Again(Throwaway):
+                name = "reference"
+
+            register(Again)
+
+    fresh_pm.register(Clash(), name="clashing-plugin")
+    with pytest.raises(PluginError) as info:
+        collect(fresh_pm)
+    message = str(info.value)
+    assert "'reference'" in message and "mfbench.plugins.reference" in message and "clashing-plugin" in message
+
+
+def test_misspelt_hook_fails_at_load(tmp_path, monkeypatch):
+    (tmp_path / "typo_plugin.py").write_text(
+        textwrap.dedent(
+            """
+            import mfbench
+
+            @mfbench.hookimpl
+            def mfbench_register_stratgies(register):
+                pass
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match="mfbench_register_stratgies"):
+        mfbench.make_plugin_manager(["typo_plugin"], entry_points=False, env=False)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (object, "not a subclass"),
+        (type("NoName", (mfbench.Strategy,), {}), "invalid name"),
+        (type("Spaced", (mfbench.Strategy,), {"name": "has space"}), "invalid name"),
+        (type("BadParam", (mfbench.Strategy,), {"name": "x", "params": {"lr": [1, 2]}}), "must be a bool"),
+        (type("BadDevice", (mfbench.Strategy,), {"name": "x", "devices": ("tpu",)}), "devices"),
+        (type("WrongKind", (mfbench.Model,), {"name": "x"}), "not a subclass of mfbench.Strategy"),
+    ],
+)
+def test_register_validates(fresh_pm, bad, message):
+    class Bad:
+        @mfbench.hookimpl
+        def mfbench_register_strategies(self, register):
+            register(bad)
+
+    fresh_pm.register(Bad(), name="bad-plugin")
+    with pytest.raises(PluginError, match=message) as info:
+        collect(fresh_pm)
+    assert "bad-plugin" in str(info.value)
+
+
+def test_a_plugin_that_raises_while_registering_is_named(fresh_pm):
+    class Broken:
+        @mfbench.hookimpl
+        def mfbench_register_models(self, register):
+            raise RuntimeError("boom")
+
+    fresh_pm.register(Broken(), name="broken-plugin")
+    with pytest.raises(PluginError, match="broken-plugin.*boom"):
+        collect(fresh_pm)
+
+
+def test_block_a_builtin_plugin():
+    pm = mfbench.make_plugin_manager(["no:mfbench.plugins.reference"], entry_points=False, env=False)
+    assert "reference" not in collect(pm).strategies
+    assert "dot" in collect(pm).models
+
+
+def write_plugin_module(directory, module="my_strategies", strategy="mine"):
+    (directory / f"{module}.py").write_text(
+        textwrap.dedent(
+            f"""
+            import mfbench
+
+            class Mine(mfbench.Strategy):
+                name = "{strategy}"
+                params = {{"lr": 0.5}}
+
+                def setup(self, model, train, device, seed):
+                    pass
+
+                def run_epoch(self, epoch):
+                    return None
+
+            @mfbench.hookimpl
+            def mfbench_register_strategies(register):
+                register(Mine)
+            """
+        )
+    )
+
+
+def test_load_module_with_p_and_env_var(tmp_path, monkeypatch):
+    write_plugin_module(tmp_path, "by_flag", "flagged")
+    write_plugin_module(tmp_path, "by_env", "from-env")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("MFBENCH_PLUGINS", "by_env")
+    registry = collect(mfbench.make_plugin_manager(["by_flag"], entry_points=False))
+    assert registry.strategies["flagged"].plugin == "by_flag"
+    assert registry.strategies["from-env"].plugin == "by_env"
+
+
+def test_unknown_module_is_a_clear_error():
+    with pytest.raises(PluginError, match="cannot import plugin module 'no_such_module_x'"):
+        mfbench.make_plugin_manager(["no_such_module_x"], entry_points=False, env=False)
+
+
+def test_no_global_manager_leaks_between_managers(fresh_pm):
+    fresh_pm.register(ThrowawayPlugin(), name="throwaway-plugin")
+    other = mfbench.make_plugin_manager(entry_points=False, env=False)
+    assert "throwaway" not in collect(other).strategies

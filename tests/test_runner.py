@@ -1,0 +1,201 @@
+"""The runner: one status per case, failures contained, results kept as they finish."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import mfbench
+from mfbench.plan import RunConfig, plan
+from mfbench.registry import collect
+from mfbench.report import render_table
+from mfbench.results import ResultsFile, load_results
+from mfbench.runner import STATUSES, Runner
+
+from conftest import TINY
+
+
+class Raising(mfbench.Strategy):
+    name = "raising"
+
+    def setup(self, model, train, device, seed):
+        pass
+
+    def run_epoch(self, epoch):
+        raise ValueError("this strategy is broken on purpose")
+
+
+class Exploding(mfbench.Strategy):
+    name = "exploding"
+    params = {"how": "nan"}
+
+    def setup(self, model, train, device, seed):
+        self.model = model
+
+    def run_epoch(self, epoch):
+        with torch.no_grad():
+            if self.params["how"] == "nan":
+                self.model.user_factors.weight.fill_(float("nan"))
+            else:
+                self.model.user_factors.weight.mul_(1e4)
+        return None
+
+
+class Counting(mfbench.Strategy):
+    """Does no training; records calls so the runner's protocol can be checked."""
+
+    name = "counting"
+    calls: list = []
+
+    def skip(self, model, device):
+        return "no biased models, please" if hasattr(model, "user_bias") else None
+
+    def setup(self, model, train, device, seed):
+        Counting.calls.append(("setup", len(train)))
+
+    def run_epoch(self, epoch):
+        Counting.calls.append(("epoch", epoch))
+        return 1.0
+
+    def teardown(self):
+        Counting.calls.append(("teardown",))
+
+
+class Parts:
+    @mfbench.hookimpl
+    def mfbench_register_strategies(self, register):
+        for cls in (Raising, Exploding, Counting):
+            register(cls)
+
+
+@pytest.fixture
+def pm(fresh_pm):
+    fresh_pm.register(Parts(), name="test-parts")
+    return fresh_pm
+
+
+def test_a_raising_strategy_is_an_error_row_and_the_run_goes_on(pm, run_cases):
+    records = run_cases(pm, ["raising", "counting"])
+    assert [r["status"] for r in records] == ["error", "ok"]
+    assert "ValueError: this strategy is broken on purpose" in records[0]["reason"]
+    assert "Traceback" in records[0]["traceback"]
+
+
+def test_unavailable_device_is_skipped_with_the_reason(pm, run_cases):
+    records = run_cases(pm, ["counting"], devices=("cpu", "cuda:99"))
+    assert [r["status"] for r in records] == ["ok", "skipped"]
+    assert "CUDA is not available" in records[1]["reason"]
+
+
+def test_strategy_device_support_and_skip_hook(pm, run_cases):
+    class CpuOnly(Counting):
+        name = "cpu-only"
+        devices = ("cpu",)
+
+    class More:
+        @mfbench.hookimpl
+        def mfbench_register_strategies(self, register):
+            register(CpuOnly)
+
+    pm.register(More(), name="more")
+    if torch.cuda.is_available():
+        records = run_cases(pm, ["cpu-only"], devices=("cuda",))
+        assert records[0]["status"] == "skipped" and "supports cpu only" in records[0]["reason"]
+    records = run_cases(pm, ["counting"], models=("biased",))
+    assert records[0]["status"] == "skipped" and records[0]["reason"] == "no biased models, please"
+
+
+@pytest.mark.parametrize("how, phrase", [("nan", "became nan"), ("grow", "grew from")])
+def test_divergence_ends_a_case_as_diverged(pm, run_cases, how, phrase):
+    records = run_cases(pm, [f"exploding[how={how}]"], epochs=3)
+    assert records[0]["status"] == "diverged"
+    assert phrase in records[0]["reason"]
+    assert len(records[0]["repeats"][0]["epochs"]) == 1  # the measured epoch is kept
+
+
+def test_protocol_setup_epochs_teardown_and_summary(pm, run_cases):
+    Counting.calls.clear()
+    records = run_cases(pm, ["counting"], epochs=2, repeats=2)
+    assert Counting.calls == [("setup", 216), ("epoch", 0), ("epoch", 1), ("teardown",)] * 2
+    record = records[0]
+    assert record["status"] == "ok"
+    assert len(record["repeats"]) == 2 and all(len(r["epochs"]) == 2 for r in record["repeats"])
+    summary = record["summary"]
+    assert summary["epochs_timed"] == 4 and summary["updates_per_epoch"] == 216
+    assert summary["median_updates_per_s"] == pytest.approx(216 / summary["median_epoch_s"])
+    assert record["dataset"]["nnz"] == 240 and len(record["dataset"]["fingerprint"]) == 16
+
+
+def test_teardown_runs_after_an_error(pm, run_cases):
+    class Failing(Counting):
+        name = "failing"
+
+        def run_epoch(self, epoch):
+            raise RuntimeError("nope")
+
+    class More:
+        @mfbench.hookimpl
+        def mfbench_register_strategies(self, register):
+            register(Failing)
+
+    pm.register(More(), name="more")
+    Counting.calls.clear()
+    records = run_cases(pm, ["failing"])
+    assert records[0]["status"] == "error" and Counting.calls[-1] == ("teardown",)
+
+
+def test_timeout_is_checked_between_epochs(pm):
+    now = [0.0]
+
+    class Slow(Counting):
+        name = "slow"
+
+        def run_epoch(self, epoch):
+            now[0] += 10.0
+            return None
+
+    class More:
+        @mfbench.hookimpl
+        def mfbench_register_strategies(self, register):
+            register(Slow)
+
+    pm.register(More(), name="more")
+    config = RunConfig(epochs=5, repeats=1, timeout=25.0)
+    cases = plan(collect(pm), [TINY], ["dot"], ["slow"], ["cpu"], config)
+    record = Runner(config, clock=lambda: now[0]).run(cases)[0]
+    assert record["status"] == "timeout" and "25 s limit" in record["reason"]
+    assert len(record["repeats"][0]["epochs"]) == 3
+
+
+def test_each_status_is_from_the_fixed_set(pm, run_cases):
+    records = run_cases(pm, ["raising", "exploding", "counting"], devices=("cpu", "cuda:99"))
+    assert {r["status"] for r in records} <= set(STATUSES)
+
+
+def test_results_file_is_valid_json_after_every_case_and_report_reproduces_the_table(pm, tmp_path):
+    path = tmp_path / "out" / "results.json"
+    results = ResultsFile(path, {"selections": {}})
+    seen = []
+
+    def on_case(record):
+        results.add(record)
+        document = json.loads(path.read_text())  # valid after every single case
+        seen.append(len(document["cases"]))
+        assert document["complete"] is False
+
+    config = RunConfig(epochs=1, repeats=1)
+    cases = plan(collect(pm), [TINY], ["dot"], ["counting", "raising", "exploding"], ["cpu", "cuda:99"], config)
+    records = Runner(config, on_case=on_case).run(cases)
+    results.finish()
+    assert seen == [1, 2, 3, 4, 5, 6]
+    document = load_results(path)
+    assert document["complete"] is True
+    assert render_table(document["cases"]) == render_table(records)
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_a_dataset_that_fails_to_load_is_an_error_for_its_cases(fresh_pm, run_cases):
+    records = run_cases(fresh_pm, ["reference"], datasets=("sprand[density=2.0]",))
+    assert records[0]["status"] == "error" and "density" in records[0]["reason"]
