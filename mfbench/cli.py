@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,7 +30,7 @@ DEFAULT_MODELS = ("dot",)
 DESCRIPTION = "mfbench: which matrix-factorization training strategy is fastest to a given quality, on your data and hardware?"
 RUN_EPILOG = f"""\
 selections:
-  {GRAMMAR_HELP}
+{textwrap.fill(GRAMMAR_HELP, 78, initial_indent="  ", subsequent_indent="  ")}
 
 examples:
   mfbench run                                   the default suite

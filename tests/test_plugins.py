@@ -160,3 +160,48 @@ def test_no_global_manager_leaks_between_managers(fresh_pm):
     fresh_pm.register(ThrowawayPlugin(), name="throwaway-plugin")
     other = mfbench.make_plugin_manager(entry_points=False, env=False)
     assert "throwaway" not in collect(other).strategies
+
+
+def test_throwaway_dataset_and_model_are_used_by_a_run(fresh_pm, run_cases):
+    class Diagonal(mfbench.Dataset):
+        """Each user rates the item with its own index."""
+
+        name = "diagonal"
+        params = {"n": 12}
+
+        def load(self, seed):
+            n = self.params["n"]
+            return mfbench.Ratings.from_arrays(range(n), range(n), [float(k % 5) for k in range(n)], n, n)
+
+    class Constant(mfbench.Model):
+        name = "constant"
+        params = {"n_factors": 3}
+
+        def build(self, train):
+            import torch
+
+            class Module(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.bias = torch.nn.Parameter(torch.zeros(1))
+
+                def forward(self, users, items):
+                    return self.bias.expand(len(users))
+
+            return Module()
+
+    class Parts:
+        @mfbench.hookimpl
+        def mfbench_register_datasets(self, register):
+            register(Diagonal)
+
+        @mfbench.hookimpl
+        def mfbench_register_models(self, register):
+            register(Constant)
+
+    fresh_pm.register(Parts(), name="parts")
+    records = run_cases(fresh_pm, ["reference[lr=0.01]"], datasets=("diagonal[n=20]",), models=("constant",), factors=8)
+    record = records[0]
+    assert record["status"] == "ok"
+    assert record["dataset"]["nnz"] == 20 and record["dataset"]["label"] == "diagonal[n=20]"
+    assert record["model"]["params"] == {"n_factors": 8}  # --factors reaches models that declare n_factors
