@@ -1,0 +1,196 @@
+"""The strategy contract, as checks any test suite can run on any strategy.
+
+mfbench's own tests run these over every registered strategy; a plugin author
+runs the same checks on theirs::
+
+    from mfbench import testing
+
+    def test_my_strategy_learns():
+        testing.assert_learns(MyStrategy, model="biased", max_epochs=20)
+
+The checks train through the same protocol as the runner (build, setup,
+run_epoch, teardown) and judge quality with the runner's own RMSE.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import pluggy
+import torch
+from torch import nn
+
+from .manager import make_plugin_manager
+from .metrics import rmse
+from .parts import Model, Strategy
+from .ratings import Ratings
+from .registry import Registry, collect
+from .synthetic import planted
+
+#: The planted data the learning check uses: best achievable held-out RMSE is NOISE.
+NOISE = 0.5
+PLANTED = {"n_users": 2000, "n_items": 1000, "nnz": 100_000, "rank": 5, "noise": NOISE}
+#: "Learns" means held-out RMSE within this factor of the noise.
+LEARN_RATIO = 1.15
+#: Initialization of the dot model for the learning check: the notebook's N(0, 1)
+#: start is too far from planted unit-variance data for any SGD to be fair to.
+DOT_INIT_STD = 0.1
+
+
+def builtin_registry(pm: pluggy.PluginManager | None = None) -> Registry:
+    """The parts of ``pm``, or of a fresh manager with built-in plugins only."""
+    return collect(pm or make_plugin_manager(entry_points=False, env=False))
+
+
+def planted_split(seed: int = 0, **overrides: Any) -> tuple[Ratings, Ratings]:
+    """The contract's planted low-rank data, split 90/10 with ``seed``."""
+    spec = {**PLANTED, **overrides}
+    return planted(seed=seed, **spec).split(0.1, seed)
+
+
+def build_model(model: str | type[Model], train: Ratings, seed: int = 0, registry: Registry | None = None, **params: Any) -> nn.Module:
+    """A seeded model of the given registered name (or Model class) for ``train``."""
+    cls = (registry or builtin_registry()).models[model].cls if isinstance(model, str) else model
+    torch.manual_seed(seed)
+    return cls(**params).build(train)  # type: ignore[attr-defined]
+
+
+@dataclass
+class Fit:
+    """What a contract training run produced."""
+
+    model: nn.Module
+    train_rmse: list[float] = field(default_factory=list)
+    test_rmse: list[float] = field(default_factory=list)
+    skipped: str | None = None
+
+
+def fit(
+    strategy: type[Strategy],
+    model: nn.Module,
+    train: Ratings,
+    epochs: int,
+    *,
+    test: Ratings | None = None,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    stop_below: float | None = None,
+) -> Fit:
+    """Train ``model`` with ``strategy`` through the runner's protocol; RMSE after each epoch.
+
+    ``stop_below`` ends training once held-out RMSE is at or below it.
+    """
+    device = torch.device(device)
+    model = model.to(device)
+    train_d = train.to(device)
+    test_d = test.to(device) if test is not None else None
+    instance = strategy(**dict(params or {}))
+    result = Fit(model)
+    reason = instance.skip(model, device)
+    if reason:
+        result.skipped = reason
+        return result
+    instance.setup(model, train_d, device, seed)
+    try:
+        for epoch in range(epochs):
+            instance.run_epoch(epoch)
+            result.train_rmse.append(rmse(model, train_d))
+            if test_d is not None:
+                result.test_rmse.append(rmse(model, test_d))
+                if stop_below is not None and result.test_rmse[-1] <= stop_below:
+                    break
+    finally:
+        instance.teardown()
+    return result
+
+
+def model_params_for_learning(model: str) -> dict[str, Any]:
+    return {"init_std": DOT_INIT_STD} if model == "dot" else {}
+
+
+def assert_learns(
+    strategy: type[Strategy],
+    model: str = "biased",
+    max_epochs: int = 30,
+    *,
+    params: Mapping[str, Any] | None = None,
+    registry: Registry | None = None,
+    device: str = "cpu",
+) -> int:
+    """With its defaults (or ``params``), ``strategy`` brings held-out RMSE on planted data within
+    ``LEARN_RATIO`` of the noise in at most ``max_epochs``. Returns the epochs it took."""
+    train, test = planted_split()
+    net = build_model(model, train, registry=registry, **model_params_for_learning(model))
+    target = LEARN_RATIO * NOISE
+    result = fit(strategy, net, train, max_epochs, test=test, params=params, device=device, stop_below=target)
+    if result.skipped:
+        raise AssertionError(f"{strategy.name} skipped model {model!r}: {result.skipped}")
+    best = min(result.test_rmse, default=math.inf)
+    assert best <= target, (
+        f"{strategy.name} on {model}: held-out RMSE {best:.4f} after {len(result.test_rmse)} epochs, "
+        f"target {target:.4f} (noise {NOISE}); curve {[round(x, 4) for x in result.test_rmse]}"
+    )
+    return len(result.test_rmse)
+
+
+def tiny_ratings(seed: int = 0, n_users: int = 12, n_items: int = 9, nnz: int = 60) -> Ratings:
+    """A small planted matrix for exactness checks: every update is visible, nothing is slow."""
+    return planted(n_users, n_items, nnz, rank=3, noise=0.1, seed=seed)
+
+
+def assert_exact(
+    strategy: type[Strategy],
+    model: str = "dot",
+    *,
+    lr: float = 0.01,
+    epochs: int = 2,
+    atol: float = 1e-5,
+    registry: Registry | None = None,
+    device: str = "cpu",
+    seed: int = 3,
+) -> None:
+    """An exact strategy equals the reference per-rating SGD from the same start and order.
+
+    Both train copies of one model; the strategy gets ``lr`` and, if it declares one, ``reg=0``
+    (the reference has no regularization). Every parameter must agree to ``atol``.
+    """
+    registry = registry or builtin_registry()
+    reference = registry.strategies["reference"].cls
+    ratings = tiny_ratings()
+    start = build_model(model, ratings, registry=registry, **model_params_for_learning(model))
+    expected, actual = copy.deepcopy(start), copy.deepcopy(start)
+    fit(reference, expected, ratings, epochs, params={"lr": lr}, seed=seed)  # type: ignore[arg-type]
+    params = {"lr": lr, **({"reg": 0.0} if "reg" in strategy.params else {})}
+    result = fit(strategy, actual, ratings, epochs, params=params, seed=seed, device=device)
+    if result.skipped:
+        raise AssertionError(f"{strategy.name} skipped model {model!r}: {result.skipped}")
+    moved = False
+    for (name, want), (_, got) in zip(expected.state_dict().items(), result.model.state_dict().items()):
+        torch.testing.assert_close(got.cpu(), want, atol=atol, rtol=0, msg=lambda m: f"{strategy.name} {name}: {m}")
+        moved |= not torch.equal(want, start.state_dict()[name])
+    assert moved, "the reference did not change the model: the comparison would prove nothing"
+
+
+def assert_deterministic(
+    strategy: type[Strategy],
+    model: str = "biased",
+    epochs: int = 2,
+    *,
+    registry: Registry | None = None,
+    device: str = "cpu",
+) -> None:
+    """Same seed, same data, same start: the same trained model, bit for bit."""
+    train, _ = planted_split(n_users=300, n_items=200, nnz=6000)
+    states = []
+    for _ in range(2):
+        net = build_model(model, train, registry=registry, **model_params_for_learning(model))
+        result = fit(strategy, net, train, epochs, seed=11, device=device)
+        if result.skipped:
+            raise AssertionError(f"{strategy.name} skipped model {model!r}: {result.skipped}")
+        states.append({k: v.cpu().clone() for k, v in result.model.state_dict().items()})
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), f"{strategy.name}: {key} differs between two runs"
