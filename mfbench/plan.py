@@ -6,7 +6,7 @@ the wrong type, bad devices) is found here, before a single case runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
@@ -62,15 +62,20 @@ class RunConfig:
 
     epochs: int = 3
     repeats: int = 3
+    warmup: int = 1
     seed: int = 0
     test_fraction: float = 0.1
     factors: int | None = None
     timeout: float | None = None
-    selections: dict[str, list[str]] = field(default_factory=dict)
+    target_rmse: float | None = None
 
     def validate(self) -> None:
         if self.epochs < 1:
             raise SelectionError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.warmup < 0:
+            raise SelectionError(f"--warmup must be 0 or more, got {self.warmup}")
+        if self.target_rmse is not None and not self.target_rmse > 0:
+            raise SelectionError(f"--target-rmse must be positive, got {self.target_rmse}")
         if self.repeats < 1:
             raise SelectionError(f"--repeats must be at least 1, got {self.repeats}")
         if not 0.0 < self.test_fraction < 1.0:

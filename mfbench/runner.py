@@ -19,10 +19,12 @@ from typing import Any, Callable
 import torch
 
 from .devices import unavailable_reason
+from .memory import PeakMemory
 from .metrics import rmse
 from .parts import Strategy
 from .plan import Case, RunConfig
 from .ratings import Ratings, fingerprint_split
+from .stats import UNSTABLE_SPREAD, case_time_to_target, spread, timed_epochs
 from .timing import Clock, Sync, synchronize, timed
 
 STATUSES = ("ok", "skipped", "error", "diverged", "timeout")
@@ -67,6 +69,8 @@ class Runner:
         self.clock = clock
         self._data_key: tuple | None = None
         self._data: LoadedData | BaseException | None = None
+        #: The machine's calibration score; when set, summaries carry relative throughput.
+        self.calibration_score: float | None = None
 
     def run(self, cases: list[Case]) -> list[dict[str, Any]]:
         records = []
@@ -167,7 +171,7 @@ class Runner:
         finally:
             if case.device.type == "cuda":
                 torch.cuda.empty_cache()
-        record["summary"] = summarize(record)
+        record["summary"] = summarize(record, self.config.target_rmse, self.calibration_score)
         return record
 
     def _end(self, record: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
@@ -187,34 +191,39 @@ class Runner:
         skip = strategy.skip(model, device)
         if skip:
             raise CaseEnded("skipped", skip)
+        memory = PeakMemory(device)
         try:
-            _, result["setup_s"] = timed(lambda: strategy.setup(model, train, device, config.seed), device, self.sync, self.clock)
-            result["initial"] = {"train_rmse": rmse(model, train), "test_rmse": rmse(model, test)}
-            baseline = result["initial"]["train_rmse"]
-            for epoch in range(config.epochs):
-                loss, seconds = timed(lambda: strategy.run_epoch(epoch), device, self.sync, self.clock)
-                eval_start = self.clock()
-                entry = {"epoch": epoch, "seconds": seconds, "train_rmse": rmse(model, train), "test_rmse": rmse(model, test)}
-                entry["eval_s"] = self.clock() - eval_start
-                if loss is not None:
-                    entry["loss"] = float(loss)
-                result["epochs"].append(entry)
-                if self.on_epoch is not None:
-                    self.on_epoch(case, repeat, epoch, entry)
-                check_divergence(entry, baseline, repeat, epoch)
-                elapsed = self.clock() - started
-                if config.timeout is not None and elapsed > config.timeout and not self._last(repeat, epoch):
-                    raise CaseEnded(
-                        "timeout",
-                        f"case ran {elapsed:.1f} s, over the {config.timeout:g} s limit, after epoch {epoch + 1} "
-                        f"of repeat {repeat + 1}; finished epochs are kept",
-                    )
+            with memory:
+                _, result["setup_s"] = timed(
+                    lambda: strategy.setup(model, train, device, config.seed), device, self.sync, self.clock
+                )
+                result["initial"] = {"train_rmse": rmse(model, train), "test_rmse": rmse(model, test)}
+                baseline = result["initial"]["train_rmse"]
+                total = config.warmup + config.epochs
+                for epoch in range(total):
+                    loss, seconds = timed(lambda: strategy.run_epoch(epoch), device, self.sync, self.clock)
+                    eval_start = self.clock()
+                    entry = {"epoch": epoch, "seconds": seconds, "train_rmse": rmse(model, train), "test_rmse": rmse(model, test)}
+                    entry["eval_s"] = self.clock() - eval_start
+                    if epoch < config.warmup:
+                        entry["warmup"] = True
+                    if loss is not None:
+                        entry["loss"] = float(loss)
+                    result["epochs"].append(entry)
+                    if self.on_epoch is not None:
+                        self.on_epoch(case, repeat, epoch, entry)
+                    check_divergence(entry, baseline, repeat, epoch)
+                    elapsed = self.clock() - started
+                    last = repeat == config.repeats - 1 and epoch == total - 1
+                    if config.timeout is not None and elapsed > config.timeout and not last:
+                        raise CaseEnded(
+                            "timeout",
+                            f"case ran {elapsed:.1f} s, over the {config.timeout:g} s limit, after epoch {epoch + 1} "
+                            f"of repeat {repeat + 1}; finished epochs are kept",
+                        )
         finally:
+            result["memory"] = memory.record()
             strategy.teardown()
-
-    def _last(self, repeat: int, epoch: int) -> bool:
-        return repeat == self.config.repeats - 1 and epoch == self.config.epochs - 1
-
 
 def check_divergence(entry: dict[str, Any], baseline: float, repeat: int, epoch: int) -> None:
     where = f"at epoch {epoch + 1} of repeat {repeat + 1}"
@@ -229,24 +238,35 @@ def check_divergence(entry: dict[str, Any], baseline: float, repeat: int, epoch:
         )
 
 
-def summarize(record: dict[str, Any]) -> dict[str, Any]:
-    """Medians over every timed epoch of every repeat, and the final quality."""
-    epochs = [e for r in record["repeats"] for e in r.get("epochs", [])]
+def summarize(record: dict[str, Any], target_rmse: float | None = None, calibration_score: float | None = None) -> dict[str, Any]:
+    """Throughput over counted (non-warm-up) epochs of every repeat, and the final quality."""
+    epochs = timed_epochs(record)
     if not epochs:
         return {}
     updates = record["dataset"].get("train_nnz", 0)
-    seconds = [e["seconds"] for e in epochs]
-    median_s = statistics.median(seconds)
+    seconds = spread([e["seconds"] for e in epochs])
+    rates = spread([updates / e["seconds"] if e["seconds"] > 0 else math.inf for e in epochs])
     finals = [r["epochs"][-1] for r in record["repeats"] if r.get("epochs")]
     setups = [r["setup_s"] for r in record["repeats"] if "setup_s" in r]
-    return {
+    peaks = [r["memory"]["peak_bytes"] for r in record["repeats"] if (r.get("memory") or {}).get("peak_bytes")]
+    summary = {
         "updates_per_epoch": updates,
         "epochs_timed": len(epochs),
-        "median_epoch_s": median_s,
-        "min_epoch_s": min(seconds),
-        "max_epoch_s": max(seconds),
-        "median_updates_per_s": updates / median_s if median_s > 0 else math.inf,
+        "median_epoch_s": seconds["median"],
+        "min_epoch_s": seconds["min"],
+        "max_epoch_s": seconds["max"],
+        "median_updates_per_s": updates / seconds["median"] if seconds["median"] > 0 else math.inf,
+        "updates_per_s": rates,
+        "relative_iqr": seconds["relative_iqr"],
+        "unstable": seconds["relative_iqr"] > UNSTABLE_SPREAD,
         "median_setup_s": statistics.median(setups) if setups else None,
         "final_train_rmse": statistics.median(f["train_rmse"] for f in finals),
         "final_test_rmse": statistics.median(f["test_rmse"] for f in finals),
+        "peak_memory_bytes": max(peaks) if peaks else None,
     }
+    if calibration_score:
+        summary["relative_updates_per_s"] = summary["median_updates_per_s"] / calibration_score
+    if target_rmse is not None:
+        summary["target_rmse"] = target_rmse
+        summary["time_to_target_s"] = case_time_to_target(record, target_rmse)
+    return summary

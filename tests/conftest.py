@@ -25,6 +25,7 @@ def run_cases():
     def run(pm, strategies, *, datasets=(TINY,), models=("dot",), devices=("cpu",), on_case=None, **config):
         config.setdefault("epochs", 1)
         config.setdefault("repeats", 1)
+        config.setdefault("warmup", 0)
         cfg = RunConfig(**config)
         cases = plan(collect(pm), list(datasets), list(models), list(strategies), list(devices), cfg)
         return Runner(cfg, on_case=on_case).run(cases)
