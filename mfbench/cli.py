@@ -12,20 +12,17 @@ import pluggy
 from tabulate import tabulate
 
 from . import __version__
-from .devices import DEFAULT_DEVICES
+from .execute import Overrides, execute
 from .errors import MfbenchError, SelectionError, unknown_name
 from .manager import PLUGINS_ENV, make_plugin_manager
 from .parts import Dataset
 from .paths import cache_dir, default_results_dir
-from .plan import RunConfig, plan
+from .plan import RunConfig
 from .registry import Registry, collect
-from .report import case_line, check_format, render_table
-from .results import ResultsFile, default_results_path, load_results
-from .runner import Runner
+from .report import check_format, render_csv, render_table
+from .results import default_results_path, load_results
+from .suite import DEFAULT_SUITE, SETTINGS, builtin_suites, load_suite
 from .selection import GRAMMAR_HELP, format_params
-
-DEFAULT_DATASETS = ("sprand",)
-DEFAULT_MODELS = ("dot",)
 
 DESCRIPTION = "mfbench: which matrix-factorization training strategy is fastest to a given quality, on your data and hardware?"
 RUN_EPILOG = f"""\
@@ -33,15 +30,16 @@ selections:
 {textwrap.fill(GRAMMAR_HELP, 78, initial_indent="  ", subsequent_indent="  ")}
 
 examples:
-  mfbench run                                   the default suite
+  mfbench run                                   the default suite ({DEFAULT_SUITE})
+  mfbench run --suite full                      a built-in suite (mfbench list shows them)
   mfbench run -s reference --device cpu --epochs 1
   mfbench run -d "sprand[density=[0.01,0.02]]" -m dot -s reference
   mfbench run -s reference -p my_strategies     with a plugin module on PYTHONPATH
 
-Without -d/-m/-s the default suite runs: every registered strategy on
-{', '.join(DEFAULT_DATASETS)} (the notebook's data) with the {', '.join(DEFAULT_MODELS)} model.
+A suite (--suite NAME or PATH.toml) says what to cross and how; -d/-m/-s/--device
+and the numeric options given on the command line override the suite's.
 Exit status: 0 when every case ended ok, skipped, diverged or timeout; 1 when any case
-ended in error; 2 for a usage error.
+ended in error; 2 for a usage error; 130 when interrupted (finished cases are kept).
 """
 
 
@@ -74,15 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--device", action="append", metavar="DEV", help="cpu, cuda or cuda:N (repeatable; default: cpu and cuda)"
     )
-    run.add_argument("--epochs", type=int, default=RunConfig.epochs, help="timed epochs per repeat (default %(default)s)")
-    run.add_argument("--repeats", type=int, default=RunConfig.repeats, help="repeats per case, each from a fresh model (default %(default)s)")
-    run.add_argument("--seed", type=int, default=RunConfig.seed, help="seed for data, split, init and order (default %(default)s)")
+    run.add_argument("--suite", default=DEFAULT_SUITE, metavar="NAME", help="a built-in suite name or a .toml path (default %(default)s)")
+    run.add_argument("--epochs", type=int, help=f"counted epochs per repeat (default {RunConfig.epochs})")
+    run.add_argument("--repeats", type=int, help=f"repeats per case, each from a fresh model (default {RunConfig.repeats})")
+    run.add_argument("--warmup", type=int, help=f"uncounted warm-up epochs at the start of each repeat (default {RunConfig.warmup})")
+    run.add_argument("--seed", type=int, help=f"seed for data, split, init and order (default {RunConfig.seed})")
     run.add_argument("--factors", type=int, help="n_factors of every model that has it, unless given in -m")
-    run.add_argument("--test-fraction", type=float, default=RunConfig.test_fraction, help="held-out share (default %(default)s)")
+    run.add_argument("--test-fraction", type=float, help=f"held-out share (default {RunConfig.test_fraction})")
     run.add_argument("--timeout", type=float, help="seconds per case, checked after each epoch (default: none)")
+    run.add_argument("--target-rmse", type=float, metavar="X", help="report time-to-target: training seconds until held-out RMSE <= X")
+    run.add_argument("--no-calibration", action="store_true", help="skip the machine calibration workload (no relative throughput)")
     run.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format (default %(default)s)")
     run.add_argument("-o", "--output", type=Path, help=f"results JSON path (default: {default_results_dir()}/run-TIMESTAMP.json)")
-    run.add_argument("-q", "--quiet", action="store_true", help="print only the final table and the results path")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress: print only the final table and the results path")
 
     lst = sub.add_parser("list", parents=[plugin_opts], help="list datasets, models and strategies, and their plugins")
     lst.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
@@ -90,6 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="print a saved run's table again")
     rep.add_argument("results", type=Path, help="a results JSON file written by mfbench run")
     rep.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
+    rep.add_argument("--csv", action="store_true", help="write the table as CSV with raw numbers")
+    rep.add_argument("--target-rmse", type=float, metavar="X", help="time-to-target for this X (default: the run's)")
+
+    cmp = sub.add_parser(
+        "compare",
+        help="compare two results files case by case",
+        description="Match cases by identity and show new/base ratios of throughput, time-to-target and held-out RMSE.",
+    )
+    cmp.add_argument("base", type=Path, help="the baseline results file")
+    cmp.add_argument("new", type=Path, help="the results file to judge")
+    cmp.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
+    cmp.add_argument("--target-rmse", type=float, metavar="X", help="time-to-target threshold (default: the runs' own)")
+    cmp.add_argument("--normalize", action="store_true", help="compare calibration-relative throughput (runs from two machines)")
+    cmp.add_argument("--fail-threshold", type=float, metavar="PCT", help="exit 1 when a significant slowdown or RMSE loss exceeds PCT percent")
+
+    plt = sub.add_parser("plot", help="plot held-out RMSE against training time, and throughput")
+    plt.add_argument("results", type=Path, help="a results JSON file")
+    plt.add_argument("-o", "--output", type=Path, required=True, help="the PNG file to write")
+    plt.add_argument("--target-rmse", type=float, metavar="X", help="draw this target (default: the run's)")
 
     data = sub.add_parser("data", help="manage data sets")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
@@ -104,75 +125,23 @@ def load_registry(plugins: Sequence[str]) -> tuple[pluggy.PluginManager, Registr
     return pm, collect(pm)
 
 
-def machine_info(pm: pluggy.PluginManager) -> dict[str, Any]:
-    info: dict[str, Any] = {}
-    for part in reversed(pm.hook.mfbench_machine_info()):
-        if part:
-            info.update(part)
-    return info
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     check_format(args.format)
     pm, registry = load_registry(args.plugins)
-    config = RunConfig(
-        epochs=args.epochs,
-        repeats=args.repeats,
-        seed=args.seed,
-        test_fraction=args.test_fraction,
-        factors=args.factors,
-        timeout=args.timeout,
+    suite = load_suite(args.suite)
+    settings = {key: getattr(args, key) for key in SETTINGS}
+    overrides = Overrides(args.dataset, args.model, args.strategy, args.device, settings)
+    output = args.output or default_results_path(default_results_dir())
+    results, interrupted = execute(
+        pm, registry, suite, overrides, output, calibration=not args.no_calibration, quiet=args.quiet
     )
-    selections = {
-        "datasets": args.dataset or list(DEFAULT_DATASETS),
-        "models": args.model or list(DEFAULT_MODELS),
-        "strategies": args.strategy or sorted(registry.strategies),
-        "devices": args.device or list(DEFAULT_DEVICES),
-    }
-    cases = plan(registry, selections["datasets"], selections["models"], selections["strategies"], selections["devices"], config)
-    path = args.output or default_results_path(default_results_dir())
-    header = {
-        "mfbench_version": __version__,
-        "command": ["mfbench", *sys.argv[1:]],
-        "machine": machine_info(pm),
-        "plugins": sorted({e.origin for e in registry}),
-        "selections": selections,
-        "config": {k: getattr(config, k) for k in ("epochs", "repeats", "seed", "test_fraction", "factors", "timeout")},
-    }
-    results = ResultsFile(path, header)
-    say = (lambda *a: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    say(f"mfbench: {len(cases)} case(s); results are written to {path} as each finishes")
-    progress = sys.stderr.isatty() and not args.quiet
-    total = len(cases)
-
-    def on_epoch(case, repeat, epoch, entry):
-        if progress:
-            print(
-                f"\r  {case.id}: repeat {repeat + 1}/{config.repeats} epoch {epoch + 1}/{config.epochs} "
-                f"({entry['seconds']:.2f} s, test RMSE {entry['test_rmse']:.4f})\x1b[K",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def on_case(record):
-        results.add(record)
-        pm.hook.mfbench_case_finished(case=record)
-        if progress:
-            print("\r\x1b[K", end="", file=sys.stderr)
-        say(case_line(len(results.document["cases"]), total, record))
-
-    runner = Runner(config, on_case=on_case, on_epoch=on_epoch)
-    try:
-        runner.run(cases)
-    except KeyboardInterrupt:
-        done = len(results.document["cases"])
-        print(f"\nmfbench: interrupted; the {done} finished case(s) are in {path}", file=sys.stderr)
+    cases = results.document["cases"]
+    if interrupted:
+        print(f"\nmfbench: interrupted; the {len(cases)} finished case(s) are in {output}", file=sys.stderr)
         return 130
-    results.finish()
-    print(render_table(results.document["cases"], args.format))
-    print(f"\nresults: {path}")
-    errors = [c for c in results.document["cases"] if c["status"] == "error"]
+    print(render_table(cases, args.format))
+    print(f"\nresults: {output}")
+    errors = [c for c in cases if c["status"] == "error"]
     if errors:
         print(f"mfbench: {len(errors)} case(s) ended in error; their tracebacks are in the results file", file=sys.stderr)
         return 1
@@ -199,12 +168,18 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{title}:")
         print(tabulate(rows, headers=headers, tablefmt=args.format, disable_numparse=True))
         print()
+    suites = [[name, load_suite(str(path)).description] for name, path in sorted(builtin_suites().items())]
+    print("suites (mfbench run --suite NAME):")
+    print(tabulate(suites, headers=["name", "description"], tablefmt=args.format, disable_numparse=True))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     document = load_results(args.results)
-    print(render_table(document["cases"], check_format(args.format)))
+    if args.csv:
+        sys.stdout.write(render_csv(document["cases"], args.target_rmse))
+    else:
+        print(render_table(document["cases"], check_format(args.format), args.target_rmse))
     if not document.get("complete"):
         print(f"\nnote: {args.results} is from a run that did not finish; it holds the cases that did", file=sys.stderr)
     return 0
@@ -223,7 +198,39 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "data": cmd_data}
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_documents, render_comparison
+
+    check_format(args.format)
+    comparison = compare_documents(
+        load_results(args.base),
+        load_results(args.new),
+        target=args.target_rmse,
+        normalize=args.normalize,
+        fail_threshold=args.fail_threshold,
+    )
+    print(render_comparison(comparison, args.format))
+    return comparison.exit_code
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_results
+
+    document = load_results(args.results)
+    target = args.target_rmse if args.target_rmse is not None else document.get("config", {}).get("target_rmse")
+    path = plot_results(document, args.output, target=target)
+    print(f"plot: {path}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "plot": cmd_plot,
+    "data": cmd_data,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from typing import Any, Iterable
 
@@ -9,20 +11,8 @@ from tabulate import tabulate, tabulate_formats
 
 from .errors import SelectionError, unknown_name
 from .selection import format_params, format_selection
+from .stats import case_time_to_target
 
-HEADERS = [
-    "dataset",
-    "model",
-    "strategy",
-    "device",
-    "params",
-    "status",
-    "updates/s",
-    "s/epoch",
-    "train RMSE",
-    "test RMSE",
-    "note",
-]
 NOTE_WIDTH = 60
 
 
@@ -47,27 +37,101 @@ def _short(text: str, width: int = NOTE_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def case_row(case: dict[str, Any]) -> list[str]:
+def case_target(cases: list[dict[str, Any]], target: float | None) -> float | None:
+    """The time-to-target threshold to show: the one asked for, else the one the run used."""
+    if target is not None:
+        return target
+    found = {c.get("summary", {}).get("target_rmse") for c in cases} - {None}
+    return found.pop() if len(found) == 1 else None
+
+
+def strategy_params_label(strategy: dict[str, Any]) -> str:
+    """The strategy's parameters that differ from its defaults (all of them are in the results file)."""
+    label = strategy.get("label")
+    if label is None:
+        return format_params(strategy.get("params", {}))
+    inner = label[len(strategy["name"]) + 1 : -1] if label.endswith("]") else ""
+    return inner or "(defaults)"
+
+
+def case_columns(case: dict[str, Any], target: float | None) -> dict[str, Any]:
+    """Raw values of one row, by column name (numbers stay numbers, for CSV)."""
     summary = case.get("summary") or {}
     dataset, model, strategy = case["dataset"], case["model"], case["strategy"]
-    return [
-        dataset.get("label") or format_selection(dataset["name"], dataset.get("params", {})),
-        model.get("label") or format_selection(model["name"], model.get("params", {})),
-        strategy["name"],
-        case["device"],
-        format_params(strategy.get("params", {})),
-        case["status"],
-        _number(summary.get("median_updates_per_s"), ",.0f"),
-        _number(summary.get("median_epoch_s"), ".4g"),
-        _number(summary.get("final_train_rmse"), ".4f"),
-        _number(summary.get("final_test_rmse"), ".4f"),
-        _short(case.get("reason", "")),
-    ]
+    columns = {
+        "dataset": dataset.get("label") or format_selection(dataset["name"], dataset.get("params", {})),
+        "model": model.get("label") or format_selection(model["name"], model.get("params", {})),
+        "strategy": strategy["name"],
+        "device": case["device"],
+        "params": strategy_params_label(strategy),
+        "status": case["status"],
+        "updates/s": summary.get("median_updates_per_s"),
+        "spread": summary.get("relative_iqr"),
+        "s/epoch": summary.get("median_epoch_s"),
+        "setup s": summary.get("median_setup_s"),
+    }
+    if target is not None:
+        columns[f"time to {target:g}"] = case_time_to_target(case, target) if summary else None
+    peak = summary.get("peak_memory_bytes")
+    columns.update(
+        {
+            "train RMSE": summary.get("final_train_rmse"),
+            "test RMSE": summary.get("final_test_rmse"),
+            "peak MB": peak / 2**20 if peak else None,
+            "note": case.get("reason", ""),
+        }
+    )
+    return columns
 
 
-def render_table(cases: Iterable[dict[str, Any]], fmt: str = "simple") -> str:
-    rows = [case_row(case) for case in cases]
-    return tabulate(rows, headers=HEADERS, tablefmt=check_format(fmt), disable_numparse=True)
+def _display(name: str, value: Any, case: dict[str, Any]) -> str:
+    if name == "updates/s":
+        return _number(value, ",.0f")
+    if name == "spread":
+        if value is None:
+            return ""
+        text = f"±{_number(value * 100 / 2, '.0f')}%"
+        return text + " unstable" if (case.get("summary") or {}).get("unstable") else text
+    if name.startswith("time to"):
+        if not case.get("summary"):
+            return ""
+        return "not reached" if value is None else _number(value, ".3g")
+    if name in ("s/epoch", "setup s"):
+        return _number(value, ".4g")
+    if name.endswith("RMSE"):
+        return _number(value, ".4f")
+    if name == "peak MB":
+        return _number(value, ",.0f")
+    if name == "note":
+        return _short(value)
+    return "" if value is None else str(value)
+
+
+def render_table(cases: Iterable[dict[str, Any]], fmt: str = "simple", target: float | None = None) -> str:
+    """The results table; ``spread`` is half the IQR of epoch times relative to their median."""
+    cases = list(cases)
+    target = case_target(cases, target)
+    rows = [case_columns(case, target) for case in cases]
+    if not rows:
+        return "(no cases)"
+    headers = list(rows[0])
+    body = [[_display(name, row[name], case) for name in headers] for row, case in zip(rows, cases)]
+    return tabulate(body, headers=headers, tablefmt=check_format(fmt), disable_numparse=True)
+
+
+def render_csv(cases: Iterable[dict[str, Any]], target: float | None = None) -> str:
+    """The same rows as the table, with raw numbers, as CSV."""
+    cases = list(cases)
+    target = case_target(cases, target)
+    rows = [case_columns(case, target) for case in cases]
+    if not rows:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()
 
 
 def case_line(index: int, total: int, case: dict[str, Any]) -> str:

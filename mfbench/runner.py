@@ -134,6 +134,7 @@ class Runner:
             },
             "strategy": {
                 "name": case.strategy.name,
+                "label": case.strategy.label,
                 "params": case.strategy.params,
                 "plugin": case.strategy.entry.plugin,
                 "exact": bool(getattr(strategy_cls, "exact", False)),
