@@ -6,7 +6,7 @@ import argparse
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import pluggy
 from tabulate import tabulate
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plt = sub.add_parser("plot", help="plot held-out RMSE against training time, and throughput")
     plt.add_argument("results", type=Path, help="a results JSON file")
-    plt.add_argument("-o", "--output", type=Path, required=True, help="the PNG file to write")
+    plt.add_argument("-o", "--output", type=Path, help="the PNG file to write (default: RESULTS with .png)")
     plt.add_argument("--target-rmse", type=float, metavar="X", help="draw this target (default: the run's)")
 
     data = sub.add_parser("data", help="manage data sets")
@@ -218,7 +218,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     document = load_results(args.results)
     target = args.target_rmse if args.target_rmse is not None else document.get("config", {}).get("target_rmse")
-    path = plot_results(document, args.output, target=target)
+    path = plot_results(document, args.output or args.results.with_suffix(".png"), target=target)
     print(f"plot: {path}")
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 #: A case whose IQR of epoch times exceeds this share of their median is flagged
@@ -71,3 +72,75 @@ def case_time_to_target(case: dict[str, Any], target: float) -> float | None:
     if not reached or len(reached) * 2 < len(times):
         return None
     return statistics.median(reached)
+
+
+def as_number(value: Any) -> float:
+    """JSON numbers, and the strings "nan"/"inf" the results file stores for non-finite floats."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Per-epoch updates/s of one case: the median and the spread it was measured with."""
+
+    median: float
+    q1: float
+    q3: float
+    min: float
+    max: float
+    n: int
+    relative_iqr: float
+
+    def scaled(self, factor: float) -> "Throughput":
+        return Throughput(
+            self.median / factor, self.q1 / factor, self.q3 / factor, self.min / factor, self.max / factor,
+            self.n, self.relative_iqr,
+        )
+
+
+def updates_per_epoch(case: dict[str, Any]) -> int:
+    dataset = case.get("dataset") or {}
+    if "train_nnz" in dataset:
+        return int(dataset["train_nnz"])
+    return int((case.get("summary") or {}).get("updates_per_epoch", 0))
+
+
+def case_throughput(case: dict[str, Any]) -> Throughput | None:
+    """updates/s over counted (non-warm-up) epochs; the median is updates / median epoch seconds, as the runner reports it."""
+    seconds = [as_number(e.get("seconds")) for e in timed_epochs(case)]
+    seconds = [s for s in seconds if s > 0 and math.isfinite(s)]
+    if not seconds:
+        return None
+    updates = updates_per_epoch(case)
+    rates = spread([updates / s for s in seconds])
+    times = spread(seconds)
+    return Throughput(
+        median=updates / times["median"],
+        q1=rates["q1"],
+        q3=rates["q3"],
+        min=rates["min"],
+        max=rates["max"],
+        n=len(seconds),
+        relative_iqr=times["relative_iqr"],
+    )
+
+
+@dataclass(frozen=True)
+class FinalRmse:
+    """Final held-out RMSE: the median over repeats, and the range across them."""
+
+    median: float
+    low: float
+    high: float
+
+
+def final_test_rmse(case: dict[str, Any]) -> FinalRmse | None:
+    finals = [as_number(r["epochs"][-1].get("test_rmse")) for r in case.get("repeats", []) if r.get("epochs")]
+    finals = [f for f in finals if not math.isnan(f)]
+    if not finals:
+        value = as_number((case.get("summary") or {}).get("final_test_rmse"))
+        return None if math.isnan(value) else FinalRmse(value, value, value)
+    return FinalRmse(statistics.median(finals), min(finals), max(finals))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -130,3 +132,42 @@ def test_help_documents_the_grammar(capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "run" in capsys.readouterr().out
+
+
+def small_run(tmp_path, name, *extra):
+    path = tmp_path / name
+    argv = ["run", "-d", TINY, "-s", "reference", "--device", "cpu", "--epochs", "2", "--repeats", "1",
+            "--no-calibration", "-q", "-o", str(path), *extra]
+    assert main(argv) == 0
+    return path
+
+
+def test_report_csv_has_raw_numbers_and_target_column(capsys, tmp_path):
+    path = small_run(tmp_path, "a.json", "--target-rmse", "100")
+    capsys.readouterr()
+    assert main(["report", str(path), "--csv"]) == 0
+    header, values = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert "time to 100" in header and "updates/s" in header
+    row = dict(zip(header, values))
+    assert row["dataset"] == TINY
+    assert float(row["updates/s"]) > 0 and float(row["time to 100"]) > 0
+
+
+def test_compare_cli_and_its_gate(capsys, tmp_path):
+    base = small_run(tmp_path, "base.json")
+    new = small_run(tmp_path, "new.json")
+    capsys.readouterr()
+    assert main(["compare", str(base), str(new)]) == 0
+    assert "reference" in capsys.readouterr().out
+    other = small_run(tmp_path, "other.json", "--seed", "5")
+    capsys.readouterr()
+    assert main(["compare", str(base), str(other)]) == 2  # different data: refused, with the reason
+    assert "fingerprint" in capsys.readouterr().err
+
+
+def test_plot_cli_writes_a_png(capsys, tmp_path):
+    pytest.importorskip("matplotlib", reason="plotting needs the optional matplotlib")
+    path = small_run(tmp_path, "p.json")
+    assert main(["plot", str(path)]) == 0
+    png = path.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,419 @@
+"""Two results files side by side: what got faster, slower, better or worse.
+
+Cases are matched by identity: dataset (name + params), model (name + params),
+strategy (name + params) and device. A case present in one file only is listed,
+not an error. A matched case whose data fingerprints differ is refused: the same
+name and parameters gave different ratings (a changed data file, another seed or
+test fraction), so no figure of the two runs can be compared.
+
+Significance, throughput. Each case's counted epochs give a sample of
+updates/s (one value per epoch, every repeat). A change counts only when the
+interquartile ranges [q1, q3] of the two samples do not overlap: new q1 above
+base q3 is "faster", new q3 below base q1 is "slower", anything else is "~".
+Why this rule:
+
+* it uses the spread each run measured on its own machine, so a noisy machine
+  widens the band by itself and a steady one narrows it; there is no fixed
+  percentage to tune per machine;
+* the IQR ignores the odd stalled epoch (CPU steal on a shared machine): a
+  [min, max] band is set by that one epoch and would hide real changes;
+* it is symmetric: a noisy new run weighs as much as a noisy base, unlike
+  "new median inside the base's range";
+* it is the spread the runner already reports (``relative_iqr``, ``unstable``).
+
+With a single counted epoch on a side its IQR is a point, so every difference
+counts; the note column says so. Run more repeats to get a spread.
+
+Significance, quality. The final held-out RMSE (median over repeats of each
+repeat's last epoch) changes significantly when the difference exceeds the
+larger of ``RMSE_TOLERANCE`` (1 %) of the base value and the spread across
+repeats (max - min) of either file. Repeats start from the same seed, so for a
+deterministic strategy that spread is zero and the 1 % floor decides.
+
+Fail threshold ``PCT``: ``Comparison.exit_code`` is 1 when a significant
+slowdown loses more than PCT percent of the base's updates/s, when the held-out
+RMSE is significantly worse by more than PCT percent, or when a case that ended
+ok in the base ended in error, diverged or timed out in the new file (it has no
+figures left to compare, which is the largest regression of all). Cases only in
+one file never trip it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from tabulate import tabulate
+
+from .errors import MfbenchError
+from .report import check_format
+from .selection import format_selection
+from .stats import UNSTABLE_SPREAD, FinalRmse, Throughput, as_number as _number, case_throughput, case_time_to_target, final_test_rmse
+
+#: Relative change of held-out RMSE below which quality counts as unchanged.
+RMSE_TOLERANCE = 0.01
+#: New statuses that trip the fail threshold when the base case ended ok.
+FAILED_STATUSES = ("error", "diverged", "timeout")
+
+CaseKey = tuple
+
+
+def _canonical(value: Any) -> tuple:
+    """A parameter value in a form where 1 and 1.0 match but True and 1 do not."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        return ("number", float(value))
+    if value is None:
+        return ("none",)
+    if isinstance(value, str):
+        return ("str", value)
+    return ("json", json.dumps(value, sort_keys=True))
+
+
+def _part_key(part: dict[str, Any]) -> tuple:
+    params = part.get("params") or {}
+    return (part["name"], tuple(sorted((k, _canonical(v)) for k, v in params.items())))
+
+
+def case_key(case: dict[str, Any]) -> CaseKey:
+    """The identity two files' cases are matched by."""
+    return (_part_key(case["dataset"]), _part_key(case["model"]), _part_key(case["strategy"]), str(case["device"]))
+
+
+def calibration_factor(case: dict[str, Any], side: str) -> float:
+    """The machine score the runner divided this case's updates/s by (recovered from its summary)."""
+    summary = case.get("summary") or {}
+    relative, absolute = summary.get("relative_updates_per_s"), summary.get("median_updates_per_s")
+    if relative is None or absolute is None or not _number(relative) > 0:
+        raise MfbenchError(
+            f"cannot normalize case {case.get('id', '?')!r}: the {side} file has no relative_updates_per_s for it "
+            "(run with --no-calibration, or by an mfbench without it). Compare raw updates/s, without normalizing."
+        )
+    return _number(absolute) / _number(relative)
+
+
+def speed_verdict(base: Throughput, new: Throughput) -> str:
+    """"faster"/"slower" only when the interquartile ranges do not overlap; "~" otherwise."""
+    if new.q1 > base.q3:
+        return "faster"
+    if new.q3 < base.q1:
+        return "slower"
+    return "~"
+
+
+def quality_verdict(base: FinalRmse, new: FinalRmse) -> str:
+    """"better"/"worse" when the RMSE moved by more than 1 % of the base and more than either file's spread."""
+    if not (math.isfinite(base.median) and math.isfinite(new.median)):
+        if math.isfinite(base.median) != math.isfinite(new.median):
+            return "better" if math.isfinite(new.median) else "worse"
+        return "~"
+    tolerance = max(RMSE_TOLERANCE * abs(base.median), base.high - base.low, new.high - new.low)
+    difference = new.median - base.median
+    if difference > tolerance:
+        return "worse"
+    if difference < -tolerance:
+        return "better"
+    return "~"
+
+
+def _ratio(new: float | None, base: float | None) -> float | None:
+    if new is None or base is None or not base > 0 or math.isnan(new):
+        return None
+    return new / base
+
+
+@dataclass
+class Row:
+    """One case of either file; figures are None where a side is missing or did not end ok."""
+
+    key: CaseKey
+    dataset: str
+    model: str
+    strategy: str
+    device: str
+    base: dict[str, Any] | None
+    new: dict[str, Any] | None
+    speed_base: Throughput | None = None
+    speed_new: Throughput | None = None
+    speed_ratio: float | None = None
+    speed: str = ""
+    ttt_base: float | None = None
+    ttt_new: float | None = None
+    ttt_ratio: float | None = None
+    rmse_base: FinalRmse | None = None
+    rmse_new: FinalRmse | None = None
+    rmse_ratio: float | None = None
+    quality: str = ""
+    notes: list[str] = field(default_factory=list)
+    trips: list[str] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        if self.base is None:
+            return "only in new"
+        if self.new is None:
+            return "only in base"
+        return "both"
+
+    @property
+    def id(self) -> str:
+        return " / ".join((self.dataset, self.model, self.strategy, self.device))
+
+    @property
+    def status(self) -> str:
+        base = self.base["status"] if self.base else "-"
+        new = self.new["status"] if self.new else "-"
+        return base if base == new else f"{base} -> {new}"
+
+
+@dataclass
+class Comparison:
+    rows: list[Row]
+    target: float | None
+    target_source: str
+    normalize: bool
+    fail_threshold: float | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def tripped(self) -> list[Row]:
+        """Rows that exceeded the fail threshold (empty without one)."""
+        return [row for row in self.rows if row.trips]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when fine; 1 when a fail threshold was given and some row tripped it."""
+        return 1 if self.fail_threshold is not None and self.tripped else 0
+
+    def count(self, where: str) -> int:
+        return sum(1 for row in self.rows if row.where == where)
+
+
+def _index(document: dict[str, Any], side: str) -> dict[CaseKey, dict[str, Any]]:
+    cases: dict[CaseKey, dict[str, Any]] = {}
+    for case in document.get("cases", []):
+        key = case_key(case)
+        if key in cases:
+            raise MfbenchError(
+                f"the {side} file holds case {case.get('id', '?')!r} twice; compare needs each case once "
+                "(split the file, or re-run it)"
+            )
+        cases[key] = case
+    return cases
+
+
+def _check_same_data(base: dict[str, Any], new: dict[str, Any]) -> None:
+    old_print, new_print = base["dataset"].get("fingerprint"), new["dataset"].get("fingerprint")
+    if old_print is None or new_print is None or old_print == new_print:
+        return
+    causes = []
+    for key, what in (("split_seed", "seed"), ("test_fraction", "test fraction")):
+        a, b = base["dataset"].get(key), new["dataset"].get(key)
+        if a != b:
+            causes.append(f"{what} {a} in base, {b} in new")
+    why = "; ".join(causes) if causes else "the data behind the same name and parameters changed"
+    raise MfbenchError(
+        f"refusing to compare case {base.get('id', '?')!r}: its data differ (fingerprint {old_print} in base, "
+        f"{new_print} in new: {why}). Run both sides on the same data."
+    )
+
+
+def _resolve_target(base: dict[str, Any], new: dict[str, Any], target: float | None) -> tuple[float | None, str, list[str]]:
+    if target is not None:
+        return float(target), "given", []
+    old_target = (base.get("config") or {}).get("target_rmse")
+    new_target = (new.get("config") or {}).get("target_rmse")
+    if old_target is not None and old_target == new_target:
+        return float(old_target), "config.target_rmse of both files", []
+    if old_target != new_target:
+        return None, "", [
+            f"the files have different target RMSEs ({old_target} in base, {new_target} in new): "
+            "give a target to compare time-to-target"
+        ]
+    return None, "", []
+
+
+def _machine_note(base: dict[str, Any], new: dict[str, Any], normalize: bool) -> list[str]:
+    old_cpu = (base.get("machine") or {}).get("cpu_model")
+    new_cpu = (new.get("machine") or {}).get("cpu_model")
+    if normalize or old_cpu == new_cpu or old_cpu is None or new_cpu is None:
+        return []
+    return [f"the machines differ ({old_cpu} vs {new_cpu}): raw updates/s compare the hardware too; normalize to divide by each machine's calibration score"]
+
+
+def _fill_side(row: Row, side: str, case: dict[str, Any], target: float | None, normalize: bool) -> None:
+    if case["status"] != "ok":
+        return
+    speed = case_throughput(case)
+    if speed is not None and normalize:
+        speed = speed.scaled(calibration_factor(case, side))
+    setattr(row, f"speed_{side}", speed)
+    setattr(row, f"rmse_{side}", final_test_rmse(case))
+    if target is not None:
+        setattr(row, f"ttt_{side}", case_time_to_target(case, target))
+    if speed is not None and speed.relative_iqr > UNSTABLE_SPREAD:
+        row.notes.append(f"{side} noisy (IQR {speed.relative_iqr:.0%})")
+    if speed is not None and speed.n < 2:
+        row.notes.append(f"{side}: one epoch, no spread")
+
+
+def _compare_row(row: Row, threshold: float | None) -> None:
+    base, new = row.base, row.new
+    assert base is not None and new is not None
+    if base["status"] == "ok" and new["status"] in FAILED_STATUSES and threshold is not None:
+        row.trips.append(f"ended {new['status']} (ok in base)")
+    if row.speed_base is not None and row.speed_new is not None:
+        row.speed_ratio = _ratio(row.speed_new.median, row.speed_base.median)
+        row.speed = speed_verdict(row.speed_base, row.speed_new)
+        loss = (1.0 - row.speed_ratio) * 100.0 if row.speed_ratio is not None else 0.0
+        if threshold is not None and row.speed == "slower" and loss > threshold:
+            row.trips.append(f"{loss:.1f}% slower > {threshold:g}%")
+    row.ttt_ratio = _ratio(row.ttt_new, row.ttt_base)
+    if row.rmse_base is not None and row.rmse_new is not None:
+        row.rmse_ratio = _ratio(row.rmse_new.median, row.rmse_base.median)
+        row.quality = quality_verdict(row.rmse_base, row.rmse_new)
+        worse = (row.rmse_ratio - 1.0) * 100.0 if row.rmse_ratio is not None else math.inf
+        if threshold is not None and row.quality == "worse" and worse > threshold:
+            row.trips.append(f"RMSE {worse:.1f}% worse > {threshold:g}%")
+
+
+def _new_row(key: CaseKey, case: dict[str, Any], base: dict[str, Any] | None, new: dict[str, Any] | None) -> Row:
+    dataset, model, strategy = case["dataset"], case["model"], case["strategy"]
+    return Row(
+        key=key,
+        dataset=dataset.get("label") or format_selection(dataset["name"], dataset.get("params", {})),
+        model=model.get("label") or format_selection(model["name"], model.get("params", {})),
+        strategy=format_selection(strategy["name"], strategy.get("params", {})),
+        device=str(case["device"]),
+        base=base,
+        new=new,
+    )
+
+
+def compare_documents(
+    base: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    target: float | None = None,
+    normalize: bool = False,
+    fail_threshold: float | None = None,
+) -> Comparison:
+    """Match the cases of two results documents and compare speed, time-to-target and held-out RMSE.
+
+    :param target: held-out RMSE for time-to-target; by default both files' ``config.target_rmse`` when equal.
+    :param normalize: compare updates/s divided by each machine's calibration score (an error where absent).
+    :param fail_threshold: percent; see the module docstring for what trips it.
+    """
+    if fail_threshold is not None and not fail_threshold >= 0:
+        raise MfbenchError(f"the fail threshold is a percentage, 0 or more; got {fail_threshold}")
+    old_cases, new_cases = _index(base, "base"), _index(new, "new")
+    for key, case in old_cases.items():
+        if key in new_cases:
+            _check_same_data(case, new_cases[key])
+    target_value, source, notes = _resolve_target(base, new, target)
+    notes += _machine_note(base, new, normalize)
+    rows = []
+    for key, case in old_cases.items():
+        row = _new_row(key, case, case, new_cases.get(key))
+        _fill_side(row, "base", case, target_value, normalize)
+        if row.new is None:
+            row.notes.insert(0, "only in base")
+        else:
+            _fill_side(row, "new", row.new, target_value, normalize)
+            _compare_row(row, fail_threshold)
+        rows.append(row)
+    for key, case in new_cases.items():
+        if key not in old_cases:
+            row = _new_row(key, case, None, case)
+            _fill_side(row, "new", case, target_value, normalize)
+            row.notes.insert(0, "only in new")
+            rows.append(row)
+    return Comparison(rows, target_value, source, normalize, fail_threshold, notes)
+
+
+# -- rendering ----------------------------------------------------------------
+
+
+def _fmt(value: float | None, spec: str, missing: str = "") -> str:
+    if value is None:
+        return missing
+    if not math.isfinite(value):
+        return str(value)
+    return format(value, spec)
+
+
+def _ttt(row: Row, side: str) -> str:
+    case = row.base if side == "base" else row.new
+    if case is None or case["status"] != "ok":
+        return ""
+    return _fmt(getattr(row, f"ttt_{side}"), ".3g", "not reached")
+
+
+def comparison_headers(comparison: Comparison) -> list[str]:
+    unit = "rel. upd/s" if comparison.normalize else "upd/s"
+    headers = ["dataset", "model", "strategy", "device", "status", f"base {unit}", f"new {unit}", "ratio", "speed"]
+    if comparison.target is not None:
+        headers += ["base TTT s", "new TTT s", "TTT ratio"]
+    return headers + ["base RMSE", "new RMSE", "RMSE ratio", "quality", "note"]
+
+
+def comparison_row(comparison: Comparison, row: Row) -> list[str]:
+    spec = ".4g" if comparison.normalize else ",.0f"
+    cells = [
+        row.dataset, row.model, row.strategy, row.device, row.status,
+        _fmt(row.speed_base.median if row.speed_base else None, spec),
+        _fmt(row.speed_new.median if row.speed_new else None, spec),
+        _fmt(row.speed_ratio, ".3f"),
+        row.speed,
+    ]
+    if comparison.target is not None:
+        both_ok = row.base is not None and row.new is not None and row.base["status"] == row.new["status"] == "ok"
+        cells += [_ttt(row, "base"), _ttt(row, "new"), _fmt(row.ttt_ratio, ".3f", "-" if both_ok else "")]
+    note = [f"FAIL: {trip}" for trip in row.trips] + row.notes
+    cells += [
+        _fmt(row.rmse_base.median if row.rmse_base else None, ".4f"),
+        _fmt(row.rmse_new.median if row.rmse_new else None, ".4f"),
+        _fmt(row.rmse_ratio, ".4f"),
+        row.quality,
+        "; ".join(note),
+    ]
+    return cells
+
+
+def summary_lines(comparison: Comparison) -> list[str]:
+    """What the table means and whether the threshold tripped, for below the table."""
+    lines = [
+        f"{comparison.count('both')} case(s) matched, {comparison.count('only in base')} only in base, "
+        f"{comparison.count('only in new')} only in new. Ratios are new/base.",
+        "speed '~': the interquartile ranges of per-epoch updates/s overlap (within run-to-run spread); "
+        f"quality '~': held-out RMSE moved by at most max({RMSE_TOLERANCE:.0%}, spread across repeats).",
+    ]
+    if comparison.normalize:
+        lines.append("updates/s are divided by each machine's calibration score.")
+    if comparison.target is not None:
+        lines.append(f"TTT: training seconds to held-out RMSE <= {comparison.target:g} ({comparison.target_source}).")
+    lines += comparison.notes
+    if comparison.fail_threshold is not None:
+        tripped = comparison.tripped
+        if tripped:
+            lines.append(f"fail threshold {comparison.fail_threshold:g}% tripped by {len(tripped)} case(s):")
+            lines += [f"  {row.id}: {'; '.join(row.trips)}" for row in tripped]
+        else:
+            lines.append(f"fail threshold {comparison.fail_threshold:g}%: not tripped.")
+    return lines
+
+
+def render_comparison(comparison: Comparison, fmt: str = "simple", *, footer: bool = True) -> str:
+    """The comparison as a table in any tabulate format, followed by what it means (unless ``footer=False``)."""
+    table = tabulate(
+        [comparison_row(comparison, row) for row in comparison.rows],
+        headers=comparison_headers(comparison),
+        tablefmt=check_format(fmt),
+        disable_numparse=True,
+    )
+    if not footer:
+        return table
+    return table + "\n\n" + "\n".join(summary_lines(comparison))
