@@ -19,6 +19,10 @@ from .errors import PluginError
 #: The only place the core names built-in plugin modules.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "mfbench.plugins.sprand",
+    "mfbench.plugins.lowrank",
+    "mfbench.plugins.zipf",
+    "mfbench.plugins.movielens",
+    "mfbench.plugins.file",
     "mfbench.plugins.dot",
     "mfbench.plugins.biased",
     "mfbench.plugins.reference",

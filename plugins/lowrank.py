@@ -1,0 +1,66 @@
+"""Planted low-rank ratings: the data on which the best achievable RMSE is known (the noise σ).
+
+``rating = mean + <P[u], Q[i]> + noise * N(0, 1)``, with the signal ``<P[u], Q[i]>``
+scaled to unit variance, so a model that recovered P and Q exactly would score
+RMSE = noise on held-out ratings: "how close to σ" is a quality scale that needs no
+other strategy to compare against. Ratings are continuous (not rounded or clipped).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import mfbench
+from mfbench.synthetic import plant
+
+#: The shape and noise shared by the planted generators (zipf adds popularity exponents).
+PLANTED_PARAMS: dict[str, Any] = {
+    "n_users": 2000,
+    "n_items": 1000,
+    "nnz": 100_000,
+    "density": None,
+    "rank": 10,
+    "noise": 0.5,
+    "mean": 3.0,
+}
+
+
+def ratings_count(dataset: str, params: Mapping[str, Any]) -> int:
+    """How many ratings to plant: ``nnz``, or ``density`` of the matrix when nnz is 0 (or None).
+
+    Giving both is refused rather than one silently winning.
+    """
+    nnz, density = params["nnz"], params["density"]
+    n_users, n_items = params["n_users"], params["n_items"]
+    if n_users <= 0 or n_items <= 0:
+        raise mfbench.MfbenchError(f"{dataset} needs positive n_users and n_items, got {n_users} x {n_items}")
+    if density is None:
+        if nnz is None or nnz <= 0:
+            raise mfbench.MfbenchError(f"{dataset} needs nnz > 0 (a count of ratings), or nnz=0 and density=")
+        return int(nnz)
+    try:
+        density = float(density)
+    except (TypeError, ValueError):
+        raise mfbench.MfbenchError(f"{dataset} density must be a number in (0, 1], got {density!r}") from None
+    if nnz:
+        raise mfbench.MfbenchError(f"{dataset}: give nnz or density, not both; set nnz=0 to use density={density}")
+    if not 0.0 < density <= 1.0:
+        raise mfbench.MfbenchError(f"{dataset} density must be in (0, 1], got {density}")
+    return max(1, round(density * n_users * n_items))
+
+
+class LowRank(mfbench.Dataset):
+    """Planted rank-r ratings plus Gaussian noise σ, uniform over users and items: best RMSE ≈ σ."""
+
+    name = "lowrank"
+    params = dict(PLANTED_PARAMS)
+
+    def load(self, seed: int) -> mfbench.Ratings:
+        p = self.params
+        nnz = ratings_count(self.name, p)
+        return plant(p["n_users"], p["n_items"], nnz, p["rank"], p["noise"], seed, p["mean"])[0]
+
+
+@mfbench.hookimpl
+def mfbench_register_datasets(register):
+    register(LowRank)

@@ -1,0 +1,205 @@
+"""The ``file`` dataset: your own ratings from delimited text or .npz, and its errors."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import scipy.sparse
+import torch
+
+import mfbench
+from mfbench import registry
+from mfbench.plugins import file as file_plugin
+from mfbench.plugins.file import RatingsFile, dense_ids, read_delimited
+
+
+def write(tmp_path, name: str, text: str, newline: str = "\n"):
+    path = tmp_path / name
+    path.write_bytes(text.replace("\n", newline).encode())
+    return path
+
+
+def triples(ratings: mfbench.Ratings):
+    return list(zip(ratings.users.tolist(), ratings.items.tolist(), ratings.values.tolist()))
+
+
+def test_registered_as_file():
+    pm = mfbench.make_plugin_manager(["mfbench.plugins.file"], defaults=False, entry_points=False, env=False)
+    assert registry.collect(pm).get(mfbench.Dataset, "file").cls is RatingsFile
+
+
+def test_csv_with_header_and_columns_by_name(tmp_path):
+    path = write(tmp_path, "r.csv", "when,item,score,who\n1,20,4.5,7\n2,10,3,5\n3,20,1,5\n")
+    ratings = RatingsFile(path=str(path), user="who", item="item", rating="score").load(0)
+    # Raw ids become dense in sorted raw-id order: users 5 -> 0, 7 -> 1; items 10 -> 0, 20 -> 1.
+    assert triples(ratings) == [(1, 1, 4.5), (0, 0, 3.0), (0, 1, 1.0)]
+    assert (ratings.n_users, ratings.n_items) == (2, 2)
+    assert ratings.users.dtype == ratings.items.dtype == torch.int64 and ratings.values.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "delimiter, given",
+    [("\t", "auto"), ("\t", "tab"), (";", "semicolon"), (";", "auto"), ("|", "pipe"), (" ", "space"),
+     ("::", "colons"), ("::", "auto"), (",", ","), (",", "comma")],
+)
+def test_delimiters_named_given_or_sniffed(tmp_path, delimiter, given):
+    text = "".join(delimiter.join(row) + "\n" for row in (["1", "2", "5"], ["1", "3", "4"], ["9", "2", "2.5"]))
+    path = write(tmp_path, "r.txt", text)
+    ratings = RatingsFile(path=str(path), delimiter=given).load(0)
+    assert triples(ratings) == [(0, 0, 5.0), (0, 1, 4.0), (1, 0, 2.5)]
+
+
+def test_columns_by_position_and_header_auto(tmp_path):
+    path = write(tmp_path, "r.tsv", "x\t10\t3.5\t100\nx\t11\t2\t200\n")  # no header: line 1 is numeric where read
+    ratings = RatingsFile(path=str(path), user="3", item="1", rating="2").load(0)
+    assert triples(ratings) == [(0, 0, 3.5), (1, 1, 2.0)]
+    headed = write(tmp_path, "h.tsv", "a\tb\tc\tu\nx\t10\t3.5\t100\n")
+    assert len(RatingsFile(path=str(headed), user="3", item="1", rating="2").load(0)) == 1
+
+
+def test_header_yes_no(tmp_path):
+    path = write(tmp_path, "r.csv", "1,2,3\n4,5,6\n")
+    assert len(RatingsFile(path=str(path), header="yes").load(0)) == 1
+    assert len(RatingsFile(path=str(path), header="no").load(0)) == 2
+    with pytest.raises(mfbench.MfbenchError, match="header="):
+        RatingsFile(path=str(path), header="maybe").load(0)
+    with pytest.raises(mfbench.MfbenchError, match="by name but header=no"):
+        RatingsFile(path=str(path), header="no", user="userId").load(0)
+
+
+def test_text_ids_are_kept_and_ordered(tmp_path):
+    path = write(tmp_path, "r.csv", "user,item,r\nbob,B0001,5\nalice,A77,3\nbob,A77,1\n")
+    ratings = RatingsFile(path=str(path)).load(0)
+    assert triples(ratings) == [(1, 1, 5.0), (0, 0, 3.0), (1, 0, 1.0)]
+
+
+def test_text_ids_without_a_header_are_not_taken_for_one(tmp_path):
+    path = write(tmp_path, "r.tsv", "bob\tB0001\t5\nalice\tA77\t3\n")
+    assert triples(RatingsFile(path=str(path), delimiter="\\t").load(0)) == [(1, 1, 5.0), (0, 0, 3.0)]
+
+
+def test_quotes_blank_lines_crlf_and_odd_numbers(tmp_path):
+    text = 'u,i,r\n"1","2",4\n\n1,3, 2.5\n2,2,+1e0\n2,3,-0.5\n2,4,.5\n'
+    path = write(tmp_path, "r.csv", text, newline="\r\n")
+    ratings = RatingsFile(path=str(path)).load(0)
+    assert triples(ratings) == [(0, 0, 4.0), (0, 1, 2.5), (1, 0, 1.0), (1, 1, -0.5), (1, 2, 0.5)]
+
+
+def test_no_trailing_newline_and_byte_order_mark(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"\xef\xbb\xbfuserId,itemId,rating\n1,1,2\n1,2,3")
+    ratings = RatingsFile(path=str(path), user="userId").load(0)
+    assert triples(ratings) == [(0, 0, 2.0), (0, 1, 3.0)]
+
+
+def test_fast_and_line_readers_agree_across_chunks(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    n = 3000
+    users = rng.integers(-50, 10**6, n)
+    items = rng.integers(0, 400, n)
+    cents = rng.integers(-1000, 1000, n)
+    lines = [f"{u},{i},{c / 100:.2f},{rng.integers(10**9)}" for u, i, c in zip(users, items, cents)]
+    u, i, r, t = lines[1700].split(",")
+    lines[1700] = f'"{u}",{i}, {r},"{t}"'  # quoted and spaced: only the line reader takes it
+    path = write(tmp_path, "r.csv", "\n".join(lines) + "\n")
+    monkeypatch.setattr(file_plugin, "CHUNK_BYTES", 1000)  # many chunks, one of them read line by line
+    raw = read_delimited(path)
+    expect_users = [int(line.split(",")[0].strip(' "')) for line in lines]
+    np.testing.assert_array_equal(raw.users, expect_users)
+    np.testing.assert_array_equal(raw.items, items)
+    np.testing.assert_array_equal(raw.values, (cents / 100).astype(np.float32))
+
+
+def test_dense_ids_sorted_by_raw_id():
+    index, n = dense_ids(np.array([30, 10, 30, 99, 10], dtype=np.int64))
+    assert n == 3 and index.tolist() == [1, 0, 1, 2, 0]
+    index, n = dense_ids(np.array([2**62, -(2**62), 5], dtype=np.int64))  # too sparse for a lookup table
+    assert n == 3 and index.tolist() == [2, 0, 1]
+    index, n = dense_ids(np.array(["b", "a", "b"]))
+    assert n == 2 and index.tolist() == [1, 0, 1]
+
+
+def test_npz_coo_arrays_under_either_naming(tmp_path):
+    for names in (("users", "items", "values"), ("row", "col", "data")):
+        path = tmp_path / f"{names[0]}.npz"
+        np.savez(path, **dict(zip(names, ([7, 3, 7], [100, 100, 5], [1.0, 2.0, 3.0]))))
+        ratings = RatingsFile(path=str(path)).load(0)
+        assert triples(ratings) == [(1, 1, 1.0), (0, 1, 2.0), (1, 0, 3.0)]
+
+
+def test_npz_scipy_sparse_matrix_keeps_its_shape_and_indices(tmp_path):
+    matrix = scipy.sparse.csr_matrix(([4.0, 2.0], ([1, 3], [0, 6])), shape=(5, 8))
+    path = tmp_path / "m.npz"
+    scipy.sparse.save_npz(path, matrix)
+    ratings = RatingsFile(path=str(path)).load(0)
+    assert (ratings.n_users, ratings.n_items) == (5, 8)
+    assert sorted(triples(ratings)) == [(1, 0, 4.0), (3, 6, 2.0)]
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"a": [1], "b": [2]}, "expected users/items/values"),
+        ({"users": [1, 2], "items": [1], "values": [1.0]}, "1-D arrays of one length"),
+        ({"users": [1], "items": [1], "values": [np.nan]}, "finite"),
+        ({"users": [], "items": [], "values": []}, "no ratings"),
+        ({"users": [1.5], "items": [1], "values": [1.0]}, "integers or strings"),
+    ],
+)
+def test_npz_errors(tmp_path, arrays, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
+    with pytest.raises(mfbench.MfbenchError, match=message):
+        RatingsFile(path=str(path)).load(0)
+
+
+def test_npz_that_is_not_an_archive(tmp_path):
+    path = write(tmp_path, "x.npz", "not a zip")
+    with pytest.raises(mfbench.MfbenchError, match="cannot read .* as a .npz"):
+        RatingsFile(path=str(path)).load(0)
+
+
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("u,i,r\n1,2,3\n1,3,four\n", 3, "'four' is not a number"),
+        ("u,i,r\n1,2,3\n1,3\n", 3, "expected 3 fields"),
+        ("u,i,r\n1,2,3\n1,3,4,5\n2,2,2\n", 3, "expected 3 fields"),
+        ("u,i,r\n1,2,3\n,3,4\n", 3, "is empty"),
+        ("u,i,r\n1,2,3\n2,3,nan\n", 3, "not a finite number"),
+    ],
+)
+def test_malformed_text_names_file_and_line(tmp_path, text, line, message):
+    path = write(tmp_path, "bad.csv", text)
+    with pytest.raises(mfbench.MfbenchError, match=rf"bad\.csv line {line}: .*{re.escape(message)}"):
+        RatingsFile(path=str(path)).load(0)
+
+
+def test_malformed_line_deep_in_a_big_file_is_found(tmp_path, monkeypatch):
+    lines = [f"{k},{k % 7},{k % 5}" for k in range(5000)]
+    lines[4321] = "4321,1,3.5.1"
+    path = write(tmp_path, "big.csv", "user,item,rating\n" + "\n".join(lines) + "\n")
+    monkeypatch.setattr(file_plugin, "CHUNK_BYTES", 4096)
+    with pytest.raises(mfbench.MfbenchError, match=r"big\.csv line 4323: rating '3\.5\.1' is not a number"):
+        RatingsFile(path=str(path)).load(0)
+
+
+def test_missing_file_empty_file_and_bad_columns(tmp_path):
+    with pytest.raises(mfbench.MfbenchError, match="no such file: .*nothing.csv"):
+        RatingsFile(path=str(tmp_path / "nothing.csv")).load(0)
+    with pytest.raises(mfbench.MfbenchError, match="needs path="):
+        RatingsFile().load(0)
+    only_header = write(tmp_path, "h.csv", "userId,movieId,rating\n")
+    with pytest.raises(mfbench.MfbenchError, match="holds no ratings"):
+        RatingsFile(path=str(only_header)).load(0)
+    with pytest.raises(mfbench.MfbenchError, match="no column named 'who'"):
+        RatingsFile(path=str(only_header), user="who").load(0)
+    narrow = write(tmp_path, "n.csv", "1,2,3\n")
+    with pytest.raises(mfbench.MfbenchError, match="column 7 does not exist"):
+        RatingsFile(path=str(narrow), rating="7").load(0)
+    binary = tmp_path / "b.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x01\n")
+    with pytest.raises(mfbench.MfbenchError, match="not UTF-8"):
+        RatingsFile(path=str(binary)).load(0)
