@@ -26,6 +26,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "mfbench.plugins.dot",
     "mfbench.plugins.biased",
     "mfbench.plugins.reference",
+    "mfbench.plugins.compiled",
     "mfbench.plugins.machine",
 )
 

@@ -1,0 +1,253 @@
+"""The scripted strategy computes the reference's per-rating SGD, only compiled."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import mfbench
+from mfbench import testing
+from mfbench.metrics import rmse
+from mfbench.plugins.biased import BiasedDotProduct
+from mfbench.plugins.compiled import ScriptedSGD, find_tables, pair_sgd_epoch, scripted_kernel
+from mfbench.plugins.dot import DotProduct
+from mfbench.plugins.reference import Reference
+from mfbench.registry import collect
+from mfbench.synthetic import planted
+
+CPU = torch.device("cpu")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def small_ratings(seed: int = 0) -> mfbench.Ratings:
+    """Small enough for the reference, dense enough that rows are revisited within an epoch."""
+    return planted(15, 11, 90, rank=3, noise=0.1, seed=seed)
+
+
+def make_model(kind: str, ratings: mfbench.Ratings, seed: int = 0, k: int = 4) -> nn.Module:
+    torch.manual_seed(seed)
+    if kind == "dot":
+        return DotProduct(ratings.n_users, ratings.n_items, k, init_std=0.3)
+    model = BiasedDotProduct(ratings.n_users, ratings.n_items, k, ratings.mean(), init_std=0.3)
+    with torch.no_grad():  # start the biases away from zero so a wrong bias step cannot hide
+        model.user_bias.weight.normal_(0.0, 0.2)
+        model.item_bias.weight.normal_(0.0, 0.2)
+    return model
+
+
+def train(strategy: mfbench.Strategy, model: nn.Module, ratings: mfbench.Ratings, epochs: int, seed: int = 5, device=CPU):
+    strategy.setup(model, ratings.to(device), device, seed)
+    try:
+        return [strategy.run_epoch(epoch) for epoch in range(epochs)]
+    finally:
+        strategy.teardown()
+
+
+def hand_written_sgd(model: nn.Module, ratings: mfbench.Ratings, epochs: int, seed: int, lr: float, reg: float) -> None:
+    """Per-rating SGD on (pred - r)^2 + reg * (squared norms of the touched rows), in plain Python."""
+    P, Q = model.user_factors.weight.detach(), model.item_factors.weight.detach()
+    biased = hasattr(model, "user_bias")
+    if biased:
+        bu, bi, mean = model.user_bias.weight.detach(), model.item_bias.weight.detach(), model.global_mean.item()
+    for epoch in range(epochs):
+        for k in mfbench.epoch_permutation(len(ratings), seed, epoch).tolist():
+            u, i, r = int(ratings.users[k]), int(ratings.items[k]), float(ratings.values[k])
+            p, q = P[u].clone(), Q[i].clone()
+            pred = float(p @ q) + (mean + float(bu[u, 0]) + float(bi[i, 0]) if biased else 0.0)
+            err = pred - r
+            P[u] = p - lr * (2 * err * q + 2 * reg * p)
+            Q[i] = q - lr * (2 * err * p + 2 * reg * q)
+            if biased:
+                bu[u, 0] = bu[u, 0] - lr * (2 * err + 2 * reg * bu[u, 0])
+                bi[i, 0] = bi[i, 0] - lr * (2 * err + 2 * reg * bi[i, 0])
+
+
+def assert_same_state(got: nn.Module, want: nn.Module, start: nn.Module, atol: float) -> None:
+    moved = False
+    for name, expected in want.state_dict().items():
+        actual = got.state_dict()[name].cpu()
+        torch.testing.assert_close(actual, expected, atol=atol, rtol=0, msg=lambda m: f"{name}: {m}")
+        moved |= not torch.equal(expected, start.state_dict()[name])
+    assert moved, "training did not change the model: the comparison would prove nothing"
+
+
+@pytest.mark.parametrize("kind", ["dot", "biased"])
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_equals_the_reference_strategy(kind, dtype, atol):
+    ratings = small_ratings()
+    start = make_model(kind, ratings).to(dtype)
+    expected, actual = copy.deepcopy(start), copy.deepcopy(start)
+    train(Reference(lr=0.01), expected, ratings, epochs=2)
+    train(ScriptedSGD(lr=0.01, reg=0.0), actual, ratings, epochs=2)
+    assert_same_state(actual, expected, start, atol)
+
+
+@pytest.mark.parametrize("kind", ["dot", "biased"])
+def test_the_contract_exactness_check_passes(kind):
+    testing.assert_exact(ScriptedSGD, kind)
+
+
+@pytest.mark.parametrize("kind", ["dot", "biased"])
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_regularized_step_equals_a_hand_written_loop(kind, dtype, atol):
+    ratings = small_ratings(seed=1)
+    start = make_model(kind, ratings, seed=1).to(dtype)
+    expected, actual = copy.deepcopy(start), copy.deepcopy(start)
+    hand_written_sgd(expected, ratings, epochs=3, seed=2, lr=0.03, reg=0.1)
+    train(ScriptedSGD(lr=0.03, reg=0.1), actual, ratings, epochs=3, seed=2)
+    assert_same_state(actual, expected, start, atol)
+
+
+def test_regularization_changes_the_result():
+    ratings = small_ratings()
+    start = make_model("biased", ratings)
+    plain, shrunk = copy.deepcopy(start), copy.deepcopy(start)
+    train(ScriptedSGD(lr=0.03, reg=0.0), plain, ratings, epochs=1)
+    train(ScriptedSGD(lr=0.03, reg=0.2), shrunk, ratings, epochs=1)
+    assert shrunk.user_factors.weight.norm() < plain.user_factors.weight.norm()
+    assert shrunk.user_bias.weight.norm() < plain.user_bias.weight.norm()
+
+
+def test_returned_loss_is_the_mean_squared_error_before_each_step():
+    ratings = small_ratings()
+    model = make_model("biased", ratings)
+    before = rmse(model, ratings) ** 2
+    # With a vanishing step the model does not move, so every error is the starting model's.
+    (loss,) = train(ScriptedSGD(lr=1e-30, reg=0.0), model, ratings, epochs=1)
+    assert loss == pytest.approx(before, rel=1e-5)
+
+
+#: Model width for the learning check, and the epochs the defaults needed when they were chosen.
+#: The width matches the planted rank (5); the dot model needs one more column to carry the
+#: mean rating, which the biased model has as ``global_mean``. At the models' default width
+#: (20) per-rating SGD with L2 overfits this data: see the strategy's docstring.
+LEARNING = {"biased": (5, 21), "dot": (6, 24)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["biased", "dot"])
+def test_defaults_learn_planted_data(kind):
+    n_factors, needed = LEARNING[kind]
+    train_set, test_set = testing.planted_split()
+    model = testing.build_model(kind, train_set, **{**testing.model_params_for_learning(kind), "n_factors": n_factors})
+    target = testing.LEARN_RATIO * testing.NOISE
+    result = testing.fit(ScriptedSGD, model, train_set, needed + 2, test=test_set, stop_below=target)
+    curve = [round(x, 4) for x in result.test_rmse]
+    assert result.test_rmse[-1] <= target, f"{kind}: held-out RMSE above {target} after {len(curve)} epochs: {curve}"
+
+
+def test_same_seed_gives_the_same_model_bit_for_bit():
+    testing.assert_deterministic(ScriptedSGD, "biased")
+    testing.assert_deterministic(ScriptedSGD, "dot")
+
+
+def test_trains_the_models_own_tensors_and_setup_leaves_them_alone():
+    ratings = small_ratings()
+    model = make_model("biased", ratings)
+    weights = {name: p for name, p in model.named_parameters()}
+    before = copy.deepcopy(model.state_dict())
+    strategy = ScriptedSGD()
+    strategy.setup(model, ratings, CPU, 0)
+    for name, value in before.items():  # compiling and warming up touched a scratch copy only
+        assert torch.equal(model.state_dict()[name], value), name
+    strategy.run_epoch(0)
+    strategy.teardown()
+    assert all(p is weights[name] for name, p in model.named_parameters())
+    assert not torch.equal(model.user_factors.weight, before["user_factors.weight"])
+    assert torch.equal(model.global_mean, before["global_mean"])
+
+
+def test_an_empty_training_set_is_a_no_op():
+    empty = mfbench.Ratings.from_arrays([], [], [], 4, 3)
+    model = DotProduct(4, 3, 2)
+    before = copy.deepcopy(model.state_dict())
+    assert train(ScriptedSGD(), model, empty, epochs=1) == [None]
+    assert torch.equal(model.user_factors.weight, before["user_factors.weight"])
+
+
+class WithExtraLayer(DotProduct):
+    def __init__(self):
+        super().__init__(4, 3, 2)
+        self.scale = nn.Parameter(torch.ones(()))
+
+
+class BiasWithoutMean(DotProduct):
+    def __init__(self):
+        super().__init__(4, 3, 2)
+        self.user_bias = nn.Embedding(4, 1)
+        self.item_bias = nn.Embedding(3, 1)
+
+
+class NotEmbeddings(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.user_factors = nn.Linear(2, 2)
+        self.item_factors = nn.Linear(2, 2)
+
+
+@pytest.mark.parametrize(
+    "model, words",
+    [
+        (WithExtraLayer(), "does not train: ['scale']"),
+        (BiasWithoutMean(), "global_mean"),
+        (NotEmbeddings(), "nn.Embedding 'user_factors'"),
+        (nn.Linear(2, 2), "dot and biased layouts only"),
+        (BiasedDotProduct(4, 3, 2, 1.0).to(torch.float64), None),
+    ],
+)
+def test_skip_names_what_does_not_fit(model, words):
+    reason = ScriptedSGD().skip(model, CPU)
+    if words is None:
+        assert reason is None
+    else:
+        assert reason is not None and words in reason
+
+
+def test_skip_accepts_the_builtin_models_and_refuses_bad_params():
+    assert ScriptedSGD().skip(DotProduct(4, 3, 2), CPU) is None
+    assert ScriptedSGD().skip(BiasedDotProduct(4, 3, 2, 2.5), CPU) is None
+    assert "lr > 0" in ScriptedSGD(lr=0.0).skip(DotProduct(4, 3, 2), CPU)
+    assert "reg >= 0" in ScriptedSGD(reg=-1.0).skip(DotProduct(4, 3, 2), CPU)
+
+
+def test_mixed_dtypes_are_refused():
+    model = BiasedDotProduct(4, 3, 2, 1.0)
+    model.user_bias.double()
+    tables, reason = find_tables(model, "scripted")
+    assert tables is None and "one floating dtype" in reason
+
+
+def test_the_kernel_runs_as_plain_python_too():
+    """The TorchScript source is ordinary torch code: uncompiled, it gives the same steps."""
+    ratings = small_ratings()
+    model = make_model("biased", ratings)
+    tables, _ = find_tables(model, "scripted")
+    W_python, W_script = tables.stacked(), tables.stacked()
+    args = (tables.n_users, 1, ratings.users, ratings.items, ratings.values, tables.global_mean, 0.02, 0.05)
+    loss_python = pair_sgd_epoch(W_python, *args)
+    loss_script = scripted_kernel()(W_script, *args)
+    torch.testing.assert_close(W_script, W_python, atol=1e-6, rtol=0)
+    assert loss_script == pytest.approx(loss_python, rel=1e-6)
+
+
+def test_registers_through_the_plugin_manager():
+    pm = mfbench.make_plugin_manager(["mfbench.plugins.compiled"], entry_points=False, env=False)
+    entry = collect(pm).strategies["scripted"]
+    assert entry.cls is ScriptedSGD
+    assert ScriptedSGD.exact and ScriptedSGD.deterministic
+    assert set(ScriptedSGD.params) == {"lr", "reg"}
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("kind", ["dot", "biased"])
+def test_cuda_matches_cpu(kind):
+    ratings = small_ratings()
+    start = make_model(kind, ratings).double()
+    on_cpu, on_gpu = copy.deepcopy(start), copy.deepcopy(start).cuda()
+    train(ScriptedSGD(lr=0.02, reg=0.05), on_cpu, ratings, epochs=2)
+    train(ScriptedSGD(lr=0.02, reg=0.05), on_gpu, ratings, epochs=2, device=torch.device("cuda"))
+    assert_same_state(on_gpu, on_cpu, start, atol=1e-10)
