@@ -27,6 +27,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "mfbench.plugins.biased",
     "mfbench.plugins.reference",
     "mfbench.plugins.compiled",
+    "mfbench.plugins.minibatch",
+    "mfbench.plugins.vectorized",
     "mfbench.plugins.machine",
 )
 
