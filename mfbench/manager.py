@@ -29,6 +29,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "mfbench.plugins.compiled",
     "mfbench.plugins.minibatch",
     "mfbench.plugins.vectorized",
+    "mfbench.plugins.als",
+    "mfbench.plugins.hogwild",
     "mfbench.plugins.machine",
 )
 

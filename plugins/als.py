@@ -1,0 +1,255 @@
+"""Explicit alternating least squares: solve every user's, then every item's, ridge regression exactly.
+
+One epoch is two half-steps. With the item factors fixed, each user's factors
+(and, on the biased model, its bias) are the exact minimizer of that user's
+regularized squared error; then the same for every item with the users fixed.
+
+Regularization is *weighted-lambda* (Zhou et al., 2008): a row with ``n``
+training ratings is penalized ``reg * n * ||x||^2``. That is not an arbitrary
+choice: it is the per-rating objective every mfbench strategy shares,
+``(pred - r)**2 + reg * (||p_u||^2 + ||q_i||^2 [+ b_u^2 + b_i^2])``, summed over
+the training ratings, so ALS and the SGD strategies minimize the same thing.
+
+How the k x k Gram matrices are formed: rows (users, then items) are sorted by
+their number of ratings and cut into groups of at most ``chunk`` padded
+ratings; each group's rated factor vectors are gathered into a preallocated
+(rows, longest row, k + 2) buffer and one batched matmul gives every row's
+Gram matrix and right-hand side at once. Sorting by degree keeps the padding
+small, and the buffers are allocated once in ``setup`` (a fresh 80 MB tensor
+per epoch costs more in page faults than the gather itself on CPU). The systems
+are solved batched with a Cholesky factorization.
+
+Rows with no training ratings have no data term: their factors and bias are set
+to zero, the minimizer of the plain ridge penalty, so such a user predicts the
+global mean plus the item's bias rather than noise from the initialization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+import mfbench
+
+
+def factor_tables(model: nn.Module) -> tuple[dict[str, torch.Tensor] | None, str]:
+    """The raw tables ALS can solve for, or None and the reason it cannot.
+
+    Recognizes the ``dot`` layout (``user_factors``, ``item_factors``) and the
+    ``biased`` layout (those plus ``user_bias``, ``item_bias`` and a
+    ``global_mean`` buffer) by attribute, and refuses a model with any other
+    learned parameter, because ALS would leave it untrained.
+    """
+    names = ["user_factors", "item_factors"]
+    for name in names:
+        if not isinstance(getattr(model, name, None), nn.Embedding):
+            return None, f"model {type(model).__name__} has no nn.Embedding {name!r}: ALS needs the dot or biased layout"
+    biased = hasattr(model, "user_bias") or hasattr(model, "item_bias")
+    if biased:
+        names += ["user_bias", "item_bias"]
+        for name in ("user_bias", "item_bias"):
+            table = getattr(model, name, None)
+            if not isinstance(table, nn.Embedding) or table.embedding_dim != 1:
+                return None, f"model {type(model).__name__} has no one-column nn.Embedding {name!r}"
+        if not isinstance(getattr(model, "global_mean", None), torch.Tensor):
+            return None, f"model {type(model).__name__} has biases but no global_mean tensor"
+    expected = {f"{name}.weight" for name in names}
+    learned = {name for name, p in model.named_parameters() if p.requires_grad}
+    if learned != expected:
+        extra = sorted(learned - expected)
+        return None, (
+            f"model {type(model).__name__} has learned parameters ALS cannot solve for: {', '.join(extra)}"
+            if extra
+            else f"model {type(model).__name__} does not train {', '.join(sorted(expected - learned))}"
+        )
+    tables = {name: getattr(model, name).weight for name in names}
+    if tables["user_factors"].shape[1] != tables["item_factors"].shape[1]:
+        return None, "user_factors and item_factors have different widths"
+    if biased:
+        tables["global_mean"] = model.global_mean
+    return tables, ""
+
+
+@dataclass
+class RowGroup:
+    """Rows of similar degree, solved together: the other side's index and the target per padded slot."""
+
+    other: torch.Tensor  # (B * L,) index of the other side per padded slot; the zero row at pads
+    target: torch.Tensor  # (B, L) rating minus global mean; 0 at pads
+    length: int  # L, the longest row in the group
+    start: int  # offset of this group's first row in the side's solve order
+    size: int  # B, its number of rows
+
+
+class Side:
+    """Everything to re-solve one side (users or items) against the other side's fixed factors."""
+
+    def __init__(self, rows: torch.Tensor, other: torch.Tensor, targets: torch.Tensor, n_rows: int,
+                 n_other: int, chunk: int) -> None:
+        device = rows.device
+        degree = torch.bincount(rows, minlength=n_rows)
+        by_row = torch.argsort(rows, stable=True)
+        other_sorted = other.index_select(0, by_row)
+        target_sorted = targets.index_select(0, by_row)
+        first = torch.zeros(n_rows + 1, dtype=torch.int64, device=device)
+        first[1:] = degree.cumsum(0)
+        order = torch.argsort(degree, stable=True)
+        degree_sorted = degree.index_select(0, order)
+        n_empty = int((degree_sorted == 0).sum())
+        self.empty = order[:n_empty]
+        self.solve_rows = order[n_empty:]
+        self.degree = degree_sorted[n_empty:]
+        self.groups: list[RowGroup] = []
+        # Cut the degree-sorted rows into groups of at most `chunk` padded slots (a row longer
+        # than `chunk` gets a group of its own). Decided on the host: it is setup, done once.
+        degrees = self.degree.tolist()
+        start, n = 0, len(degrees)
+        largest = 0
+        while start < n:
+            stop = start + 1
+            while stop < n and degrees[stop] * (stop + 1 - start) <= chunk:
+                stop += 1
+            length = degrees[stop - 1]
+            rows_g = self.solve_rows[start:stop]
+            slots = torch.arange(length, device=device)
+            position = first.index_select(0, rows_g).unsqueeze(1) + slots
+            valid = slots < degree.index_select(0, rows_g).unsqueeze(1)
+            position = torch.where(valid, position, torch.zeros_like(position))
+            flat = position.reshape(-1)
+            other_g = torch.where(valid, other_sorted.index_select(0, flat).view_as(position), n_other)
+            target_g = torch.where(valid, target_sorted.index_select(0, flat).view_as(position), 0.0)
+            self.groups.append(RowGroup(other_g.reshape(-1), target_g.contiguous(), length, start, len(rows_g)))
+            largest = max(largest, len(rows_g) * length)
+            start = stop
+        self.largest = largest
+
+
+class ALS(mfbench.Strategy):
+    """Explicit ALS: exact weighted-lambda ridge solves for all users, then all items, per epoch."""
+
+    name = "als"
+    params = {
+        # weighted-lambda L2: a row with n ratings is penalized reg * n * ||x||^2 (see module docstring).
+        # 0.02 is the SGD strategies' default too, so by default all of them minimize the same objective.
+        "reg": 0.02,
+        # most padded ratings gathered at once; bounds the work buffer to chunk * (k + 2) floats.
+        "chunk": 262144,
+    }
+    exact = False
+    deterministic = True
+
+    def skip(self, model: nn.Module, device: torch.device) -> str | None:
+        tables, reason = factor_tables(model)
+        return None if tables is not None else reason
+
+    def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
+        reg, chunk = self.params["reg"], self.params["chunk"]
+        if not reg > 0:
+            raise mfbench.MfbenchError(
+                f"als reg must be positive, got {reg}: a row with fewer ratings than factors "
+                f"has singular normal equations without it"
+            )
+        if chunk < 1:
+            raise mfbench.MfbenchError(f"als chunk must be a positive number of ratings, got {chunk}")
+        tables, reason = factor_tables(model)
+        if tables is None:
+            raise mfbench.MfbenchError(f"als cannot train this model: {reason}")
+        self.tables = tables
+        self.biased = "user_bias" in tables
+        user_w, item_w = tables["user_factors"], tables["item_factors"]
+        if user_w.shape[0] != train.n_users or item_w.shape[0] != train.n_items:
+            raise mfbench.MfbenchError(
+                f"model tables are {user_w.shape[0]} x {item_w.shape[0]} but the ratings are "
+                f"{train.n_users} x {train.n_items}"
+            )
+        self.dtype = user_w.dtype
+        self.k = user_w.shape[1]
+        # Features per rating: the other side's factors, plus a constant 1 on the biased model
+        # (its coefficient is this row's bias). One more column carries the target.
+        self.width = self.k + (1 if self.biased else 0)
+        mean = float(tables["global_mean"]) if self.biased else 0.0
+        targets = (train.values.to(self.dtype) - mean).contiguous()
+        self.users = Side(train.users, train.items, targets, train.n_users, train.n_items, chunk)
+        self.items = Side(train.items, train.users, targets, train.n_items, train.n_users, chunk)
+        largest = max(self.users.largest, self.items.largest, 1)
+        w = self.width + 1
+        # Work buffers, allocated once: the other side's augmented table (with a zero pad row),
+        # the gathered ratings of one group, and every row's augmented Gram matrix.
+        self.other_user = torch.zeros(train.n_users + 1, w, dtype=self.dtype, device=device)
+        self.other_item = torch.zeros(train.n_items + 1, w, dtype=self.dtype, device=device)
+        if self.biased:
+            self.other_user[:-1, self.k] = 1
+            self.other_item[:-1, self.k] = 1
+        self.gathered = torch.empty(largest * w, dtype=self.dtype, device=device)
+        n_solve = max(len(self.users.solve_rows), len(self.items.solve_rows), 1)
+        self.gram = torch.empty(n_solve, w, w, dtype=self.dtype, device=device)
+
+    def solve_side(self, side: Side, rows_factors: torch.Tensor, rows_bias: torch.Tensor | None,
+                   other: torch.Tensor, other_factors: torch.Tensor, other_bias: torch.Tensor | None) -> float:
+        """Re-solve every row of ``side`` in place against the fixed ``other`` side.
+
+        Returns the training mean squared error after the solve, read off the Gram
+        matrices: for a ridge solution x of (A + lam I) x = F^T t, the residual is
+        t^T t - x . F^T t - lam ||x||^2, so the loss costs no second pass over the ratings.
+        """
+        k, width, w = self.k, self.width, self.width + 1
+        with torch.no_grad():
+            # Refresh the other side's augmented table: [factors, 1 | bias] per row, zeros on the pad row.
+            other[:-1, :k] = other_factors
+            if other_bias is not None:
+                other[:-1, width] = other_bias.squeeze(1)
+            n = len(side.solve_rows)
+            gram = self.gram[:n]
+            for group in side.groups:
+                b, length = group.size, group.length
+                z = self.gathered[: b * length * w].view(b * length, w)
+                torch.index_select(other, 0, group.other, out=z)
+                z = z.view(b, length, w)
+                # Target column: (r - mean) - other side's bias (the pad row holds 0 bias, 0 target).
+                t = z[:, :, width]
+                t.neg_().add_(group.target)
+                torch.bmm(z.transpose(1, 2), z, out=gram[group.start: group.start + b])
+            # gram = [[F^T F, F^T t], [t^T F, t^T t]]: add reg * n to the diagonal and solve.
+            a = gram[:, :width, :width]
+            lam = self.params["reg"] * side.degree.to(self.dtype)
+            a.diagonal(dim1=1, dim2=2).add_(lam.unsqueeze(1))
+            rhs = gram[:, :width, width:]
+            factor, info = torch.linalg.cholesky_ex(a)
+            if bool((info != 0).any()):
+                bad = int((info != 0).sum())
+                raise mfbench.MfbenchError(
+                    f"als: {bad} normal-equation systems were not positive definite "
+                    f"(non-finite factors?); try a larger reg"
+                )
+            solution = torch.cholesky_solve(rhs, factor).squeeze(2)
+            sse = (
+                gram[:, width, width].double().sum()
+                - (solution * rhs.squeeze(2)).double().sum()
+                - (lam.double() * solution.double().square().sum(1)).sum()
+            )
+            rows_factors.index_copy_(0, side.solve_rows, solution[:, :k])
+            if rows_bias is not None:
+                rows_bias.index_copy_(0, side.solve_rows, solution[:, k:width])
+            if len(side.empty):
+                rows_factors.index_fill_(0, side.empty, 0)
+                if rows_bias is not None:
+                    rows_bias.index_fill_(0, side.empty, 0)
+        return max(float(sse), 0.0) / max(int(side.degree.sum()), 1)
+
+    def run_epoch(self, epoch: int) -> float:
+        t = self.tables
+        ub, ib = t.get("user_bias"), t.get("item_bias")
+        self.solve_side(self.users, t["user_factors"], ub, self.other_item, t["item_factors"], ib)
+        # The item half-step's loss is the training MSE of the model as the epoch leaves it.
+        return self.solve_side(self.items, t["item_factors"], ib, self.other_user, t["user_factors"], ub)
+
+    def teardown(self) -> None:
+        for name in ("users", "items", "other_user", "other_item", "gathered", "gram", "tables"):
+            self.__dict__.pop(name, None)
+
+
+@mfbench.hookimpl
+def mfbench_register_strategies(register):
+    register(ALS)
