@@ -120,25 +120,6 @@ def test_returned_loss_is_the_mean_squared_error_before_each_step():
     assert loss == pytest.approx(before, rel=1e-5)
 
 
-#: Model width for the learning check, and the epochs the defaults needed when they were chosen.
-#: The width matches the planted rank (5); the dot model needs one more column to carry the
-#: mean rating, which the biased model has as ``global_mean``. At the models' default width
-#: (20) per-rating SGD with L2 overfits this data: see the strategy's docstring.
-LEARNING = {"biased": (5, 21), "dot": (6, 24)}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["biased", "dot"])
-def test_defaults_learn_planted_data(kind):
-    n_factors, needed = LEARNING[kind]
-    train_set, test_set = testing.planted_split()
-    model = testing.build_model(kind, train_set, **{**testing.model_params_for_learning(kind), "n_factors": n_factors})
-    target = testing.LEARN_RATIO * testing.NOISE
-    result = testing.fit(ScriptedSGD, model, train_set, needed + 2, test=test_set, stop_below=target)
-    curve = [round(x, 4) for x in result.test_rmse]
-    assert result.test_rmse[-1] <= target, f"{kind}: held-out RMSE above {target} after {len(curve)} epochs: {curve}"
-
-
 def test_same_seed_gives_the_same_model_bit_for_bit():
     testing.assert_deterministic(ScriptedSGD, "biased")
     testing.assert_deterministic(ScriptedSGD, "dot")

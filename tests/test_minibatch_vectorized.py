@@ -227,19 +227,6 @@ def test_bad_params_are_refused_with_what_to_do(cls, params, words):
         cls(**params)
 
 
-# With the defaults (batch 4096, lr 0.01, reg 0.01), measured: biased (k=5) reaches the target
-# at epoch 21, dot (k=6, init 0.1) at epoch 26. Both must have k near the planted rank 5
-# (dot needs one more factor to carry the mean of 3): at the models' default k=20 this much
-# data (45 ratings per user) overfits, and even exact ALS bottoms out near 0.62.
-@pytest.mark.parametrize("cls", [Vectorized, Minibatch])
-@pytest.mark.parametrize("kind,k,epochs", [("biased", 5, 23), ("dot", 6, 28)])
-def test_defaults_learn_the_planted_data(contract_split, one_thread, cls, kind, k, epochs):
-    train_part, test_part = contract_split
-    model = make_model(kind, train_part, k)
-    curve = train(cls(), model, train_part, epochs, test=test_part, stop_below=TARGET)
-    assert min(curve) <= TARGET, f"{cls.name} on {kind}: {[round(x, 3) for x in curve]}"
-
-
 @NEEDS_CUDA
 @pytest.mark.parametrize("cls", [Minibatch, Vectorized])
 def test_cuda_takes_the_cpu_steps(small, cls):
