@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--factors", type=int, help="n_factors of every model that has it, unless given in -m")
     run.add_argument("--test-fraction", type=float, help=f"held-out share (default {RunConfig.test_fraction})")
     run.add_argument("--timeout", type=float, help="seconds per case, checked after each epoch (default: none)")
+    run.add_argument("--threads", type=int, metavar="N", help="torch intra-op threads for the run (default: torch's, one per core)")
     run.add_argument("--target-rmse", type=float, metavar="X", help="report time-to-target: training seconds until held-out RMSE <= X")
     run.add_argument("--no-calibration", action="store_true", help="skip the machine calibration workload (no relative throughput)")
     run.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format (default %(default)s)")

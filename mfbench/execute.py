@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pluggy
+import torch
 
 from . import __version__
 from .calibration import calibrate
@@ -93,6 +94,8 @@ def execute(
     """Run everything; returns the results file and whether the run was interrupted."""
     config = config_for(suite, overrides)
     cases, groups = plan_suite(registry, suite, overrides, config)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)  # before machine_info, which records the count
     machine = machine_info(pm)
     progress = Progress(len(cases), config.repeats, config.warmup + config.epochs, quiet=quiet)
     if calibration:

@@ -68,6 +68,8 @@ class RunConfig:
     factors: int | None = None
     timeout: float | None = None
     target_rmse: float | None = None
+    #: torch intra-op threads for the whole run (None: torch's default, usually one per core).
+    threads: int | None = None
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -82,6 +84,8 @@ class RunConfig:
             raise SelectionError(f"--test-fraction must be between 0 and 1, got {self.test_fraction}")
         if self.factors is not None and self.factors < 1:
             raise SelectionError(f"--factors must be at least 1, got {self.factors}")
+        if self.threads is not None and self.threads < 1:
+            raise SelectionError(f"--threads must be at least 1, got {self.threads}")
         if self.timeout is not None and self.timeout <= 0:
             raise SelectionError(f"--timeout must be positive, got {self.timeout}")
 

@@ -50,6 +50,7 @@ SETTINGS = {
     "factors": int,
     "timeout": float,
     "target_rmse": float,
+    "threads": int,
 }
 LISTS = ("datasets", "models", "strategies", "devices")
 TOP_KEYS = {"description", "group", *SETTINGS, *LISTS}

@@ -19,7 +19,7 @@ PLANTED_PARAMS: dict[str, Any] = {
     "n_items": 1000,
     "nnz": 100_000,
     "density": None,
-    "rank": 10,
+    "rank": 5,
     "noise": 0.5,
     "mean": 3.0,
 }
