@@ -81,7 +81,7 @@ def rmse_curve(case: dict[str, Any]) -> tuple[list[float], list[float]]:
 
 
 def case_labels(cases: list[dict[str, Any]]) -> list[str]:
-    """strategy[params] @ device, prefixed by dataset and model only where those vary within the plot."""
+    """strategy label (its non-default params) @ device, prefixed by dataset and model where those vary."""
 
     def part(record: dict[str, Any], use_label: bool = True) -> str:
         if use_label and record.get("label"):
@@ -97,7 +97,7 @@ def case_labels(cases: list[dict[str, Any]]) -> list[str]:
             prefix += part(case["dataset"]) + " / "
         if len(models) > 1:
             prefix += part(case["model"]) + " / "
-        labels.append(f"{prefix}{part(case['strategy'], use_label=False)} @ {case['device']}")
+        labels.append(f"{prefix}{part(case['strategy'])} @ {case['device']}")
     return labels
 
 
