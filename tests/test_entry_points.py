@@ -61,3 +61,15 @@ def test_installed_plugin_can_be_blocked_by_entry_point_name(installed, tmp_path
 def test_autoload_can_be_disabled(installed, tmp_path):
     result = mfbench_cli(["list"], installed, tmp_path, MFBENCH_DISABLE_PLUGIN_AUTOLOAD="1")
     assert "my-adagrad" not in result.stdout
+
+
+def test_installed_plugin_joins_the_benchmark_suite(installed, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MFBENCH_")}
+    environment["PYTHONPATH"] = str(installed)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(root / "benchmarks")],
+        capture_output=True, text=True, cwd=tmp_path, env=environment, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "my-adagrad" in result.stdout
