@@ -45,7 +45,6 @@ LEARNING_MODELS: dict[str, dict[str, Any]] = {
     "dot": {"n_factors": 6, "init_std": 0.1},
     "biased": {"n_factors": 5},
 }
-DOT_INIT_STD = LEARNING_MODELS["dot"]["init_std"]
 
 
 def builtin_registry(pm: pluggy.PluginManager | None = None) -> Registry:
