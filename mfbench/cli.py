@@ -149,6 +149,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def strategy_kind(cls: type) -> str:
+    """exact/approximate, and what else a reader of ``list`` must know before comparing it."""
+    words = ["exact" if cls.exact else "approximate"]  # type: ignore[attr-defined]
+    if not cls.stepwise:  # type: ignore[attr-defined]
+        words.append("whole fits")
+    if cls.objective != "rating":  # type: ignore[attr-defined]
+        words.append(f"{cls.objective} objective")  # type: ignore[attr-defined]
+    return ", ".join(words)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     check_format(args.format)
     _, registry = load_registry(args.plugins)
@@ -159,7 +169,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             row = [name, format_params(dict(entry.cls.params)), entry.origin, entry.cls.summary()]
             if title == "strategies":
                 cls = entry.cls
-                row[2:2] = [",".join(cls.devices), "exact" if cls.exact else "approximate"]  # type: ignore[attr-defined]
+                row[2:2] = [",".join(cls.devices), strategy_kind(cls)]
             if title == "datasets" and getattr(entry.cls, "downloads", None):
                 row[-1] += f" (downloads: {', '.join(entry.cls.downloads)})"  # type: ignore[attr-defined]
             rows.append(row)
@@ -168,6 +178,15 @@ def cmd_list(args: argparse.Namespace) -> int:
             headers[2:2] = ["devices", "kind"]
         print(f"{title}:")
         print(tabulate(rows, headers=headers, tablefmt=args.format, disable_numparse=True))
+        print()
+    aside = [
+        [kind, name, entry.origin, entry.cls.unavailable]
+        for kind, table in registry.unavailable.items()
+        for name, entry in sorted(table.items())
+    ]
+    if aside:
+        print("unavailable here (registered by their plugins, but they cannot run on this machine):")
+        print(tabulate(aside, headers=["kind", "name", "plugin", "why"], tablefmt=args.format, disable_numparse=True))
         print()
     suites = [[name, load_suite(str(path)).description] for name, path in sorted(builtin_suites().items())]
     print("suites (mfbench run --suite NAME):")

@@ -22,6 +22,7 @@ from .ratings import Ratings
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 PARAM_TYPES = (bool, int, float, str, type(None))
 DEVICE_TYPES = ("cpu", "cuda")
+OBJECTIVES = ("rating", "implicit")
 
 
 def coerce_param(part: str, key: str, default: Any, value: Any) -> Any:
@@ -60,6 +61,11 @@ class Part:
     params: ClassVar[Mapping[str, Any]] = {}
     #: One line for ``mfbench list``; defaults to the docstring's first line.
     description: ClassVar[str] = ""
+    #: Why this part cannot be used on this machine (typically an optional library that
+    #: is not installed, with the command that installs it), or None. A plugin whose
+    #: library is missing still registers the class with this set: the registry keeps
+    #: it aside, ``mfbench list`` shows the reason, and selecting it is an error that says it.
+    unavailable: ClassVar[str | None] = None
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = self.resolve_params(params)
@@ -132,6 +138,17 @@ class Strategy(Part):
     exact: ClassVar[bool] = False
     #: True when the same seed gives the same trained model.
     deterministic: ClassVar[bool] = True
+    #: False when the library behind the strategy can only train a whole fit (it cannot be
+    #: stepped one epoch at a time): the runner then calls ``fit(epochs)`` once per repeat
+    #: and times it as one entry covering every epoch, warm-up epochs included.
+    stepwise: ClassVar[bool] = True
+    #: What the strategy minimizes: "rating" (squared error of predicted ratings, what
+    #: held-out RMSE judges) or "implicit" (an implicit-feedback objective: its RMSE is
+    #: shown marked and it has no time-to-target; compare it on time per iteration only).
+    objective: ClassVar[str] = "rating"
+    #: The parameter that sets how many workers run in parallel ("threads", "world_size"),
+    #: or None: the report computes scaling efficiency between cases that differ only in it.
+    scales_with: ClassVar[str | None] = None
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         """A reason this strategy cannot train ``model`` on ``device``, or None to run it."""
@@ -147,6 +164,18 @@ class Strategy(Part):
         A returned loss that is NaN or infinite ends the case as ``diverged``.
         """
         raise NotImplementedError
+
+    def fit(self, epochs: int) -> float | None:
+        """Train ``epochs`` epochs in one call (only called when ``stepwise`` is False)."""
+        raise NotImplementedError
+
+    def info(self) -> Mapping[str, Any] | None:
+        """Facts to record with each repeat, asked after its last epoch (before ``teardown``).
+
+        For what the timing alone does not say: the wrapped library's version, the
+        world size, bytes communicated per epoch, the threading layer... JSON-able values.
+        """
+        return None
 
     def teardown(self) -> None:
         """Release what ``setup`` acquired (worker processes, files). Always called, even after an error."""

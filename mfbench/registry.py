@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator
 import pluggy
 
 from .errors import PluginError, SelectionError, unknown_name
-from .parts import DEVICE_TYPES, NAME_PATTERN, PARAM_TYPES, Dataset, Model, Part, Strategy
+from .parts import DEVICE_TYPES, NAME_PATTERN, OBJECTIVES, PARAM_TYPES, Dataset, Model, Part, Strategy
 from .manager import plugin_origin
 
 HOOKS: dict[type[Part], str] = {
@@ -38,6 +38,8 @@ class Registry:
     datasets: dict[str, Entry] = field(default_factory=dict)
     models: dict[str, Entry] = field(default_factory=dict)
     strategies: dict[str, Entry] = field(default_factory=dict)
+    #: Parts registered with ``unavailable`` set, by kind ("dataset", ...) then name.
+    unavailable: dict[str, dict[str, Entry]] = field(default_factory=lambda: {b.kind: {} for b in HOOKS})
 
     def table(self, base: type[Part]) -> dict[str, Entry]:
         return {Dataset: self.datasets, Model: self.models, Strategy: self.strategies}[base]
@@ -45,6 +47,9 @@ class Registry:
     def get(self, base: type[Part], name: str) -> Entry:
         table = self.table(base)
         if name not in table:
+            aside = self.unavailable[base.kind].get(name)
+            if aside is not None:
+                raise SelectionError(f"{base.kind} {name!r} (plugin {aside.plugin!r}) is unavailable: {aside.cls.unavailable}")
             raise SelectionError(unknown_name(base.kind, name, table))
         return table[name]
 
@@ -79,6 +84,12 @@ def validate_part(cls: Any, base: type[Part], plugin: str) -> None:
             raise PluginError(
                 f"{where}: strategy {name!r} declares devices {cls.devices!r}; use a non-empty subset of {DEVICE_TYPES}"
             )
+        if cls.objective not in OBJECTIVES:
+            raise PluginError(f"{where}: strategy {name!r} declares objective {cls.objective!r}; use one of {OBJECTIVES}")
+        if cls.scales_with is not None and cls.scales_with not in cls.params:
+            raise PluginError(f"{where}: strategy {name!r} scales_with {cls.scales_with!r}, which is not one of its params")
+    if cls.unavailable is not None and not (isinstance(cls.unavailable, str) and cls.unavailable.strip()):
+        raise PluginError(f"{where}: {base.kind} {name!r} unavailable must be None or a reason (a non-empty string)")
 
 
 def collect(pm: pluggy.PluginManager) -> Registry:
@@ -91,7 +102,8 @@ def collect(pm: pluggy.PluginManager) -> Registry:
         for impl in reversed(hook.get_hookimpls()):
             plugin_name = impl.plugin_name
             origin = plugin_origin(pm, impl.plugin)
-            kwargs = {"register": _register_into(table, base, plugin_name, origin)}
+            aside = registry.unavailable[base.kind]
+            kwargs = {"register": _register_into(table, aside, base, plugin_name, origin)}
             try:
                 impl.function(*(kwargs[arg] for arg in impl.argnames))
             except PluginError:
@@ -101,15 +113,18 @@ def collect(pm: pluggy.PluginManager) -> Registry:
     return registry
 
 
-def _register_into(table: dict[str, Entry], base: type[Part], plugin: str, origin: str) -> Callable[[type], None]:
+def _register_into(
+    table: dict[str, Entry], aside: dict[str, Entry], base: type[Part], plugin: str, origin: str
+) -> Callable[[type], None]:
     def register(cls: type) -> None:
         validate_part(cls, base, plugin)
-        existing = table.get(cls.name)
+        existing = table.get(cls.name) or aside.get(cls.name)
         if existing is not None:
             raise PluginError(
                 f"{base.kind} name {cls.name!r} is registered twice: by plugin {existing.plugin!r} "
                 f"and by plugin {plugin!r}. Rename one, or block one with -p no:NAME."
             )
-        table[cls.name] = Entry(cls, plugin, origin)
+        target = aside if cls.unavailable else table  # type: ignore[attr-defined]
+        target[cls.name] = Entry(cls, plugin, origin)
 
     return register

@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import math
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from tabulate import tabulate, tabulate_formats
 
 from .errors import SelectionError, unknown_name
 from .selection import format_params, format_selection
-from .stats import case_time_to_target
+from .stats import case_time_to_target, scaling_efficiencies
 
 NOTE_WIDTH = 60
 
@@ -54,15 +55,44 @@ def strategy_params_label(strategy: dict[str, Any]) -> str:
     return inner or "(defaults)"
 
 
-def case_columns(case: dict[str, Any], target: float | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TableShape:
+    """What a table shows beyond the fixed columns, decided once from all its cases."""
+
+    target: float | None = None
+    scaling: dict[str, float] = field(default_factory=dict)
+    hosts: bool = False
+
+
+def table_shape(cases: list[dict[str, Any]], target: float | None, hosts: bool | None) -> TableShape:
+    """The host column appears when cases ran on more than one host (or when asked for)."""
+    if hosts is None:
+        hosts = len({c.get("host") for c in cases if c.get("host")}) > 1
+    return TableShape(case_target(cases, target), scaling_efficiencies(cases), hosts)
+
+
+def case_note(case: dict[str, Any]) -> str:
+    notes = [case.get("reason", "")]
+    strategy = case["strategy"]
+    if strategy.get("objective", "rating") != "rating":
+        notes.append(f"{strategy['objective']}-feedback objective: RMSE not comparable, compare s/epoch only")
+    if not strategy.get("stepwise", True) and case.get("summary"):
+        covered = max((e.get("epochs_covered", 1) for r in case["repeats"] for e in r.get("epochs", [])), default=1)
+        notes.append(f"whole fit of {covered} epochs timed as one call")
+    return "; ".join(n for n in notes if n)
+
+
+def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
     """Raw values of one row, by column name (numbers stay numbers, for CSV)."""
     summary = case.get("summary") or {}
     dataset, model, strategy = case["dataset"], case["model"], case["strategy"]
+    target = shape.target
     columns = {
         "dataset": dataset.get("label") or format_selection(dataset["name"], dataset.get("params", {})),
         "model": model.get("label") or format_selection(model["name"], model.get("params", {})),
         "strategy": strategy["name"],
         "device": case["device"],
+        **({"host": case.get("host", "")} if shape.hosts else {}),
         "params": strategy_params_label(strategy),
         "status": case["status"],
         "updates/s": summary.get("median_updates_per_s"),
@@ -70,6 +100,8 @@ def case_columns(case: dict[str, Any], target: float | None) -> dict[str, Any]:
         "s/epoch": summary.get("median_epoch_s"),
         "setup s": summary.get("median_setup_s"),
     }
+    if shape.scaling:
+        columns["scaling"] = shape.scaling.get(case["id"])
     if target is not None:
         columns[f"time to {target:g}"] = case_time_to_target(case, target) if summary else None
     peak = summary.get("peak_memory_bytes")
@@ -78,7 +110,7 @@ def case_columns(case: dict[str, Any], target: float | None) -> dict[str, Any]:
             "train RMSE": summary.get("final_train_rmse"),
             "test RMSE": summary.get("final_test_rmse"),
             "peak MB": peak / 2**20 if peak else None,
-            "note": case.get("reason", ""),
+            "note": case_note(case),
         }
     )
     return columns
@@ -92,14 +124,20 @@ def _display(name: str, value: Any, case: dict[str, Any]) -> str:
             return ""
         text = f"±{_number(value * 100 / 2, '.0f')}%"
         return text + " unstable" if (case.get("summary") or {}).get("unstable") else text
+    implicit = case["strategy"].get("objective", "rating") != "rating"
     if name.startswith("time to"):
         if not case.get("summary"):
             return ""
+        if implicit:
+            return "n/a"
         return "not reached" if value is None else _number(value, ".3g")
+    if name == "scaling":
+        return "" if value is None else f"{value * 100:.0f}%"
     if name in ("s/epoch", "setup s"):
         return _number(value, ".4g")
     if name.endswith("RMSE"):
-        return _number(value, ".4f")
+        text = _number(value, ".4f")
+        return f"({text})" if implicit and text else text
     if name == "peak MB":
         return _number(value, ",.0f")
     if name == "note":
@@ -107,11 +145,17 @@ def _display(name: str, value: Any, case: dict[str, Any]) -> str:
     return "" if value is None else str(value)
 
 
-def render_table(cases: Iterable[dict[str, Any]], fmt: str = "simple", target: float | None = None) -> str:
-    """The results table; ``spread`` is half the IQR of epoch times relative to their median."""
+def render_table(
+    cases: Iterable[dict[str, Any]], fmt: str = "simple", target: float | None = None, hosts: bool | None = None
+) -> str:
+    """The results table; ``spread`` is half the IQR of epoch times relative to their median.
+
+    ``scaling`` (when any strategy declares ``scales_with``) is updates/s over workers
+    times the one-worker case's; RMSE in parentheses belongs to an implicit-feedback strategy.
+    """
     cases = list(cases)
-    target = case_target(cases, target)
-    rows = [case_columns(case, target) for case in cases]
+    shape = table_shape(cases, target, hosts)
+    rows = [case_columns(case, shape) for case in cases]
     if not rows:
         return "(no cases)"
     headers = list(rows[0])
@@ -119,11 +163,11 @@ def render_table(cases: Iterable[dict[str, Any]], fmt: str = "simple", target: f
     return tabulate(body, headers=headers, tablefmt=check_format(fmt), disable_numparse=True)
 
 
-def render_csv(cases: Iterable[dict[str, Any]], target: float | None = None) -> str:
+def render_csv(cases: Iterable[dict[str, Any]], target: float | None = None, hosts: bool | None = None) -> str:
     """The same rows as the table, with raw numbers, as CSV."""
     cases = list(cases)
-    target = case_target(cases, target)
-    rows = [case_columns(case, target) for case in cases]
+    shape = table_shape(cases, target, hosts)
+    rows = [case_columns(case, shape) for case in cases]
     if not rows:
         return ""
     buffer = io.StringIO()

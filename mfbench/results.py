@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MfbenchError
+from .stats import scaling_efficiencies
 
 SCHEMA = "mfbench.results"
 SCHEMA_VERSION = 1
@@ -73,6 +74,12 @@ class ResultsFile:
 
     def add(self, case: dict[str, Any]) -> None:
         self.document["cases"].append(case)
+        efficiencies = scaling_efficiencies(self.document["cases"])  # a new case may be an earlier one's partner
+        for other in self.document["cases"]:
+            if other.get("summary"):
+                other["summary"].pop("scaling_efficiency", None)
+                if other["id"] in efficiencies:
+                    other["summary"]["scaling_efficiency"] = efficiencies[other["id"]]
         atomic_write_json(self.path, self.document)
 
     def finish(self) -> None:

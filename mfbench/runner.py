@@ -10,6 +10,7 @@ stops the run: it becomes a row with a status and a reason.
 from __future__ import annotations
 
 import math
+import socket
 import statistics
 import time
 import traceback
@@ -24,7 +25,7 @@ from .metrics import rmse
 from .parts import Strategy
 from .plan import Case, RunConfig
 from .ratings import Ratings, fingerprint_split
-from .stats import UNSTABLE_SPREAD, case_time_to_target, spread, timed_epochs
+from .stats import UNSTABLE_SPREAD, case_time_to_target, epoch_seconds, spread, timed_epochs
 from .timing import Clock, Sync, synchronize, timed
 
 STATUSES = ("ok", "skipped", "error", "diverged", "timeout")
@@ -138,8 +139,12 @@ class Runner:
                 "params": case.strategy.params,
                 "plugin": case.strategy.entry.plugin,
                 "exact": bool(getattr(strategy_cls, "exact", False)),
+                "stepwise": bool(getattr(strategy_cls, "stepwise", True)),
+                "objective": getattr(strategy_cls, "objective", "rating"),
+                "scales_with": getattr(strategy_cls, "scales_with", None),
             },
             "device": str(case.device),
+            "host": socket.gethostname(),
             "status": "ok",
             "reason": "",
             "repeats": [],
@@ -201,19 +206,14 @@ class Runner:
                 result["initial"] = {"train_rmse": rmse(model, train), "test_rmse": rmse(model, test)}
                 baseline = result["initial"]["train_rmse"]
                 total = config.warmup + config.epochs
+                if not strategy.stepwise:  # one timed call trains every epoch
+                    loss, seconds = timed(lambda: strategy.fit(total), device, self.sync, self.clock)
+                    self._epoch_done(case, repeat, total - 1, loss, seconds, model, train, test, baseline, result)
+                    result["epochs"][-1]["epochs_covered"] = total
+                    return
                 for epoch in range(total):
                     loss, seconds = timed(lambda: strategy.run_epoch(epoch), device, self.sync, self.clock)
-                    eval_start = self.clock()
-                    entry = {"epoch": epoch, "seconds": seconds, "train_rmse": rmse(model, train), "test_rmse": rmse(model, test)}
-                    entry["eval_s"] = self.clock() - eval_start
-                    if epoch < config.warmup:
-                        entry["warmup"] = True
-                    if loss is not None:
-                        entry["loss"] = float(loss)
-                    result["epochs"].append(entry)
-                    if self.on_epoch is not None:
-                        self.on_epoch(case, repeat, epoch, entry)
-                    check_divergence(entry, baseline, repeat, epoch)
+                    self._epoch_done(case, repeat, epoch, loss, seconds, model, train, test, baseline, result)
                     elapsed = self.clock() - started
                     last = repeat == config.repeats - 1 and epoch == total - 1
                     if config.timeout is not None and elapsed > config.timeout and not last:
@@ -224,7 +224,27 @@ class Runner:
                         )
         finally:
             result["memory"] = memory.record()
+            try:
+                info = strategy.info()
+                if info:
+                    result["info"] = dict(info)
+            except Exception as exc:  # what info() could not say must not hide the case's own outcome
+                result["info"] = {"error": f"{type(exc).__name__}: {exc}"}
             strategy.teardown()
+
+    def _epoch_done(self, case, repeat, epoch, loss, seconds, model, train, test, baseline, result) -> None:
+        """Evaluate (untimed) after a timed training call, record it, and stop a diverged case."""
+        eval_start = self.clock()
+        entry = {"epoch": epoch, "seconds": seconds, "train_rmse": rmse(model, train), "test_rmse": rmse(model, test)}
+        entry["eval_s"] = self.clock() - eval_start
+        if epoch < self.config.warmup and case.strategy.entry.cls.stepwise:
+            entry["warmup"] = True
+        if loss is not None:
+            entry["loss"] = float(loss)
+        result["epochs"].append(entry)
+        if self.on_epoch is not None:
+            self.on_epoch(case, repeat, epoch, entry)
+        check_divergence(entry, baseline, repeat, epoch)
 
 def check_divergence(entry: dict[str, Any], baseline: float, repeat: int, epoch: int) -> None:
     where = f"at epoch {epoch + 1} of repeat {repeat + 1}"
@@ -245,8 +265,8 @@ def summarize(record: dict[str, Any], target_rmse: float | None = None, calibrat
     if not epochs:
         return {}
     updates = record["dataset"].get("train_nnz", 0)
-    seconds = spread([e["seconds"] for e in epochs])
-    rates = spread([updates / e["seconds"] if e["seconds"] > 0 else math.inf for e in epochs])
+    seconds = spread([epoch_seconds(e) for e in epochs])
+    rates = spread([updates / epoch_seconds(e) if e["seconds"] > 0 else math.inf for e in epochs])
     finals = [r["epochs"][-1] for r in record["repeats"] if r.get("epochs")]
     setups = [r["setup_s"] for r in record["repeats"] if "setup_s" in r]
     peaks = [r["memory"]["peak_bytes"] for r in record["repeats"] if (r.get("memory") or {}).get("peak_bytes")]
@@ -265,6 +285,8 @@ def summarize(record: dict[str, Any], target_rmse: float | None = None, calibrat
         "final_test_rmse": statistics.median(f["test_rmse"] for f in finals),
         "peak_memory_bytes": max(peaks) if peaks else None,
     }
+    if not record["strategy"].get("stepwise", True):
+        summary["whole_fit"] = True
     if calibration_score:
         summary["relative_updates_per_s"] = summary["median_updates_per_s"] / calibration_score
     if target_rmse is not None:

@@ -49,6 +49,11 @@ def timed_epochs(case: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for r in case.get("repeats", []) for e in r.get("epochs", []) if not e.get("warmup")]
 
 
+def epoch_seconds(entry: dict[str, Any]) -> float:
+    """Seconds per epoch of one timed entry (a whole-fit entry covers several epochs)."""
+    return as_number(entry.get("seconds")) / int(entry.get("epochs_covered", 1))
+
+
 def time_to_target(epochs: Iterable[dict[str, Any]], target: float) -> float | None:
     """Training seconds until held-out RMSE first reaches ``target``; None if never.
 
@@ -66,7 +71,12 @@ def time_to_target(epochs: Iterable[dict[str, Any]], target: float) -> float | N
 
 
 def case_time_to_target(case: dict[str, Any], target: float) -> float | None:
-    """Median over repeats of time-to-target; None when no repeat reached it (or fewer than half did)."""
+    """Median over repeats of time-to-target; None when no repeat reached it (or fewer than half did).
+
+    None as well for a strategy with an implicit-feedback objective: it does not aim at the ratings.
+    """
+    if (case.get("strategy") or {}).get("objective", "rating") != "rating":
+        return None
     times = [time_to_target(r.get("epochs", []), target) for r in case.get("repeats", [])]
     reached = [t for t in times if t is not None]
     if not reached or len(reached) * 2 < len(times):
@@ -110,7 +120,7 @@ def updates_per_epoch(case: dict[str, Any]) -> int:
 
 def case_throughput(case: dict[str, Any]) -> Throughput | None:
     """updates/s over counted (non-warm-up) epochs; the median is updates / median epoch seconds, as the runner reports it."""
-    seconds = [as_number(e.get("seconds")) for e in timed_epochs(case)]
+    seconds = [epoch_seconds(e) for e in timed_epochs(case)]
     seconds = [s for s in seconds if s > 0 and math.isfinite(s)]
     if not seconds:
         return None
@@ -144,3 +154,37 @@ def final_test_rmse(case: dict[str, Any]) -> FinalRmse | None:
         value = as_number((case.get("summary") or {}).get("final_test_rmse"))
         return None if math.isnan(value) else FinalRmse(value, value, value)
     return FinalRmse(statistics.median(finals), min(finals), max(finals))
+
+
+def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Scaling efficiency of each case of a strategy that declares ``scales_with``, by case id.
+
+    updates/s with w workers over w times updates/s with one worker, the one-worker case
+    being the one that differs from it only in that parameter (same data, model,
+    device and other parameters). Cases without such a partner, or not ok, are left out.
+    """
+    cases = [c for c in cases if c.get("status") == "ok" and (c.get("strategy") or {}).get("scales_with")]
+
+    def key(case: dict[str, Any], knob: str) -> tuple:
+        params = {k: v for k, v in case["strategy"].get("params", {}).items() if k != knob}
+        return (
+            (case.get("dataset") or {}).get("label"), (case.get("model") or {}).get("label"),
+            case["strategy"]["name"], case.get("device"), tuple(sorted((k, repr(v)) for k, v in params.items())),
+        )
+
+    single: dict[tuple, float] = {}
+    for case in cases:
+        knob = case["strategy"]["scales_with"]
+        if case["strategy"].get("params", {}).get(knob) == 1:
+            rate = as_number((case.get("summary") or {}).get("median_updates_per_s"))
+            if rate > 0 and math.isfinite(rate):
+                single[key(case, knob)] = rate
+    found: dict[str, float] = {}
+    for case in cases:
+        knob = case["strategy"]["scales_with"]
+        workers = case["strategy"].get("params", {}).get(knob)
+        base = single.get(key(case, knob))
+        rate = as_number((case.get("summary") or {}).get("median_updates_per_s"))
+        if base and isinstance(workers, int) and workers >= 1 and math.isfinite(rate):
+            found[case["id"]] = rate / (workers * base)
+    return found
