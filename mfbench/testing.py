@@ -89,7 +89,8 @@ def fit(
 ) -> Fit:
     """Train ``model`` with ``strategy`` through the runner's protocol; RMSE after each epoch.
 
-    ``stop_below`` ends training once held-out RMSE is at or below it.
+    ``stop_below`` ends training once held-out RMSE is at or below it. A strategy that
+    trains whole fits only (``stepwise`` False) trains all ``epochs`` and gives one point.
     """
     device = torch.device(device)
     model = model.to(device)
@@ -103,6 +104,12 @@ def fit(
         return result
     instance.setup(model, train_d, device, seed)
     try:
+        if not instance.stepwise:  # a whole fit: one curve point, after every epoch
+            instance.fit(epochs)
+            result.train_rmse.append(rmse(model, train_d))
+            if test_d is not None:
+                result.test_rmse.append(rmse(model, test_d))
+            return result
         for epoch in range(epochs):
             instance.run_epoch(epoch)
             result.train_rmse.append(rmse(model, train_d))

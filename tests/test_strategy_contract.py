@@ -9,6 +9,7 @@ contract's default budget of 30 epochs.
 from __future__ import annotations
 
 import pytest
+import torch
 
 from mfbench import testing
 
@@ -34,12 +35,22 @@ def strategy(name):
     return REGISTRY.strategies[name].cls
 
 
+def skip_unsupported(cls, model):
+    """A strategy may decline a model (a peer library without biases, say), with a reason."""
+    train, _ = testing.planted_split(n_users=30, n_items=20, nnz=200)
+    net = testing.build_model(model, train, **testing.model_params_for_learning(model))
+    reason = cls().skip(net, torch.device("cpu"))
+    if reason:
+        pytest.skip(f"{cls.name} declines {model}: {reason}")
+
+
 @pytest.mark.parametrize("name", STRATEGIES)
 @pytest.mark.parametrize("model", MODELS)
 def test_exact_strategies_equal_the_reference(name, model):
     cls = strategy(name)
     if not cls.exact:
         pytest.skip(f"{name} declares itself approximate")
+    skip_unsupported(cls, model)
     testing.assert_exact(cls, model)
 
 
@@ -49,6 +60,7 @@ def test_deterministic_strategies_repeat_themselves(name, model):
     cls = strategy(name)
     if not cls.deterministic:
         pytest.skip(f"{name} declares itself non-deterministic")
+    skip_unsupported(cls, model)
     testing.assert_deterministic(cls, model, epochs=1)
 
 
@@ -57,6 +69,9 @@ def test_deterministic_strategies_repeat_themselves(name, model):
 def test_defaults_learn_planted_data(name, model):
     if name in NOT_LEARNING:
         pytest.skip(NOT_LEARNING[name])
+    if strategy(name).objective != "rating":
+        pytest.skip(f"{name} optimizes an {strategy(name).objective}-feedback objective, not ratings")
+    skip_unsupported(strategy(name), model)
     budget = EPOCH_BUDGET.get(name, (30, 30))[MODELS.index(model)]
     testing.assert_learns(strategy(name), model, max_epochs=budget)
 

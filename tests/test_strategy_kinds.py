@@ -189,3 +189,14 @@ def _with_parts():
     pm = mfbench.make_plugin_manager(entry_points=False, env=False)
     pm.register(Parts(), name="kinds")
     return pm
+
+
+def test_the_contract_trains_a_whole_fit_strategy_through_fit():
+    from mfbench import testing
+
+    WholeFit.calls.clear()
+    train, test = testing.planted_split(n_users=30, n_items=20, nnz=200)
+    net = testing.build_model("dot", train)
+    result = testing.fit(WholeFit, net, train, 5, test=test)
+    assert WholeFit.calls == [5]
+    assert len(result.train_rmse) == len(result.test_rmse) == 1
