@@ -4,7 +4,7 @@ The names a plugin author needs are all here: ``hookimpl`` to mark hook
 functions, the part base classes, ``Ratings`` and ``epoch_permutation``.
 """
 
-from .errors import MfbenchError, PluginError, SelectionError
+from .errors import CaseTimeout, MfbenchError, PluginError, SelectionError
 from .hookspecs import hookimpl, hookspec
 from .parts import Dataset, Model, Part, Strategy, epoch_permutation
 from .manager import make_plugin_manager
@@ -13,6 +13,7 @@ from .ratings import Ratings
 __version__ = "0.1.0"
 
 __all__ = [
+    "CaseTimeout",
     "Dataset",
     "MfbenchError",
     "Model",

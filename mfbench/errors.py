@@ -18,6 +18,11 @@ class SelectionError(MfbenchError):
     """A command-line selection names something unknown or is malformed."""
 
 
+class CaseTimeout(Exception):
+    """Raised by a strategy whose own watchdog gave up waiting (workers that hang):
+    the runner ends the case with status ``timeout`` instead of ``error``."""
+
+
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> str:
     """Message for an unknown name: the closest match first, then every known one."""
     known = sorted(known)

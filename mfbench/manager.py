@@ -31,6 +31,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "mfbench.plugins.vectorized",
     "mfbench.plugins.als",
     "mfbench.plugins.hogwild",
+    "mfbench.plugins.numba_sgd",
+    "mfbench.plugins.ddp",
+    "mfbench.plugins.sharded",
     "mfbench.plugins.machine",
 )
 

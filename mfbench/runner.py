@@ -20,6 +20,7 @@ from typing import Any, Callable
 import torch
 
 from .devices import unavailable_reason
+from .errors import CaseTimeout
 from .memory import PeakMemory
 from .metrics import rmse
 from .parts import Strategy
@@ -167,6 +168,8 @@ class Runner:
                 result: dict[str, Any] = {"repeat": repeat, "epochs": []}
                 record["repeats"].append(result)  # filled in place: a failed repeat keeps what it measured
                 self._run_repeat(case, data, repeat, started, result)
+        except CaseTimeout as exc:
+            self._end(record, "timeout", f"{type(exc).__name__}: {exc}")
         except CaseEnded as ended:
             self._end(record, ended.status, ended.reason)
             if ended.status == "skipped":

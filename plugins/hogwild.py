@@ -49,6 +49,10 @@ class HogwildWorkerError(RuntimeError):
     """A worker process failed or died; the message says which and how."""
 
 
+class HogwildTimeout(HogwildWorkerError, mfbench.CaseTimeout):
+    """Workers did not answer within ``timeout``: the case ends as ``timeout``."""
+
+
 def shard_bounds(n: int, workers: int, rank: int) -> tuple[int, int]:
     """The contiguous slice of ``n`` pre-shuffled ratings that worker ``rank`` owns."""
     return n * rank // workers, n * (rank + 1) // workers
@@ -272,7 +276,7 @@ class Hogwild(mfbench.Strategy):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 late = ", ".join(f"{rank} (pid {self.processes[rank].pid})" for rank in sorted(pending))
-                raise HogwildWorkerError(
+                raise HogwildTimeout(
                     f"hogwild {what}: workers {late} did not finish within timeout={self.params['timeout']} s"
                 )
             sentinels = {self.processes[rank].sentinel: rank for rank in pending}

@@ -200,3 +200,23 @@ def test_the_contract_trains_a_whole_fit_strategy_through_fit():
     result = testing.fit(WholeFit, net, train, 5, test=test)
     assert WholeFit.calls == [5]
     assert len(result.train_rmse) == len(result.test_rmse) == 1
+
+
+class Hanging(Implicit):
+    name = "hanging"
+    objective = "rating"
+
+    def run_epoch(self, epoch):
+        raise mfbench.CaseTimeout("workers 1 did not answer within 2 s")
+
+
+def test_a_strategy_watchdog_ends_the_case_as_timeout(fresh_pm, run_cases):
+    class Plugin:
+        @mfbench.hookimpl
+        def mfbench_register_strategies(self, register):
+            register(Hanging)
+
+    fresh_pm.register(Plugin(), name="hanging")
+    [case] = run_cases(fresh_pm, ["hanging"])
+    assert case["status"] == "timeout"
+    assert case["reason"] == "CaseTimeout: workers 1 did not answer within 2 s"

@@ -1,0 +1,317 @@
+"""ddp and sharded on torch.distributed: same steps as their single-process peers, learning, life and death of ranks.
+
+Two ranks over loopback on gloo. Rank start-up is cheap once the fork server runs
+(~0.2 s; its first start imports torch and torch._dynamo, a few seconds).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from torch import nn
+
+import mfbench
+from mfbench import distributed, testing
+from mfbench.metrics import rmse
+from mfbench.plugins.ddp import DDP, rank_share
+from mfbench.plugins.minibatch import Minibatch
+from mfbench.plugins.sharded import Sharded, block_bounds, block_of
+from mfbench.plugins.vectorized import Vectorized
+from mfbench.registry import collect
+
+CPU = torch.device("cpu")
+TARGET = testing.LEARN_RATIO * testing.NOISE
+
+
+def small(nnz: int = 3000) -> mfbench.Ratings:
+    return testing.planted_split(n_users=300, n_items=200, nnz=nnz)[0]
+
+
+def model_for(kind: str, train: mfbench.Ratings) -> nn.Module:
+    return testing.build_model(kind, train, **testing.model_params_for_learning(kind))
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:  # a zombie is dead, only not yet reaped (the fork server reaps its children)
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def assert_all_gone(pids, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and not all(gone(pid) for pid in pids):
+        time.sleep(0.05)
+    assert all(gone(pid) for pid in pids), [pid for pid in pids if not gone(pid)]
+
+
+def train_epochs(strategy, model, train, epochs, test=None, stop_below=None):
+    strategy.setup(model, train, CPU, seed=0)
+    history = []
+    try:
+        for epoch in range(epochs):
+            strategy.run_epoch(epoch)
+            if test is not None:
+                history.append(rmse(model, test))
+                if stop_below is not None and history[-1] <= stop_below:
+                    break
+        info = strategy.info()
+    finally:
+        strategy.teardown()
+    return history, info
+
+
+def max_difference(a: nn.Module, b: nn.Module) -> float:
+    return max(float((x - y).detach().abs().max()) for x, y in zip(a.parameters(), b.parameters()))
+
+
+def test_registered_through_the_plugin_manager():
+    pm = mfbench.make_plugin_manager(["mfbench.plugins.ddp", "mfbench.plugins.sharded"], entry_points=False, env=False)
+    strategies = collect(pm).strategies
+    assert strategies["ddp"].cls is DDP and strategies["sharded"].cls is Sharded
+    for cls in (DDP, Sharded):
+        assert cls.scales_with == "world_size" and cls.params["world_size"] == 2 and "reg" in cls.params
+
+
+def test_batches_and_blocks_cover_everything_once():
+    for n, batch, world in [(10, 4, 2), (10, 4, 3), (7, 100, 2), (5, 1, 3)]:
+        shares = [rank_share(n, batch, r, world) for r in range(world)]
+        positions = torch.cat([p for p, _ in shares])
+        assert sorted(positions.tolist()) == list(range(n))
+        assert all(len(b) == len(shares[0][1]) for _, b in shares)  # every rank steps equally often
+    assert torch.equal(block_of(torch.arange(10), 10, 3), torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 2]))
+    assert [block_bounds(10, 3, b) for b in range(3)] == [(0, 3), (3, 6), (6, 10)]
+
+
+@pytest.mark.parametrize("comm", ["ddp", "sparse", "dense"])
+def test_ddp_takes_minibatchs_steps_at_two_ranks(comm):
+    train = small()
+    start = model_for("biased", train)
+    expected, actual = copy.deepcopy(start), copy.deepcopy(start)
+    train_epochs(Minibatch(batch_size=512, lr=0.02), expected, train, 2)
+    _, info = train_epochs(DDP(world_size=2, comm=comm, batch_size=512, lr=0.02), actual, train, 2)
+    assert max_difference(start, expected) > 1e-2  # training moved the model: the comparison means something
+    assert max_difference(actual, expected) < 1e-5  # the same steps, summed in another order
+    assert info["world_size"] == 2 and info["backend"] == "gloo" and info["launcher"] == "spawn"
+    assert info["bytes_per_epoch"] > 0 and info["startup_s"]["total_s"] > 0
+    if comm == "dense":  # one flat buffer of every table per step, from each rank
+        tables = sum(p.numel() for p in start.parameters()) * 4
+        assert info["bytes_per_epoch"] == 2 * tables * len(range(0, len(train), 512))
+
+
+def test_sharded_at_one_rank_is_vectorized():
+    train = small()
+    start = model_for("biased", train)
+    expected, actual = copy.deepcopy(start), copy.deepcopy(start)
+    train_epochs(Vectorized(batch_size=256, lr=0.05, reg=0.02), expected, train, 2)
+    _, info = train_epochs(Sharded(world_size=1, batch_size=256, lr=0.05, reg=0.02, lr_decay=0.0), actual, train, 2)
+    assert max_difference(start, expected) > 1e-2
+    assert max_difference(actual, expected) == 0.0
+    assert info["bytes_per_epoch"] == 0
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return testing.planted_split()
+
+
+@pytest.mark.parametrize("kind, epochs", [("biased", 10), ("dot", 22)])
+def test_sharded_defaults_learn_and_match_one_rank(planted, kind, epochs):
+    """Measured: 8 (biased) and 18 (dot) epochs to the target at two ranks."""
+    train, test = planted
+    start = model_for(kind, train)
+    history, info = train_epochs(Sharded(), copy.deepcopy(start), train, epochs, test, stop_below=TARGET)
+    assert history[-1] <= TARGET, history
+    single, _ = train_epochs(Sharded(world_size=1), copy.deepcopy(start), train, len(history), test)
+    assert abs(single[-1] - history[-1]) < 0.02, (single, history)
+    # Exactly the moving table (items here), once around the ring minus the last hop.
+    width = start.item_factors.weight.shape[1] + (1 if kind == "biased" else 0)
+    assert info["bytes_per_epoch"] == (2 - 1) * train.n_items * width * 4
+
+
+@pytest.mark.parametrize("method", ["kill", "stop"])
+def test_a_dead_or_hung_rank_ends_the_epoch_and_leaves_nothing(method):
+    strategy = DDP(world_size=2, timeout=2.0) if method == "stop" else Sharded(world_size=2, timeout=30.0)
+    train = small()
+    strategy.setup(model_for("dot", train), train, CPU, seed=0)
+    pids = strategy.group.pids
+    try:
+        assert strategy.run_epoch(0) > 0
+        victim = pids[1]
+        os.kill(victim, signal.SIGKILL if method == "kill" else signal.SIGSTOP)
+        started = time.monotonic()
+        if method == "kill":
+            with pytest.raises(distributed.WorkerError, match=rf"rank 1 \(pid {victim}\) was killed by signal 9"):
+                strategy.run_epoch(1)
+            assert time.monotonic() - started < 5
+        else:
+            with pytest.raises(distributed.WorkerTimeout, match=r"ranks .*1 \(pid \d+\) did not answer within timeout=2 s"):
+                strategy.run_epoch(1)
+            assert time.monotonic() - started < 6
+        with pytest.raises(distributed.WorkerError, match="cannot continue"):
+            strategy.run_epoch(2)
+    finally:
+        started = time.monotonic()
+        strategy.teardown()
+        assert time.monotonic() - started < 10
+    assert_all_gone(pids)
+
+
+def test_failed_start_up_leaves_nothing():
+    class Broken(DDP):
+        def payloads(self, model, train, device, seed):
+            return [dict(p, config=dict(p["config"], optimizer="nope")) for p in super().payloads(model, train, device, seed)]
+
+    group_pids = []
+    strategy = Broken(world_size=2)
+    original = distributed.WorkerGroup._collect
+
+    def spy(self, *args):
+        group_pids.extend(self.pids)
+        return original(self, *args)
+
+    train = small()
+    distributed.WorkerGroup._collect = spy
+    try:
+        with pytest.raises(distributed.WorkerError, match="(?s)failed during start-up.*KeyError: 'nope'"):
+            strategy.setup(model_for("dot", train), train, CPU, seed=0)
+    finally:
+        distributed.WorkerGroup._collect = original
+        strategy.teardown()
+    assert len(group_pids) == 2
+    assert_all_gone(group_pids)
+
+
+ORPHAN_SCRIPT = """
+import os, signal, torch
+from mfbench import testing
+from mfbench.plugins.sharded import Sharded
+if __name__ == "__main__":
+    train = testing.planted_split(n_users=300, n_items=200, nnz=3000)[0]
+    strategy = Sharded(world_size=2)
+    strategy.setup(testing.build_model("dot", train), train, torch.device("cpu"), 0)
+    strategy.run_epoch(0)
+    print(" ".join(map(str, strategy.group.pids)), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no teardown, no atexit: the ranks must notice alone
+"""
+
+
+def test_ranks_exit_when_the_parent_is_killed(tmp_path):
+    script, out, err = tmp_path / "orphan.py", tmp_path / "pids.txt", tmp_path / "stderr.txt"
+    script.write_text(ORPHAN_SCRIPT)
+    with open(out, "w") as stdout, open(err, "w") as stderr:  # files: a survivor holding a pipe would stall run()
+        done = subprocess.run([sys.executable, str(script)], stdout=stdout, stderr=stderr, timeout=120)
+    assert done.returncode == -signal.SIGKILL, err.read_text()
+    pids = [int(pid) for pid in out.read_text().split()]
+    assert len(pids) == 2
+    try:
+        assert_all_gone(pids)
+    finally:
+        for pid in pids:
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+TORCHRUN_SCRIPT = """
+import copy, json, sys, torch
+from mfbench import distributed, testing
+from mfbench.metrics import rmse
+from mfbench.plugins.ddp import DDP
+from mfbench.plugins.sharded import Sharded
+assert distributed.launched_by_torchrun() and distributed.world_size() == 2
+train, test = testing.planted_split(n_users=300, n_items=200, nnz=3000)
+out = {}
+for cls in (DDP, Sharded):
+    model = testing.build_model("biased", train)
+    strategy = cls(world_size=2)
+    assert strategy.skip(model, torch.device("cpu")) is None
+    assert "world_size=2" in cls(world_size=3).skip(model, torch.device("cpu"))
+    strategy.setup(model, train, torch.device("cpu"), 0)
+    losses = [strategy.run_epoch(epoch) for epoch in range(2)]
+    info = strategy.info()
+    strategy.teardown()
+    out[cls.name] = {"rmse": rmse(model, test), "losses": losses, "info": info,
+                     "state": [p.detach().sum().item() for p in model.parameters()]}
+distributed.barrier()
+if distributed.is_primary():
+    print("RESULT " + json.dumps(out), flush=True)
+else:
+    print("RANK1 " + json.dumps(out), flush=True)
+distributed.finish()
+"""
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
+def test_under_torchrun_every_rank_joins_and_holds_the_trained_model(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(TORCHRUN_SCRIPT)
+    done = subprocess.run(
+        ["torchrun", "--standalone", "--nproc-per-node", "2", str(script)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    lines = done.stdout.splitlines()
+    primary = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
+    other = json.loads(next(line for line in lines if line.startswith("RANK1 "))[6:])
+    for name in ("ddp", "sharded"):
+        assert primary[name]["state"] == pytest.approx(other[name]["state"], rel=1e-6)  # both ranks hold one model
+        assert primary[name]["info"]["launcher"] == "torchrun" and primary[name]["info"]["world_size"] == 2
+        assert primary[name]["losses"][1] < primary[name]["losses"][0]
+    # Same steps as the spawned job.
+    train, test = testing.planted_split(n_users=300, n_items=200, nnz=3000)
+    model = testing.build_model("biased", train)
+    train_epochs(Sharded(world_size=2), model, train, 2)
+    assert rmse(model, test) == pytest.approx(primary["sharded"]["rmse"], rel=1e-5)
+
+
+def test_skips_with_reasons(monkeypatch):
+    train = small()
+    dot = model_for("dot", train)
+    assert "NCCL" in DDP().skip(dot, torch.device("cuda"))
+    assert DDP(comm="dense").skip(dot, torch.device("cuda")) is None
+    assert "SparseAdam" in DDP(comm="dense", optimizer="sparseadam").skip(dot, CPU)
+    assert "user_factors" in Sharded().skip(nn.Linear(2, 1), CPU)
+    for key, value in {"RANK": "0", "WORLD_SIZE": "4", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}.items():
+        monkeypatch.setenv(key, value)
+    assert distributed.launched_by_torchrun() and distributed.world_size() == 4
+    assert "world_size=4" in Sharded(world_size=2).skip(dot, CPU)
+
+
+@pytest.mark.parametrize(
+    "cls, params, words",
+    [
+        (DDP, {"comm": "mpi"}, "comm"),
+        (DDP, {"optimizer": "adam"}, "optimizer"),
+        (DDP, {"batch_size": 0}, "batch_size"),
+        (Sharded, {"lr": 0.0}, "lr"),
+        (Sharded, {"lr_decay": -1.0}, "lr_decay"),
+    ],
+)
+def test_rejects_bad_params(cls, params, words):
+    with pytest.raises(mfbench.MfbenchError, match=words):
+        cls(**params)
+
+
+@pytest.mark.parametrize("cls", [DDP, Sharded])
+def test_rejects_bad_world_size_and_timeout_before_starting(cls):
+    train = small()
+    for params, words in [({"world_size": 0}, "world_size"), ({"timeout": 0.0}, "timeout")]:
+        strategy = cls(**params)
+        with pytest.raises(mfbench.MfbenchError, match=words):
+            strategy.setup(model_for("dot", train), train, CPU, seed=0)
+        assert strategy.group is None
