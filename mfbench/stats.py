@@ -161,7 +161,8 @@ def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:
 
     updates/s with w workers over w times updates/s with one worker, the one-worker case
     being the one that differs from it only in that parameter (same data, model,
-    device and other parameters). Cases without such a partner, or not ok, are left out.
+    device and other parameters). Cases without such a partner, or not ok, are left out, and so is
+    a lone one-worker case (its 100% would say nothing).
     """
     cases = [c for c in cases if c.get("status") == "ok" and (c.get("strategy") or {}).get("scales_with")]
 
@@ -172,6 +173,7 @@ def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:
             case["strategy"]["name"], case.get("device"), tuple(sorted((k, repr(v)) for k, v in params.items())),
         )
 
+    by_id = {case["id"]: case for case in cases}
     single: dict[tuple, float] = {}
     for case in cases:
         knob = case["strategy"]["scales_with"]
@@ -180,6 +182,7 @@ def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:
             if rate > 0 and math.isfinite(rate):
                 single[key(case, knob)] = rate
     found: dict[str, float] = {}
+    scaled: set[tuple] = set()  # groups that have a case with more than one worker
     for case in cases:
         knob = case["strategy"]["scales_with"]
         workers = case["strategy"].get("params", {}).get(knob)
@@ -187,4 +190,6 @@ def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:
         rate = as_number((case.get("summary") or {}).get("median_updates_per_s"))
         if base and isinstance(workers, int) and workers >= 1 and math.isfinite(rate):
             found[case["id"]] = rate / (workers * base)
-    return found
+            if workers > 1:
+                scaled.add(key(case, knob))
+    return {i: v for i, v in found.items() if key(by_id[i], by_id[i]["strategy"]["scales_with"]) in scaled}

@@ -220,3 +220,9 @@ def test_a_strategy_watchdog_ends_the_case_as_timeout(fresh_pm, run_cases):
     [case] = run_cases(fresh_pm, ["hanging"])
     assert case["status"] == "timeout"
     assert case["reason"] == "CaseTimeout: workers 1 did not answer within 2 s"
+
+
+def test_a_lone_one_worker_case_has_no_scaling_efficiency(pm, run_cases):
+    [run] = run_cases(pm, ["threaded"])
+    assert scaling_efficiencies([run]) == {}
+    assert "scaling" not in render_table([run]).splitlines()[0]
