@@ -6,13 +6,14 @@ import argparse
 import sys
 import textwrap
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import pluggy
 from tabulate import tabulate
 
 from . import __version__
 from .execute import Overrides, execute
+from .executors import DEFAULT_EXECUTOR, collect_executors
 from .errors import MfbenchError, SelectionError, unknown_name
 from .manager import PLUGINS_ENV, make_plugin_manager
 from .parts import Dataset
@@ -22,7 +23,7 @@ from .registry import Registry, collect
 from .report import check_format, render_csv, render_table
 from .results import default_results_path, load_results
 from .suite import DEFAULT_SUITE, SETTINGS, builtin_suites, load_suite
-from .selection import GRAMMAR_HELP, format_params
+from .selection import GRAMMAR_HELP, format_params, parse_value
 
 DESCRIPTION = "mfbench: which matrix-factorization training strategy is fastest to a given quality, on your data and hardware?"
 RUN_EPILOG = f"""\
@@ -38,6 +39,19 @@ examples:
 
 A suite (--suite NAME or PATH.toml) says what to cross and how; -d/-m/-s/--device
 and the numeric options given on the command line override the suite's.
+
+executors (--executor): inprocess, the default, runs the cases one after another here.
+  dask runs each case on a Dask worker and gathers the records into the one results
+  file as they come back: mfbench run --executor dask --scheduler tcp://HOST:8786
+  (or --scheduler FILE from `dask scheduler --scheduler-file FILE`). Each worker
+  process is sent one case at a time, whatever its --nthreads; workers on one host
+  run cases side by side (the run warns), so start one per host for clean timings.
+  The calibration is timed once per host, and each case's relative throughput uses
+  its own host's score. A worker that dies mid-case gives that case an error row;
+  the others finish. Every case records its host (the table shows it when there are
+  several). Dask's nanny starts workers with OMP_NUM_THREADS=1: compare with an
+  in-process run at --threads 1. Needs the dask extra: pip install 'mfbench[dask]'.
+
 Exit status: 0 when every case ended ok, skipped, diverged or timeout; 1 when any case
 ended in error; 2 for a usage error; 130 when interrupted (finished cases are kept).
 """
@@ -83,6 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, metavar="N", help="torch intra-op threads for the run (default: torch's, one per core)")
     run.add_argument("--target-rmse", type=float, metavar="X", help="report time-to-target: training seconds until held-out RMSE <= X")
     run.add_argument("--no-calibration", action="store_true", help="skip the machine calibration workload (no relative throughput)")
+    run.add_argument(
+        "--executor", default=DEFAULT_EXECUTOR, metavar="NAME",
+        help="where the cases run: inprocess (default), dask, or another executor plugin's (see below)",
+    )
+    run.add_argument(
+        "--scheduler", metavar="ADDRESS_OR_FILE",
+        help="for --executor dask: the scheduler's address (tcp://host:8786) or a scheduler file",
+    )
+    run.add_argument(
+        "--executor-option", action="append", default=[], metavar="KEY=VALUE",
+        help="any other option of the executor (repeatable), e.g. timeout=60 (seconds to reach a Dask scheduler and its workers)",
+    )
     run.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format (default %(default)s)")
     run.add_argument("-o", "--output", type=Path, help=f"results JSON path (default: {default_results_dir()}/run-TIMESTAMP.json)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress: print only the final table and the results path")
@@ -126,6 +152,19 @@ def load_registry(plugins: Sequence[str]) -> tuple[pluggy.PluginManager, Registr
     return pm, collect(pm)
 
 
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--executor-option KEY=VALUE (values parsed like selection values) and --scheduler."""
+    options: dict[str, Any] = {}
+    for text in args.executor_option:
+        key, eq, value = text.partition("=")
+        if not eq or not key.strip():
+            raise SelectionError(f"--executor-option takes KEY=VALUE, got {text!r}")
+        options[key.strip()] = parse_value(value)
+    if args.scheduler is not None:
+        options["scheduler"] = args.scheduler
+    return options
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     check_format(args.format)
     pm, registry = load_registry(args.plugins)
@@ -134,19 +173,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = Overrides(args.dataset, args.model, args.strategy, args.device, settings)
     output = args.output or default_results_path(default_results_dir())
     results, interrupted = execute(
-        pm, registry, suite, overrides, output, calibration=not args.no_calibration, quiet=args.quiet
+        pm, registry, suite, overrides, output, calibration=not args.no_calibration, quiet=args.quiet,
+        executor=args.executor, executor_options=executor_options(args),
     )
     cases = results.document["cases"]
+    if results.path is None:  # a torchrun rank other than 0: rank 0 reports
+        return 1 if any(c["status"] == "error" for c in cases) else 0
     if interrupted:
         print(f"\nmfbench: interrupted; the {len(cases)} finished case(s) are in {output}", file=sys.stderr)
         return 130
-    print(render_table(cases, args.format))
+    print(render_table(cases, args.format, hosts=shows_hosts(results.document)))
     print(f"\nresults: {output}")
     errors = [c for c in cases if c["status"] == "error"]
     if errors:
         print(f"mfbench: {len(errors)} case(s) ended in error; their tracebacks are in the results file", file=sys.stderr)
         return 1
     return 0
+
+
+def shows_hosts(document: dict) -> bool | None:
+    """The table names each case's host when another executor than the in-process one ran it."""
+    name = (document.get("executor") or {}).get("name", DEFAULT_EXECUTOR)
+    return True if name != DEFAULT_EXECUTOR else None
 
 
 def strategy_kind(cls: type) -> str:
@@ -161,7 +209,7 @@ def strategy_kind(cls: type) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     check_format(args.format)
-    _, registry = load_registry(args.plugins)
+    pm, registry = load_registry(args.plugins)
     for title, table in (("datasets", registry.datasets), ("models", registry.models), ("strategies", registry.strategies)):
         rows = []
         for name in sorted(table):
@@ -179,9 +227,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{title}:")
         print(tabulate(rows, headers=headers, tablefmt=args.format, disable_numparse=True))
         print()
+    executors, executors_aside = collect_executors(pm)
+    rows = [[name, format_params(dict(e.cls.params)), e.origin, e.cls.summary()] for name, e in sorted(executors.items())]
+    print("executors (mfbench run --executor NAME):")
+    print(tabulate(rows, headers=["name", "options (defaults)", "plugin", "description"], tablefmt=args.format, disable_numparse=True))
+    print()
     aside = [
         [kind, name, entry.origin, entry.cls.unavailable]
-        for kind, table in registry.unavailable.items()
+        for kind, table in [*registry.unavailable.items(), ("executor", executors_aside)]
         for name, entry in sorted(table.items())
     ]
     if aside:
@@ -197,9 +250,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     document = load_results(args.results)
     if args.csv:
-        sys.stdout.write(render_csv(document["cases"], args.target_rmse))
+        sys.stdout.write(render_csv(document["cases"], args.target_rmse, hosts=shows_hosts(document)))
     else:
-        print(render_table(document["cases"], check_format(args.format), args.target_rmse))
+        print(render_table(document["cases"], check_format(args.format), args.target_rmse, hosts=shows_hosts(document)))
     if not document.get("complete"):
         print(f"\nnote: {args.results} is from a run that did not finish; it holds the cases that did", file=sys.stderr)
     return 0

@@ -8,16 +8,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pluggy
-import torch
 
-from . import __version__
-from .calibration import calibrate
+from . import __version__, distributed
 from .devices import DEFAULT_DEVICES
+from .executors import DEFAULT_EXECUTOR, Job, make_executor
 from .plan import Case, RunConfig, plan
 from .progress import Progress
 from .registry import Registry
 from .results import ResultsFile
-from .runner import Runner
 from .suite import ALL, Suite
 
 
@@ -73,14 +71,6 @@ def plan_suite(registry: Registry, suite: Suite, overrides: Overrides, config: R
     return cases, groups
 
 
-def machine_info(pm: pluggy.PluginManager) -> dict[str, Any]:
-    info: dict[str, Any] = {}
-    for part in reversed(pm.hook.mfbench_machine_info()):
-        if part:
-            info.update(part)
-    return info
-
-
 def execute(
     pm: pluggy.PluginManager,
     registry: Registry,
@@ -90,42 +80,68 @@ def execute(
     *,
     calibration: bool = True,
     quiet: bool = False,
+    executor: str = DEFAULT_EXECUTOR,
+    executor_options: Mapping[str, Any] | None = None,
 ) -> tuple[ResultsFile, bool]:
-    """Run everything; returns the results file and whether the run was interrupted."""
+    """Run everything through ``executor``; returns the results file and whether the run was interrupted.
+
+    Whichever executor runs the cases, each finished case is handled here, as it comes
+    back: added to the results file (rewritten atomically), passed to the
+    ``mfbench_case_finished`` hook, and shown by the progress display.
+    """
     config = config_for(suite, overrides)
     cases, groups = plan_suite(registry, suite, overrides, config)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)  # before machine_info, which records the count
-    machine = machine_info(pm)
+    primary = distributed.is_primary()
+    if distributed.launched_by_torchrun():
+        cases = torchrun_cases(cases, say=print if primary and not quiet else None)
+        quiet = quiet or not primary
+    engine = make_executor(pm, executor, executor_options)  # a bad name or option fails before anything runs
     progress = Progress(len(cases), config.repeats, config.warmup + config.epochs, quiet=quiet)
-    if calibration:
-        progress.say("mfbench: timing the calibration workload...")
-        machine["calibration"] = calibrate()
-    header = {
-        "mfbench_version": __version__,
-        "command": ["mfbench", *sys.argv[1:]],
-        "suite": {"name": suite.name, "path": suite.path, "description": suite.description},
-        "machine": machine,
-        "plugins": sorted({e.origin for e in registry}),
-        "selections": groups,
-        "config": {k: getattr(config, k) for k in RunConfig.__dataclass_fields__},
-    }
-    results = ResultsFile(output, header)
-    progress.say(f"mfbench: suite {suite.name!r}, {len(cases)} case(s); results go to {output} as each finishes")
-
-    def on_case(record: dict[str, Any]) -> None:
-        results.add(record)
-        pm.hook.mfbench_case_finished(case=record)
-        progress.case(record)
-
-    runner = Runner(config, on_case=on_case, on_epoch=lambda case, r, e, entry: progress.epoch(case.id, r, e, entry))
-    if calibration:
-        runner.calibration_score = machine["calibration"]["score"]
+    job = Job(pm, cases, config, calibration=calibration, say=progress.say)
     try:
-        runner.run(cases)
-    except KeyboardInterrupt:
-        progress.close()
-        return results, True
+        machine = engine.start(job)
+        header = {
+            "mfbench_version": __version__,
+            "command": ["mfbench", *sys.argv[1:]],
+            "suite": {"name": suite.name, "path": suite.path, "description": suite.description},
+            "machine": machine,
+            "executor": engine.describe(),
+            "plugins": sorted({e.origin for e in registry}),
+            "selections": groups,
+            "config": {k: getattr(config, k) for k in RunConfig.__dataclass_fields__},
+        }
+        results = ResultsFile(output if primary else None, header)  # under torchrun, rank 0 writes
+        progress.say(f"mfbench: suite {suite.name!r}, {len(cases)} case(s); results go to {output} as each finishes")
+
+        def on_case(record: dict[str, Any]) -> None:
+            results.add(record)
+            if primary:
+                pm.hook.mfbench_case_finished(case=record)
+            progress.case(record)
+
+        try:
+            engine.run(job, on_case, lambda case, r, e, entry: progress.epoch(case.id, r, e, entry))
+        except KeyboardInterrupt:
+            progress.close()
+            return results, True
+        results.document["executor"] = engine.describe()  # what it saw by the end (workers that joined...)
+    finally:
+        engine.close()
     progress.close()
+    distributed.barrier()  # every rank is done before rank 0 calls the file complete
     results.finish()
+    distributed.finish()
     return results, False
+
+
+def torchrun_cases(cases: list[Case], say: Any = None) -> list[Case]:
+    """Under torchrun every rank runs the same cases in step; only distributed strategies take part.
+
+    A single-process strategy would run once per rank, side by side on the same cores, and
+    every rank would time the others' interference: those cases are left out, and said so.
+    """
+    kept = [c for c in cases if issubclass(c.strategy.entry.cls, distributed.RankStrategy)]
+    if say is not None and len(kept) < len(cases):
+        left = sorted({c.strategy.name for c in cases} - {c.strategy.name for c in kept})
+        say(f"mfbench: under torchrun only distributed strategies run; left out: {', '.join(left)}")
+    return kept

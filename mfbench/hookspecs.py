@@ -45,6 +45,19 @@ def mfbench_register_strategies(register: Callable[[type], None]) -> None:
     """
 
 
+@hookspec
+def mfbench_register_executors(register: Callable[[type], None]) -> None:
+    """Register executors: engines that run a suite's cases (in this process, on a Dask cluster...).
+
+    The command line picks one with ``mfbench run --executor NAME``; the built-in
+    ``inprocess`` executor is the default. Collected only when a run starts.
+
+    :param register: call it with each :class:`mfbench.executors.Executor` subclass the plugin
+        provides. It raises :class:`mfbench.PluginError` for an invalid class or a name another
+        plugin already registered.
+    """
+
+
 # --- a run: called by the runner ---
 
 

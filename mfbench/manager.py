@@ -34,6 +34,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "mfbench.plugins.numba_sgd",
     "mfbench.plugins.ddp",
     "mfbench.plugins.sharded",
+    "mfbench.plugins.dask_executor",
     "mfbench.plugins.machine",
 )
 
@@ -114,7 +115,8 @@ def make_plugin_manager(
     except pluggy.PluginValidationError as exc:
         raise PluginError(
             f"{exc}. mfbench hooks are named mfbench_register_datasets, mfbench_register_models, "
-            f"mfbench_register_strategies, mfbench_machine_info and mfbench_case_finished."
+            f"mfbench_register_strategies, mfbench_register_executors, mfbench_machine_info and "
+            f"mfbench_case_finished."
         ) from exc
     return pm
 

@@ -59,8 +59,9 @@ def atomic_write_json(path: Path, document: dict[str, Any]) -> None:
 class ResultsFile:
     """The results document of one run, kept on disk as it grows."""
 
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | None, header: dict[str, Any]) -> None:
+        """``path`` None keeps the document in memory only (a torchrun rank other than 0)."""
+        self.path = Path(path) if path is not None else None
         self.document: dict[str, Any] = {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
@@ -70,7 +71,11 @@ class ResultsFile:
             **header,
             "cases": [],
         }
-        atomic_write_json(self.path, self.document)
+        self.save()
+
+    def save(self) -> None:
+        if self.path is not None:
+            atomic_write_json(self.path, self.document)
 
     def add(self, case: dict[str, Any]) -> None:
         self.document["cases"].append(case)
@@ -80,12 +85,12 @@ class ResultsFile:
                 other["summary"].pop("scaling_efficiency", None)
                 if other["id"] in efficiencies:
                     other["summary"]["scaling_efficiency"] = efficiencies[other["id"]]
-        atomic_write_json(self.path, self.document)
+        self.save()
 
     def finish(self) -> None:
         self.document["finished"] = now_iso()
         self.document["complete"] = True
-        atomic_write_json(self.path, self.document)
+        self.save()
 
 
 def load_results(path: Path | str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Two ranks over loopback on gloo. Rank start-up is cheap once the fork server run
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import signal
@@ -246,10 +247,9 @@ for cls in (DDP, Sharded):
     out[cls.name] = {"rmse": rmse(model, test), "losses": losses, "info": info,
                      "state": [p.detach().sum().item() for p in model.parameters()]}
 distributed.barrier()
-if distributed.is_primary():
-    print("RESULT " + json.dumps(out), flush=True)
-else:
-    print("RANK1 " + json.dumps(out), flush=True)
+# One file per rank: two ranks printing long lines to one pipe may interleave them.
+with open(sys.argv[1] + f".rank{distributed.rank()}", "w") as f:
+    json.dump({"primary": distributed.is_primary(), **out}, f)
 distributed.finish()
 """
 
@@ -259,15 +259,13 @@ def test_under_torchrun_every_rank_joins_and_holds_the_trained_model(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(TORCHRUN_SCRIPT)
     done = subprocess.run(
-        ["torchrun", "--standalone", "--nproc-per-node", "2", str(script)],
+        ["torchrun", "--standalone", "--nproc-per-node", "2", str(script), str(tmp_path / "out")],
         capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    import json
-
-    lines = done.stdout.splitlines()
-    primary = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
-    other = json.loads(next(line for line in lines if line.startswith("RANK1 "))[6:])
+    primary = json.loads((tmp_path / "out.rank0").read_text())
+    other = json.loads((tmp_path / "out.rank1").read_text())
+    assert primary["primary"] and not other["primary"]
     for name in ("ddp", "sharded"):
         assert primary[name]["state"] == pytest.approx(other[name]["state"], rel=1e-6)  # both ranks hold one model
         assert primary[name]["info"]["launcher"] == "torchrun" and primary[name]["info"]["world_size"] == 2
@@ -315,3 +313,21 @@ def test_rejects_bad_world_size_and_timeout_before_starting(cls):
         with pytest.raises(mfbench.MfbenchError, match=words):
             strategy.setup(model_for("dot", train), train, CPU, seed=0)
         assert strategy.group is None
+
+
+def test_mfbench_run_under_torchrun_writes_one_results_file_from_rank_0(tmp_path):
+    out = tmp_path / "run.json"
+    done = subprocess.run(
+        ["torchrun", "--standalone", "--nproc-per-node", "2", "-m", "mfbench", "run", "--no-calibration",
+         "-d", "lowrank[n_users=300,n_items=200,nnz=3000]", "-m", "biased", "-s", "sharded", "-s", "vectorized",
+         "--device", "cpu", "--epochs", "1", "--repeats", "1", "--warmup", "0", "-o", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("results: ") == 1  # rank 1 prints nothing
+    assert "left out: vectorized" in done.stdout
+    document = json.loads(out.read_text())
+    assert document["complete"] and [c["strategy"]["name"] for c in document["cases"]] == ["sharded"]
+    [case] = document["cases"]
+    assert case["status"] == "ok" and case["repeats"][0]["info"]["launcher"] == "torchrun"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".json") == ["run.json"]

@@ -1,0 +1,328 @@
+"""Executors: the engines that run a suite's cases, in this process or elsewhere.
+
+``mfbench run`` plans the cases, then hands them to one executor. The built-in
+``inprocess`` executor (the default) runs them one after another in this process.
+Plugins add others through the ``mfbench_register_executors`` hook (the Dask one
+in ``mfbench.plugins.dask_executor``; Ray or SLURM could follow). Whatever the
+engine, the parent side stays the same: each finished case record comes back to
+:func:`mfbench.execute.execute`, which writes it to the results file, calls
+``mfbench_case_finished`` and shows progress, in the order cases finish.
+
+Executors that run cases in other processes use the worker-side helpers at the
+end of this module, so every engine rebuilds a case the same way: a case travels
+as a plain dict (its parts' names and parameters, and its device), the worker
+imports the parent's plugin modules into a fresh plugin manager, looks the case
+up again and runs it with mfbench's own :class:`~mfbench.runner.Runner`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import socket
+import types
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import pluggy
+import torch
+
+from . import hookspecs
+from .calibration import calibrate
+from .errors import PluginError, SelectionError, unknown_name
+from .manager import plugin_origin
+from .parts import Dataset, Model, Part, Strategy
+from .plan import Case, Choice, RunConfig
+from .registry import Entry, Registry, collect, validate_part
+from .runner import EpochObserver, Observer, Runner
+
+HOOK = "mfbench_register_executors"
+DEFAULT_EXECUTOR = "inprocess"
+BUILTIN_PLUGIN = "mfbench.executors"
+
+
+@dataclass
+class Job:
+    """What an executor is asked to do: the planned cases and how to run them."""
+
+    pm: pluggy.PluginManager
+    cases: list[Case]
+    config: RunConfig
+    #: Time the calibration workload, so summaries carry relative throughput.
+    calibration: bool = True
+    #: Prints a progress line (silent with --quiet).
+    say: Callable[[str], None] = lambda text: None
+
+
+class Executor(Part):
+    """Runs a job's cases somewhere and hands back each case record as it finishes.
+
+    Declared ``params`` are the executor's options (``--executor-option KEY=VALUE``);
+    the resolved values are in ``self.params``. ``execute`` calls ``start`` (untimed:
+    connect, check the workers, time the calibration), writes the results header with
+    ``describe()``, calls ``run``, and always calls ``close``.
+    """
+
+    kind = "executor"
+
+    def start(self, job: Job) -> dict[str, Any]:
+        """Get ready to run ``job``; return the results file's ``machine`` section."""
+        raise NotImplementedError
+
+    def run(self, job: Job, on_case: Observer, on_epoch: EpochObserver | None = None) -> None:
+        """Run every case of ``job``; call ``on_case(record)`` once per case as it finishes, in any order.
+
+        A case that cannot finish (its worker died, say) must still come back, as an
+        ``error`` record with the reason. Ctrl-C (KeyboardInterrupt) propagates: the
+        caller keeps the cases already handed back.
+        """
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """The results header's ``executor`` section; asked after ``start`` and again at the end."""
+        return {"name": self.name, "options": dict(self.params)}
+
+    def close(self) -> None:
+        """Release what ``start`` acquired (connections, workers). Always called."""
+
+
+def machine_info(pm: pluggy.PluginManager) -> dict[str, Any]:
+    """Every plugin's ``mfbench_machine_info`` merged, first-registered first (so later plugins win)."""
+    info: dict[str, Any] = {}
+    for part in reversed(pm.hook.mfbench_machine_info()):
+        if part:
+            info.update(part)
+    return info
+
+
+class InProcessExecutor(Executor):
+    """Every case in this process, one after another (the default)."""
+
+    name = DEFAULT_EXECUTOR
+
+    def start(self, job: Job) -> dict[str, Any]:
+        if job.config.threads is not None:
+            torch.set_num_threads(job.config.threads)  # before machine_info, which records the count
+        machine = machine_info(job.pm)
+        self.calibration_score: float | None = None
+        if job.calibration:
+            job.say("mfbench: timing the calibration workload...")
+            machine["calibration"] = calibrate()
+            self.calibration_score = machine["calibration"]["score"]
+        return machine
+
+    def run(self, job: Job, on_case: Observer, on_epoch: EpochObserver | None = None) -> None:
+        runner = Runner(job.config, on_case=on_case, on_epoch=on_epoch)
+        runner.calibration_score = self.calibration_score
+        runner.run(job.cases)
+
+
+# --- collecting executors from plugins ---
+
+
+def collect_executors(pm: pluggy.PluginManager) -> tuple[dict[str, Entry], dict[str, Entry]]:
+    """(available, unavailable) executors by name: the built-in one, then each plugin's, one plugin at a time."""
+    available: dict[str, Entry] = {
+        DEFAULT_EXECUTOR: Entry(InProcessExecutor, BUILTIN_PLUGIN, f"{BUILTIN_PLUGIN} (built-in)")
+    }
+    aside: dict[str, Entry] = {}
+    hook = getattr(pm.hook, HOOK)
+    for impl in reversed(hook.get_hookimpls()):  # pluggy calls last-registered first; keep that order
+        plugin = impl.plugin_name
+        origin = plugin_origin(pm, impl.plugin)
+
+        def register(cls: type, plugin: str = plugin, origin: str = origin) -> None:
+            validate_part(cls, Executor, plugin)
+            existing = available.get(cls.name) or aside.get(cls.name)  # type: ignore[attr-defined]
+            if existing is not None:
+                raise PluginError(
+                    f"executor name {cls.name!r} is registered twice: by plugin {existing.plugin!r} "  # type: ignore[attr-defined]
+                    f"and by plugin {plugin!r}. Rename one, or block one with -p no:NAME."
+                )
+            target = aside if cls.unavailable else available  # type: ignore[attr-defined]
+            target[cls.name] = Entry(cls, plugin, origin)  # type: ignore[arg-type, attr-defined]
+
+        kwargs = {"register": register}
+        try:
+            impl.function(*(kwargs[arg] for arg in impl.argnames))
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin {plugin!r} failed in {HOOK}: {exc!r}") from exc
+    return available, aside
+
+
+def make_executor(pm: pluggy.PluginManager, name: str, options: Mapping[str, Any] | None = None) -> Executor:
+    """The executor ``name`` with ``options``; unknown names, unavailable engines and bad options are errors."""
+    available, aside = collect_executors(pm)
+    if name not in available:
+        if name in aside:
+            entry = aside[name]
+            raise SelectionError(f"executor {name!r} (plugin {entry.plugin!r}) is unavailable: {entry.cls.unavailable}")
+        raise SelectionError(unknown_name("executor", name, [*available, *aside]))
+    cls = available[name].cls
+    options = dict(options or {})
+    unknown = [key for key in options if key not in cls.params]
+    if unknown:
+        takes = ", ".join(f"{k} (default {v!r})" for k, v in cls.params.items()) or "no options"
+        raise SelectionError(f"executor {name!r} has no option {unknown[0]!r}; it takes {takes}")
+    return cls(**options)  # type: ignore[return-value]
+
+
+# --- worker side: rebuilding and running a case in another process ---
+
+
+def plugin_modules(pm: pluggy.PluginManager) -> list[tuple[str, str]]:
+    """(registered name, module path) of every loaded plugin, in loading order, for a worker to import.
+
+    Blocked plugins are left out, so the worker gets exactly this run's plugins.
+    """
+    modules = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        if not isinstance(plugin, types.ModuleType):
+            raise PluginError(
+                f"plugin {name!r} is a {type(plugin).__name__} object, not a module: workers in other "
+                f"processes rebuild the plugins by importing their modules. Put it in a module and load it with -p."
+            )
+        modules.append((name, plugin.__name__))
+    return modules
+
+
+def worker_plugin_manager(plugins: Sequence[Sequence[str]]) -> pluggy.PluginManager:
+    """A plugin manager with exactly ``plugins`` ((name, module) pairs), for a worker process."""
+    pm = pluggy.PluginManager("mfbench")
+    pm.add_hookspecs(hookspecs)
+    for name, module_name in plugins:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise PluginError(
+                f"cannot import plugin module {module_name!r} on host {socket.gethostname()}: {exc}. "
+                f"Install it (or put its folder on PYTHONPATH) wherever cases run."
+            ) from exc
+        pm.register(module, name=name)
+    pm.check_pending()
+    return pm
+
+
+def case_spec(case: Case) -> dict[str, Any]:
+    """What travels to a worker: enough to find the same case again in the worker's registry."""
+    return {
+        "id": case.id,
+        "dataset": [case.dataset.name, case.dataset.params],
+        "model": [case.model.name, case.model.params],
+        "strategy": [case.strategy.name, case.strategy.params],
+        "device": str(case.device),
+    }
+
+
+def rebuild_case(registry: Registry, spec: Mapping[str, Any]) -> Case:
+    choices = []
+    for base, key in ((Dataset, "dataset"), (Model, "model"), (Strategy, "strategy")):
+        name, params = spec[key]
+        entry = registry.get(base, name)
+        choices.append(Choice(entry, entry.cls.resolve_params(params)))
+    case = Case(*choices, torch.device(spec["device"]))
+    if case.id != spec["id"]:
+        raise PluginError(
+            f"the worker on {socket.gethostname()} rebuilt case {spec['id']!r} as {case.id!r}: "
+            f"its plugins differ from the parent's; install the same versions everywhere"
+        )
+    return case
+
+
+def config_dict(config: RunConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+@dataclass
+class _Session:
+    pm: pluggy.PluginManager
+    registry: Registry
+    runner: Runner
+
+
+#: The worker process's current (plugins, config) session: consecutive cases reuse its
+#: registry and the runner's loaded data. Only one is kept, so memory does not grow.
+_session: dict[str, _Session] = {}
+
+
+def worker_session(plugins: Sequence[Sequence[str]], config: Mapping[str, Any]) -> _Session:
+    key = json.dumps([[list(p) for p in plugins], dict(config)], sort_keys=True, default=str)
+    if key not in _session:
+        _session.clear()
+        pm = worker_plugin_manager(plugins)
+        _session[key] = _Session(pm, collect(pm), Runner(RunConfig(**config)))
+    session = _session[key]
+    if session.runner.config.threads is not None:
+        torch.set_num_threads(session.runner.config.threads)
+    return session
+
+
+#: Environment variables that change timings (allocator behaviour, thread pools); a worker
+#: launcher may set them where an interactive shell does not (Dask's nanny sets all of these).
+TIMING_ENVIRONMENT = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def timing_environment() -> dict[str, str]:
+    return {key: os.environ[key] for key in TIMING_ENVIRONMENT if key in os.environ}
+
+
+def probe_host(plugins: Sequence[Sequence[str]], config: Mapping[str, Any], calibration: bool) -> dict[str, Any]:
+    """Run once per host before any case: its machine facts and, if asked, its calibration."""
+    session = worker_session(plugins, config)
+    machine = {**machine_info(session.pm), "environment": timing_environment()}
+    result: dict[str, Any] = {"host": socket.gethostname(), "machine": machine}
+    if calibration:
+        result["calibration"] = calibrate()
+    return result
+
+
+def run_case_spec(
+    plugins: Sequence[Sequence[str]],
+    config: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    scores: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """Rebuild and run one case in this (worker) process; its throughput is divided by this host's score."""
+    session = worker_session(plugins, config)
+    case = rebuild_case(session.registry, spec)
+    session.runner.calibration_score = (scores or {}).get(socket.gethostname())
+    return session.runner.run_case(case)
+
+
+def lost_case_record(case: Case, config: RunConfig, reason: str, host: str | None, trace: str | None = None) -> dict[str, Any]:
+    """The ``error`` record for a case that never came back (its worker died, the task failed)."""
+    record = Runner(config).base_record(case)
+    record.update(status="error", reason=reason, host=host, summary={})
+    if trace:
+        record["traceback"] = trace
+    return record
+
+
+def merge_hosts(probes: Sequence[Mapping[str, Any]], workers: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """A ``machine`` section for cases run on several hosts.
+
+    ``hosts`` holds each host's facts, calibration and workers; the top level keeps the
+    facts every host shares, so a run on one host reads like an in-process run.
+    """
+    hosts: dict[str, dict[str, Any]] = {}
+    for probe in probes:
+        facts = dict(probe["machine"])
+        if "calibration" in probe:
+            facts["calibration"] = probe["calibration"]
+        facts["workers"] = sorted(workers.get(probe["host"], ()))
+        hosts[probe["host"]] = facts
+    if not hosts:
+        return {"hosts": {}}
+    first, *others = hosts.values()
+    shared = {
+        key: value
+        for key, value in first.items()
+        if key != "workers" and all(key in other and other[key] == value for other in others)
+    }
+    return {**shared, "hosts": hosts}
