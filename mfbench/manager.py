@@ -34,6 +34,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "mfbench.plugins.numba_sgd",
     "mfbench.plugins.ddp",
     "mfbench.plugins.sharded",
+    "mfbench.plugins.surprise_svd",
+    "mfbench.plugins.libmf_peer",
+    "mfbench.plugins.implicit_als",
     "mfbench.plugins.dask_executor",
     "mfbench.plugins.machine",
 )

@@ -1,0 +1,210 @@
+"""LIBMF through its PyPI Python bindings (``libmf``, ``from libmf import mf``), timed as whole fits.
+
+(Named ``libmf_peer`` so that this module never shadows the ``libmf`` package.)
+
+LIBMF trains by parallel blocked SGD (FPSG): the rating matrix is cut into
+``bins x bins`` blocks, threads take blocks that share no row or column, and
+each row's step size adapts per row (AdaGrad-like, so ``eta`` is an initial
+rate, not the constant step of the other SGD strategies). It shuffles rows,
+columns and ratings itself with its own fixed-seed generator, draws its own
+start, and the bindings expose no seed: the case seed is not used. With one
+thread two fits give the same model; with more, the block schedule depends on
+thread timing.
+
+What the bindings (0.9.2) do, and how this strategy uses them:
+
+- ``MF.fit(X)`` takes an (n, 3) float32 array [user, item, rating], row-major,
+  and calls LIBMF's ``mf_train``, which always starts from a fresh random model:
+  there is no warm start, so this strategy is whole-fit only (``stepwise =
+  False``): the runner times one ``fit(epochs)`` call with ``nr_iters = epochs``.
+  Indices travel as float32, exact only below 2**24; larger tables are refused.
+- The bindings default to L1 regularization (``lambda_p1 = lambda_q1 = 0.04``,
+  no L2), which collapsed the factors to zero on planted data; mfbench's ``reg``
+  is mapped to L2 (``lambda_p2 = lambda_q2 = reg``) with the L1 terms set to 0.
+- The trained model has ``m = max user index + 1`` rows (not necessarily
+  ``n_users``) and ``k`` unpadded columns (``p_factors()`` returns (m, k)). Rows
+  LIBMF did not train (users or items without training ratings) come back as
+  NaN; LIBMF's own ``mf_predict`` then falls back to the training average. This
+  strategy copies only trained rows into the model; the others keep the model's
+  initial values, as under any other SGD strategy. The copy is inside the timed
+  call (``(n_users + n_items) * k`` floats, small next to training).
+- ``MF.predict(X)`` is wrong for an (n, 2) C-ordered array, the layout its own
+  docstring asks for: the C side reads user ``X[i]`` and item ``X[i + n]`` of
+  the flat buffer (column-major), so it pairs the wrong users with the wrong
+  items. That is why its RMSE came out worse than LIBMF's training log. Passing
+  ``np.asfortranarray(X)`` gives LIBMF's true predictions, which equal
+  mfbench's ``model(users, items)`` after the copy (tested).
+- The bindings never free a trained model; this strategy frees it (LIBMF's
+  ``mf_destroy_model``) before the next fit and in ``teardown``. They also leak
+  the (n x 12 bytes) copy of the ratings they build per fit, which this strategy
+  cannot reach. ``copy_data`` is off: LIBMF may then shuffle that per-fit copy
+  in place, which saves a second copy inside the timed call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+import mfbench
+from mfbench.plugins.peer_support import coo_arrays, copy_rows, missing, model_tables, version
+
+DISTRIBUTION = "libmf"
+#: Largest index count whose indices float32 carries exactly (the bindings pass indices as float32).
+MAX_INDEX = 1 << 24
+
+try:
+    # The bindings print where they found the compiled library on import: keep stdout clean.
+    with contextlib.redirect_stdout(io.StringIO()):
+        from libmf import mf as libmf_mf
+except (ImportError, OSError) as exc:  # OSError: the package is there but its compiled library is not
+    libmf_mf = None
+    UNAVAILABLE: str | None = missing(DISTRIBUTION, exc)
+else:
+    UNAVAILABLE = None
+
+
+class LibMF(mfbench.Strategy):
+    """LIBMF (Python bindings): parallel blocked SGD with per-row adaptive steps; whole fits, dot model only."""
+
+    name = "libmf"
+    params = {
+        # LIBMF's eta: the initial step of its per-row adaptive rate. Its default 0.1 leaves held-out
+        # RMSE at 0.95 after 30 epochs on the contract's planted data (dot, k=6); 0.25 reaches 0.570
+        # at 25; 0.35 and above diverge to NaN in the first epochs there.
+        "lr": 0.25,
+        # L2 on p_u and q_i (lambda_p2 = lambda_q2; the L1 terms are set to 0). LIBMF's C default 0.1
+        # ends at 0.65 on the same data; 0.02 is the other SGD strategies' default.
+        "reg": 0.02,
+        # nr_threads. The bindings default to 12; one thread is steady on a shared machine and
+        # deterministic; sweep it to see LIBMF scale.
+        "threads": 1,
+        # nr_bins: blocks per side of LIBMF's grid (the bindings' default; LIBMF raises it to at
+        # least 2 * threads + 1 itself).
+        "bins": 26,
+    }
+    devices = ("cpu",)
+    exact = False  # blocked order and adaptive per-row steps, not the reference's SGD
+    deterministic = False  # with threads > 1 the block schedule depends on thread timing
+    stepwise = False
+    scales_with = "threads"
+    unavailable = UNAVAILABLE
+
+    def problem(self) -> str | None:
+        p = self.params
+        if not p["lr"] > 0 or not p["reg"] >= 0:
+            return f"{self.name} needs lr > 0 and reg >= 0, got lr={p['lr']}, reg={p['reg']}"
+        if p["threads"] < 1 or p["bins"] < 1:
+            return f"{self.name} needs threads >= 1 and bins >= 1, got threads={p['threads']}, bins={p['bins']}"
+        return None
+
+    def skip(self, model: nn.Module, device: torch.device) -> str | None:
+        tables, reason = model_tables(self, model, device, biases=False)
+        if tables is None:
+            return reason
+        if max(tables.n_users, tables.item_factors.shape[0]) > MAX_INDEX:
+            return f"{self.name}: LIBMF's Python bindings pass indices as float32, exact only for tables up to {MAX_INDEX} rows"
+        return self.problem()
+
+    def library_options(self, k: int, epochs: int) -> dict[str, Any]:
+        """The options given to ``libmf.mf.MF`` for a fit of ``epochs`` epochs."""
+        p = self.params
+        return {
+            "fun": libmf_mf.P_L2_MFR if libmf_mf is not None else 0,  # real-valued MF, squared error
+            "k": k,
+            "nr_threads": p["threads"],
+            "nr_bins": p["bins"],
+            "nr_iters": epochs,
+            "lambda_p1": 0.0,
+            "lambda_q1": 0.0,
+            "lambda_p2": p["reg"],
+            "lambda_q2": p["reg"],
+            "eta": p["lr"],
+            "do_nmf": False,
+            "quiet": True,
+            "copy_data": False,
+        }
+
+    def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
+        if self.unavailable:
+            raise mfbench.MfbenchError(self.unavailable)
+        reason = self.skip(model, device)
+        if reason:
+            raise mfbench.MfbenchError(reason)
+        tables, _ = model_tables(self, model, device, biases=False)
+        assert tables is not None
+        if tables.n_users != train.n_users or tables.item_factors.shape[0] != train.n_items:
+            raise mfbench.MfbenchError(
+                f"model tables are {tables.n_users} x {tables.item_factors.shape[0]} "
+                f"but the ratings are {train.n_users} x {train.n_items}"
+            )
+        self.tables = tables
+        self.k = tables.user_factors.shape[1]
+        users, items, values = coo_arrays(train)
+        # The bindings' input: [user, item, rating] rows, float32, C order.
+        self.X = np.empty((len(values), 3), dtype=np.float32)
+        self.X[:, 0], self.X[:, 1], self.X[:, 2] = users, items, values
+        self.mf = None
+        self.options: dict[str, Any] = {}
+        self.trained_rows: tuple[int, int] = (0, 0)
+
+    def fit(self, epochs: int) -> float | None:
+        """LIBMF's whole fit of ``epochs`` iterations, then its trained rows copied into the model (both timed)."""
+        self.release()
+        self.options = self.library_options(self.k, epochs)
+        self.mf = libmf_mf.MF(**self.options)
+        if len(self.X) == 0:
+            return None
+        self.mf.fit(self.X)
+        trained = []
+        for table, rows in ((self.tables.user_factors, self.mf.p_factors()), (self.tables.item_factors, self.mf.q_factors())):
+            if rows.shape[1] != self.k:
+                raise mfbench.MfbenchError(f"LIBMF returned {rows.shape[1]} factors per row, the model has {self.k}")
+            ok = np.flatnonzero(~np.isnan(rows).any(axis=1))
+            copy_rows(table, rows, ok)
+            trained.append(len(ok))
+        self.trained_rows = (trained[0], trained[1])
+        return None
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """LIBMF's own prediction for (user, item) pairs, through the bindings with the layout its C side reads."""
+        pairs = np.asfortranarray(np.column_stack([users, items]).astype(np.float32))
+        return self.mf.predict(pairs)
+
+    def release(self) -> None:
+        """Free the last trained LIBMF model (the bindings never do)."""
+        mf_obj = getattr(self, "mf", None)
+        if mf_obj is not None and getattr(mf_obj, "model", None) is not None and libmf_mf is not None:
+            pointer = ctypes.pointer(mf_obj.model)  # the struct LIBMF allocated, not a copy
+            libmf_mf.mf.mf_destroy_model(ctypes.byref(pointer))
+            mf_obj.model = None
+        self.mf = None
+
+    def info(self) -> Mapping[str, Any] | None:
+        return {
+            "library": DISTRIBUTION,
+            "version": version(DISTRIBUTION),
+            "whole_fit": True,
+            "threads": self.params["threads"],
+            "deterministic": self.params["threads"] == 1,
+            "order": "LIBMF's own: rows, columns and ratings shuffled, blocks scheduled across threads",
+            "seed": "not settable through the bindings (LIBMF's fixed internal generator)",
+            "library_options": dict(getattr(self, "options", {})),
+            "trained_rows": {"users": self.trained_rows[0], "items": self.trained_rows[1]}
+            if hasattr(self, "trained_rows") else None,
+        }
+
+    def teardown(self) -> None:
+        self.release()
+        self.X = None
+
+
+@mfbench.hookimpl
+def mfbench_register_strategies(register):
+    register(LibMF)
