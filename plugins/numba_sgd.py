@@ -79,6 +79,10 @@ CELL_ORDERS = ("shuffled", "user")
 DTYPES = (torch.float32, torch.float64)
 #: Ratings, users and items of the scratch problem that compiles the kernels in setup.
 WARMUP_SHAPE = (8, 5, 3)
+#: LLVM may reorder sums and fuse multiply-adds, nothing else (NaN and infinity keep their meaning, so a
+#: diverging run still shows as NaN). Measured: the step's dot product vectorizes, 42->62M updates/s on
+#: 9k in-cache ratings, 21->29M at 200k (one thread, side by side in one run).
+FASTMATH = {"reassoc", "contract"}
 #: Ratings the epoch schedule gathers at once into a per-thread buffer (fits in L1 with its reads).
 GATHER = 1024
 
@@ -93,26 +97,15 @@ def sgd_step(P, Q, bu, bi, biased, u, i, r, mean, lr2, decay, zero):
 
     ``lr2`` is ``2 * lr`` and ``decay`` is ``1 - 2 * lr * reg``: the step of
     ``(pred - r)**2 + reg * ||p_u||**2`` on ``p_u`` is ``p_u * decay - lr2 * err * q_i``.
-    The dot product uses four partial sums (no fastmath needed to break the add chain).
+    The kernels compile with FASTMATH (reassociation and fused multiply-adds only): the dot
+    product's sum may be reordered, which changes results by rounding, never by more.
     """
     pu = P[u]  # 1-D row views: LLVM keeps the row addresses in registers (~20% faster than P[u, j])
     qi = Q[i]
     k = pu.shape[0]
-    s0 = zero
-    s1 = zero
-    s2 = zero
-    s3 = zero
-    j = 0
-    while j + 4 <= k:
-        s0 += pu[j] * qi[j]
-        s1 += pu[j + 1] * qi[j + 1]
-        s2 += pu[j + 2] * qi[j + 2]
-        s3 += pu[j + 3] * qi[j + 3]
-        j += 4
-    while j < k:
-        s0 += pu[j] * qi[j]
-        j += 1
-    pred = (s0 + s1) + (s2 + s3)
+    pred = zero
+    for j in range(k):  # vectorized by LLVM, which FASTMATH's "reassoc" allows to reorder the sum
+        pred += pu[j] * qi[j]
     if biased:
         pred += mean + bu[u] + bi[i]
     err = pred - r
@@ -183,7 +176,7 @@ class Kernels:
     """The compiled kernels: serial ones (never touch numba's thread pool) and parallel ones."""
 
     def __init__(self) -> None:
-        options = dict(cache=False, nogil=True, fastmath=False)
+        options = dict(cache=False, nogil=True, fastmath=FASTMATH)
         step = numba.njit(inline="always", **options)(sgd_step)
         scope = dict(globals(), sgd_step=step)
         self.epoch_serial = numba.njit(**options)(rebind(epoch_pass, scope))
