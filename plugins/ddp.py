@@ -13,20 +13,24 @@ with every batch split across ``world_size`` ranks:
   the order of float sums: at world_size=1 it *is* minibatch, and the test checks
   world_size=2 against minibatch too.
 - Each rank's gradient of its part is summed over ranks before the step, so every
-  replica takes the same step and stays identical. ``comm`` chooses how: ``ddp``
-  (default) wraps the model in ``DistributedDataParallel``, which all-reduces the
-  sparse embedding gradients on gloo (the loss is scaled by world_size, since DDP
-  averages); ``sparse`` all-reduces each coalesced sparse gradient itself;
-  ``dense`` scatters every gradient into one flat buffer and all-reduces it, the
-  only way on NCCL, which has no sparse all-reduce.
+  replica takes the same step and stays identical. ``comm`` chooses how: ``dense``
+  (default) scatters every gradient into one flat buffer and all-reduces it, the
+  only way on NCCL, which has no sparse all-reduce; ``ddp`` wraps the model in
+  ``DistributedDataParallel``, which all-reduces the sparse embedding gradients on
+  gloo (the loss is scaled by world_size, since DDP averages); ``sparse``
+  all-reduces each coalesced sparse gradient itself.
 
-Why ``ddp`` is the default, measured here (2-core shared machine, one thread per
-rank, 2 ranks, batch 4096; rough): on 1M ratings with 100k x 10k tables (k=20)
-an epoch took ~3.0 s with ddp (158 MB handed to the reducer), ~7-10 s with
-sparse (three collectives per table per step) and ~4.7-6 s with dense (3.9 GB:
-whole tables every step, growing with the tables, not the batch). On the
-contract's small data (3k rows) dense was the quickest (~0.2-0.3 s vs ~0.55 s),
-since its tables are smaller than a batch's rows.
+Why ``dense`` is the default, measured here (2-core shared machine, one thread per
+rank, 2 ranks, batch 4096, 1M ratings, 100k x 10k tables, k=20): an epoch took
+~3.0-4.2 s with ddp (158 MB handed to the reducer), ~4.7-6 s with dense (3.9 GB:
+whole tables every step, growing with the tables, not the batch) and ~5.5-10 s
+with sparse (three collectives per table per step). ddp was the fastest, but with
+torch 2.13 on gloo a rank died of heap corruption ("malloc(): unaligned tcache chunk
+detected", SIGABRT) in 3 of 5 runs that came after other distributed cases in the
+same process (once in the first epoch at world size 1), while dense and sparse
+never did: a benchmark that crashes measures nothing. On the contract's small data
+(3k rows) dense is also the quickest (~0.2-0.3 s vs ~0.55 s), its tables being
+smaller than a batch's rows.
 
 The parent's model ends each epoch trained: rank 0 trains the parent's own
 parameters, moved to shared memory (CPU), while the other ranks train private
@@ -203,7 +207,7 @@ class DDP(distributed.RankStrategy):
     name = "ddp"
     params = {
         "world_size": 2,
-        "comm": "ddp",
+        "comm": "dense",
         "optimizer": "sgd",
         "batch_size": 4096,
         "lr": 0.01,

@@ -280,7 +280,8 @@ def test_under_torchrun_every_rank_joins_and_holds_the_trained_model(tmp_path):
 def test_skips_with_reasons(monkeypatch):
     train = small()
     dot = model_for("dot", train)
-    assert "NCCL" in DDP().skip(dot, torch.device("cuda"))
+    assert "NCCL" in DDP(comm="ddp").skip(dot, torch.device("cuda"))
+    assert DDP().skip(dot, torch.device("cuda")) is None  # dense, the default, works on NCCL
     assert DDP(comm="dense").skip(dot, torch.device("cuda")) is None
     assert "SparseAdam" in DDP(comm="dense", optimizer="sparseadam").skip(dot, CPU)
     assert "user_factors" in Sharded().skip(nn.Linear(2, 1), CPU)
