@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.peer_support import coo_arrays, copy_rows, missing, model_tables, version
+from mfbench.plugins.peer_support import coo_arrays, copy_rows, missing, model_tables, setup_tables, version
 
 DISTRIBUTION = "implicit"
 
@@ -106,19 +106,7 @@ class ImplicitALS(mfbench.Strategy):
         }
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
-        if self.unavailable:
-            raise mfbench.MfbenchError(self.unavailable)
-        reason = self.skip(model, device)
-        if reason:
-            raise mfbench.MfbenchError(reason)
-        tables, _ = model_tables(self, model, device, biases=False)
-        assert tables is not None
-        if tables.n_users != train.n_users or tables.item_factors.shape[0] != train.n_items:
-            raise mfbench.MfbenchError(
-                f"model tables are {tables.n_users} x {tables.item_factors.shape[0]} "
-                f"but the ratings are {train.n_users} x {train.n_items}"
-            )
-        self.tables = tables
+        self.tables = tables = setup_tables(self, model, train, device, biases=False)
         users, items, values = coo_arrays(train)
         # Duplicate (user, item) pairs, if a data set has them, add up their confidences.
         self.user_items = scipy.sparse.csr_matrix((values, (users, items)), shape=(train.n_users, train.n_items), dtype=np.float32)

@@ -53,7 +53,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.peer_support import coo_arrays, copy_rows, missing, model_tables, version
+from mfbench.plugins.peer_support import coo_arrays, copy_rows, missing, model_tables, setup_tables, version
 
 DISTRIBUTION = "libmf"
 #: Largest index count whose indices float32 carries exactly (the bindings pass indices as float32).
@@ -132,19 +132,7 @@ class LibMF(mfbench.Strategy):
         }
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
-        if self.unavailable:
-            raise mfbench.MfbenchError(self.unavailable)
-        reason = self.skip(model, device)
-        if reason:
-            raise mfbench.MfbenchError(reason)
-        tables, _ = model_tables(self, model, device, biases=False)
-        assert tables is not None
-        if tables.n_users != train.n_users or tables.item_factors.shape[0] != train.n_items:
-            raise mfbench.MfbenchError(
-                f"model tables are {tables.n_users} x {tables.item_factors.shape[0]} "
-                f"but the ratings are {train.n_users} x {train.n_items}"
-            )
-        self.tables = tables
+        self.tables = tables = setup_tables(self, model, train, device, biases=False)
         self.k = tables.user_factors.shape[1]
         users, items, values = coo_arrays(train)
         # The bindings' input: [user, item, rating] rows, float32, C order.

@@ -59,6 +59,21 @@ def model_tables(strategy: mfbench.Strategy, model: nn.Module, device: torch.dev
     return tables, ""
 
 
+def setup_tables(strategy: mfbench.Strategy, model: nn.Module, train: mfbench.Ratings, device: torch.device, *, biases: bool) -> Tables:
+    """``setup``'s checks, shared by every peer: the library is there, the model fits, the shapes agree."""
+    if strategy.unavailable:
+        raise mfbench.MfbenchError(strategy.unavailable)
+    tables, reason = model_tables(strategy, model, device, biases=biases)
+    if tables is None:
+        raise mfbench.MfbenchError(reason)
+    if tables.n_users != train.n_users or tables.item_factors.shape[0] != train.n_items:
+        raise mfbench.MfbenchError(
+            f"model tables are {tables.n_users} x {tables.item_factors.shape[0]} "
+            f"but the ratings are {train.n_users} x {train.n_items}"
+        )
+    return tables
+
+
 def coo_arrays(train: mfbench.Ratings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(users, items, values) of ``train`` as CPU numpy arrays (int64, int64, float32)."""
     return (

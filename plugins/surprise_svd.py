@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.peer_support import coo_arrays, collector_paused, copy_rows, missing, model_tables, version
+from mfbench.plugins.peer_support import collector_paused, coo_arrays, copy_rows, missing, model_tables, setup_tables, version
 
 DISTRIBUTION = "scikit-surprise"
 
@@ -180,17 +180,9 @@ class SurpriseSVD(mfbench.Strategy):
         }
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
-        if self.unavailable:
-            raise mfbench.MfbenchError(self.unavailable)
-        tables, reason = model_tables(self, model, device, biases=True)
-        if tables is None or self.problem():
-            raise mfbench.MfbenchError(reason or self.problem())
-        if tables.n_users != train.n_users or tables.item_factors.shape[0] != train.n_items:
-            raise mfbench.MfbenchError(
-                f"model tables are {tables.n_users} x {tables.item_factors.shape[0]} "
-                f"but the ratings are {train.n_users} x {train.n_items}"
-            )
-        self.tables = tables
+        self.tables = tables = setup_tables(self, model, train, device, biases=True)
+        if self.problem():
+            raise mfbench.MfbenchError(self.problem())
         self.biased = tables.user_bias is not None
         self.trainset = build_trainset(train, tables.global_mean if self.biased else None)
         self.options = self.library_options(tables.user_factors.shape[1], self.biased, train.mean(), seed)
