@@ -52,16 +52,19 @@ SURPRISE_DEFAULT_EPOCHS = 20
 #: Parameters other than the defaults are the ones that keep a strategy from diverging on
 #: MovieLens' skewed users (see the README's section on real data).
 CONTENDERS: list[tuple[str, str]] = [
+    (SURPRISE_DEFAULTS, SURPRISE_MODEL),
     ("surprise-svd", SURPRISE_MODEL),
     ("libmf[threads=2]", "dot[n_factors=100,init_std=0.1]"),
     ("implicit-als[threads=2]", "dot[n_factors=100,init_std=0.1]"),
     ("numba", SURPRISE_MODEL),
-    ("numba[threads=2]", SURPRISE_MODEL),
+    ("numba[schedule=blocked,threads=2]", SURPRISE_MODEL),
     ("scripted", SURPRISE_MODEL),
     ("als", SURPRISE_MODEL),
     ("vectorized[lr=0.002]", SURPRISE_MODEL),
     ("minibatch[optimizer=adagrad,lr=0.05]", SURPRISE_MODEL),
     ("hogwild[batch_size=256,lr=0.01]", SURPRISE_MODEL),
+    ("ddp[lr=0.002]", SURPRISE_MODEL),
+    ("sharded[lr=0.01,batch_size=256]", SURPRISE_MODEL),
 ]
 
 
