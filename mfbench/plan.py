@@ -95,7 +95,7 @@ def resolve(registry: Registry, base: type[Part], texts: Sequence[str], extra: d
     choices: list[Choice] = []
     for text in texts:
         selection: Selection = parse_selection(text)
-        entry = registry.get(base, selection.name)
+        entry = registry.get(base, selection.name, unavailable_ok=True)  # the runner skips it, saying why
         for given in selection.expand():
             merged = {k: v for k, v in (extra or {}).items() if k in entry.cls.params and k not in given}
             merged.update(given)

@@ -44,11 +44,15 @@ class Registry:
     def table(self, base: type[Part]) -> dict[str, Entry]:
         return {Dataset: self.datasets, Model: self.models, Strategy: self.strategies}[base]
 
-    def get(self, base: type[Part], name: str) -> Entry:
+    def get(self, base: type[Part], name: str, *, unavailable_ok: bool = False) -> Entry:
+        """The registered part ``name``; one set aside as unavailable only with ``unavailable_ok``
+        (planning takes it, so that its cases become ``skipped`` rows saying what to install)."""
         table = self.table(base)
         if name not in table:
             aside = self.unavailable[base.kind].get(name)
             if aside is not None:
+                if unavailable_ok:
+                    return aside
                 raise SelectionError(f"{base.kind} {name!r} (plugin {aside.plugin!r}) is unavailable: {aside.cls.unavailable}")
             raise SelectionError(unknown_name(base.kind, name, table))
         return table[name]

@@ -155,7 +155,11 @@ class Runner:
     def run_case(self, case: Case) -> dict[str, Any]:
         record = self.base_record(case)
         strategy_cls: type[Strategy] = case.strategy.entry.cls  # type: ignore[assignment]
-        reason = unavailable_reason(case.device)
+        reason = next(
+            (f"{c.entry.cls.kind} {c.name!r} is unavailable here: {c.entry.cls.unavailable}"
+             for c in (case.dataset, case.model, case.strategy) if c.entry.cls.unavailable),
+            None,
+        ) or unavailable_reason(case.device)
         if reason is None and case.device.type not in strategy_cls.devices:
             reason = f"strategy {strategy_cls.name!r} supports {', '.join(strategy_cls.devices)} only"
         if reason is not None:

@@ -168,12 +168,19 @@ def test_scales_with_must_name_a_parameter(fresh_pm):
         collect(fresh_pm)
 
 
-def test_an_unavailable_part_is_listed_with_its_reason_and_refused_when_selected(pm, run_cases):
+def test_an_unavailable_part_is_set_aside_and_its_cases_are_skipped_saying_why(pm, run_cases):
     registry = collect(pm)
     assert "needs-lib" not in registry.strategies
     assert registry.unavailable["strategy"]["needs-lib"].plugin == "kinds"
     with pytest.raises(SelectionError, match=r"'needs-lib' \(plugin 'kinds'\) is unavailable: fakelib is not installed"):
-        run_cases(pm, ["needs-lib"])
+        registry.get(mfbench.Strategy, "needs-lib")
+    # A suite naming it still runs: the case is a skipped row that says what to install.
+    [case, other] = run_cases(pm, ["needs-lib", "implicit-thing"])
+    assert case["status"] == "skipped" and case["repeats"] == []
+    assert case["reason"] == "strategy 'needs-lib' is unavailable here: fakelib is not installed (pip install 'mfbench[fake]')"
+    assert other["status"] == "ok"
+    with pytest.raises(SelectionError, match="parameter 'typo'"):  # its parameters are still checked
+        run_cases(pm, ["needs-lib[typo=1]"])
 
 
 def test_list_shows_unavailable_parts(monkeypatch, capsys):
