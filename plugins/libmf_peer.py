@@ -46,6 +46,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import math
+import threading
 from typing import Any, Mapping
 
 import numpy as np
@@ -70,6 +72,52 @@ else:
     UNAVAILABLE = None
 
 
+def auto_bins(nnz: int, threads: int) -> int:
+    """Blocks per side: the bindings' 26, fewer when blocks would hold under ~1,000 ratings.
+
+    Tiny blocks make LIBMF's worker threads spin on the scheduler's mutex between
+    microsecond jobs, which starves the main thread at the end of a fit (see
+    :func:`fit_within`); from 676k ratings up this is the bindings' default.
+    """
+    return max(2 * threads + 1, min(26, int(math.sqrt(max(nnz, 0) / 1000))))
+
+
+class LibmfHung(mfbench.CaseTimeout):
+    """A LIBMF fit that did not return in time: the case ends as ``timeout``."""
+
+
+def fit_within(engine: Any, X: np.ndarray, timeout: float) -> None:
+    """``engine.fit(X)`` on a daemon thread, given up after ``timeout`` seconds.
+
+    LIBMF 0.9.2's scheduler has a race (src_cpp/mf.cpp, fpsg_core): after the last
+    iteration the main thread calls ``resume()`` then ``terminate()``, each taking the
+    scheduler's mutex; a worker that finishes a whole further iteration in between
+    (its ``get_job`` spins on that mutex, so on tiny blocks it can starve the main
+    thread) waits in ``put_job`` for a resume that never comes, and the main thread
+    waits in ``join`` for it. Seen once in this project's CI tests (3,000 ratings,
+    26 x 26 blocks); :func:`auto_bins` makes it unlikely, this makes it harmless. The stuck C threads cannot be stopped from Python:
+    they are left behind on a daemon thread, which does not keep the process alive.
+    """
+    failure: list[BaseException] = []
+
+    def train() -> None:
+        try:
+            engine.fit(X)
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=train, name="libmf-fit", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise LibmfHung(
+            f"LIBMF's fit did not return within timeout={timeout:g} s (its scheduler can deadlock "
+            f"on tiny problems; its threads are left behind)"
+        )
+    if failure:
+        raise failure[0]
+
+
 class LibMF(mfbench.Strategy):
     """LIBMF (Python bindings): parallel blocked SGD with per-row adaptive steps; whole fits, dot model only."""
 
@@ -85,9 +133,12 @@ class LibMF(mfbench.Strategy):
         # nr_threads. The bindings default to 12; one thread is steady on a shared machine and
         # deterministic; sweep it to see LIBMF scale.
         "threads": 1,
-        # nr_bins: blocks per side of LIBMF's grid (the bindings' default; LIBMF raises it to at
-        # least 2 * threads + 1 itself).
-        "bins": 26,
+        # nr_bins: blocks per side of LIBMF's grid; 0 picks it (see auto_bins): the bindings' 26 from
+        # 676k training ratings up, fewer on smaller data. LIBMF raises it to 2 * threads + 1 at least.
+        "bins": 0,
+        # Seconds one whole fit may take before the case ends as timeout. LIBMF's scheduler can
+        # deadlock (see LibmfHung): a fit that never returns must not hang the run.
+        "timeout": 600.0,
     }
     devices = ("cpu",)
     exact = False  # blocked order and adaptive per-row steps, not the reference's SGD
@@ -100,8 +151,8 @@ class LibMF(mfbench.Strategy):
         p = self.params
         if not p["lr"] > 0 or not p["reg"] >= 0:
             return f"{self.name} needs lr > 0 and reg >= 0, got lr={p['lr']}, reg={p['reg']}"
-        if p["threads"] < 1 or p["bins"] < 1:
-            return f"{self.name} needs threads >= 1 and bins >= 1, got threads={p['threads']}, bins={p['bins']}"
+        if p["threads"] < 1 or p["bins"] < 0:
+            return f"{self.name} needs threads >= 1 and bins >= 0, got threads={p['threads']}, bins={p['bins']}"
         return None
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
@@ -119,7 +170,7 @@ class LibMF(mfbench.Strategy):
             "fun": libmf_mf.P_L2_MFR if libmf_mf is not None else 0,  # real-valued MF, squared error
             "k": k,
             "nr_threads": p["threads"],
-            "nr_bins": p["bins"],
+            "nr_bins": p["bins"] or auto_bins(len(self.X), p["threads"]),
             "nr_iters": epochs,
             "lambda_p1": 0.0,
             "lambda_q1": 0.0,
@@ -149,7 +200,11 @@ class LibMF(mfbench.Strategy):
         self.mf = libmf_mf.MF(**self.options)
         if len(self.X) == 0:
             return None
-        self.mf.fit(self.X)
+        try:
+            fit_within(self.mf, self.X, self.params["timeout"])
+        except LibmfHung:
+            self.mf = None  # its C threads still hold it: never free it under them
+            raise
         trained = []
         for table, rows in ((self.tables.user_factors, self.mf.p_factors()), (self.tables.item_factors, self.mf.q_factors())):
             if rows.shape[1] != self.k:

@@ -8,6 +8,8 @@ library from ``import`` and reloading the plugin module.
 from __future__ import annotations
 
 import importlib
+import threading
+import time
 import sys
 from importlib import metadata
 
@@ -410,3 +412,36 @@ def test_missing_library_sets_the_peer_aside_with_the_reason(name, monkeypatch):
         monkeypatch.undo()
         importlib.reload(module)
     assert getattr(module, attr).unavailable is None
+
+
+def test_a_libmf_fit_that_never_returns_ends_as_a_timeout_and_errors_pass_through():
+    pytest.importorskip("libmf")
+    from mfbench.plugins.libmf_peer import LibmfHung, fit_within
+
+    release = threading.Event()
+
+    class Stuck:
+        def fit(self, X):
+            release.wait(30)
+
+    class Broken:
+        def fit(self, X):
+            raise ValueError("bad input")
+
+    started = time.monotonic()
+    with pytest.raises(mfbench.CaseTimeout, match="did not return within timeout=0.2 s"):
+        fit_within(Stuck(), None, 0.2)
+    assert time.monotonic() - started < 5
+    release.set()
+    assert issubclass(LibmfHung, mfbench.CaseTimeout)
+    with pytest.raises(ValueError, match="bad input"):
+        fit_within(Broken(), None, 5)
+
+
+def test_libmf_picks_fewer_bins_on_small_data_and_26_on_large():
+    pytest.importorskip("libmf")
+    from mfbench.plugins.libmf_peer import auto_bins
+
+    assert auto_bins(3000, 1) == 3 and auto_bins(3000, 4) == 9  # at least 2 * threads + 1
+    assert auto_bins(100_000, 1) == 10
+    assert auto_bins(900_000, 2) == 26 and auto_bins(9_000_000, 2) == 26  # the bindings' default
