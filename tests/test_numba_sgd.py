@@ -22,6 +22,8 @@ from mfbench.plugins.reference import Reference
 from mfbench.registry import collect
 from mfbench.synthetic import planted
 
+from test_compiled import hand_written_sgd, train  # the per-rating SGD written out, and the protocol
+
 numba = pytest.importorskip("numba")
 
 from mfbench.plugins import numba_sgd  # noqa: E402
@@ -45,33 +47,6 @@ def make_model(kind: str, ratings: mfbench.Ratings, seed: int = 0, k: int = 5) -
         model.user_bias.weight.normal_(0.0, 0.2)
         model.item_bias.weight.normal_(0.0, 0.2)
     return model
-
-
-def train(strategy: mfbench.Strategy, model: nn.Module, ratings: mfbench.Ratings, epochs: int, seed: int = 5):
-    strategy.setup(model, ratings, CPU, seed)
-    try:
-        return [strategy.run_epoch(epoch) for epoch in range(epochs)]
-    finally:
-        strategy.teardown()
-
-
-def hand_written_sgd(model: nn.Module, ratings: mfbench.Ratings, epochs: int, seed: int, lr: float, reg: float) -> None:
-    """Per-rating SGD on (pred - r)^2 + reg * (squared norms of the touched rows), in plain Python."""
-    P, Q = model.user_factors.weight.detach(), model.item_factors.weight.detach()
-    biased = hasattr(model, "user_bias")
-    if biased:
-        bu, bi, mean = model.user_bias.weight.detach(), model.item_bias.weight.detach(), model.global_mean.item()
-    for epoch in range(epochs):
-        for k in mfbench.epoch_permutation(len(ratings), seed, epoch).tolist():
-            u, i, r = int(ratings.users[k]), int(ratings.items[k]), float(ratings.values[k])
-            p, q = P[u].clone(), Q[i].clone()
-            pred = float(p @ q) + (mean + float(bu[u, 0]) + float(bi[i, 0]) if biased else 0.0)
-            err = pred - r
-            P[u] = p - lr * (2 * err * q + 2 * reg * p)
-            Q[i] = q - lr * (2 * err * p + 2 * reg * q)
-            if biased:
-                bu[u, 0] = bu[u, 0] - lr * (2 * err + 2 * reg * bu[u, 0])
-                bi[i, 0] = bi[i, 0] - lr * (2 * err + 2 * reg * bi[i, 0])
 
 
 def states_equal(a: nn.Module, b: nn.Module) -> bool:
