@@ -21,6 +21,7 @@ from .paths import cache_dir, default_results_dir
 from .plan import RunConfig
 from .registry import Registry, collect
 from .report import check_format, render_csv, render_table
+from .tablefit import View, parse_columns, terminal_width
 from .results import default_results_path, load_results
 from .suite import DEFAULT_SUITE, SETTINGS, builtin_suites, load_suite
 from .selection import GRAMMAR_HELP, format_params, parse_value
@@ -57,6 +58,17 @@ ended in error; 2 for a usage error; 130 when interrupted (finished cases are ke
 """
 
 
+FORMAT_HELP = (
+    "any tabulate table format (default %(default)s, fitted to the terminal); "
+    "export formats (github, latex, tsv...) show every column and row"
+)
+
+
+def table_view(args: argparse.Namespace) -> View:
+    """--columns/--wide, and the width of the terminal the table is printed to."""
+    return View(columns=parse_columns(args.columns), wide=args.wide, width=terminal_width(sys.stdout))
+
+
 def build_parser() -> argparse.ArgumentParser:
     plugin_opts = argparse.ArgumentParser(add_help=False)
     plugin_opts.add_argument(
@@ -68,13 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"load plugin MODULE by import path (repeatable), or block one with no:NAME; "
         f"{PLUGINS_ENV}=mod1,mod2 does the same",
     )
+    table_opts = argparse.ArgumentParser(add_help=False)
+    table_opts.add_argument(
+        "--columns", metavar="LIST",
+        help="comma-separated columns to show, e.g. dataset,strategy,updates/s,test-rmse (default: the essential ones; "
+        "--wide lists them all)",
+    )
+    table_opts.add_argument(
+        "--wide", action="store_true",
+        help="every column and every row, labels in full (default: fit the terminal, collapse rows skipped for one reason)",
+    )
+    table_opts.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report to FILE")
     parser = argparse.ArgumentParser(prog="mfbench", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"mfbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(
         "run",
-        parents=[plugin_opts],
+        parents=[plugin_opts, table_opts],
         help="run a benchmark suite",
         description="Cross datasets x models x strategies (x parameter grids) x devices, time every case, report.",
         epilog=RUN_EPILOG,
@@ -109,27 +132,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor-option", action="append", default=[], metavar="KEY=VALUE",
         help="any other option of the executor (repeatable), e.g. timeout=60 (seconds to reach a Dask scheduler and its workers)",
     )
-    run.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format (default %(default)s)")
+    run.add_argument("--format", default="simple", metavar="FMT", help=FORMAT_HELP)
     run.add_argument("-o", "--output", type=Path, help=f"results JSON path (default: {default_results_dir()}/run-TIMESTAMP.json)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress: print only the final table and the results path")
 
     lst = sub.add_parser("list", parents=[plugin_opts], help="list datasets, models and strategies, and their plugins")
     lst.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
 
-    rep = sub.add_parser("report", help="print a saved run's table again")
+    rep = sub.add_parser("report", parents=[table_opts], help="print a saved run's table again")
     rep.add_argument("results", type=Path, help="a results JSON file written by mfbench run")
-    rep.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
-    rep.add_argument("--csv", action="store_true", help="write the table as CSV with raw numbers")
+    rep.add_argument("--format", default="simple", metavar="FMT", help=FORMAT_HELP)
+    rep.add_argument("--csv", action="store_true", help="write every column as CSV with raw numbers (spread as a fraction)")
     rep.add_argument("--target-rmse", type=float, metavar="X", help="time-to-target for this X (default: the run's)")
 
     cmp = sub.add_parser(
         "compare",
+        parents=[table_opts],
         help="compare two results files case by case",
         description="Match cases by identity and show new/base ratios of throughput, time-to-target and held-out RMSE.",
     )
     cmp.add_argument("base", type=Path, help="the baseline results file")
     cmp.add_argument("new", type=Path, help="the results file to judge")
-    cmp.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
+    cmp.add_argument("--format", default="simple", metavar="FMT", help=FORMAT_HELP)
     cmp.add_argument("--target-rmse", type=float, metavar="X", help="time-to-target threshold (default: the runs' own)")
     cmp.add_argument("--normalize", action="store_true", help="compare calibration-relative throughput (runs from two machines)")
     cmp.add_argument("--fail-threshold", type=float, metavar="PCT", help="exit 1 when a significant slowdown or RMSE loss exceeds PCT percent")
@@ -182,8 +206,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if interrupted:
         print(f"\nmfbench: interrupted; the {len(cases)} finished case(s) are in {output}", file=sys.stderr)
         return 130
-    print(render_table(cases, args.format, hosts=shows_hosts(results.document)))
+    print(render_table(cases, args.format, hosts=shows_hosts(results.document), view=table_view(args)))
     print(f"\nresults: {output}")
+    if args.html:
+        print(f"html: {write_html_report(results.document, args.html)}")
     errors = [c for c in cases if c["status"] == "error"]
     if errors:
         print(f"mfbench: {len(errors)} case(s) ended in error; their tracebacks are in the results file", file=sys.stderr)
@@ -247,12 +273,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_html_report(document: dict, path: Path, target: float | None = None) -> Path:
+    from .html_report import write_report
+
+    return write_report(document, path, target=target)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     document = load_results(args.results)
+    view = table_view(args)
     if args.csv:
         sys.stdout.write(render_csv(document["cases"], args.target_rmse, hosts=shows_hosts(document)))
     else:
-        print(render_table(document["cases"], check_format(args.format), args.target_rmse, hosts=shows_hosts(document)))
+        print(render_table(document["cases"], check_format(args.format), args.target_rmse, hosts=shows_hosts(document), view=view))
+    if args.html:
+        print(f"html: {write_html_report(document, args.html, args.target_rmse)}", file=sys.stderr)
     if not document.get("complete"):
         print(f"\nnote: {args.results} is from a run that did not finish; it holds the cases that did", file=sys.stderr)
     return 0
@@ -275,14 +310,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_documents, render_comparison
 
     check_format(args.format)
+    view = table_view(args)
+    base, new = load_results(args.base), load_results(args.new)
     comparison = compare_documents(
-        load_results(args.base),
-        load_results(args.new),
+        base,
+        new,
         target=args.target_rmse,
         normalize=args.normalize,
         fail_threshold=args.fail_threshold,
     )
-    print(render_comparison(comparison, args.format))
+    print(render_comparison(comparison, args.format, view=view))
+    if args.html:
+        from .html_report import write_comparison_report
+
+        print(f"html: {write_comparison_report(base, new, comparison, args.html, (str(args.base), str(args.new)))}", file=sys.stderr)
     return comparison.exit_code
 
 
