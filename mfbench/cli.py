@@ -23,7 +23,7 @@ from .registry import Registry, collect
 from .report import check_format, render_csv, render_table
 from .tablefit import View, parse_columns, terminal_width
 from .results import default_results_path, load_results
-from .suite import DEFAULT_SUITE, SETTINGS, builtin_suites, load_suite
+from .suite import DEFAULT_SUITE, SETTINGS, Suite, builtin_suites, load_suite
 from .selection import GRAMMAR_HELP, format_params, parse_value
 
 DESCRIPTION = "mfbench: which matrix-factorization training strategy is fastest to a given quality, on your data and hardware?"
@@ -69,7 +69,28 @@ def table_view(args: argparse.Namespace) -> View:
     return View(columns=parse_columns(args.columns), wide=args.wide, width=terminal_width(sys.stdout))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def default_text(key: str, fallback: str, suite: Suite | None) -> str:
+    """What ``--help`` says a setting defaults to: the suite's value where the suite sets one."""
+    if suite is not None and key in suite.settings:
+        return f"default {suite.settings[key]:g}, the {suite.name} suite's; {fallback} where a suite sets none"
+    return f"default {fallback}"
+
+
+def help_suite(argv: Sequence[str]) -> Suite | None:
+    """For ``mfbench run --help``: the suite it would run (--suite, else the default), so help states its settings."""
+    if not argv or argv[0] != "run" or not {"-h", "--help"} & set(argv):
+        return None
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--suite", default=DEFAULT_SUITE)
+    known, _ = pre.parse_known_args(argv[1:])
+    try:
+        return load_suite(known.suite)
+    except MfbenchError:
+        return None
+
+
+def build_parser(suite: Suite | None = None) -> argparse.ArgumentParser:
+    """The parser; ``suite`` (the one a ``run --help`` would run) makes the help state its defaults."""
     plugin_opts = argparse.ArgumentParser(add_help=False)
     plugin_opts.add_argument(
         "-p",
@@ -107,18 +128,37 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-m", "--model", action="append", metavar="SEL", help="model variant (repeatable)")
     run.add_argument("-s", "--strategy", action="append", metavar="SEL", help="training strategy (repeatable)")
     run.add_argument(
-        "--device", action="append", metavar="DEV", help="cpu, cuda or cuda:N (repeatable; default: cpu and cuda)"
+        "--device", action="append", metavar="DEV",
+        help="cpu, cuda or cuda:N (repeatable; "
+        + (f"default {', '.join(suite.base['devices'])}, the {suite.name} suite's)" if suite and "devices" in suite.base else "default: cpu and cuda)"),
     )
     run.add_argument("--suite", default=DEFAULT_SUITE, metavar="NAME", help="a built-in suite name or a .toml path (default %(default)s)")
-    run.add_argument("--epochs", type=int, help=f"counted epochs per repeat (default {RunConfig.epochs})")
-    run.add_argument("--repeats", type=int, help=f"repeats per case, each from a fresh model (default {RunConfig.repeats})")
-    run.add_argument("--warmup", type=int, help=f"uncounted warm-up epochs at the start of each repeat (default {RunConfig.warmup})")
-    run.add_argument("--seed", type=int, help=f"seed for data, split, init and order (default {RunConfig.seed})")
-    run.add_argument("--factors", type=int, help="n_factors of every model that has it, unless given in -m")
-    run.add_argument("--test-fraction", type=float, help=f"held-out share (default {RunConfig.test_fraction})")
-    run.add_argument("--timeout", type=float, help="seconds per case, checked after each epoch (default: none)")
-    run.add_argument("--threads", type=int, metavar="N", help="torch intra-op threads for the run (default: torch's, one per core)")
-    run.add_argument("--target-rmse", type=float, metavar="X", help="report time-to-target: training seconds until held-out RMSE <= X")
+    run.add_argument("--epochs", type=int, help=f"counted epochs per repeat ({default_text('epochs', str(RunConfig.epochs), suite)})")
+    run.add_argument(
+        "--repeats", type=int,
+        help=f"repeats per case, each from a fresh model ({default_text('repeats', str(RunConfig.repeats), suite)})",
+    )
+    run.add_argument(
+        "--warmup", type=int,
+        help=f"uncounted warm-up epochs at the start of each repeat ({default_text('warmup', str(RunConfig.warmup), suite)})",
+    )
+    run.add_argument("--seed", type=int, help=f"seed for data, split, init and order ({default_text('seed', str(RunConfig.seed), suite)})")
+    run.add_argument(
+        "--factors", type=int,
+        help=f"n_factors of every model that has it, unless given in -m ({default_text('factors', 'each model its own', suite)})",
+    )
+    run.add_argument("--test-fraction", type=float, help=f"held-out share ({default_text('test_fraction', str(RunConfig.test_fraction), suite)})")
+    run.add_argument(
+        "--timeout", type=float, help=f"seconds per case, checked after each epoch ({default_text('timeout', 'none', suite)})"
+    )
+    run.add_argument(
+        "--threads", type=int, metavar="N",
+        help="torch intra-op threads for the run (" + default_text("threads", "torch's, one per core", suite) + ")",
+    )
+    run.add_argument(
+        "--target-rmse", type=float, metavar="X",
+        help=f"report time-to-target: training seconds until held-out RMSE <= X ({default_text('target_rmse', 'none', suite)})",
+    )
     run.add_argument("--no-calibration", action="store_true", help="skip the machine calibration workload (no relative throughput)")
     run.add_argument(
         "--executor", default=DEFAULT_EXECUTOR, metavar="NAME",
@@ -348,7 +388,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(help_suite(list(sys.argv[1:] if argv is None else argv)))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

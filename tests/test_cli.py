@@ -175,3 +175,15 @@ def test_plot_cli_writes_a_png(capsys, tmp_path):
     assert main(["plot", str(path)]) == 0
     png = path.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_help_states_the_defaults_of_the_suite_it_would_run(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    quick = " ".join(capsys.readouterr().out.split())
+    assert "counted epochs per repeat (default 6, the quick suite's; 3 where a suite sets none)" in quick
+    assert "(default 0.575, the quick suite's; none where a suite sets none)" in quick
+    with pytest.raises(SystemExit):
+        main(["run", "--suite", "speed", "--help"])
+    speed = " ".join(capsys.readouterr().out.split())
+    assert "(default 1, the speed suite's; 3 where a suite sets none)" in speed and "default cpu, the speed suite's" in speed
