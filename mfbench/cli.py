@@ -346,6 +346,11 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def side_names(base: Path, new: Path) -> tuple[str, str]:
+    """The two files' names as a page shows them: file names, or whole paths where those are alike."""
+    return (base.name, new.name) if base.name != new.name else (str(base), str(new))
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_documents, render_comparison
 
@@ -363,7 +368,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.html:
         from .html_report import write_comparison_report
 
-        print(f"html: {write_comparison_report(base, new, comparison, args.html, (str(args.base), str(args.new)))}", file=sys.stderr)
+        print(f"html: {write_comparison_report(base, new, comparison, args.html, side_names(args.base, args.new))}", file=sys.stderr)
     return comparison.exit_code
 
 

@@ -345,8 +345,12 @@ def render_comparison_report(base: dict[str, Any], new: dict[str, Any], comparis
     for index, row in enumerate(rows):
         ratio = getattr(row, "speed_ratio", None)
         if ratio is not None and ratio > 0:
-            bars.append(Bar(row.id, ratio, strategy_color(row.strategy.split("[")[0]), text=f"{ratio:.3g}× {row.speed}", case=index))
-    chart = bar_chart(bars, x_label=f"updates/s, {names[1]} over {names[0]} (1 = unchanged)", log=True) if bars else '<p class="empty">No case has figures on both sides.</p>'
+            label = f"{row.strategy} @ {row.device}"
+            bars.append(Bar(label, ratio, strategy_color(row.strategy.split("[")[0]), text=f"{ratio:.3g}× {row.speed}", case=index))
+    chart = (
+        bar_chart(bars, x_label="updates/s, new over base (right of 1: faster)", log=True, origin=1.0, label_width=260)
+        if bars else '<p class="empty">No case has figures on both sides.</p>'
+    )
     machines = (
         '<div class="columns">'
         f"<div><h3>{esc(names[0])}</h3>{facts({'created': base.get('created'), **(base.get('machine') or {})})}</div>"

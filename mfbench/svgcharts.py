@@ -186,16 +186,25 @@ def line_chart(
     return "".join(parts)
 
 
-def bar_chart(bars: Sequence[Bar], *, x_label: str, log: bool | None = None, width: int = WIDTH, label_width: int = 190) -> str:
+def bar_chart(
+    bars: Sequence[Bar],
+    *,
+    x_label: str,
+    log: bool | None = None,
+    width: int = WIDTH,
+    label_width: int = 190,
+    origin: float | None = None,
+) -> str:
     """Horizontal bars, one per row, labels left of the axis and values inside the plot area.
 
     ``log`` None picks a log axis when the largest and smallest value differ by more than 20x.
+    ``origin``: bars grow from this value (1 for ratios: left of it is less, right more), marked by a line.
     """
     shown = [b for b in bars if b.value > 0 and math.isfinite(b.value)]
     if not shown:
         return '<p class="empty">nothing to draw</p>'
     values = [b.value for b in shown] + [b.high for b in shown if b.high] + [b.low for b in shown if b.low]
-    values = [v for v in values if v > 0 and math.isfinite(v)]
+    values = [v for v in values if v > 0 and math.isfinite(v)] + ([origin] if origin is not None else [])
     if log is None:
         log = max(values) / min(values) > 20
     row, top = 20, TOP
@@ -211,9 +220,12 @@ def bar_chart(bars: Sequence[Bar], *, x_label: str, log: bool | None = None, wid
     parts = _frame(width, height, x_label)
     _x_axis(parts, axis, height - BOTTOM, top, x_label + (" (log)" if log else ""), width, left)
     middle = (left + width - RIGHT) / 2
+    base = axis(origin if origin is not None else low)
+    if origin is not None:
+        parts.append(f'<line class="axis" x1="{base:.1f}" y1="{top}" x2="{base:.1f}" y2="{height - BOTTOM}"/>')
     for index, bar in enumerate(shown):
         y = top + index * row
-        x0, x1 = axis(low), axis(bar.value)
+        x0, x1 = sorted((base, axis(bar.value)))
         dash = f' stroke="{bar.color}" stroke-dasharray="{bar.dash}" fill-opacity="0.55"' if bar.dash else ""
         parts.append(f'<g class="series" data-case="{bar.case}"><title>{esc(bar.label)}: {esc(bar.text or fmt_number(bar.value))}</title>')
         parts.append(
@@ -225,7 +237,9 @@ def bar_chart(bars: Sequence[Bar], *, x_label: str, log: bool | None = None, wid
             parts.append(f'<line class="whisker" x1="{a:.1f}" y1="{y + row / 2:.1f}" x2="{b:.1f}" y2="{y + row / 2:.1f}"/>')
         text = bar.text or fmt_number(bar.value)
         # Inside the plot area: right of a short bar, inside the end of a long one.
-        if x1 < middle:  # past the whisker, so the figure never sits on it
+        if origin is not None and (bar.value < origin or x1 + 6.5 * len(text) < width - RIGHT):
+            parts.append(f'<text class="value" x="{x1 + 4:.1f}" y="{y + row / 2 + 4:.1f}">{esc(text)}</text>')
+        elif x1 < middle:  # past the whisker, so the figure never sits on it
             end = axis(bar.high) if bar.high is not None and bar.high > 0 else x1
             parts.append(f'<text class="value" x="{max(x1, end) + 4:.1f}" y="{y + row / 2 + 4:.1f}">{esc(text)}</text>')
         else:
@@ -236,8 +250,8 @@ def bar_chart(bars: Sequence[Bar], *, x_label: str, log: bool | None = None, wid
 
 
 def _clip(label: str, pixels: int) -> str:
-    """A label short enough for ``pixels`` at the chart's font (about 6.2 px a character), cut in the middle."""
-    room = max(6, int((pixels - 10) / 6.2))
+    """A label short enough for ``pixels`` at the chart's font (about 6.8 px a character), cut in the middle."""
+    room = max(6, int((pixels - 10) / 6.8))
     if len(label) <= room:
         return label
     head = room // 2
