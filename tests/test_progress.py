@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 
 import pytest
 
@@ -80,3 +81,12 @@ def test_quiet_prints_nothing():
     progress.epoch(CASE["id"], 0, 0, {"seconds": 1.0, "test_rmse": 2.0})
     progress.case(CASE)
     assert stream.getvalue() == ""
+
+
+def test_without_tqdm_a_terminal_gets_plain_lines(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    stream = Terminal()
+    progress = Progress(total=1, repeats=1, epochs_per_repeat=1, stream=stream)
+    progress.epoch(CASE["id"], 0, 0, {"seconds": 1.0, "test_rmse": 2.0})
+    progress.case(CASE)
+    assert not progress.live and stream.getvalue() == "[1/1] sprand / dot / reference / cpu: ok  1,234 updates/s  test RMSE 1.5000\n"
