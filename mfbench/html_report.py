@@ -103,28 +103,56 @@ def answers(cases: list[dict[str, Any]], target: float | None) -> list[str]:
 
 
 def profile_section(profile: Any) -> str:
-    """The run's profile score (per strategy, from tuning) when the results carry a top-level ``profile``.
+    """The run's performance-profile score (from ``mfbench.profile``) when the results carry a top-level ``profile``.
 
-    Scores may come as ``{"scores": {strategy: score}}``, as ``{strategy: score}`` or as
-    ``{strategy: {"score": score, ...}}``; other keys are shown as facts beside them.
+    The profile lists ``strategies`` as ``{strategy, score, ratios: {workload: r}, reached}`` with
+    ``tau_max`` and ``workloads``: drawn as score bars, rho(tau) step curves and a table of
+    ratios. A plain ``{strategy: score}`` mapping (or ``{"scores": {...}}``) is drawn as bars.
     """
     if not isinstance(profile, dict):
         return section("profile-score", "Profile score", f"<pre>{esc(profile)}</pre>")
+    entries = profile.get("strategies")
+    if isinstance(entries, list):
+        return section("profile-score", "Profile score", _profile_body(profile, [e for e in entries if isinstance(e, dict)]))
     source = profile["scores"] if isinstance(profile.get("scores"), dict) else profile
-    scores: dict[str, float] = {}
-    for name, value in source.items():
-        if isinstance(value, dict):
-            value = value.get("score")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            scores[str(name)] = float(value)
+    scores = {str(k): as_number(v.get("score") if isinstance(v, dict) else v) for k, v in source.items()}
+    scores = {k: v for k, v in scores.items() if math.isfinite(v)}
+    bars = [Bar(name, value, strategy_color(name.split("[")[0]), text=f"{value:.3g}") for name, value in sorted(scores.items(), key=lambda p: -p[1])]
     others = {k: v for k, v in profile.items() if k != "scores" and k not in scores}
-    body = ""
-    if scores:
-        ranked = sorted(scores.items(), key=lambda pair: -pair[1])
-        bars = [Bar(name, score, strategy_color(name.split("[")[0]), text=f"{score:.3g}") for name, score in ranked]
-        body += bar_chart(bars, x_label="profile score (higher is better)", log=False)
-    body += facts(others)
-    return section("profile-score", "Profile score", body)
+    return section("profile-score", "Profile score", (bar_chart(bars, x_label="score", log=False) if bars else "") + facts(others))
+
+
+def _profile_body(profile: dict[str, Any], entries: list[dict[str, Any]]) -> str:
+    tau_max = as_number(profile.get("tau_max"))
+    tau_max = tau_max if math.isfinite(tau_max) and tau_max > 1 else 4.0
+    workloads = [str(w) for w in profile.get("workloads") or []]
+    bars, curves = [], []
+    rows = []
+    for index, entry in enumerate(entries):
+        name = str(entry.get("strategy", "?"))
+        color = strategy_color(name.split("[")[0])
+        value = as_number(entry.get("score"))
+        ratios = {w: as_number((entry.get("ratios") or {}).get(w)) for w in workloads}
+        if math.isfinite(value):
+            bars.append(Bar(name, max(value, 1e-9), color, text=f"{value:.3f}"))
+        if workloads:
+            steps = [1.0 + i * (tau_max - 1.0) / 200 for i in range(201)]
+            points = [(tau, sum(r <= tau for r in ratios.values()) / len(workloads)) for tau in steps]
+            curves.append(Series(f"{name} ({value:.2f})", color, points, "", -1))
+        rows.append([name, f"{value:.3f}", f"{entry.get('reached', '')}/{len(workloads)}"]
+                    + [("not reached" if not math.isfinite(ratios[w]) else f"{ratios[w]:.3g}") for w in workloads])
+    panels = []
+    if bars:
+        panels.append(bar_chart(bars, x_label=f"score (1: fastest everywhere; 0: never within {tau_max:g}×)", log=False))
+    if curves:
+        panels.append(
+            line_chart(curves, x_label="tau: time-to-target within tau × the fastest", y_label="rho(tau): share of workloads", log_x=False, height=280)
+            + legend((s.label, s.color, s.dash, s.case) for s in curves)
+        )
+    body = '<div class="workloads">' + "".join(f'<div class="panel">{p}</div>' for p in panels) + "</div>"
+    body += data_table(["strategy", "score", "reached"] + [f"ratio on {w}" for w in workloads], rows)
+    notes = [profile.get("rule")] + ([f"left out (no strategy reached the target): {', '.join(map(str, profile['left_out']))}"] if profile.get("left_out") else [])
+    return body + "".join(f'<p class="note">{esc(n)}</p>' for n in notes if n)
 
 
 # -- the run page -------------------------------------------------------------------

@@ -60,11 +60,27 @@ def test_implicit_objectives_stay_out_of_the_rmse_chart(quick):
     assert "Left out of the RMSE chart (implicit-feedback objective" in text
 
 
+PROFILE = {
+    "tau_max": 4.0,
+    "workloads": ["lowrank / biased / cpu", "sprand / dot / cpu"],
+    "left_out": [],
+    "strategies": [
+        {"strategy": "als", "score": 1.0, "ratios": {"lowrank / biased / cpu": 1.0, "sprand / dot / cpu": 1.0}, "reached": 2},
+        {"strategy": "hogwild", "score": 0.31, "ratios": {"lowrank / biased / cpu": 2.1, "sprand / dot / cpu": "inf"}, "reached": 1},
+    ],
+    "rule": "ratio = time-to-target / best time-to-target on the workload",
+}
+
+
 def test_a_profile_score_is_shown_when_the_results_carry_one(quick):
-    text = render_report({**quick, "profile": {"scores": {"als": 0.9, "numba": 0.4}, "tau_max": 4}})
+    text = render_report({**quick, "profile": PROFILE})
     section = text.split('id="profile-score"')[1].split("</section>")[0]
-    assert "als" in section and "0.9" in section and "tau_max" in section
+    assert "hogwild" in section and "0.310" in section and "not reached" in section and "2/2" in section
+    assert section.count('<svg class="chart"') == 2  # scores and rho(tau)
     assert text.index('id="answer"') < text.index('id="profile-score"') < text.index('id="table"')
+    plain = render_report({**quick, "profile": {"scores": {"als": 0.9, "numba": 0.4}, "tau_max": 4}})
+    section = plain.split('id="profile-score"')[1].split("</section>")[0]
+    assert "als" in section and "0.9" in section and "tau_max" in section
 
 
 def test_scaling_is_drawn_where_a_run_measured_it():
