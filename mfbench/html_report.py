@@ -49,6 +49,21 @@ def by_workload(cases: list[dict[str, Any]]) -> dict[str, list[int]]:
     return groups
 
 
+def numeric_target(value: Any) -> float | None:
+    """A target RMSE given as a number; None for none, or for a word such as ``auto`` (each case then has its own)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def workload_target(cases: list[dict[str, Any]], target: float | None) -> float | None:
+    """The target of one workload: the one given, else the one its cases raced to (``summary.target_rmse``)."""
+    if target is not None:
+        return target
+    found = {numeric_target((c.get("summary") or {}).get("target_rmse")) for c in cases} - {None}
+    return found.pop() if len(found) == 1 else None
+
+
 def rating_objective(case: dict[str, Any]) -> bool:
     return case["strategy"].get("objective", "rating") == "rating"
 
@@ -60,8 +75,10 @@ def answers(cases: list[dict[str, Any]], target: float | None) -> list[str]:
     """One sentence per workload: who reached the target first, or, where none did, who was fastest."""
     devices = len({c["device"] for c in cases if c["status"] == "ok"}) > 1
     lines = []
+    given = target
     for name, indices in by_workload(cases).items():
         ok = [cases[i] for i in indices if cases[i]["status"] == "ok"]
+        target = workload_target(ok, given)
         if not ok:
             statuses = Counter(cases[i]["status"] for i in indices)
             lines.append(f"<b>{esc(name)}</b>: no case ended ok ({esc(', '.join(f'{n} {s}' for s, n in statuses.items()))}).")
@@ -188,10 +205,12 @@ def table_section(cases: list[dict[str, Any]], target: float | None) -> str:
 def workload_panels(cases: list[dict[str, Any]], target: float | None) -> str:
     devices = len({c["device"] for c in cases if c["status"] == "ok"}) > 1
     panels = []
+    given = target
     for name, indices in by_workload(cases).items():
         ok = [i for i in indices if cases[i]["status"] == "ok"]
         if not ok:
             continue
+        target = workload_target([cases[i] for i in ok], given)
         curves, implicit = [], []
         for i in ok:
             case = cases[i]
@@ -323,9 +342,13 @@ def header(document: dict[str, Any], title: str) -> str:
 def render_report(document: dict[str, Any], target: float | None = None) -> str:
     """The page for one results document, as a string."""
     cases = list(document.get("cases", []))
-    target = case_target(cases, target if target is not None else (document.get("config") or {}).get("target_rmse"))
+    target = case_target(cases, numeric_target(target if target is not None else (document.get("config") or {}).get("target_rmse")))
+    target = numeric_target(target)
+    per_workload = target is None and any(workload_target([c], None) is not None for c in cases)
     question = (
-        f"Which strategy is fastest to a held-out RMSE of {target:g}?" if target is not None else "Which strategy is fastest, at what quality?"
+        f"Which strategy is fastest to a held-out RMSE of {target:g}?" if target is not None
+        else "Which strategy is fastest to each workload's target RMSE?" if per_workload
+        else "Which strategy is fastest, at what quality?"
     )
     items = "".join(f"<li>{line}</li>" for line in answers(cases, target)) or "<li>No case ended ok.</li>"
     sections = [

@@ -234,6 +234,14 @@ def workloads(cases: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
+def _group_target(group: list[dict[str, Any]], target: float | None) -> float | None:
+    """The target drawn for a workload: the one given, else the one its cases raced to."""
+    if target is not None:
+        return target
+    found = {_finite((c.get("summary") or {}).get("target_rmse")) for c in group} - {None}
+    return found.pop() if len(found) == 1 else None
+
+
 def build_figure(document: dict[str, Any], target: float | None = None) -> Any:
     """One row of panels per workload (RMSE curves, throughput) on its own Agg canvas; ``plot_results`` saves it."""
     cases = document.get("cases", [])
@@ -245,12 +253,13 @@ def build_figure(document: dict[str, Any], target: float | None = None) -> Any:
     Figure, FigureCanvasAgg = _matplotlib()
     if target is None:
         target = (document.get("config") or {}).get("target_rmse")
-    target = None if target is None else float(target)
+    target = _finite(target)  # a word such as "auto": each workload's cases carry their own
     groups = workloads(plotted)
+    targets = {name: _group_target(group, target) for name, group in groups.items()}
     heights = []
     for group in groups.values():
         lines = sum(wrap_label(label).count("\n") + 1 for label in case_labels(group))
-        legend_rows = -(-(len(group) + (target is not None)) // 3)
+        legend_rows = -(-(len(group) + 1) // 3)
         heights.append(max(3.4, 0.9 + 0.17 * lines + 0.2 * len(group)) + 0.22 * legend_rows)
     figure = Figure(figsize=(12, sum(heights) + 0.7), layout="constrained")
     FigureCanvasAgg(figure)
@@ -258,7 +267,7 @@ def build_figure(document: dict[str, Any], target: float | None = None) -> Any:
     for row, (name, group) in enumerate(groups.items()):
         curves, bars = figure.add_subplot(grid[row, 0]), figure.add_subplot(grid[row, 1])
         labels = case_labels(group)
-        implicit = _draw_curves(curves, group, labels, target)
+        implicit = _draw_curves(curves, group, labels, targets[name])
         title = f"{name}: held-out RMSE after each epoch (median repeat)"
         if implicit:
             title += f"\nleft out (implicit objective, RMSE not comparable): {', '.join(implicit)}"

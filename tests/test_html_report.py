@@ -134,3 +134,14 @@ def test_the_browser_check_sees_a_script_error(quick, tmp_path):
     page.write_text(render_report(quick).replace("</body>", "<script>undefinedFunction();</script></body>"), encoding="utf-8")
     dom = render_in_browser(page, tmp_path / "broken.png")
     assert re.search(r'<html[^>]*data-script-error="[^"]*undefinedFunction', dom)
+
+
+def test_each_workload_races_to_its_own_target_when_the_run_has_no_single_one(quick):
+    cases = json.loads(json.dumps(quick["cases"]))
+    for case in cases:
+        if case["status"] == "ok" and case["dataset"]["name"] == "lowrank":
+            case["summary"]["target_rmse"] = 0.6
+    document = {**quick, "config": {**quick["config"], "target_rmse": "auto"}, "cases": cases}
+    text = render_report(document)
+    assert "fastest to each workload" in text
+    assert "reached held-out RMSE 0.6 first" in text and "target 0.6" in text

@@ -179,3 +179,12 @@ def test_strategy_colours_are_fixed_for_built_ins_and_stable_for_others():
     assert len({strategy_color(name) for name in KNOWN}) == len(KNOWN)
     assert strategy_color("a-third-party-one") == strategy_color("a-third-party-one") in PALETTE
     assert strategy_color("reference") == PALETTE[0]
+
+
+@needs_matplotlib
+def test_each_workload_draws_its_own_target_when_the_run_has_none_single():
+    one, two = make_case("a", dataset="one"), make_case("a", dataset="two")
+    one["summary"], two["summary"] = {"target_rmse": 0.9}, {"target_rmse": 0.8}
+    figure = build_figure(make_doc(one, two, target_rmse="auto"))
+    assert "target 0.9" in [l.get_label() for l in figure.axes[0].get_lines()]
+    assert "target 0.8" in [l.get_label() for l in figure.axes[2].get_lines()]
