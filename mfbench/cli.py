@@ -77,6 +77,9 @@ study holds --trials trials.
 """
 
 
+DEFAULT_STUDIES = str(default_results_dir().parent / "studies.db")
+
+
 def build_parser() -> argparse.ArgumentParser:
     plugin_opts = argparse.ArgumentParser(add_help=False)
     plugin_opts.add_argument(
@@ -128,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--repeats", type=int, help=f"repeats per case, each from a fresh model (default {RunConfig.repeats})")
     run.add_argument("--no-calibration", action="store_true", help="skip the machine calibration workload (no relative throughput)")
     run.add_argument(
+        "--tune-trials", type=int, metavar="N",
+        help="tune every case first (N trials per study, stored in --tuned or the default studies file), then race "
+        "the tuned parameters (default: the suite's tune_trials; most suites do not tune)",
+    )
+    run.add_argument(
         "--tuned", metavar="STORAGE",
         help="race each strategy with the parameters its study in STORAGE chose (made by mfbench tune: a SQLite "
         "path or an Optuna storage URL); without it the race is at the selected (default) parameters",
@@ -161,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--trials", type=int, default=20, help="trials per study, counting those it already holds (default %(default)s)")
     tune.add_argument(
-        "--storage", default=str(default_results_dir().parent / "studies.db"),
+        "--storage", default=DEFAULT_STUDIES,
         help="where studies live: a SQLite file path or any Optuna storage URL (default %(default)s)",
     )
     tune.add_argument("--sampler", default="qmc", choices=SAMPLERS, help="qmc: scrambled Sobol quasi-random points (default); tpe; random")
@@ -232,9 +240,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     overrides = Overrides(args.dataset, args.model, args.strategy, args.device, given_settings(args))
     output = args.output or default_results_path(default_results_dir())
+    trials = args.tune_trials if args.tune_trials is not None else suite.tune_trials
+    tuned = args.tuned
+    if trials is not None:
+        tuned = tuned or DEFAULT_STUDIES
+        say = (lambda _: None) if args.quiet else print
+        if tune_cases(registry, suite, overrides, tuned, trials, say=say) is None:
+            return 130
     results, interrupted = execute(
         pm, registry, suite, overrides, output, calibration=not args.no_calibration, quiet=args.quiet,
-        executor=args.executor, executor_options=executor_options(args), tuned=args.tuned,
+        executor=args.executor, executor_options=executor_options(args), tuned=tuned,
     )
     cases = results.document["cases"]
     if results.path is None:  # a torchrun rank other than 0: rank 0 reports
@@ -244,7 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     print(render_table(cases, args.format, hosts=shows_hosts(results.document)))
     print_scores(results.document, args.format)
-    if not args.tuned:
+    if not tuned:
         print("\nparameters: as selected (defaults unless set); not tuned. mfbench tune, then run --tuned, races tuned ones")
     print(f"\nresults: {output}")
     errors = [c for c in cases if c["status"] == "error"]
@@ -271,38 +286,51 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {key: getattr(args, key, None) for key in SETTINGS}
 
 
-def cmd_tune(args: argparse.Namespace) -> int:
+def tune_cases(
+    registry: Registry, suite: Any, overrides: Overrides, storage: str, trials: int, *,
+    sampler: str = "qmc", pruner: str = "median", only: set[str] | None = None,
+    target: float | None = None, say: Any = print,
+) -> list[dict[str, Any]] | None:
+    """Tune every planned case into ``storage``; the studies' summaries, or None when interrupted."""
     from .tuning import Tuner
 
-    check_format(args.format)
-    pm, registry = load_registry(args.plugins)
-    suite = load_suite(args.suite)
-    overrides = Overrides(args.dataset, args.model, args.strategy, args.device, given_settings(args))
-    # Only a target given here makes the objective time-to-target: a suite's targets are for
-    # its races (and "auto" ones are derived from tuned races, so they cannot steer tuning).
-    config = replace(config_for(suite, overrides), target_rmse=args.target_rmse)
-    if config.target_rmse == "auto":
-        raise SelectionError("mfbench tune takes a numeric --target-rmse (or none); 'auto' targets come from tuned races")
+    # Only a target given to tune makes the objective time-to-target: a suite's targets are
+    # for its races (and "auto" ones are derived from tuned races, so they cannot steer tuning).
+    config = replace(config_for(suite, overrides), target_rmse=target)
     cases, _ = plan_suite(registry, suite, overrides, config)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    only = set(args.params.split(",")) if args.params else None
-    tuner = Tuner(args.storage, config, trials=args.trials, sampler=args.sampler, pruner=args.pruner, only=only)
-    print(f"mfbench tune: {len(cases)} case(s), {args.trials} trials each, studies in {tuner.storage_text}")
+    tuner = Tuner(storage, config, trials=trials, sampler=sampler, pruner=pruner, only=only, say=say)
+    say(f"mfbench tune: {len(cases)} case(s), {trials} trials each, studies in {tuner.storage_text}")
     summaries = []
     try:
         for index, case in enumerate(cases, 1):
-            print(f"[{index}/{len(cases)}] {case.id}")
+            say(f"[{index}/{len(cases)}] {case.id}")
             summary = tuner.tune(case)
             if summary["status"] == "skipped":
-                print(f"  skipped: {summary['reason']}")
+                say(f"  skipped: {summary['reason']}")
             summaries.append(summary)
     except KeyboardInterrupt:
         print(f"\nmfbench: interrupted; finished trials are kept in {tuner.storage_text}: "
               "run the same command again to resume", file=sys.stderr)
+        return None
+    return summaries
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    check_format(args.format)
+    if args.target_rmse == "auto":
+        raise SelectionError("mfbench tune takes a numeric --target-rmse (or none); 'auto' targets come from tuned races")
+    _, registry = load_registry(args.plugins)
+    suite = load_suite(args.suite)
+    overrides = Overrides(args.dataset, args.model, args.strategy, args.device, given_settings(args))
+    only = set(args.params.split(",")) if args.params else None
+    summaries = tune_cases(registry, suite, overrides, args.storage, args.trials, sampler=args.sampler,
+                           pruner=args.pruner, only=only, target=args.target_rmse)
+    if summaries is None:
         return 130
     print(render_tuning(summaries, args.format))
-    print(f"\nstudies: {tuner.storage_text}; race them with: mfbench run ... --tuned {args.storage}")
+    print(f"\nstudies: {args.storage}; race them with: mfbench run ... --tuned {args.storage}")
     return 0
 
 

@@ -54,7 +54,7 @@ SETTINGS = {
     "threads": int,
 }
 LISTS = ("datasets", "models", "strategies", "devices")
-TOP_KEYS = {"description", "group", *SETTINGS, *LISTS}
+TOP_KEYS = {"description", "group", "tune_trials", *SETTINGS, *LISTS}
 #: A group may set its own target: a threshold meant for one kind of data must not be
 #: printed for another group's data.
 GROUP_KEYS = (*LISTS, "target_rmse")
@@ -69,6 +69,8 @@ class Suite:
     groups: list[dict[str, Any]] = field(default_factory=list)
     #: The top-level lists: what fills a list the command line does not give.
     base: dict[str, list[str]] = field(default_factory=dict)
+    #: Trials per study when the suite tunes its strategies before racing them (``tune_trials``).
+    tune_trials: int | None = None
 
 
 def builtin_suites() -> dict[str, Path]:
@@ -152,4 +154,7 @@ def load_suite(name_or_path: str) -> Suite:
         if missing:
             raise MfbenchError(f"{where}: group {index} names no {', '.join(missing)}")
         groups.append(group)
-    return Suite(path.stem, str(path), str(data.get("description", "")), settings, groups, base)
+    trials = data.get("tune_trials")
+    if trials is not None and (not isinstance(trials, int) or isinstance(trials, bool) or trials < 1):
+        raise MfbenchError(f"{where}: 'tune_trials' must be a positive integer")
+    return Suite(path.stem, str(path), str(data.get("description", "")), settings, groups, base, trials)

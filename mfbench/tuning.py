@@ -31,6 +31,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from .errors import MfbenchError
@@ -89,6 +90,8 @@ def open_storage(url: str, attempts: int = 5):
     url = storage_url(url)
     # A generous lock timeout: several tuners may share one SQLite file.
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT, grace_period=GRACE)
