@@ -259,9 +259,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     print(render_table(cases, args.format, hosts=shows_hosts(results.document)))
     print_scores(results.document, args.format)
-    if not tuned:
-        print("\nparameters: as selected (defaults unless set); not tuned. mfbench tune, then run --tuned, races tuned ones")
     print(f"\nresults: {output}")
+    if not tuned:
+        print("parameters: as selected (defaults unless set), not tuned; mfbench tune, then run --tuned, races tuned ones")
     errors = [c for c in cases if c["status"] == "error"]
     if errors:
         print(f"mfbench: {len(errors)} case(s) ended in error; their tracebacks are in the results file", file=sys.stderr)
