@@ -167,12 +167,20 @@ class FinalRmse:
 
 
 def final_test_rmse(case: dict[str, Any]) -> FinalRmse | None:
+    """The final figure: test RMSE after the last epoch."""
     finals = [as_number(r["epochs"][-1].get("test_rmse")) for r in case.get("repeats", []) if r.get("epochs")]
     finals = [f for f in finals if not math.isnan(f)]
     if not finals:
         value = as_number((case.get("summary") or {}).get("final_test_rmse"))
         return None if math.isnan(value) else FinalRmse(value, value, value)
     return FinalRmse(statistics.median(finals), min(finals), max(finals))
+
+
+def final_decision_rmse(case: dict[str, Any]) -> FinalRmse | None:
+    """Validation RMSE after the last epoch: what a decision about the case may use."""
+    finals = [decision_rmse(r["epochs"][-1]) for r in case.get("repeats", []) if r.get("epochs")]
+    finals = [f for f in finals if not math.isnan(f)]
+    return FinalRmse(statistics.median(finals), min(finals), max(finals)) if finals else None
 
 
 def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:
