@@ -111,11 +111,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     case_opts.add_argument("--timeout", type=float, help="seconds per case, checked after each epoch (default: none)")
     case_opts.add_argument("--threads", type=int, metavar="N", help="torch intra-op threads for the run (default: torch's, one per core)")
-    case_opts.add_argument(
-        "--target-rmse", type=parse_target, metavar="X",
-        help="report time-to-target: training seconds until validation RMSE <= X; 'auto' derives one per "
-        "workload from the run (see README, Targets)",
-    )
     parser = argparse.ArgumentParser(prog="mfbench", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"mfbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -127,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cross datasets x models x strategies (x parameter grids) x devices, time every case, report.",
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--target-rmse", type=parse_target, metavar="X",
+        help="report time-to-target: training seconds until validation RMSE <= X; 'auto' derives one per "
+        "workload from the run (see README, Targets); default: the suite's",
     )
     run.add_argument("--repeats", type=int, help=f"repeats per case, each from a fresh model (default {RunConfig.repeats})")
     run.add_argument("--no-calibration", action="store_true", help="skip the machine calibration workload (no relative throughput)")
@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
         "tune resumes and several processes can share one study.",
         epilog=TUNE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tune.add_argument(
+        "--target-rmse", type=parse_target, metavar="X",
+        help="make each trial's objective its training seconds until validation RMSE <= X (default: no target; "
+        "the objective is the best validation RMSE within the epoch budget; a suite's targets are for races)",
     )
     tune.add_argument("--trials", type=int, default=20, help="trials per study, counting those it already holds (default %(default)s)")
     tune.add_argument(
