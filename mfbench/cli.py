@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="report time-to-target: training seconds until validation RMSE <= X; 'auto' derives one per "
         "workload from the run (see README, Targets); default: the suite's",
     )
+    run.add_argument(
+        "--target-slack", type=float, metavar="S",
+        help="for --target-rmse auto: the target is (1 + S) x the best validation RMSE of the workload (default 0.02)",
+    )
     run.add_argument("--repeats", type=int, help=f"repeats per case, each from a fresh model (default {RunConfig.repeats})")
     run.add_argument("--no-calibration", action="store_true", help="skip the machine calibration workload (no relative throughput)")
     run.add_argument(

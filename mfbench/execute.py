@@ -149,17 +149,17 @@ def execute(
         engine.close()
     progress.close()
     distributed.barrier()  # every rank is done before rank 0 calls the file complete
-    finish_scores(results.document, auto_ids)
+    finish_scores(results.document, auto_ids, config.target_slack)
     results.finish()
     distributed.finish()
     return results, False
 
 
-def finish_scores(document: dict[str, Any], auto_ids: set[str]) -> None:
+def finish_scores(document: dict[str, Any], auto_ids: set[str], slack: float) -> None:
     """Once every case is in: derive the ``auto`` targets, then the performance profile."""
     cases = document["cases"]
     if auto_ids:
-        targets = derive_targets([c for c in cases if c["id"] in auto_ids])
+        targets = derive_targets([c for c in cases if c["id"] in auto_ids], slack)
         apply_targets(cases, targets, auto_ids)
         document["targets"] = targets
     if any("target_rmse" in (c.get("summary") or {}) for c in cases):

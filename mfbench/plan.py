@@ -76,6 +76,8 @@ class RunConfig:
     timeout: float | None = None
     #: A threshold, "auto" (derived per workload after the run: mfbench.targets), or None.
     target_rmse: float | str | None = None
+    #: For auto targets: how far above the best validation RMSE the target lies (0.02: 2%).
+    target_slack: float = 0.02
     #: torch intra-op threads for the whole run (None: torch's default, usually one per core).
     threads: int | None = None
 
@@ -85,6 +87,8 @@ class RunConfig:
         if self.warmup < 0:
             raise SelectionError(f"--warmup must be 0 or more, got {self.warmup}")
         check_target(self.target_rmse, "--target-rmse")
+        if not (isinstance(self.target_slack, (int, float)) and 0 <= self.target_slack < 1):
+            raise SelectionError(f"--target-slack must be in [0, 1), got {self.target_slack}")
         if self.repeats < 1:
             raise SelectionError(f"--repeats must be at least 1, got {self.repeats}")
         if not 0.0 < self.test_fraction < 1.0:

@@ -51,6 +51,7 @@ SETTINGS = {
     "factors": int,
     "timeout": float,
     "target_rmse": float,
+    "target_slack": float,
     "threads": int,
 }
 LISTS = ("datasets", "models", "strategies", "devices")

@@ -8,8 +8,11 @@ run, and writes down how:
 2. For every case of it that ended ``ok`` with a rating objective, take each repeat's
    best validation RMSE over its epochs, and the median over repeats.
 3. The case with the lowest such median is the reference; the target is that median
-   times ``1 + slack`` (slack 1% by default), so that the reference reaches it for sure
-   and other strategies that come within 1% of the best are counted as reaching it.
+   times ``1 + slack`` (``--target-slack``, 2% by default), so that the reference reaches
+   it for sure and strategies within 2% of the best quality count as reaching it. With no
+   slack only the best-quality strategy reaches the target and time-to-target degenerates
+   into a quality ranking: measured on the ``tuned`` suite, a 1% slack left one strategy
+   per workload (two of them the same per-rating SGD as the losers, luckier in 8 trials).
 4. Every case's time-to-target on that workload is then computed against that target,
    from its recorded validation curve: no case runs twice.
 
@@ -25,7 +28,7 @@ from typing import Any, Iterable
 
 from .stats import best_decision_rmse, case_time_to_target
 
-DEFAULT_SLACK = 0.01
+DEFAULT_SLACK = 0.02
 RULE = (
     "per workload (dataset, model, device): (1 + slack) x the lowest, over its ok rating-objective cases, "
     "of the median over repeats of each repeat's best validation RMSE"
