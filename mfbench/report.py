@@ -12,6 +12,7 @@ from tabulate import tabulate_formats
 
 from .errors import SelectionError, unknown_name
 from .selection import format_params, format_selection
+from .report_tuning import tuning_cost
 from .stats import case_time_to_target, scaling_efficiencies
 from .tablefit import WIDE, Table, View, render
 
@@ -60,13 +61,20 @@ class TableShape:
     target: float | None = None
     scaling: dict[str, float] = field(default_factory=dict)
     hosts: bool = False
+    #: Cases carry targets of their own (suite groups, ``auto`` per workload): show each one's.
+    per_case_target: bool = False
+    #: Some cases raced tuned parameters: show what tuning cost beside time-to-target.
+    tuned: bool = False
 
 
 def table_shape(cases: list[dict[str, Any]], target: float | None, hosts: bool | None) -> TableShape:
     """The host column appears when cases ran on more than one host (or when asked for)."""
     if hosts is None:
         hosts = len({c.get("host") for c in cases if c.get("host")}) > 1
-    return TableShape(case_target(cases, target), scaling_efficiencies(cases), hosts)
+    shown = case_target(cases, target)
+    own = shown is None and any("target_rmse" in (c.get("summary") or {}) for c in cases)
+    tuned = any(c.get("tuning") for c in cases)
+    return TableShape(shown, scaling_efficiencies(cases), hosts, own, tuned)
 
 
 def half_iqr(relative_iqr: Any) -> Any:
@@ -113,6 +121,11 @@ def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
         columns["scaling"] = shape.scaling.get(case["id"])
     if target is not None:
         columns[f"time to {target:g}"] = case_time_to_target(case, target) if summary else None
+    elif shape.per_case_target:
+        columns["target"] = summary.get("target_rmse")
+        columns["time to target"] = summary.get("time_to_target_s")
+    if shape.tuned:
+        columns["tuning"] = tuning_cost(case.get("tuning"))
     peak = summary.get("peak_memory_bytes")
     columns.update(
         {
@@ -140,6 +153,8 @@ def _display(name: str, value: Any, case: dict[str, Any]) -> str:
         if implicit:
             return "n/a"
         return "not reached" if value is None else _number(value, ".3g")
+    if name == "target":
+        return _number(value, ".4g")
     if name == "scaling":
         return "" if value is None else f"{value * 100:.0f}%"
     if name in ("s/epoch", "setup s"):
@@ -159,12 +174,12 @@ def _display(name: str, value: Any, case: dict[str, Any]) -> str:
 #: ``scaling`` whenever the table has them (they are only there when they say something).
 DEFAULT_COLUMNS = (
     "dataset", "model", "strategy", "device", "host", "status", "updates/s", "spread", "scaling",
-    "time-to-target", "test RMSE", "note",
+    "target", "time-to-target", "tuning", "test RMSE", "note",
 )
-#: Shortened to fit a terminal: labels in the middle, the note at its end.
+#: Shortened to fit a terminal: labels in the middle, the note turned into footnotes.
 SHORTENED = {"dataset": "middle", "model": "middle", "params": "middle", "note": "footnote"}
 #: Left out, in this order, when shortening labels is not enough.
-EXPENDABLE = ("spread", "note", "params", "model")
+EXPENDABLE = ("spread", "tuning", "note", "params", "model")
 
 
 def results_table(cases: list[dict[str, Any]], shape: TableShape) -> Table:

@@ -182,7 +182,7 @@ def test_run_help_states_the_defaults_of_the_suite_it_would_run(capsys):
         main(["run", "--help"])
     quick = " ".join(capsys.readouterr().out.split())
     assert "counted epochs per repeat (default 6, the quick suite's; 3 where a suite sets none)" in quick
-    assert "(default 0.575, the quick suite's; none where a suite sets none)" in quick
+    assert "default: 0.575 in the quick suite's group(s) that set it, none elsewhere" in quick
     with pytest.raises(SystemExit):
         main(["run", "--suite", "speed", "--help"])
     speed = " ".join(capsys.readouterr().out.split())
