@@ -236,6 +236,14 @@ def block_layout(users: np.ndarray, items: np.ndarray, values: np.ndarray, n_use
     return np.take(users, order), np.take(items, order), np.take(values, order), offsets
 
 
+def auto_block_count(tables: Tables, threads: int) -> int:
+    """Enough blocks that one cell's rows take ~1 MiB, at least 2 per thread (at most 64 per side)."""
+    row_bytes = tables.user_factors.shape[1] * tables.user_factors.element_size()
+    table_bytes = (tables.n_users + tables.item_factors.shape[0]) * row_bytes
+    wanted = int(np.ceil(table_bytes / (1 << 20)))
+    return int(min(64, max(2 * threads, wanted)))
+
+
 def stratum_plan(blocks: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """This epoch's row-block and column-block permutations and the strata's order (from the seed)."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), 0x626C6B]))
@@ -354,11 +362,7 @@ class NumbaSGD(mfbench.Strategy):
         return P, Q, tables.user_bias.view(-1).numpy(), tables.item_bias.view(-1).numpy(), True
 
     def auto_blocks(self, tables: Tables) -> int:
-        """Enough blocks that one cell's rows take ~1 MiB, at least 2 per thread (at most 64 per side)."""
-        row_bytes = tables.user_factors.shape[1] * tables.user_factors.element_size()
-        table_bytes = (tables.n_users + tables.item_factors.shape[0]) * row_bytes
-        wanted = int(np.ceil(table_bytes / (1 << 20)))
-        return int(min(64, max(2 * self.params["threads"], wanted)))
+        return auto_block_count(tables, self.params["threads"])
 
     def warm_up(self) -> None:
         """Compile the kernels this case calls, on a scratch problem of the same types."""
