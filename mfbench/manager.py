@@ -33,6 +33,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "mfbench.plugins.hogwild",
     "mfbench.plugins.numba_sgd",
     "mfbench.plugins.native_sgd",
+    "mfbench.plugins.triton_sgd",
     "mfbench.plugins.ddp",
     "mfbench.plugins.sharded",
     "mfbench.plugins.surprise_svd",
