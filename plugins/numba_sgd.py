@@ -61,6 +61,7 @@ import torch
 from torch import nn
 
 import mfbench
+from mfbench import roofline
 from mfbench.plugins.compiled import Tables, find_tables
 
 try:
@@ -420,6 +421,12 @@ class NumbaSGD(mfbench.Strategy):
             order = mfbench.epoch_permutation(self.n, self.seed, epoch).numpy()
             self.epoch_order(self.arrays, self.users, self.items, self.values, order, epoch, self.sse)
         return float(self.sse.sum()) / self.n
+
+    def work_per_update(self, model: nn.Module) -> Mapping[str, Any] | None:
+        tables, _ = find_tables(model, self.name)
+        if tables is None:
+            return None
+        return roofline.per_rating_sgd(tables.user_factors.shape[1], tables.user_factors.element_size(), tables.user_bias is not None)
 
     def info(self) -> Mapping[str, Any] | None:
         facts: dict[str, Any] = {
