@@ -62,48 +62,24 @@ def padded_width(k: int) -> int:
     return 1 << max(0, (k - 1).bit_length())
 
 
-_KERNELS: dict[bool, Callable[..., Any]] = {}
+_KERNEL_MODE: bool | None = None
 
 
 def sgd_kernel() -> Callable[..., Any]:
-    """The jitted kernel, made on first use for the current mode (Triton decides compiled or
-    interpreted when it decorates, so the decoration waits until then)."""
-    mode = interpreting()
-    if mode not in _KERNELS:
-        import triton
-        import triton.language as tl
+    """The jitted kernel for the current mode: compiled, or interpreted under ``TRITON_INTERPRET=1``.
 
-        @triton.jit
-        def per_rating_sgd(P, Q, BU, BI, users, items, values, sse, n, per_program, mean, lr2, decay,
-                           BIASED: tl.constexpr, WIDTH: tl.constexpr):
-            pid = tl.program_id(0)
-            start = pid * per_program
-            stop = tl.minimum(start + per_program, n)
-            cols = tl.arange(0, WIDTH)
-            total = tl.zeros((), dtype=tl.float32)
-            for t in range(start, stop):
-                u = tl.load(users + t).to(tl.int64)
-                i = tl.load(items + t).to(tl.int64)
-                r = tl.load(values + t)
-                p = tl.load(P + u * WIDTH + cols)
-                q = tl.load(Q + i * WIDTH + cols)
-                pred = tl.sum(p * q, axis=0)
-                if BIASED:
-                    bu = tl.load(BU + u)
-                    bi = tl.load(BI + i)
-                    pred = pred + mean + bu + bi
-                err = pred - r
-                g = lr2 * err
-                tl.store(P + u * WIDTH + cols, p * decay - g * q)
-                tl.store(Q + i * WIDTH + cols, q * decay - g * p)
-                if BIASED:
-                    tl.store(BU + u, bu * decay - g)
-                    tl.store(BI + i, bi * decay - g)
-                total += err * err
-            tl.store(sse + pid, total)
+    Its module is imported on first use and reloaded when the mode changed since (Triton decides
+    compiled or interpreted when it decorates).
+    """
+    global _KERNEL_MODE
+    import importlib
 
-        _KERNELS[mode] = per_rating_sgd
-    return _KERNELS[mode]
+    from mfbench.plugins import triton_kernel
+
+    if _KERNEL_MODE is not None and _KERNEL_MODE != interpreting():
+        triton_kernel = importlib.reload(triton_kernel)
+    _KERNEL_MODE = interpreting()
+    return triton_kernel.per_rating_sgd
 
 
 def pad_in_place(weight: torch.Tensor, width: int) -> torch.Tensor:

@@ -141,3 +141,23 @@ def test_on_cuda_one_program_is_the_exact_reference():
     testing.fit(TritonSGD, actual, ratings, 2, params={"lr": 0.05, "reg": 0.0, "programs": 1, "order": "epoch"}, seed=3, device="cuda")
     for name, want in expected.state_dict().items():
         torch.testing.assert_close(actual.state_dict()[name].cpu(), want, atol=1e-5, rtol=0)
+
+
+@needs_triton
+def test_the_interpreter_works_when_triton_was_imported_without_it():
+    """torch and other tests may import triton before TRITON_INTERPRET is set; the kernel must still run."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, copy, triton.language\n"
+        "os.environ['TRITON_INTERPRET'] = '1'\n"
+        "from mfbench import testing\n"
+        "from mfbench.plugins.triton_sgd import TritonSGD\n"
+        "r = testing.tiny_ratings()\n"
+        "m = testing.build_model('biased', r, n_factors=3)\n"
+        "f = testing.fit(TritonSGD, m, r, 1, params={'programs': 2})\n"
+        "assert f.skipped is None and f.train_rmse\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
