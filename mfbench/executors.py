@@ -97,6 +97,11 @@ def machine_info(pm: pluggy.PluginManager) -> dict[str, Any]:
     return info
 
 
+def machine_ceilings(calibration: Mapping[str, Any]) -> dict[str, Any]:
+    """The ceilings in a calibration record that the roofline fields divide by."""
+    return {key: calibration[key] for key in ("memory_bytes_per_s", "peak_flops_per_s") if calibration.get(key)}
+
+
 class InProcessExecutor(Executor):
     """Every case in this process, one after another (the default)."""
 
@@ -107,15 +112,18 @@ class InProcessExecutor(Executor):
             torch.set_num_threads(job.config.threads)  # before machine_info, which records the count
         machine = machine_info(job.pm)
         self.calibration_score: float | None = None
+        self.ceilings: dict[str, Any] | None = None
         if job.calibration:
             job.say("mfbench: timing the calibration workload...")
             machine["calibration"] = calibrate()
             self.calibration_score = machine["calibration"]["score"]
+            self.ceilings = machine_ceilings(machine["calibration"])
         return machine
 
     def run(self, job: Job, on_case: Observer, on_epoch: EpochObserver | None = None) -> None:
         runner = Runner(job.config, on_case=on_case, on_epoch=on_epoch)
         runner.calibration_score = self.calibration_score
+        runner.ceilings = self.ceilings
         runner.run(job.cases)
 
 

@@ -32,6 +32,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "mfbench.plugins.als",
     "mfbench.plugins.hogwild",
     "mfbench.plugins.numba_sgd",
+    "mfbench.plugins.native_sgd",
+    "mfbench.plugins.triton_sgd",
     "mfbench.plugins.ddp",
     "mfbench.plugins.sharded",
     "mfbench.plugins.surprise_svd",

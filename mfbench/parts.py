@@ -173,6 +173,15 @@ class Strategy(Part):
         """Train ``epochs`` epochs in one call (only called when ``stepwise`` is False)."""
         raise NotImplementedError
 
+    def work_per_update(self, model: nn.Module) -> Mapping[str, Any] | None:
+        """What one update costs, for the roofline fields of the summary; None when not stated.
+
+        A mapping with ``bytes_per_update`` (bytes moved between memory and the core) and
+        ``flops_per_update`` (floating-point operations), asked after ``setup``. A per-rating
+        SGD strategy can return ``mfbench.roofline.per_rating_sgd(k, element_bytes, biased)``.
+        """
+        return None
+
     def info(self) -> Mapping[str, Any] | None:
         """Facts to record with each repeat, asked after its last epoch (before ``teardown``).
 

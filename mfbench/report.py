@@ -220,11 +220,16 @@ def render_table(
     return render(results_table(cases, table_shape(cases, target, hosts)), check_format(fmt), view)
 
 
+#: Roofline fields of the summary (mfbench.roofline) that the CSV adds when any case has them.
+ROOFLINE_CSV = ("bytes_per_update", "flops_per_update", "bandwidth_fraction", "compute_fraction")
+
+
 def render_csv(cases: Iterable[dict[str, Any]], target: float | None = None, hosts: bool | None = None) -> str:
-    """The same rows as the table, with raw numbers, as CSV."""
+    """The same rows as the table, with raw numbers, as CSV (plus the roofline fields where present)."""
     cases = list(cases)
     shape = table_shape(cases, target, hosts)
-    rows = [case_columns(case, shape) for case in cases]
+    roofline = [key for key in ROOFLINE_CSV if any(key in (c.get("summary") or {}) for c in cases)]
+    rows = [{**case_columns(case, shape), **{key: (case.get("summary") or {}).get(key) for key in roofline}} for case in cases]
     if not rows:
         return ""
     buffer = io.StringIO()

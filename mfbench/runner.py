@@ -27,6 +27,7 @@ from .parts import Strategy
 from .plan import Case, RunConfig
 from .errors import MfbenchError
 from .ratings import Ratings
+from .roofline import fractions as roofline_fractions
 from .stats import UNSTABLE_SPREAD, best_decision_rmse, case_time_to_target, epoch_seconds, spread, timed_epochs
 from .timing import Clock, Sync, synchronize, timed
 
@@ -75,6 +76,9 @@ class Runner:
         self._data: LoadedData | BaseException | None = None
         #: The machine's calibration score; when set, summaries carry relative throughput.
         self.calibration_score: float | None = None
+        #: The machine's measured ceilings (``memory_bytes_per_s``, ``peak_flops_per_s`` of the
+        #: calibration); when set, summaries carry each case's fraction of them.
+        self.ceilings: dict[str, Any] | None = None
 
     def run(self, cases: list[Case]) -> list[dict[str, Any]]:
         records = []
@@ -205,7 +209,9 @@ class Runner:
             if case.device.type == "cuda":
                 torch.cuda.empty_cache()
         target = case.target_rmse if case.target_rmse is not None else self.config.target_rmse
-        record["summary"] = summarize(record, target if isinstance(target, float) else None, self.calibration_score)
+        record["summary"] = summarize(
+            record, target if isinstance(target, float) else None, self.calibration_score, self.ceilings
+        )
         return record
 
     def _end(self, record: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
@@ -232,6 +238,9 @@ class Runner:
                 _, result["setup_s"] = timed(
                     lambda: strategy.setup(model, train, device, config.seed), device, self.sync, self.clock
                 )
+                work = work_per_update(strategy, model)
+                if work:
+                    result["work_per_update"] = work
                 result["initial"] = evaluate(model, train, valid, test)
                 baseline = result["initial"]["train_rmse"]
                 total = config.warmup + config.epochs
@@ -280,6 +289,15 @@ def evaluate(model, train: Ratings, valid: Ratings, test: Ratings) -> dict[str, 
     return {"train_rmse": rmse(model, train), "valid_rmse": rmse(model, valid), "test_rmse": rmse(model, test)}
 
 
+def work_per_update(strategy: Strategy, model: Any) -> dict[str, Any] | None:
+    """The strategy's statement of one update's bytes and flops; a failing statement is recorded, not raised."""
+    try:
+        work = strategy.work_per_update(model)
+    except Exception as exc:  # the roofline is a by-product: it must not fail the case
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return dict(work) if work else None
+
+
 def check_divergence(entry: dict[str, Any], baseline: float, repeat: int, epoch: int) -> None:
     where = f"at epoch {epoch + 1} of repeat {repeat + 1}"
     for key in ("loss", "train_rmse"):
@@ -293,8 +311,14 @@ def check_divergence(entry: dict[str, Any], baseline: float, repeat: int, epoch:
         )
 
 
-def summarize(record: dict[str, Any], target_rmse: float | None = None, calibration_score: float | None = None) -> dict[str, Any]:
-    """Throughput over counted (non-warm-up) epochs of every repeat, and the final quality."""
+def summarize(
+    record: dict[str, Any],
+    target_rmse: float | None = None,
+    calibration_score: float | None = None,
+    ceilings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Throughput over counted (non-warm-up) epochs of every repeat, the final quality, and the
+    roofline fields (``mfbench.roofline.fractions``) where the strategy stated its work per update."""
     epochs = timed_epochs(record)
     if not epochs:
         return {}
@@ -325,6 +349,8 @@ def summarize(record: dict[str, Any], target_rmse: float | None = None, calibrat
         summary["whole_fit"] = True
     if calibration_score:
         summary["relative_updates_per_s"] = summary["median_updates_per_s"] / calibration_score
+    work = next((r["work_per_update"] for r in record["repeats"] if "bytes_per_update" in r.get("work_per_update", {})), None)
+    summary.update(roofline_fractions(summary["median_updates_per_s"], work, ceilings))
     if target_rmse is not None:
         summary["target_rmse"] = target_rmse
         summary["time_to_target_s"] = case_time_to_target(record, target_rmse)

@@ -55,6 +55,7 @@ import torch
 from torch import nn
 
 import mfbench
+from mfbench import roofline
 from mfbench.plugins.peer_support import coo_arrays, copy_rows, missing, model_tables, setup_tables, version
 
 DISTRIBUTION = "libmf"
@@ -230,6 +231,13 @@ class LibMF(mfbench.Strategy):
             libmf_mf.mf.mf_destroy_model(ctypes.byref(pointer))
             mf_obj.model = None
         self.mf = None
+
+    def work_per_update(self, model: nn.Module) -> Mapping[str, Any] | None:
+        """Per-rating SGD on fp32 rows of k factors (a 12-byte rating record, as LIBMF stores it), plus the
+        one fp32 step-size accumulator per row that LIBMF's adaptive steps read and write."""
+        work = roofline.per_rating_sgd(model.user_factors.weight.shape[1], 4)
+        return {**work, "bytes_per_update": work["bytes_per_update"] + 2 * 2 * 4,
+                "work_model": work["work_model"] + ", adaptive step (one accumulator per row)"}
 
     def info(self) -> Mapping[str, Any] | None:
         return {

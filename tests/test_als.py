@@ -179,6 +179,7 @@ def test_rejects_bad_params(params, words):
         ALS(**params).setup(build("dot", train), train, CPU, seed=0)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():
     train = tiny_ratings()

@@ -123,6 +123,7 @@ def test_cuda_memory_and_sync_are_guarded_on_cpu():
     assert memory.record()["peak_bytes"] > 20_000_000
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_case_records_device_memory(fresh_pm, run_cases):
     records = run_cases(fresh_pm, ["reference"], devices=("cuda",))

@@ -227,6 +227,7 @@ def test_bad_params_are_refused_with_what_to_do(cls, params, words):
         cls(**params)
 
 
+@pytest.mark.cuda
 @NEEDS_CUDA
 @pytest.mark.parametrize("cls", [Minibatch, Vectorized])
 def test_cuda_takes_the_cpu_steps(small, cls):

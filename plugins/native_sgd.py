@@ -1,0 +1,207 @@
+"""The speed-of-light row: per-rating SGD as a plain C/OpenMP loop, built for this machine.
+
+What a plain compiled loop reaches on the machine, so every run shows how far each
+strategy is from it. It does exactly what ``numba[schedule=blocked]`` does (the
+same block layout, the same strata drawn from the same seed, the same step; see
+``plugins/numba_sgd.py``), written in C (``native_sgd.c``) and compiled with the
+system compiler at ``-O3 -march=native -fopenmp``. Same order, same arithmetic: with
+the same ``blocks`` the two strategies train the same model up to float rounding
+(the compilers may sum the dot product in different orders).
+
+The library is built in ``setup`` (outside the timed epochs) and cached by a hash
+of its source, compiler, flags and CPU (``mfbench.plugins.native_build``): the first
+case on a machine pays ~1 s of compiling, later ones a load. Where no C compiler is
+on the PATH the strategy is unavailable, with what to install.
+
+It works in place on numpy views of the model's CPU tables, as ``numba`` does, and
+calls the kernel through ctypes once per epoch (the GIL is released for the call).
+It is not ``exact`` in the contract's sense: its order is the block grid's, not
+``mfbench.epoch_permutation``; the tests compare it with numba's blocked schedule.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+import mfbench
+from mfbench import roofline
+from mfbench.plugins import native_build
+from mfbench.plugins.compiled import find_tables
+from mfbench.plugins.numba_sgd import CELL_ORDERS, auto_block_count, block_layout, stratum_plan
+
+SOURCE = Path(__file__).with_name("native_sgd.c")
+LIBRARY = "mfbench_native_sgd"
+ABI_VERSION = 1
+KERNELS = {np.dtype(np.float32): ("mf_blocked_f32", ctypes.c_float), np.dtype(np.float64): ("mf_blocked_f64", ctypes.c_double)}
+DTYPES = (torch.float32, torch.float64)
+#: The C kernel takes int32 ids.
+MAX_ROWS = 2**31 - 1
+
+_POINTER = ctypes.c_void_p
+_I64 = ctypes.c_int64
+
+
+def kernel_signature(real: type) -> list[type]:
+    """ctypes argument types of ``mf_blocked_*`` (see native_sgd.c), ``real`` being the float type."""
+    return [_POINTER, _POINTER, _POINTER, _POINTER, ctypes.c_int, _I64,
+            _POINTER, _POINTER, _POINTER, _POINTER, _I64, _POINTER, _POINTER, _POINTER,
+            real, real, real, _POINTER, ctypes.c_int]
+
+
+_LIBRARY: ctypes.CDLL | None = None
+
+
+def library() -> ctypes.CDLL:
+    """The built kernel library of this process (built or taken from the cache on first use)."""
+    global _LIBRARY
+    if _LIBRARY is None:
+        lib = native_build.load(SOURCE, LIBRARY)
+        lib.mf_abi_version.restype = ctypes.c_int
+        if lib.mf_abi_version() != ABI_VERSION:
+            raise mfbench.MfbenchError(f"{SOURCE.name}: built library has ABI {lib.mf_abi_version()}, expected {ABI_VERSION}")
+        for symbol, real in KERNELS.values():
+            function = getattr(lib, symbol)
+            function.argtypes = kernel_signature(real)
+            function.restype = None
+        _LIBRARY = lib
+    return _LIBRARY
+
+
+def address(array: np.ndarray) -> int:
+    return array.ctypes.data
+
+
+class NativeSGD(mfbench.Strategy):
+    """Per-rating SGD in plain C/OpenMP, numba's blocked schedule: what a compiled loop reaches here."""
+
+    name = "native-sgd"
+    params = {
+        # the same step as numba's: (pred - r)^2 with the factor 2 in the gradient, L2 reg on the touched rows.
+        "lr": 0.01,
+        "reg": 0.02,
+        # epoch e steps with lr / (1 + lr_decay * e).
+        "lr_decay": 0.0,
+        "threads": 1,
+        # grid size per side; 0 picks it as numba does (~1 MiB of rows per cell, at least 2 per thread).
+        "blocks": 0,
+        # order inside a cell: "user" (grouped by user) or "shuffled" (LIBMF's), as numba's cell_order.
+        "cell_order": "user",
+    }
+    devices = ("cpu",)
+    exact = False
+    deterministic = True
+    scales_with = "threads"
+    unavailable = native_build.no_compiler_reason()
+    #: What mfbench tune searches (validation RMSE decides).
+    search_space = {"lr": mfbench.LogUniform(1e-3, 0.2), "reg": mfbench.LogUniform(1e-4, 0.3)}
+
+    def skip(self, model: nn.Module, device: torch.device) -> str | None:
+        if torch.device(device).type != "cpu":
+            return f"{self.name} is a C loop over CPU tables; it runs on cpu, not {torch.device(device).type}"
+        p = self.params
+        if not p["lr"] > 0 or not p["reg"] >= 0 or not p["lr_decay"] >= 0:
+            return f"{self.name} needs lr > 0, reg >= 0 and lr_decay >= 0, got lr={p['lr']}, reg={p['reg']}, lr_decay={p['lr_decay']}"
+        if p["threads"] < 1:
+            return f"{self.name} threads must be at least 1, got {p['threads']}"
+        if p["blocks"] < 0:
+            return f"{self.name} blocks must be >= 0 (0 picks one), got {p['blocks']}"
+        if p["cell_order"] not in CELL_ORDERS:
+            return f"{self.name} cell_order must be one of {', '.join(CELL_ORDERS)}, got {p['cell_order']!r}"
+        tables, reason = find_tables(model, self.name)
+        if tables is None:
+            return reason
+        if tables.user_factors.dtype not in DTYPES:
+            return f"{self.name} trains float32 or float64 tables, not {tables.user_factors.dtype}"
+        if max(tables.n_users, tables.item_factors.shape[0]) > MAX_ROWS:
+            return f"{self.name} takes int32 ids: at most {MAX_ROWS} users and items"
+        weights = [tables.user_factors, tables.item_factors]
+        if tables.user_bias is not None:
+            weights += [tables.user_bias, tables.item_bias]
+        if not all(w.is_contiguous() for w in weights):
+            return f"{self.name} works in place on contiguous weight tables; this model's are not contiguous"
+        return None
+
+    def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
+        if self.unavailable:
+            raise mfbench.MfbenchError(self.unavailable)
+        reason = self.skip(model, device)
+        if reason:
+            raise mfbench.MfbenchError(reason)
+        tables, _ = find_tables(model, self.name)
+        assert tables is not None
+        if tables.n_users != train.n_users or tables.item_factors.shape[0] != train.n_items:
+            raise mfbench.MfbenchError(
+                f"model tables are {tables.n_users} x {tables.item_factors.shape[0]} "
+                f"but the ratings are {train.n_users} x {train.n_items}"
+            )
+        symbol, _ = KERNELS[np.dtype(tables.user_factors.numpy().dtype)]
+        self.kernel = getattr(library(), symbol)
+        self.seed, self.n = int(seed), len(train)
+        self.P = tables.user_factors.numpy()
+        self.Q = tables.item_factors.numpy()
+        self.biased = tables.user_bias is not None
+        dtype = self.P.dtype
+        if self.biased:
+            self.bu, self.bi = tables.user_bias.view(-1).numpy(), tables.item_bias.view(-1).numpy()
+        else:
+            self.bu, self.bi = np.zeros(1, dtype), np.zeros(1, dtype)
+        self.scalar = dtype.type
+        self.mean = self.scalar(tables.global_mean)
+        self.k = self.P.shape[1]
+        self.element_bytes = dtype.itemsize
+        self.blocks = self.params["blocks"] or auto_block_count(tables, self.params["threads"])
+        self.blocks = max(1, min(self.blocks, train.n_users, train.n_items))
+        users = train.users.cpu().numpy().astype(np.int32)
+        items = train.items.cpu().numpy().astype(np.int32)
+        values = train.values.cpu().numpy().astype(dtype)
+        self.users, self.items, self.values, self.offsets = (
+            np.ascontiguousarray(a) for a in block_layout(
+                users, items, values, train.n_users, train.n_items, self.blocks, self.seed,
+                self.params["cell_order"] == "user",
+            )
+        )
+        self.sse = np.zeros(self.blocks * self.blocks, dtype=np.float64)
+
+    def run_epoch(self, epoch: int) -> float | None:
+        """One pass over the grid; returns the mean squared error, each error taken before its step."""
+        if self.n == 0:
+            return None
+        row_perm, col_perm, strata = stratum_plan(self.blocks, self.seed, epoch)
+        lr = self.params["lr"] / (1.0 + self.params["lr_decay"] * epoch)
+        self.kernel(
+            address(self.P), address(self.Q), address(self.bu), address(self.bi), int(self.biased), self.k,
+            address(self.users), address(self.items), address(self.values), address(self.offsets), self.blocks,
+            address(row_perm), address(col_perm), address(strata),
+            self.scalar(self.mean), self.scalar(2.0 * lr), self.scalar(1.0 - 2.0 * lr * self.params["reg"]),
+            address(self.sse), self.params["threads"],
+        )
+        return float(self.sse.sum()) / self.n
+
+    def work_per_update(self, model: nn.Module) -> Mapping[str, Any] | None:
+        tables, _ = find_tables(model, self.name)
+        if tables is None:
+            return None
+        return roofline.per_rating_sgd(tables.user_factors.shape[1], tables.user_factors.element_size(), tables.user_bias is not None)
+
+    def info(self) -> Mapping[str, Any] | None:
+        return {
+            "threads": self.params["threads"],
+            "blocks": getattr(self, "blocks", None),
+            "compiler": native_build.compiler(),
+            "flags": " ".join(native_build.FLAGS),
+        }
+
+    def teardown(self) -> None:
+        self.P = self.Q = self.bu = self.bi = None
+        self.users = self.items = self.values = self.offsets = None
+
+
+@mfbench.hookimpl
+def mfbench_register_strategies(register):
+    register(NativeSGD)
