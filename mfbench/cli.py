@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -13,15 +14,16 @@ from tabulate import tabulate
 
 from . import __version__
 from .execute import Overrides, execute
-from .executors import DEFAULT_EXECUTOR, collect_executors
+from .executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS, collect_executors
 from .errors import MfbenchError, SelectionError, unknown_name
 from .manager import PLUGINS_ENV, make_plugin_manager
 from .parts import Dataset
-from .paths import cache_dir, default_results_dir
+from .paths import cache_dir, check_writable, default_results_dir
 from .plan import RunConfig
 from .registry import Registry, collect
 from .report import check_format, render_csv, render_table
 from .results import default_results_path, load_results
+from .resume import previous_run
 from .suite import DEFAULT_SUITE, SETTINGS, builtin_suites, load_suite
 from .selection import GRAMMAR_HELP, format_params, parse_value
 
@@ -40,7 +42,10 @@ examples:
 A suite (--suite NAME or PATH.toml) says what to cross and how; -d/-m/-s/--device
 and the numeric options given on the command line override the suite's.
 
-executors (--executor): inprocess, the default, runs the cases one after another here.
+executors (--executor): process, the default, runs each case in its own worker
+  process, watched from here: a crash (a signal, an exit, the OOM killer) is one error
+  row naming it, --timeout kills an epoch that never returns, and the suite goes on.
+  inprocess runs the cases one after another in this process (for pdb).
   dask runs each case on a Dask worker and gathers the records into the one results
   file as they come back: mfbench run --executor dask --scheduler tcp://HOST:8786
   (or --scheduler FILE from `dask scheduler --scheduler-file FILE`). Each worker
@@ -53,8 +58,17 @@ executors (--executor): inprocess, the default, runs the cases one after another
   in-process run at --threads 1. Needs the dask extra: pip install 'mfbench[dask]'.
 
 Exit status: 0 when every case ended ok, skipped, diverged or timeout; 1 when any case
-ended in error; 2 for a usage error; 130 when interrupted (finished cases are kept).
+ended in error; 2 for a usage error; 130 when interrupted (Ctrl-C), 143 when terminated
+(SIGTERM); the finished cases are kept.
 """
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the run stops, its finished cases are kept."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,13 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help=f"seed for data, split, init and order (default {RunConfig.seed})")
     run.add_argument("--factors", type=int, help="n_factors of every model that has it, unless given in -m")
     run.add_argument("--test-fraction", type=float, help=f"held-out share (default {RunConfig.test_fraction})")
-    run.add_argument("--timeout", type=float, help="seconds per case, checked after each epoch (default: none)")
+    run.add_argument("--timeout", type=float, help="seconds per case; past it the case's worker is killed and the case is a timeout (default: none)")
     run.add_argument("--threads", type=int, metavar="N", help="torch intra-op threads for the run (default: torch's, one per core)")
     run.add_argument("--target-rmse", type=float, metavar="X", help="report time-to-target: training seconds until held-out RMSE <= X")
     run.add_argument("--no-calibration", action="store_true", help="skip the machine calibration workload (no relative throughput)")
     run.add_argument(
         "--executor", default=DEFAULT_EXECUTOR, metavar="NAME",
-        help="where the cases run: inprocess (default), dask, or another executor plugin's (see below)",
+        help="where the cases run: process (default: a worker process per case), inprocess (for pdb), dask, "
+        "or another executor plugin's (see below)",
     )
     run.add_argument(
         "--scheduler", metavar="ADDRESS_OR_FILE",
@@ -111,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format (default %(default)s)")
     run.add_argument("-o", "--output", type=Path, help=f"results JSON path (default: {default_results_dir()}/run-TIMESTAMP.json)")
+    run.add_argument("--resume", action="store_true", help="with -o FILE: keep FILE's finished cases (same case, data and options), run the rest")
+    run.add_argument("--force", action="store_true", help="with -o FILE: overwrite an existing FILE")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress: print only the final table and the results path")
 
     lst = sub.add_parser("list", parents=[plugin_opts], help="list datasets, models and strategies, and their plugins")
@@ -171,19 +188,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     settings = {key: getattr(args, key) for key in SETTINGS}
     overrides = Overrides(args.dataset, args.model, args.strategy, args.device, settings)
-    output = args.output or default_results_path(default_results_dir())
+    if (args.resume or args.force) and args.output is None:
+        raise SelectionError("--resume and --force need -o FILE: the results file to resume or overwrite")
+    output = check_writable(args.output or default_results_path(default_results_dir()), "results file (-o)")
+    previous = previous_run(output, resume=args.resume, force=args.force)
     results, interrupted = execute(
         pm, registry, suite, overrides, output, calibration=not args.no_calibration, quiet=args.quiet,
-        executor=args.executor, executor_options=executor_options(args),
+        executor=args.executor, executor_options=executor_options(args), previous=previous,
     )
+    if results is None:
+        raise interrupted or KeyboardInterrupt()  # stopped before the results file began: nothing was measured
     cases = results.document["cases"]
     if results.path is None:  # a torchrun rank other than 0: rank 0 reports
         return 1 if any(c["status"] == "error" for c in cases) else 0
     if interrupted:
-        print(f"\nmfbench: interrupted; the {len(cases)} finished case(s) are in {output}", file=sys.stderr)
-        return 130
+        print_warnings(results.document)
+        terminated = isinstance(interrupted, Terminated)
+        how = "terminated" if terminated else "interrupted"
+        print(f"\nmfbench: {how}; the {len(cases)} finished case(s) are in {output}", file=sys.stderr)
+        return 143 if terminated else 130
     print(render_table(cases, args.format, hosts=shows_hosts(results.document)))
     print(f"\nresults: {output}")
+    print_warnings(results.document)
     errors = [c for c in cases if c["status"] == "error"]
     if errors:
         print(f"mfbench: {len(errors)} case(s) ended in error; their tracebacks are in the results file", file=sys.stderr)
@@ -191,10 +217,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_warnings(document: dict) -> None:
+    """What went wrong beside the measurements (plugins' hooks, info()), once, at the end."""
+    warnings = list(document.get("warnings") or [])
+    for case in document.get("cases", []):
+        warnings.extend(f"{w} (case {case['id']!r})" for w in case.get("warnings") or [])
+    for warning in warnings:
+        print(f"mfbench: warning: {warning}", file=sys.stderr)
+
+
 def shows_hosts(document: dict) -> bool | None:
-    """The table names each case's host when another executor than the in-process one ran it."""
+    """The table names each case's host when an executor that can use other hosts ran it."""
     name = (document.get("executor") or {}).get("name", DEFAULT_EXECUTOR)
-    return True if name != DEFAULT_EXECUTOR else None
+    return True if name not in LOCAL_EXECUTORS else None
 
 
 def strategy_kind(cls: type) -> str:
@@ -291,7 +326,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     document = load_results(args.results)
     target = args.target_rmse if args.target_rmse is not None else document.get("config", {}).get("target_rmse")
-    path = plot_results(document, args.output or args.results.with_suffix(".png"), target=target)
+    output = check_writable(args.output or args.results.with_suffix(".png"), "plot file (-o)")
+    path = plot_results(document, output, target=target)
     print(f"plot: {path}")
     return 0
 
@@ -312,8 +348,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
     try:
         return COMMANDS[args.command](args)
     except MfbenchError as exc:
         print(f"mfbench: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM before the run began or outside one
+        how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\nmfbench: {how}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

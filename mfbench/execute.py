@@ -11,11 +11,12 @@ import pluggy
 
 from . import __version__, distributed
 from .devices import DEFAULT_DEVICES
-from .executors import DEFAULT_EXECUTOR, Job, make_executor
+from .executors import DEFAULT_EXECUTOR, Job, call_observers, make_executor
 from .plan import Case, RunConfig, plan
 from .progress import Progress
 from .registry import Registry
 from .results import ResultsFile
+from .resume import kept_cases
 from .suite import ALL, Suite
 
 
@@ -82,12 +83,15 @@ def execute(
     quiet: bool = False,
     executor: str = DEFAULT_EXECUTOR,
     executor_options: Mapping[str, Any] | None = None,
-) -> tuple[ResultsFile, bool]:
-    """Run everything through ``executor``; returns the results file and whether the run was interrupted.
+    previous: Mapping[str, Any] | None = None,
+) -> tuple[ResultsFile | None, KeyboardInterrupt | None]:
+    """Run everything through ``executor``; returns the results file and the interruption that stopped it, if any.
 
     Whichever executor runs the cases, each finished case is handled here, as it comes
     back: added to the results file (rewritten atomically), passed to the
-    ``mfbench_case_finished`` hook, and shown by the progress display.
+    ``mfbench_case_finished`` hook, and shown by the progress display. ``previous`` is
+    the document of an earlier run to resume (see mfbench.resume). The results file is
+    None when the run was interrupted before it began (during the calibration, say).
     """
     config = config_for(suite, overrides)
     cases, groups = plan_suite(registry, suite, overrides, config)
@@ -96,10 +100,16 @@ def execute(
         cases = torchrun_cases(cases, say=print if primary and not quiet else None)
         quiet = quiet or not primary
     engine = make_executor(pm, executor, executor_options)  # a bad name or option fails before anything runs
-    progress = Progress(len(cases), config.repeats, config.warmup + config.epochs, quiet=quiet)
-    job = Job(pm, cases, config, calibration=calibration, say=progress.say)
+    kept = kept_cases(dict(previous), output, cases, config) if previous is not None else {}
+    to_run = [case for case in cases if case.id not in kept]
+    progress = Progress(len(to_run), config.repeats, config.warmup + config.epochs, quiet=quiet)
+    job = Job(pm, to_run, config, calibration=calibration, say=progress.say)
     try:
-        machine = engine.start(job)
+        try:
+            machine = engine.start(job)
+        except KeyboardInterrupt as stop:
+            progress.close()
+            return None, stop
         header = {
             "mfbench_version": __version__,
             "command": ["mfbench", *sys.argv[1:]],
@@ -109,21 +119,33 @@ def execute(
             "plugins": sorted({e.origin for e in registry}),
             "selections": groups,
             "config": {k: getattr(config, k) for k in RunConfig.__dataclass_fields__},
+            "warnings": job.warnings,
         }
+        if previous is not None:
+            header["resumed"] = {"from_created": previous.get("created"), "kept": len(kept)}
         results = ResultsFile(output if primary else None, header)  # under torchrun, rank 0 writes
-        progress.say(f"mfbench: suite {suite.name!r}, {len(cases)} case(s); results go to {output} as each finishes")
+        for case in cases:
+            if case.id in kept:
+                results.add(kept[case.id])
+        resumed = f" ({len(kept)} kept from the earlier run)" if previous is not None else ""
+        progress.say(f"mfbench: suite {suite.name!r}, {len(to_run)} case(s) to run{resumed}; "
+                     f"results go to {output} as each finishes")
 
         def on_case(record: dict[str, Any]) -> None:
             results.add(record)
             if primary:
-                pm.hook.mfbench_case_finished(case=record)
+                before = len(job.warnings)
+                call_observers(pm, "mfbench_case_finished", job.warnings, case=record)
+                if len(job.warnings) > before:
+                    job.warnings[before:] = [f"{w} (case {record['id']!r})" for w in job.warnings[before:]]
+                    results.save()
             progress.case(record)
 
         try:
             engine.run(job, on_case, lambda case, r, e, entry: progress.epoch(case.id, r, e, entry))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             progress.close()
-            return results, True
+            return results, stop
         results.document["executor"] = engine.describe()  # what it saw by the end (workers that joined...)
     finally:
         engine.close()
@@ -131,7 +153,7 @@ def execute(
     distributed.barrier()  # every rank is done before rank 0 calls the file complete
     results.finish()
     distributed.finish()
-    return results, False
+    return results, None
 
 
 def torchrun_cases(cases: list[Case], say: Any = None) -> list[Case]:

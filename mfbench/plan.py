@@ -6,6 +6,7 @@ the wrong type, bad devices) is found here, before a single case runs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -76,18 +77,18 @@ class RunConfig:
             raise SelectionError(f"--epochs must be at least 1, got {self.epochs}")
         if self.warmup < 0:
             raise SelectionError(f"--warmup must be 0 or more, got {self.warmup}")
-        if self.target_rmse is not None and not self.target_rmse > 0:
+        if self.target_rmse is not None and not (self.target_rmse > 0 and math.isfinite(self.target_rmse)):
             raise SelectionError(f"--target-rmse must be positive, got {self.target_rmse}")
         if self.repeats < 1:
             raise SelectionError(f"--repeats must be at least 1, got {self.repeats}")
-        if not 0.0 < self.test_fraction < 1.0:
+        if not 0.0 < self.test_fraction < 1.0:  # false for nan too
             raise SelectionError(f"--test-fraction must be between 0 and 1, got {self.test_fraction}")
         if self.factors is not None and self.factors < 1:
             raise SelectionError(f"--factors must be at least 1, got {self.factors}")
         if self.threads is not None and self.threads < 1:
             raise SelectionError(f"--threads must be at least 1, got {self.threads}")
-        if self.timeout is not None and self.timeout <= 0:
-            raise SelectionError(f"--timeout must be positive, got {self.timeout}")
+        if self.timeout is not None and not (self.timeout > 0 and math.isfinite(self.timeout)):
+            raise SelectionError(f"--timeout must be a positive number of seconds, got {self.timeout}")
 
 
 def resolve(registry: Registry, base: type[Part], texts: Sequence[str], extra: dict[str, Any] | None = None) -> list[Choice]:

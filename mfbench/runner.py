@@ -9,6 +9,7 @@ stops the run: it becomes a row with a status and a reason.
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import statistics
@@ -73,6 +74,7 @@ class Runner:
         self._data: LoadedData | BaseException | None = None
         #: The machine's calibration score; when set, summaries carry relative throughput.
         self.calibration_score: float | None = None
+        self._warnings: dict[str, list[str]] = {}
 
     def run(self, cases: list[Case]) -> list[dict[str, Any]]:
         records = []
@@ -152,8 +154,9 @@ class Runner:
             "summary": {},
         }
 
-    def run_case(self, case: Case) -> dict[str, Any]:
-        record = self.base_record(case)
+    @staticmethod
+    def skip_reason(case: Case) -> str | None:
+        """Why ``case`` cannot run here at all (a missing library, no such device), known without running it."""
         strategy_cls: type[Strategy] = case.strategy.entry.cls  # type: ignore[assignment]
         reason = next(
             (f"{c.entry.cls.kind} {c.name!r} is unavailable here: {c.entry.cls.unavailable}"
@@ -162,6 +165,16 @@ class Runner:
         ) or unavailable_reason(case.device)
         if reason is None and case.device.type not in strategy_cls.devices:
             reason = f"strategy {strategy_cls.name!r} supports {', '.join(strategy_cls.devices)} only"
+        return reason
+
+    def skipped_record(self, case: Case, reason: str) -> dict[str, Any]:
+        record = self._end(self.base_record(case), "skipped", reason)
+        record["summary"] = {}
+        return record
+
+    def run_case(self, case: Case) -> dict[str, Any]:
+        record = self.base_record(case)
+        reason = self.skip_reason(case)
         if reason is not None:
             return self._end(record, "skipped", reason)
         started = self.clock()
@@ -185,6 +198,9 @@ class Runner:
             if case.device.type == "cuda":
                 torch.cuda.empty_cache()
         record["summary"] = summarize(record, self.config.target_rmse, self.calibration_score)
+        warnings = self._warnings.pop(case.id, None)
+        if warnings:
+            record["warnings"] = warnings
         return record
 
     def _end(self, record: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
@@ -234,10 +250,18 @@ class Runner:
             try:
                 info = strategy.info()
                 if info:
-                    result["info"] = dict(info)
+                    result["info"] = json_checked(dict(info))
             except Exception as exc:  # what info() could not say must not hide the case's own outcome
                 result["info"] = {"error": f"{type(exc).__name__}: {exc}"}
+                self.warn(case, f"strategy {case.strategy.name!r} (plugin {case.strategy.entry.plugin!r}): "
+                          f"info() failed, the repeat's info is left out: {type(exc).__name__}: {exc}")
             strategy.teardown()
+
+    def warn(self, case: Case, message: str) -> None:
+        """Something went wrong beside the measurement: recorded with the case, never changing its status."""
+        self._warnings.setdefault(case.id, [])
+        if message not in self._warnings[case.id]:
+            self._warnings[case.id].append(message)
 
     def _epoch_done(self, case, repeat, epoch, loss, seconds, model, train, test, baseline, result) -> None:
         """Evaluate (untimed) after a timed training call, record it, and stop a diverged case."""
@@ -252,6 +276,15 @@ class Runner:
         if self.on_epoch is not None:
             self.on_epoch(case, repeat, epoch, entry)
         check_divergence(entry, baseline, repeat, epoch)
+
+def json_checked(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` if it can be written to a results file; otherwise a TypeError saying what cannot."""
+    try:
+        json.dumps(info, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"returned a value that is not JSON-serializable ({exc})") from None
+    return info
+
 
 def check_divergence(entry: dict[str, Any], baseline: float, repeat: int, epoch: int) -> None:
     where = f"at epoch {epoch + 1} of repeat {repeat + 1}"
