@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from .devices import parse_device
+from .constraints import violations
 from .errors import SelectionError
 from .parts import Dataset, Model, Part, Strategy
 from .registry import Entry, Registry
@@ -128,6 +129,10 @@ def plan(
     for kind, chosen in (("dataset", data_choices), ("model", model_choices), ("strategy", strategy_choices)):
         if not chosen:
             raise SelectionError(f"no {kind} selected")
+    problems = [line for choice in (*data_choices, *model_choices, *strategy_choices)
+                for line in violations(choice.entry.cls, choice.params)]
+    if problems:
+        raise SelectionError("parameter values out of range:\n  " + "\n  ".join(dict.fromkeys(problems)))
     if not device_list:
         raise SelectionError("no device selected")
     return [
