@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import math
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -405,8 +404,10 @@ def read_npz(path: str | Path) -> mfbench.Ratings:
                         f"or a matrix saved with scipy.sparse.save_npz"
                     )
                 arrays, raw_ids = tuple(archive[n] for n in names), True
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise mfbench.MfbenchError(f"cannot read {path} as a .npz archive: {exc}") from None
+    except mfbench.MfbenchError:
+        raise
+    except Exception as exc:  # a damaged archive fails in numpy, zipfile or zlib, each its own way
+        raise mfbench.MfbenchError(f"cannot read {path} as a .npz archive: {type(exc).__name__}: {exc}") from None
     users, items, values = arrays
     if not (users.ndim == items.ndim == values.ndim == 1 and len(users) == len(items) == len(values)):
         raise mfbench.MfbenchError(
