@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import pluggy
 from tabulate import tabulate
 
-from . import __version__
+from . import __version__, distributed
 from .execute import Overrides, execute
 from .executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS, collect_executors
 from .errors import MfbenchError, SelectionError, unknown_name
@@ -190,8 +190,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = Overrides(args.dataset, args.model, args.strategy, args.device, settings)
     if (args.resume or args.force) and args.output is None:
         raise SelectionError("--resume and --force need -o FILE: the results file to resume or overwrite")
-    output = check_writable(args.output or default_results_path(default_results_dir()), "results file (-o)")
-    previous = previous_run(output, resume=args.resume, force=args.force)
+    output = args.output or default_results_path(default_results_dir())
+    previous = None
+    if distributed.launched_by_torchrun():
+        if args.resume:  # every rank must run the same cases in step
+            raise SelectionError("--resume is not available under torchrun: resume the run without it, or use --force")
+    if distributed.is_primary():  # under torchrun rank 0 writes the file; the others must not see it as taken
+        check_writable(output, "results file (-o)")
+        previous = previous_run(output, resume=args.resume, force=args.force)
     results, interrupted = execute(
         pm, registry, suite, overrides, output, calibration=not args.no_calibration, quiet=args.quiet,
         executor=args.executor, executor_options=executor_options(args), previous=previous,

@@ -227,6 +227,8 @@ class WorkerGroup:
     :param start_method: forkserver (default: forks of a clean server process), spawn or fork.
     :param threads: intra-op threads per rank (None leaves torch's default).
     :param preimport: modules every rank imports before it joins the group (counted as start-up).
+    :param daemon: start the workers as daemon processes (they cannot start processes of their own);
+        False for workers that run code which may (a benchmark case whose strategy has workers).
     """
 
     #: Seconds teardown waits for workers to exit after asking; then terminate, then kill.
@@ -234,7 +236,7 @@ class WorkerGroup:
 
     def __init__(self, world_size: int, *, backend: str | None = "gloo", device_type: str = "cpu", timeout: float = 600.0,
                  start_method: str = "forkserver", threads: int | None = 1, preimport: Sequence[str] = (),
-                 name: str = "mfbench-rank") -> None:
+                 name: str = "mfbench-rank", daemon: bool = True) -> None:
         if world_size < 1:
             raise MfbenchError(f"world_size must be at least 1, got {world_size}")
         if start_method not in START_METHODS or start_method not in mp.get_all_start_methods():
@@ -243,7 +245,7 @@ class WorkerGroup:
             raise MfbenchError(f"timeout must be positive seconds, got {timeout}")
         self.world_size, self.backend, self.device_type = world_size, backend, device_type
         self.timeout, self.start_method, self.threads = float(timeout), start_method, threads
-        self.preimport, self.name = tuple(preimport), name
+        self.preimport, self.name, self.daemon = tuple(preimport), name, daemon
         self.processes: list[Any] = []
         self.conns: list[Connection] = []
         self.lifelines: list[Connection] = []
@@ -284,7 +286,7 @@ class WorkerGroup:
                 inherited = (*self.conns, *self.lifelines, parent_end, life_write) if self.start_method == "fork" else ()
                 process = context.Process(
                     target=_rank_main, args=(rank_, spec, child_end, life_read, factory, payload, inherited),
-                    name=f"{self.name}-{rank_}", daemon=True,
+                    name=f"{self.name}-{rank_}", daemon=self.daemon,
                 )
                 self.conns.append(parent_end)
                 self.lifelines.append(life_write)

@@ -11,7 +11,7 @@ import pluggy
 
 from . import __version__, distributed
 from .devices import DEFAULT_DEVICES
-from .executors import DEFAULT_EXECUTOR, Job, call_observers, make_executor
+from .executors import DEFAULT_EXECUTOR, INPROCESS, Job, call_observers, make_executor
 from .plan import Case, RunConfig, plan
 from .progress import Progress
 from .registry import Registry
@@ -99,6 +99,8 @@ def execute(
     if distributed.launched_by_torchrun():
         cases = torchrun_cases(cases, say=print if primary and not quiet else None)
         quiet = quiet or not primary
+    if distributed.launched_by_torchrun() and executor == DEFAULT_EXECUTOR:
+        executor = INPROCESS  # each rank is a process torchrun started and watches: its cases join its group
     engine = make_executor(pm, executor, executor_options)  # a bad name or option fails before anything runs
     kept = kept_cases(dict(previous), output, cases, config) if previous is not None else {}
     to_run = [case for case in cases if case.id not in kept]

@@ -179,7 +179,8 @@ class ProcessExecutor(Executor):
         crash_log.close()
         payload = {**payload, "crash_log": crash_log.name}
         group = WorkerGroup(1, backend=None, timeout=self.params["start_timeout"], start_method="forkserver",
-                            threads=config.threads, preimport=preload, name="mfbench-case")
+                            threads=config.threads, preimport=preload, name="mfbench-case",
+                            daemon=False)  # a strategy may start worker processes of its own
         limit = None if config.timeout is None else config.timeout + self.params["grace"]
         began = None
         try:
@@ -200,8 +201,9 @@ class ProcessExecutor(Executor):
             if process is not None:
                 process.join(1.0)
             code = process.exitcode if process is not None else None
-            if code is None or code == 0:  # it answered with an exception: start-up failed
-                return progress.record("error", f"the case's worker could not start: {str(exc).splitlines()[-1]}",
+            if code is None or code == 0:  # it answered with an exception of its own
+                what = "could not start" if began is None else "failed"
+                return progress.record("error", f"the case's worker {what}: {str(exc).splitlines()[-1]}",
                                        self.calibration_score) | {"traceback": str(exc)}
             self.crashed += 1
             how = exit_description(code).replace("was killed by", "killed by")
@@ -212,6 +214,9 @@ class ProcessExecutor(Executor):
             if trace:
                 record["traceback"] = trace
             return record
+        except BaseException:  # Ctrl-C, SIGTERM: stop the worker at once rather than wait for its case
+            group.broken = group.broken or "the run was interrupted"
+            raise
         finally:
             group.close()
             Path(crash_log.name).unlink(missing_ok=True)

@@ -37,6 +37,7 @@ def mfbench_run(tmp_path, *args, name="r.json", env=None):
 def test_each_fault_is_one_row_and_the_suite_goes_on(tmp_path):
     command, env, out = mfbench_run(
         tmp_path, *(arg for fault in FAULTS for arg in ("-s", f"fault-{fault}")), "-s", "vectorized",
+        "-s", "hogwild[workers=1,lr=0.001]",  # a strategy that starts processes of its own, in a case's worker
         "--epochs", "2", "--warmup", "0", "--repeats", "1", "--timeout", "2",
         env={"MFBENCH_TEST_BROKEN_OBSERVERS": "1"},
     )
@@ -46,7 +47,7 @@ def test_each_fault_is_one_row_and_the_suite_goes_on(tmp_path):
     document = json.loads(out.read_text())
     assert document["complete"] is True
     rows = {c["strategy"]["name"]: c for c in document["cases"]}
-    assert list(rows) == [f"fault-{f}" for f in FAULTS] + ["vectorized"]
+    assert list(rows) == [f"fault-{f}" for f in FAULTS] + ["vectorized", "hogwild"]
     where = "during epoch 2 of repeat 1 (1 finished)"
     expected = {
         "fault-raise": ("error", "ValueError: injected failure"),
@@ -58,6 +59,7 @@ def test_each_fault_is_one_row_and_the_suite_goes_on(tmp_path):
         "fault-memory": ("error", "MemoryError"),
         "fault-info": ("ok", ""),
         "vectorized": ("ok", ""),
+        "hogwild": ("ok", ""),
     }
     for name, (status, reason) in expected.items():
         assert rows[name]["status"] == status, (name, rows[name]["reason"])

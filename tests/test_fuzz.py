@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from mfbench.compare import compare_documents, render_comparison
@@ -131,7 +131,9 @@ def read_everything(document: dict[str, Any], tmp_path: Path) -> None:
         loaded = load_results(path)
     except MfbenchError as exc:
         assert "\n" not in str(exc)
+        event("refused by the loader")
         return
+    event("loaded, then reported and compared")
     render_table(loaded["cases"], "simple")
     render_csv(loaded["cases"], None)
     for base, new in ((loaded, SAMPLE), (SAMPLE, loaded), (loaded, loaded)):
