@@ -37,8 +37,7 @@ def mfbench_run(tmp_path, *args, name="r.json", env=None):
 def test_each_fault_is_one_row_and_the_suite_goes_on(tmp_path):
     command, env, out = mfbench_run(
         tmp_path, *(arg for fault in FAULTS for arg in ("-s", f"fault-{fault}")), "-s", "vectorized",
-        "-s", "hogwild[workers=1,lr=0.001]",  # a strategy that starts processes of its own, in a case's worker
-        "--epochs", "2", "--warmup", "0", "--repeats", "1", "--timeout", "2",
+        "--epochs", "2", "--warmup", "0", "--repeats", "1", "--timeout", "8",  # generous: the machine may be loaded
         env={"MFBENCH_TEST_BROKEN_OBSERVERS": "1"},
     )
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
@@ -47,7 +46,7 @@ def test_each_fault_is_one_row_and_the_suite_goes_on(tmp_path):
     document = json.loads(out.read_text())
     assert document["complete"] is True
     rows = {c["strategy"]["name"]: c for c in document["cases"]}
-    assert list(rows) == [f"fault-{f}" for f in FAULTS] + ["vectorized", "hogwild"]
+    assert list(rows) == [f"fault-{f}" for f in FAULTS] + ["vectorized"]
     where = "during epoch 2 of repeat 1 (1 finished)"
     expected = {
         "fault-raise": ("error", "ValueError: injected failure"),
@@ -55,11 +54,10 @@ def test_each_fault_is_one_row_and_the_suite_goes_on(tmp_path):
         "fault-abort": ("error", f"worker died: killed by signal 6 (SIGABRT) {where}"),
         "fault-exit": ("error", f"worker died: exited with code 3 {where}"),
         "fault-sigkill": ("error", f"worker died: killed by signal 9 (SIGKILL) (out of memory? killed from outside?) {where}"),
-        "fault-hang": ("timeout", "over the 2 s limit, " + where),
+        "fault-hang": ("timeout", "over the 8 s limit, " + where),
         "fault-memory": ("error", "MemoryError"),
         "fault-info": ("ok", ""),
         "vectorized": ("ok", ""),
-        "hogwild": ("ok", ""),
     }
     for name, (status, reason) in expected.items():
         assert rows[name]["status"] == status, (name, rows[name]["reason"])
@@ -77,6 +75,14 @@ def test_each_fault_is_one_row_and_the_suite_goes_on(tmp_path):
     assert "mfbench: warning: plugin 'fault_plugins'" in done.stderr
     assert document["executor"]["workers_crashed"] == 4 and document["executor"]["workers_killed"] == 1
     assert rows["vectorized"]["repeats"][0]["memory"]["peak_bytes"] > 0  # measured in its worker
+
+
+def test_a_strategy_with_worker_processes_of_its_own_runs_in_a_case_worker(tmp_path):
+    out = tmp_path / "r.json"
+    code = main(["run", "-d", TINY, "-s", "hogwild[workers=1,lr=0.001]", "--device", "cpu", "--epochs", "1",
+                 "--repeats", "1", "--warmup", "0", "--no-calibration", "-q", "-o", str(out)])
+    [case] = json.loads(out.read_text())["cases"]
+    assert code == 0 and case["status"] == "ok", case["reason"]
 
 
 def test_inprocess_executor_runs_in_this_process(tmp_path):
