@@ -179,3 +179,14 @@ def test_ctrl_c_during_calibration_is_a_message(monkeypatch, tmp_path, capsys):
     code = main(["run", "-d", TINY, "-s", "vectorized", "--device", "cpu", "-o", str(tmp_path / "r.json"), "-q"])
     err = capsys.readouterr().err
     assert code == 130 and "mfbench: interrupted" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("source, words", [("def broken(:\n", "has a syntax error"),
+                                           ("raise RuntimeError('at import')\n", "failed while importing: RuntimeError")])
+def test_a_plugin_module_that_cannot_import_is_a_message(tmp_path, monkeypatch, capsys, source, words):
+    (tmp_path / "broken_plugin_module.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["run", "-p", "broken_plugin_module", "-s", "reference", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+    monkeypatch.delitem(sys.modules, "broken_plugin_module", raising=False)
