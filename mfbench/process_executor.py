@@ -106,7 +106,10 @@ class CaseProgress:
         if self.dataset is not None:
             record["dataset"] = self.dataset
         record.update(status=status, reason=reason, repeats=self.repeats)
-        record["summary"] = summarize(record, self.config.target_rmse, calibration_score)
+        # A case's own target wins over the run's; a target still to be derived ("auto") gives no time-to-target yet.
+        target = getattr(self.case, "target_rmse", None)
+        target = self.config.target_rmse if target is None else target
+        record["summary"] = summarize(record, target if isinstance(target, (int, float)) else None, calibration_score)
         return record
 
 
@@ -160,7 +163,7 @@ class ProcessExecutor(Executor):
         # torch._dynamo: torch imports it lazily (2-5 s) when a case builds its first optimizer.
         preload = ["torch._dynamo", *(module for _, module in self.plugins if module.startswith("mfbench."))]
         for case in job.cases:
-            reason = Runner.skip_reason(case)
+            reason = Runner(job.config).skip_reason(case)
             if reason is not None:  # no worker needed to say so
                 on_case(Runner(job.config).skipped_record(case, reason))
                 continue

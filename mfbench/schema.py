@@ -59,7 +59,8 @@ def _describe(error: Any) -> str:
         return f"{place([*error.absolute_path, missing])}: missing"
     if error.validator == "anyOf":  # the number type: a float, or a non-finite one as a string
         nullable = any(option.get("type") == "null" for option in error.validator_value)
-        expected = 'a number, "nan", "inf" or "-inf"' + (" or null" if nullable else "")
+        words = "".join(f", {json.dumps(o['const'])}" for o in error.validator_value if "const" in o)
+        expected = f'a number, "nan", "inf", "-inf"{words}' + (" or null" if nullable else "")
         return f"{where}: {_short(error.instance)} is not {expected}"
     if error.validator == "type":
         return f"{where}: {_short(error.instance)} is not of type {error.validator_value}"
