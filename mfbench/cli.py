@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import textwrap
 from dataclasses import replace
@@ -13,13 +14,13 @@ import pluggy
 import torch
 from tabulate import tabulate
 
-from . import __version__
+from . import __version__, distributed
 from .execute import Overrides, config_for, execute, plan_suite
-from .executors import DEFAULT_EXECUTOR, collect_executors
+from .executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS, collect_executors
 from .errors import MfbenchError, SelectionError, unknown_name
 from .manager import PLUGINS_ENV, make_plugin_manager
 from .parts import Dataset
-from .paths import cache_dir, default_results_dir
+from .paths import cache_dir, check_writable, default_results_dir
 from .plan import RunConfig, parse_target
 from .registry import Registry, collect
 from .report import check_format, render_csv, render_table
@@ -27,6 +28,7 @@ from .tablefit import View, parse_columns, terminal_width
 from .report_tuning import render_profile, render_tuning
 from .profile import performance_profile
 from .results import default_results_path, load_results
+from .resume import previous_run
 from .stats import case_time_to_target
 from .suite import DEFAULT_SUITE, SETTINGS, Suite, builtin_suites, load_suite
 from .selection import GRAMMAR_HELP, format_params, parse_value
@@ -48,7 +50,10 @@ examples:
 A suite (--suite NAME or PATH.toml) says what to cross and how; -d/-m/-s/--device
 and the numeric options given on the command line override the suite's.
 
-executors (--executor): inprocess, the default, runs the cases one after another here.
+executors (--executor): process, the default, runs each case in its own worker
+  process, watched from here: a crash (a signal, an exit, the OOM killer) is one error
+  row naming it, --timeout kills an epoch that never returns, and the suite goes on.
+  inprocess runs the cases one after another in this process (for pdb).
   dask runs each case on a Dask worker and gathers the records into the one results
   file as they come back: mfbench run --executor dask --scheduler tcp://HOST:8786
   (or --scheduler FILE from `dask scheduler --scheduler-file FILE`). Each worker
@@ -61,7 +66,8 @@ executors (--executor): inprocess, the default, runs the cases one after another
   in-process run at --threads 1. Needs the dask extra: pip install 'mfbench[dask]'.
 
 Exit status: 0 when every case ended ok, skipped, diverged or timeout; 1 when any case
-ended in error; 2 for a usage error; 130 when interrupted (finished cases are kept).
+ended in error; 2 for a usage error; 130 when interrupted (Ctrl-C), 143 when terminated
+(SIGTERM); the finished cases are kept.
 """
 
 TUNE_EPILOG = """\
@@ -118,6 +124,14 @@ def help_suite(argv: Sequence[str]) -> Suite | None:
         return None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the run stops, its finished cases are kept."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def build_parser(suite: Suite | None = None) -> argparse.ArgumentParser:
     """The parser; ``suite`` (the one a ``run --help`` would run) makes the help state its defaults."""
     plugin_opts = argparse.ArgumentParser(add_help=False)
@@ -171,7 +185,9 @@ def build_parser(suite: Suite | None = None) -> argparse.ArgumentParser:
         help=f"share held out for validation: what targets and tuning see ({default_text('valid_fraction', str(RunConfig.valid_fraction), suite)})",
     )
     case_opts.add_argument(
-        "--timeout", type=float, help=f"seconds per case, checked after each epoch ({default_text('timeout', 'none', suite)})"
+        "--timeout", type=float,
+        help=f"seconds per case: run kills a case's worker past it (the case is a timeout); tune checks each trial "
+        f"after every epoch ({default_text('timeout', 'none', suite)})",
     )
     case_opts.add_argument(
         "--threads", type=int, metavar="N",
@@ -215,7 +231,8 @@ def build_parser(suite: Suite | None = None) -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--executor", default=DEFAULT_EXECUTOR, metavar="NAME",
-        help="where the cases run: inprocess (default), dask, or another executor plugin's (see below)",
+        help="where the cases run: process (default: a worker process per case), inprocess (for pdb), dask, "
+        "or another executor plugin's (see below)",
     )
     run.add_argument(
         "--scheduler", metavar="ADDRESS_OR_FILE",
@@ -227,6 +244,8 @@ def build_parser(suite: Suite | None = None) -> argparse.ArgumentParser:
     )
     run.add_argument("--format", default="simple", metavar="FMT", help=FORMAT_HELP)
     run.add_argument("-o", "--output", type=Path, help=f"results JSON path (default: {default_results_dir()}/run-TIMESTAMP.json)")
+    run.add_argument("--resume", action="store_true", help="with -o FILE: keep FILE's finished cases (same case, data and options), run the rest")
+    run.add_argument("--force", action="store_true", help="with -o FILE: overwrite an existing FILE")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress: print only the final table and the results path")
 
     tune = sub.add_parser(
@@ -318,7 +337,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     pm, registry = load_registry(args.plugins)
     suite = load_suite(args.suite)
     overrides = Overrides(args.dataset, args.model, args.strategy, args.device, given_settings(args))
+    if (args.resume or args.force) and args.output is None:
+        raise SelectionError("--resume and --force need -o FILE: the results file to resume or overwrite")
     output = args.output or default_results_path(default_results_dir())
+    previous = None
+    if distributed.launched_by_torchrun():
+        if args.resume:  # every rank must run the same cases in step
+            raise SelectionError("--resume is not available under torchrun: resume the run without it, or use --force")
+    if distributed.is_primary():  # under torchrun rank 0 writes the file; the others must not see it as taken
+        check_writable(output, "results file (-o)")
+        previous = previous_run(output, resume=args.resume, force=args.force)
     trials = args.tune_trials if args.tune_trials is not None else suite.tune_trials
     tuned = args.tuned
     if trials is not None:
@@ -328,14 +356,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 130
     results, interrupted = execute(
         pm, registry, suite, overrides, output, calibration=not args.no_calibration, quiet=args.quiet,
-        executor=args.executor, executor_options=executor_options(args), tuned=tuned,
+        executor=args.executor, executor_options=executor_options(args), tuned=tuned, previous=previous,
     )
+    if results is None:
+        raise interrupted or KeyboardInterrupt()  # stopped before the results file began: nothing was measured
     cases = results.document["cases"]
     if results.path is None:  # a torchrun rank other than 0: rank 0 reports
         return 1 if any(c["status"] == "error" for c in cases) else 0
     if interrupted:
-        print(f"\nmfbench: interrupted; the {len(cases)} finished case(s) are in {output}", file=sys.stderr)
-        return 130
+        print_warnings(results.document)
+        terminated = isinstance(interrupted, Terminated)
+        how = "terminated" if terminated else "interrupted"
+        print(f"\nmfbench: {how}; the {len(cases)} finished case(s) are in {output}", file=sys.stderr)
+        return 143 if terminated else 130
     print(render_table(cases, args.format, hosts=shows_hosts(results.document), view=table_view(args)))
     print_scores(results.document, args.format)
     print(f"\nresults: {output}")
@@ -343,6 +376,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"html: {write_html_report(results.document, args.html)}")
     if not tuned:
         print("parameters: as selected (defaults unless set), not tuned; mfbench tune, then run --tuned, races tuned ones")
+    print_warnings(results.document)
     errors = [c for c in cases if c["status"] == "error"]
     if errors:
         print(f"mfbench: {len(errors)} case(s) ended in error; their tracebacks are in the results file", file=sys.stderr)
@@ -413,12 +447,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(render_tuning(summaries, args.format))
     print(f"\nstudies: {args.storage}; race them with: mfbench run ... --tuned {args.storage}")
     return 0
+def print_warnings(document: dict) -> None:
+    """What went wrong beside the measurements (plugins' hooks, info()), once, at the end."""
+    warnings = list(document.get("warnings") or [])
+    for case in document.get("cases", []):
+        warnings.extend(f"{w} (case {case['id']!r})" for w in case.get("warnings") or [])
+    for warning in warnings:
+        print(f"mfbench: warning: {warning}", file=sys.stderr)
 
 
 def shows_hosts(document: dict) -> bool | None:
-    """The table names each case's host when another executor than the in-process one ran it."""
+    """The table names each case's host when an executor that can use other hosts ran it."""
     name = (document.get("executor") or {}).get("name", DEFAULT_EXECUTOR)
-    return True if name != DEFAULT_EXECUTOR else None
+    return True if name not in LOCAL_EXECUTORS else None
 
 
 def strategy_kind(cls: type) -> str:
@@ -565,7 +606,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     target = args.target_rmse if args.target_rmse is not None else document.get("config", {}).get("target_rmse")
     if not isinstance(target, (int, float)):
         target = None
-    path = plot_results(document, args.output or args.results.with_suffix(".png"), target=target)
+    output = check_writable(args.output or args.results.with_suffix(".png"), "plot file (-o)")
+    path = plot_results(document, output, target=target)
     print(f"plot: {path}")
     return 0
 
@@ -587,8 +629,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
     try:
         return COMMANDS[args.command](args)
     except MfbenchError as exc:
         print(f"mfbench: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM before the run began or outside one
+        how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\nmfbench: {how}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

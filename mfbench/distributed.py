@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+import signal
 import threading
 import time
 import traceback
@@ -137,6 +138,9 @@ class RankContext:
     #: "spawn": a worker of :class:`WorkerGroup` (the parent's model is in shared memory);
     #: "torchrun": the runner's own process (the model is this process's own).
     launcher: str
+    #: Sends a progress message to the parent while a call runs (a worker of
+    #: :class:`WorkerGroup` only): ``WorkerGroup.call(..., on_event=...)`` receives it.
+    notify: Callable[[Any], None] | None = None
 
 
 def rank_device(device_type: str, rank_on_host: int) -> torch.device:
@@ -162,6 +166,11 @@ def _rank_main(rank_: int, spec: dict[str, Any], conn: Connection, lifeline: Con
     for parent_end in inherited:  # forked children hold copies of the parent's ends: drop them
         parent_end.close()
     threading.Thread(target=_exit_when_orphaned, args=(lifeline,), daemon=True, name="mfbench-lifeline").start()
+    current = [0]  # the call being served: its events carry its sequence number
+
+    def notify(event: Any) -> None:
+        conn.send(("event", current[0], event))
+
     try:
         if spec["threads"]:
             torch.set_num_threads(spec["threads"])
@@ -169,11 +178,13 @@ def _rank_main(rank_: int, spec: dict[str, Any], conn: Connection, lifeline: Con
         for module in spec["preimport"]:
             importlib.import_module(module)
         imported = time.perf_counter()
-        timeout = timedelta(seconds=spec["timeout"])
-        store = dist.TCPStore(spec["host"], spec["port"], is_master=False, timeout=timeout)
-        dist.init_process_group(spec["backend"], store=store, rank=rank_, world_size=spec["world_size"], timeout=timeout)
+        if spec["backend"] is not None:
+            timeout = timedelta(seconds=spec["timeout"])
+            store = dist.TCPStore(spec["host"], spec["port"], is_master=False, timeout=timeout)
+            dist.init_process_group(spec["backend"], store=store, rank=rank_, world_size=spec["world_size"], timeout=timeout)
         grouped = time.perf_counter()
-        context = RankContext(rank_, spec["world_size"], spec["backend"], rank_device(spec["device_type"], rank_), "spawn")
+        context = RankContext(rank_, spec["world_size"], spec["backend"], rank_device(spec["device_type"], rank_), "spawn",
+                              notify)
         worker = factory(context, **payload)
         built = time.perf_counter()
         times = {"import_s": imported - started, "process_group_s": grouped - imported, "rank_setup_s": built - grouped}
@@ -186,6 +197,7 @@ def _rank_main(rank_: int, spec: dict[str, Any], conn: Connection, lifeline: Con
             if message[0] == "stop":
                 return
             _, seq, method, args = message
+            current[0] = seq
             conn.send(("done", seq, getattr(worker, method)(*args)))
     except BaseException:
         try:
@@ -207,21 +219,24 @@ class WorkerGroup:
     """``world_size`` worker processes on this host, one rank each, serving calls on a rank-side object.
 
     :param world_size: ranks to start.
-    :param backend: the process group's backend (gloo, nccl).
+    :param backend: the process group's backend (gloo, nccl), or None for independent workers
+        that form no process group (one process per benchmark case, say).
     :param device_type: "cpu" or "cuda" (rank r uses GPU r modulo the GPUs present).
     :param timeout: seconds start-up or one call may take before :class:`WorkerTimeout`;
         also the process group's own timeout, so survivors of a dead peer give up too.
     :param start_method: forkserver (default: forks of a clean server process), spawn or fork.
     :param threads: intra-op threads per rank (None leaves torch's default).
     :param preimport: modules every rank imports before it joins the group (counted as start-up).
+    :param daemon: start the workers as daemon processes (they cannot start processes of their own);
+        False for workers that run code which may (a benchmark case whose strategy has workers).
     """
 
     #: Seconds teardown waits for workers to exit after asking; then terminate, then kill.
     stop_timeout: float = 5.0
 
-    def __init__(self, world_size: int, *, backend: str = "gloo", device_type: str = "cpu", timeout: float = 600.0,
+    def __init__(self, world_size: int, *, backend: str | None = "gloo", device_type: str = "cpu", timeout: float = 600.0,
                  start_method: str = "forkserver", threads: int | None = 1, preimport: Sequence[str] = (),
-                 name: str = "mfbench-rank") -> None:
+                 name: str = "mfbench-rank", daemon: bool = True) -> None:
         if world_size < 1:
             raise MfbenchError(f"world_size must be at least 1, got {world_size}")
         if start_method not in START_METHODS or start_method not in mp.get_all_start_methods():
@@ -230,7 +245,7 @@ class WorkerGroup:
             raise MfbenchError(f"timeout must be positive seconds, got {timeout}")
         self.world_size, self.backend, self.device_type = world_size, backend, device_type
         self.timeout, self.start_method, self.threads = float(timeout), start_method, threads
-        self.preimport, self.name = tuple(preimport), name
+        self.preimport, self.name, self.daemon = tuple(preimport), name, daemon
         self.processes: list[Any] = []
         self.conns: list[Connection] = []
         self.lifelines: list[Connection] = []
@@ -255,9 +270,10 @@ class WorkerGroup:
             raise MfbenchError(f"{len(payloads)} payloads for {self.world_size} ranks")
         began = time.perf_counter()
         try:
-            self.store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False,
-                                       timeout=timedelta(seconds=self.timeout))
-            spec = {"host": "127.0.0.1", "port": self.store.port, "world_size": self.world_size,
+            if self.backend is not None:
+                self.store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False,
+                                           timeout=timedelta(seconds=self.timeout))
+            spec = {"host": "127.0.0.1", "port": self.store.port if self.store else None, "world_size": self.world_size,
                     "backend": self.backend, "device_type": self.device_type, "timeout": self.timeout,
                     "threads": self.threads, "preimport": self.preimport}
             context = mp.get_context(self.start_method)
@@ -270,7 +286,7 @@ class WorkerGroup:
                 inherited = (*self.conns, *self.lifelines, parent_end, life_write) if self.start_method == "fork" else ()
                 process = context.Process(
                     target=_rank_main, args=(rank_, spec, child_end, life_read, factory, payload, inherited),
-                    name=f"{self.name}-{rank_}", daemon=True,
+                    name=f"{self.name}-{rank_}", daemon=self.daemon,
                 )
                 self.conns.append(parent_end)
                 self.lifelines.append(life_write)
@@ -279,7 +295,7 @@ class WorkerGroup:
                 child_end.close()  # only the child holds these now: its death reads as EOF here
                 life_read.close()
             launched = time.perf_counter()
-            replies = self._collect("ready", "start-up", 0)
+            replies = self._collect("ready", "start-up", 0, self.timeout, None)
         except BaseException:
             self.close()
             raise
@@ -288,8 +304,15 @@ class WorkerGroup:
         for key in ("import_s", "process_group_s", "rank_setup_s"):
             self.startup[key] = max(reply[3][key] for reply in replies)
 
-    def call(self, method: str, *args: Any) -> list[Any]:
-        """Call ``method(*args)`` on every rank's object; the replies in rank order."""
+    def call(self, method: str, *args: Any, timeout: float | None | str = "default",
+             on_event: Callable[[int, Any], None] | None = None) -> list[Any]:
+        """Call ``method(*args)`` on every rank's object; the replies in rank order.
+
+        :param timeout: seconds to wait for every reply (default: the group's ``timeout``;
+            None waits as long as the workers live).
+        :param on_event: called as ``on_event(rank, event)`` for each message a rank sends
+            with ``RankContext.notify`` while serving this call.
+        """
         if self.broken:
             raise WorkerError(f"the worker group cannot continue: {self.broken}")
         if not self.processes:
@@ -301,23 +324,25 @@ class WorkerGroup:
                 conn.send(("call", self._seq, method, args))
             except (BrokenPipeError, ConnectionResetError, OSError):
                 raise self._broke(self._died(rank_, what)) from None
-        return [reply[2] for reply in self._collect("done", what, self._seq)]
+        limit = self.timeout if timeout == "default" else timeout
+        return [reply[2] for reply in self._collect("done", what, self._seq, limit, on_event)]
 
     def _broke(self, error: WorkerError) -> WorkerError:
         self.broken = str(error).splitlines()[0]
         return error
 
-    def _collect(self, expected: str, what: str, seq: int) -> list[tuple]:
+    def _collect(self, expected: str, what: str, seq: int, timeout: float | None,
+                 on_event: Callable[[int, Any], None] | None) -> list[tuple]:
         """One ``expected`` reply per rank, in rank order; raise if one fails, dies or is late."""
-        deadline = time.monotonic() + self.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         pending = dict(enumerate(self.conns))
         replies: dict[int, tuple] = {}
         while pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
                 late = ", ".join(f"{r} (pid {self.processes[r].pid})" for r in sorted(pending))
                 raise self._broke(WorkerTimeout(
-                    f"{what}: ranks {late} did not answer within timeout={self.timeout:g} s "
+                    f"{what}: ranks {late} did not answer within timeout={timeout:g} s "
                     f"(hung, or waiting in a collective for a rank that is)"
                 ))
             sentinels = {self.processes[r].sentinel: r for r in pending}
@@ -332,6 +357,10 @@ class WorkerGroup:
                 if message[0] == "error":
                     raise self._broke(self._failed(rank_, what, message[2]))
                 if message[1] != seq:  # a late answer to an earlier call that gave up
+                    continue
+                if message[0] == "event":
+                    if on_event is not None:
+                        on_event(rank_, message[2])
                     continue
                 if message[0] != expected:
                     raise self._broke(WorkerError(f"rank {rank_} sent {message[0]!r}, expected {expected!r}"))
@@ -358,9 +387,8 @@ class WorkerGroup:
         process = self.processes[rank_]
         process.join(1.0)
         code = process.exitcode
-        how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
         return WorkerError(
-            f"rank {rank_} (pid {process.pid}) {how} during {what}; the job cannot continue "
+            f"rank {rank_} (pid {process.pid}) {exit_description(code)} during {what}; the job cannot continue "
             f"(out of memory? killed from outside?)"
         )
 
@@ -389,6 +417,23 @@ class WorkerGroup:
                 pass
         self.processes, self.conns, self.lifelines = [], [], []
         self.store = None
+
+
+def signal_name(number: int) -> str:
+    """SIGSEGV for 11, and so on; the number where the platform has no name for it."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def exit_description(code: int | None) -> str:
+    """How a process ended, from its exit code (negative: the signal that killed it)."""
+    if code is None:
+        return "is still running"
+    if code < 0:
+        return f"was killed by signal {-code} ({signal_name(-code)})"
+    return f"exited with code {code}"
 
 
 def share_model(model: nn.Module) -> nn.Module:

@@ -11,13 +11,14 @@ import pluggy
 
 from . import __version__, distributed
 from .devices import DEFAULT_DEVICES
-from .executors import DEFAULT_EXECUTOR, Job, make_executor
+from .executors import DEFAULT_EXECUTOR, INPROCESS, Job, call_observers, make_executor
 from .plan import AUTO_TARGET, Case, RunConfig, plan
 from .profile import performance_profile
 from .targets import apply_targets, derive_targets
 from .progress import Progress
 from .registry import Registry
 from .results import ResultsFile
+from .resume import kept_cases
 from .suite import ALL, Suite
 
 
@@ -91,12 +92,15 @@ def execute(
     executor: str = DEFAULT_EXECUTOR,
     executor_options: Mapping[str, Any] | None = None,
     tuned: str | None = None,
-) -> tuple[ResultsFile, bool]:
-    """Run everything through ``executor``; returns the results file and whether the run was interrupted.
+    previous: Mapping[str, Any] | None = None,
+) -> tuple[ResultsFile | None, KeyboardInterrupt | None]:
+    """Run everything through ``executor``; returns the results file and the interruption that stopped it, if any.
 
     Whichever executor runs the cases, each finished case is handled here, as it comes
     back: added to the results file (rewritten atomically), passed to the
-    ``mfbench_case_finished`` hook, and shown by the progress display.
+    ``mfbench_case_finished`` hook, and shown by the progress display. ``previous`` is
+    the document of an earlier run to resume (see mfbench.resume). The results file is
+    None when the run was interrupted before it began (during the calibration, say).
     """
     config = config_for(suite, overrides)
     cases, groups = plan_suite(registry, suite, overrides, config)
@@ -104,19 +108,28 @@ def execute(
     if distributed.launched_by_torchrun():
         cases = torchrun_cases(cases, say=print if primary and not quiet else None)
         quiet = quiet or not primary
+    if distributed.launched_by_torchrun() and executor == DEFAULT_EXECUTOR:
+        executor = INPROCESS  # each rank is a process torchrun started and watches: its cases join its group
     engine = make_executor(pm, executor, executor_options)  # a bad name or option fails before anything runs
-    progress = Progress(len(cases), config.repeats, config.warmup + config.epochs, quiet=quiet)
     tuning: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
     if tuned is not None:
         from .tuning import storage_url, tuned_cases
 
         cases, tuning, notes = tuned_cases(cases, tuned)
-        for note in notes:
-            progress.say(f"mfbench: {note}")
     auto_ids = {c.id for c in cases if (c.target_rmse if c.target_rmse is not None else config.target_rmse) == AUTO_TARGET}
-    job = Job(pm, cases, config, calibration=calibration, say=progress.say)
+    kept = kept_cases(dict(previous), output, cases, config) if previous is not None else {}
+    to_run = [case for case in cases if case.id not in kept]
+    progress = Progress(len(to_run), config.repeats, config.warmup + config.epochs, quiet=quiet)
+    for note in notes:
+        progress.say(f"mfbench: {note}")
+    job = Job(pm, to_run, config, calibration=calibration, say=progress.say)
     try:
-        machine = engine.start(job)
+        try:
+            machine = engine.start(job)
+        except KeyboardInterrupt as stop:
+            progress.close()
+            return None, stop
         header = {
             "mfbench_version": __version__,
             "command": ["mfbench", *sys.argv[1:]],
@@ -127,23 +140,35 @@ def execute(
             "selections": groups,
             "config": {k: getattr(config, k) for k in RunConfig.__dataclass_fields__},
             "tuning": {"storage": storage_url(tuned)} if tuned is not None else None,
+            "warnings": job.warnings,
         }
+        if previous is not None:
+            header["resumed"] = {"from_created": previous.get("created"), "kept": len(kept)}
         results = ResultsFile(output if primary else None, header)  # under torchrun, rank 0 writes
-        progress.say(f"mfbench: suite {suite.name!r}, {len(cases)} case(s); results go to {output} as each finishes")
+        for case in cases:
+            if case.id in kept:
+                results.add(kept[case.id])
+        resumed = f" ({len(kept)} kept from the earlier run)" if previous is not None else ""
+        progress.say(f"mfbench: suite {suite.name!r}, {len(to_run)} case(s) to run{resumed}; "
+                     f"results go to {output} as each finishes")
 
         def on_case(record: dict[str, Any]) -> None:
             if record["id"] in tuning:
                 record["tuning"] = tuning[record["id"]]
             results.add(record)
             if primary:
-                pm.hook.mfbench_case_finished(case=record)
+                before = len(job.warnings)
+                call_observers(pm, "mfbench_case_finished", job.warnings, case=record)
+                if len(job.warnings) > before:
+                    job.warnings[before:] = [f"{w} (case {record['id']!r})" for w in job.warnings[before:]]
+                    results.save()
             progress.case(record)
 
         try:
             engine.run(job, on_case, lambda case, r, e, entry: progress.epoch(case.id, r, e, entry))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             progress.close()
-            return results, True
+            return results, stop
         results.document["executor"] = engine.describe()  # what it saw by the end (workers that joined...)
     finally:
         engine.close()
@@ -152,7 +177,7 @@ def execute(
     finish_scores(results.document, auto_ids, config.target_slack)
     results.finish()
     distributed.finish()
-    return results, False
+    return results, None
 
 
 def finish_scores(document: dict[str, Any], auto_ids: set[str], slack: float) -> None:

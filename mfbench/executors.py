@@ -23,7 +23,7 @@ import json
 import os
 import socket
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import pluggy
@@ -39,7 +39,12 @@ from .registry import Entry, Registry, collect, validate_part
 from .runner import EpochObserver, Observer, Runner
 
 HOOK = "mfbench_register_executors"
-DEFAULT_EXECUTOR = "inprocess"
+#: Each case in its own watched worker process (mfbench.process_executor).
+DEFAULT_EXECUTOR = "process"
+#: Every case in the ``mfbench run`` process: for debugging a strategy with pdb.
+INPROCESS = "inprocess"
+#: Executors that run every case on this host (the table needs no host column).
+LOCAL_EXECUTORS = (DEFAULT_EXECUTOR, INPROCESS)
 BUILTIN_PLUGIN = "mfbench.executors"
 
 
@@ -54,6 +59,8 @@ class Job:
     calibration: bool = True
     #: Prints a progress line (silent with --quiet).
     say: Callable[[str], None] = lambda text: None
+    #: What went wrong beside the measurement (a plugin's hook that raised...): the results' ``warnings``.
+    warnings: list[str] = field(default_factory=list)
 
 
 class Executor(Part):
@@ -88,12 +95,39 @@ class Executor(Part):
         """Release what ``start`` acquired (connections, workers). Always called."""
 
 
-def machine_info(pm: pluggy.PluginManager) -> dict[str, Any]:
-    """Every plugin's ``mfbench_machine_info`` merged, first-registered first (so later plugins win)."""
+def call_observers(pm: pluggy.PluginManager, hook: str, warnings: list[str], **kwargs: Any) -> list[tuple[str, Any]]:
+    """Call each plugin's implementation of ``hook`` first-registered first; (plugin, result) of those that worked.
+
+    An observer that raises cannot stop a run: its failure becomes a warning naming the plugin.
+    """
+    results = []
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        try:
+            results.append((impl.plugin_name, impl.function(*(kwargs[arg] for arg in impl.argnames))))
+        except Exception as exc:
+            warnings.append(f"plugin {impl.plugin_name!r}: {hook} raised {type(exc).__name__}: {exc}")
+    return results
+
+
+def machine_info(pm: pluggy.PluginManager, warnings: list[str] | None = None) -> dict[str, Any]:
+    """Every plugin's ``mfbench_machine_info`` merged, first-registered first (so later plugins win).
+
+    A plugin whose hook raises, or returns something that is not a JSON-able dict, is left
+    out and named in ``warnings``.
+    """
+    warnings = [] if warnings is None else warnings
     info: dict[str, Any] = {}
-    for part in reversed(pm.hook.mfbench_machine_info()):
-        if part:
-            info.update(part)
+    for plugin, part in call_observers(pm, "mfbench_machine_info", warnings):
+        if not part:
+            continue
+        try:
+            if not isinstance(part, dict):
+                raise TypeError(f"returned a {type(part).__name__}, not a dict")
+            json.dumps(part, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            warnings.append(f"plugin {plugin!r}: mfbench_machine_info is left out: {exc}")
+            continue
+        info.update(part)
     return info
 
 
@@ -103,14 +137,14 @@ def machine_ceilings(calibration: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class InProcessExecutor(Executor):
-    """Every case in this process, one after another (the default)."""
+    """Every case in this process, one after another: a crash or a hang in a strategy ends the run (for pdb)."""
 
-    name = DEFAULT_EXECUTOR
+    name = INPROCESS
 
     def start(self, job: Job) -> dict[str, Any]:
         if job.config.threads is not None:
             torch.set_num_threads(job.config.threads)  # before machine_info, which records the count
-        machine = machine_info(job.pm)
+        machine = machine_info(job.pm, job.warnings)
         self.calibration_score: float | None = None
         self.ceilings: dict[str, Any] | None = None
         if job.calibration:
@@ -132,8 +166,11 @@ class InProcessExecutor(Executor):
 
 def collect_executors(pm: pluggy.PluginManager) -> tuple[dict[str, Entry], dict[str, Entry]]:
     """(available, unavailable) executors by name: the built-in one, then each plugin's, one plugin at a time."""
+    from .process_executor import ProcessExecutor
+
     available: dict[str, Entry] = {
-        DEFAULT_EXECUTOR: Entry(InProcessExecutor, BUILTIN_PLUGIN, f"{BUILTIN_PLUGIN} (built-in)")
+        DEFAULT_EXECUTOR: Entry(ProcessExecutor, BUILTIN_PLUGIN, f"{BUILTIN_PLUGIN} (built-in)"),
+        INPROCESS: Entry(InProcessExecutor, BUILTIN_PLUGIN, f"{BUILTIN_PLUGIN} (built-in)"),
     }
     aside: dict[str, Entry] = {}
     hook = getattr(pm.hook, HOOK)

@@ -76,6 +76,10 @@ def import_plugin(pm: pluggy.PluginManager, module_name: str) -> None:
             f"cannot import plugin module {module_name!r}: {exc}. "
             f"Check the name and that its folder is on PYTHONPATH."
         ) from exc
+    except SyntaxError as exc:
+        raise PluginError(f"plugin module {module_name!r} has a syntax error: {exc.filename} line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:  # the module raised while it was imported
+        raise PluginError(f"plugin module {module_name!r} failed while importing: {type(exc).__name__}: {exc}") from None
     pm.register(module, name=module_name)
 
 

@@ -59,6 +59,9 @@ class Part:
     name: ClassVar[str] = ""
     #: Declared parameters and their defaults (bool, int, float, str or None).
     params: ClassVar[Mapping[str, Any]] = {}
+    #: What values parameters may take, checked while planning (see mfbench.constraints):
+    #: ``{"lr": "positive", "density": "(0, 1]", "batch_size": ">= 1", "optimizer": ("sgd", "adam")}``.
+    constraints: ClassVar[Mapping[str, Any]] = {}
     #: One line for ``mfbench list``; defaults to the docstring's first line.
     description: ClassVar[str] = ""
     #: Why this part cannot be used on this machine (typically an optional library that

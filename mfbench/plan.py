@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 
 from .devices import parse_device
+from .constraints import violations
 from .errors import SelectionError
 from .parts import Dataset, Model, Part, Strategy
 from .registry import Entry, Registry
@@ -91,7 +92,7 @@ class RunConfig:
             raise SelectionError(f"--target-slack must be in [0, 1), got {self.target_slack}")
         if self.repeats < 1:
             raise SelectionError(f"--repeats must be at least 1, got {self.repeats}")
-        if not 0.0 < self.test_fraction < 1.0:
+        if not 0.0 < self.test_fraction < 1.0:  # false for nan too
             raise SelectionError(f"--test-fraction must be between 0 and 1, got {self.test_fraction}")
         if not 0.0 < self.valid_fraction < 1.0:
             raise SelectionError(f"--valid-fraction must be between 0 and 1, got {self.valid_fraction}")
@@ -103,8 +104,8 @@ class RunConfig:
             raise SelectionError(f"--factors must be at least 1, got {self.factors}")
         if self.threads is not None and self.threads < 1:
             raise SelectionError(f"--threads must be at least 1, got {self.threads}")
-        if self.timeout is not None and self.timeout <= 0:
-            raise SelectionError(f"--timeout must be positive, got {self.timeout}")
+        if self.timeout is not None and not (self.timeout > 0 and math.isfinite(self.timeout)):
+            raise SelectionError(f"--timeout must be a positive number of seconds, got {self.timeout}")
 
 
 AUTO_TARGET = "auto"
@@ -166,6 +167,10 @@ def plan(
     for kind, chosen in (("dataset", data_choices), ("model", model_choices), ("strategy", strategy_choices)):
         if not chosen:
             raise SelectionError(f"no {kind} selected")
+    problems = [line for choice in (*data_choices, *model_choices, *strategy_choices)
+                for line in violations(choice.entry.cls, choice.params)]
+    if problems:
+        raise SelectionError("parameter values out of range:\n  " + "\n  ".join(dict.fromkeys(problems)))
     if not device_list:
         raise SelectionError("no device selected")
     return [

@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterator
 
 import pluggy
 
+from .constraints import check_declaration
 from .errors import PluginError, SelectionError, unknown_name
 from .parts import DEVICE_TYPES, NAME_PATTERN, OBJECTIVES, PARAM_TYPES, Dataset, Model, Part, Strategy
 from .manager import plugin_origin
@@ -83,6 +84,10 @@ def validate_part(cls: Any, base: type[Part], plugin: str) -> None:
                 f"{where}: {base.kind} {name!r} parameter {key!r} default {default!r} must be "
                 f"a bool, int, float, str or None"
             )
+    try:
+        check_declaration(cls)
+    except PluginError as exc:
+        raise PluginError(f"{where}: {base.kind} {name!r}: {exc}") from None
     if base is Strategy:
         unknown = [d for d in cls.devices if d not in DEVICE_TYPES]
         if unknown or not cls.devices:

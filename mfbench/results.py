@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MfbenchError
+from .schema import schema_problem
 from .stats import scaling_efficiencies
 
 SCHEMA = "mfbench.results"
@@ -36,12 +37,27 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def current_umask() -> int:
+    """The process's umask (Linux reads it without changing it; elsewhere set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_json(path: Path, document: dict[str, Any]) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide results from the user's group
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(_jsonable(document), handle, indent=1, allow_nan=False)
             handle.write("\n")
@@ -94,16 +110,29 @@ class ResultsFile:
 
 
 def load_results(path: Path | str) -> dict[str, Any]:
-    """Read and check a results file; problems become messages, not tracebacks."""
+    """Read and check a results file; problems become messages, not tracebacks.
+
+    Everything ``report``, ``compare``, ``plot`` and ``--resume`` read goes through here,
+    and the whole document is checked against the published schema, so what they
+    read has the types they expect (see mfbench.schema).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise MfbenchError(f"{path} is a folder, not a results file")
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise MfbenchError(f"cannot read results file {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MfbenchError(f"{path} is not UTF-8 text (byte {exc.start}): not a results file") from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MfbenchError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    except RecursionError:
+        raise MfbenchError(f"{path} is nested too deeply to be a results file") from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         raise MfbenchError(f"{path} is not an mfbench results file (no \"schema\": \"{SCHEMA}\")")
     version = document.get("schema_version")
@@ -113,6 +142,9 @@ def load_results(path: Path | str) -> dict[str, Any]:
         )
     if not isinstance(document.get("cases"), list):
         raise MfbenchError(f"{path} has no list of cases")
+    problem = schema_problem(document)
+    if problem:
+        raise MfbenchError(f"{path} is not a valid results file: {problem}")
     return document
 
 

@@ -9,6 +9,7 @@ stops the run: it becomes a row with a status and a reason.
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import statistics
@@ -79,6 +80,7 @@ class Runner:
         #: The machine's measured ceilings (``memory_bytes_per_s``, ``peak_flops_per_s`` of the
         #: calibration); when set, summaries carry each case's fraction of them.
         self.ceilings: dict[str, Any] | None = None
+        self._warnings: dict[str, list[str]] = {}
 
     def run(self, cases: list[Case]) -> list[dict[str, Any]]:
         records = []
@@ -171,8 +173,9 @@ class Runner:
             "summary": {},
         }
 
-    def skip_reason(self, case: Case) -> str | None:
-        """Why the case cannot run here at all (a missing library, no such device), or None."""
+    @staticmethod
+    def skip_reason(case: Case) -> str | None:
+        """Why ``case`` cannot run here at all (a missing library, no such device), known without running it."""
         strategy_cls: type[Strategy] = case.strategy.entry.cls  # type: ignore[assignment]
         reason = next(
             (f"{c.entry.cls.kind} {c.name!r} is unavailable here: {c.entry.cls.unavailable}"
@@ -182,6 +185,11 @@ class Runner:
         if reason is None and case.device.type not in strategy_cls.devices:
             reason = f"strategy {strategy_cls.name!r} supports {', '.join(strategy_cls.devices)} only"
         return reason
+
+    def skipped_record(self, case: Case, reason: str) -> dict[str, Any]:
+        record = self._end(self.base_record(case), "skipped", reason)
+        record["summary"] = {}
+        return record
 
     def run_case(self, case: Case) -> dict[str, Any]:
         record = self.base_record(case)
@@ -212,6 +220,9 @@ class Runner:
         record["summary"] = summarize(
             record, target if isinstance(target, float) else None, self.calibration_score, self.ceilings
         )
+        warnings = self._warnings.pop(case.id, None)
+        if warnings:
+            record["warnings"] = warnings
         return record
 
     def _end(self, record: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
@@ -265,10 +276,18 @@ class Runner:
             try:
                 info = strategy.info()
                 if info:
-                    result["info"] = dict(info)
+                    result["info"] = json_checked(dict(info))
             except Exception as exc:  # what info() could not say must not hide the case's own outcome
                 result["info"] = {"error": f"{type(exc).__name__}: {exc}"}
+                self.warn(case, f"strategy {case.strategy.name!r} (plugin {case.strategy.entry.plugin!r}): "
+                          f"info() failed, the repeat's info is left out: {type(exc).__name__}: {exc}")
             strategy.teardown()
+
+    def warn(self, case: Case, message: str) -> None:
+        """Something went wrong beside the measurement: recorded with the case, never changing its status."""
+        self._warnings.setdefault(case.id, [])
+        if message not in self._warnings[case.id]:
+            self._warnings[case.id].append(message)
 
     def _epoch_done(self, case, repeat, epoch, loss, seconds, model, train, held_out, baseline, result) -> None:
         """Evaluate (untimed) after a timed training call, record it, and stop a diverged case."""
@@ -296,6 +315,15 @@ def work_per_update(strategy: Strategy, model: Any) -> dict[str, Any] | None:
     except Exception as exc:  # the roofline is a by-product: it must not fail the case
         return {"error": f"{type(exc).__name__}: {exc}"}
     return dict(work) if work else None
+
+
+def json_checked(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` if it can be written to a results file; otherwise a TypeError saying what cannot."""
+    try:
+        json.dumps(info, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"returned a value that is not JSON-serializable ({exc})") from None
+    return info
 
 
 def check_divergence(entry: dict[str, Any], baseline: float, repeat: int, epoch: int) -> None:

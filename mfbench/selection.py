@@ -131,8 +131,19 @@ def format_value(value: Any) -> str:
     if value is None:
         return "none"
     if isinstance(value, str):
-        needs_quotes = any(c in value for c in ",[]'\"= ") or not isinstance(parse_value(value), str)
-        return repr(value) if needs_quotes else value
+        needs_quotes = (
+            not value
+            or value != value.strip()  # parsing strips a bare word
+            or any(c in value for c in ",[]'\"= ")
+            or not isinstance(parse_value(value), str)  # "1", "true", "none" stay strings
+        )
+        if not needs_quotes:
+            return value
+        if "'" not in value:
+            return f"'{value}'"  # no escapes in the grammar: the value between the quotes is taken as it is
+        if '"' not in value:
+            return f'"{value}"'
+        return repr(value)  # both quote kinds: no selection can give this value, so none need read it back
     return repr(value)
 
 
@@ -141,5 +152,7 @@ def format_params(params: dict[str, Any]) -> str:
 
 
 def format_selection(name: str, params: dict[str, Any]) -> str:
-    """``name[k=v,...]``, or just ``name`` when there are no parameters to show."""
-    return f"{name}[{format_params(params)}]" if params else name
+    """``name[k=v,...]``, or just ``name`` when there are no parameters to show (``name[]`` if it would not parse back)."""
+    if params:
+        return f"{name}[{format_params(params)}]"
+    return f"{name}[]" if any(c in name for c in "]=,") else name

@@ -118,6 +118,10 @@ def load_suite(name_or_path: str) -> Suite:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise MfbenchError(f"suite {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise MfbenchError(f"suite {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except RecursionError:
+        raise MfbenchError(f"suite {path} is nested too deeply to be a suite") from None
     except OSError as exc:
         raise MfbenchError(f"cannot read suite {path}: {exc}") from exc
     where = f"suite {path}"
@@ -133,6 +137,8 @@ def load_suite(name_or_path: str) -> Suite:
                 continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or (kind is int and not isinstance(value, int)):
                 raise MfbenchError(f"{where}: {key!r} must be a{'n integer' if kind is int else ' number'}")
+            if kind is float and value != value:
+                raise MfbenchError(f"{where}: {key!r} must be a number, not nan")
             settings[key] = kind(value)
     base = {key: _string_list(data[key], key, where) for key in LISTS if key in data}
     raw_groups = data.get("group", [{}])
@@ -141,7 +147,7 @@ def load_suite(name_or_path: str) -> Suite:
     groups = []
     for index, raw in enumerate(raw_groups, 1):
         if not isinstance(raw, dict):
-            raise MfbenchError(f"{where}: group {index} must be a [[group]] table")
+            raise MfbenchError(f"{where}: group {index} is {raw!r}, not a table: use [[group]] tables for groups")
         extra = set(raw) - set(GROUP_KEYS)
         if extra:
             raise MfbenchError(

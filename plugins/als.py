@@ -137,6 +137,7 @@ class ALS(mfbench.Strategy):
         # most padded ratings gathered at once; bounds the work buffer to chunk * (k + 2) floats.
         "chunk": 262144,
     }
+    constraints = {"reg": "positive", "chunk": ">= 1"}
     exact = False
     deterministic = True
     #: What mfbench tune searches (validation RMSE decides).

@@ -43,6 +43,7 @@ class Biased(mfbench.Model):
 
     name = "biased"
     params = {"n_factors": 20, "init_std": 0.1}
+    constraints = {"n_factors": ">= 1", "init_std": "non-negative"}
 
     def build(self, train: mfbench.Ratings) -> nn.Module:
         if self.params["n_factors"] <= 0:

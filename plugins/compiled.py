@@ -229,6 +229,7 @@ class ScriptedSGD(mfbench.Strategy):
 
     name = "scripted"
     params = {"lr": 0.01, "reg": 0.02}
+    constraints = {"lr": "positive", "reg": "non-negative"}
     devices = ("cpu", "cuda")
     exact = True
     deterministic = True

@@ -214,6 +214,8 @@ class DDP(distributed.RankStrategy):
         "reg": 0.01,
         "timeout": 600.0,
     }
+    constraints = {"world_size": ">= 1", "comm": COMMS, "optimizer": tuple(OPTIMIZERS), "batch_size": ">= 1", "lr": "positive",
+                   "reg": "non-negative", "timeout": "positive"}
     rank_worker = DataParallelRank
     exact = False
     deterministic = True

@@ -28,6 +28,7 @@ class Dot(mfbench.Model):
 
     name = "dot"
     params = {"n_factors": 20, "init_std": 1.0}
+    constraints = {"n_factors": ">= 1", "init_std": "non-negative"}
 
     def build(self, train: mfbench.Ratings) -> nn.Module:
         if self.params["n_factors"] <= 0:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import math
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,8 @@ DELIMITER_NAMES = {"comma": ",", "tab": "\t", "semicolon": ";", "pipe": "|", "sp
 SNIFF_ORDER = ("\t", "::", ",", ";", "|", " ")
 HEADER_CHOICES = {"auto": None, "yes": True, "true": True, "no": False, "false": False}
 CHUNK_BYTES = 1 << 22
+#: The largest rating a float32 holds; beyond it a rating would become inf, and the case "diverge".
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 _POW10 = 10.0 ** np.arange(23)
 
 
@@ -109,9 +110,16 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _layout(path: Path, delimiter: str, header: str, columns: tuple[str, str, str]) -> _Layout:
+def check_file(path: Path) -> None:
+    """A ratings path must be a file: a folder or a missing path says which, and what to give instead."""
+    if path.is_dir():
+        raise mfbench.MfbenchError(f"{path} is a folder, not a ratings file; give the file in it (path={path}/FILE)")
     if not path.is_file():
         raise mfbench.MfbenchError(f"no such file: {path}; check path=")
+
+
+def _layout(path: Path, delimiter: str, header: str, columns: tuple[str, str, str]) -> _Layout:
+    check_file(path)
     with open(path, "rb") as handle:
         start = handle.read(1 << 16)
     if not start:
@@ -134,8 +142,16 @@ def _layout(path: Path, delimiter: str, header: str, columns: tuple[str, str, st
     if by_name and has_header is False:
         raise mfbench.MfbenchError(f"columns {by_name} are given by name but header=no; give 0-based positions")
     if has_header is None:  # ids may be text, but a rating is always a number: a header names it instead
-        rating = columns[2]
-        has_header = bool(by_name) or (int(rating) < len(fields) and not _is_number(fields[int(rating)]))
+        has_header = bool(by_name)
+        if not by_name:
+            rating = int(columns[2])
+            has_header = rating < len(fields) and not _is_number(fields[rating])
+            numeric = [p for p in map(int, columns) if p < len(fields) and _is_number(fields[p])]
+        if has_header and not by_name and numeric:  # "1,2,x": a data row with a bad rating, not column names
+            raise mfbench.MfbenchError(
+                f"{path} line 1: rating {fields[rating].strip()!r} is not a number, and a header would not hold "
+                f"the number {fields[numeric[0]].strip()!r}: fix the line, or pass header=yes if it is a header"
+            )
     names = tuple(f.strip() for f in fields) if has_header else None
     positions = []
     for spec in columns:
@@ -277,6 +293,11 @@ def _parse_lines(chunk: bytes, first_line: int, layout: _Layout, text_ids: bool)
             ) from None
         if not math.isfinite(rating):
             raise mfbench.MfbenchError(f"{path} line {number}: {layout.names[2]} {text!r} is not a finite number")
+        if abs(rating) > FLOAT32_MAX:
+            raise mfbench.MfbenchError(
+                f"{path} line {number}: {layout.names[2]} {text!r} is beyond float32's range (±{FLOAT32_MAX:.3g}), "
+                f"in which ratings are trained"
+            )
         users.append(ids[0])
         items.append(ids[1])
         values.append(rating)
@@ -366,8 +387,7 @@ def read_delimited(
 def read_npz(path: str | Path) -> mfbench.Ratings:
     """Ratings from ``.npz``: a scipy.sparse matrix (indices kept, shape kept) or COO arrays (ids made dense)."""
     path = Path(path)
-    if not path.is_file():
-        raise mfbench.MfbenchError(f"no such file: {path}; check path=")
+    check_file(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "format" in archive.files and "shape" in archive.files:
@@ -384,8 +404,10 @@ def read_npz(path: str | Path) -> mfbench.Ratings:
                         f"or a matrix saved with scipy.sparse.save_npz"
                     )
                 arrays, raw_ids = tuple(archive[n] for n in names), True
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise mfbench.MfbenchError(f"cannot read {path} as a .npz archive: {exc}") from None
+    except mfbench.MfbenchError:
+        raise
+    except Exception as exc:  # a damaged archive fails in numpy, zipfile or zlib, each its own way
+        raise mfbench.MfbenchError(f"cannot read {path} as a .npz archive: {type(exc).__name__}: {exc}") from None
     users, items, values = arrays
     if not (users.ndim == items.ndim == values.ndim == 1 and len(users) == len(items) == len(values)):
         raise mfbench.MfbenchError(
@@ -396,6 +418,11 @@ def read_npz(path: str | Path) -> mfbench.Ratings:
         raise mfbench.MfbenchError(f"{path} holds no ratings")
     if values.dtype.kind not in "iuf" or not np.isfinite(values).all():
         raise mfbench.MfbenchError(f"{path}: values must be finite numbers (dtype {values.dtype})")
+    beyond = np.flatnonzero(np.abs(values.astype(np.float64)) > FLOAT32_MAX)
+    if len(beyond):
+        raise mfbench.MfbenchError(
+            f"{path}: value {values[beyond[0]]!r} at index {beyond[0]} is beyond float32's range (±{FLOAT32_MAX:.3g})"
+        )
     if not raw_ids:
         return mfbench.Ratings.from_arrays(users, items, values, matrix.shape[0], matrix.shape[1])
     for label, ids in (("users", users), ("items", items)):

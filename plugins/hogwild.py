@@ -175,6 +175,8 @@ class Hogwild(mfbench.Strategy):
         # seconds an epoch (or the workers' start-up) may take before run_epoch gives up.
         "timeout": 600.0,
     }
+    constraints = {"workers": ">= 1", "batch_size": ">= 1", "lr": "positive", "reg": "non-negative", "lr_decay": "non-negative",
+                   "start_method": START_METHODS, "timeout": "positive"}
     devices = ("cpu",)
     exact = False
     deterministic = False

@@ -73,6 +73,7 @@ class ImplicitALS(mfbench.Strategy):
         # implicit's num_threads (its default 0 means every core); one is steady on a shared machine.
         "threads": 1,
     }
+    constraints = {"reg": "non-negative", "alpha": "positive", "threads": ">= 1"}
     devices = ("cpu",)
     exact = False
     deterministic = True  # each row's solve is independent of thread timing; the seed is random_state

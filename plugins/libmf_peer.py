@@ -141,6 +141,7 @@ class LibMF(mfbench.Strategy):
         # deadlock (see LibmfHung): a fit that never returns must not hang the run.
         "timeout": 600.0,
     }
+    constraints = {"lr": "positive", "reg": "non-negative", "threads": ">= 1", "bins": ">= 0", "timeout": "positive"}
     devices = ("cpu",)
     exact = False  # blocked order and adaptive per-row steps, not the reference's SGD
     deterministic = False  # with threads > 1 the block schedule depends on thread timing

@@ -54,6 +54,7 @@ class LowRank(mfbench.Dataset):
 
     name = "lowrank"
     params = dict(PLANTED_PARAMS)
+    constraints = {"n_users": ">= 1", "n_items": ">= 1", "nnz": ">= 0", "density": "(0, 1]", "rank": ">= 1", "noise": "non-negative"}
 
     def load(self, seed: int) -> mfbench.Ratings:
         p = self.params

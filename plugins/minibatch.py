@@ -99,6 +99,7 @@ class Minibatch(mfbench.Strategy):
 
     name = "minibatch"
     params = {"optimizer": "sgd", "batch_size": 4096, "lr": 0.01, "reg": 0.01}
+    constraints = {"optimizer": tuple(OPTIMIZERS), "batch_size": ">= 1", "lr": "positive", "reg": "non-negative"}
     exact = False
     #: Bit for bit on CPU; on CUDA the sparse updates are scatter-adds with atomics,
     #: so two runs agree only to float rounding.

@@ -284,6 +284,8 @@ class NumbaSGD(mfbench.Strategy):
         # read once per cell, 1.3-1.5x faster at 10M) or "shuffled" (LIBMF's order).
         "cell_order": "user",
     }
+    constraints = {"lr": "positive", "reg": "non-negative", "lr_decay": "non-negative", "threads": ">= 1", "schedule": SCHEDULES,
+                   "blocks": ">= 0", "cell_order": CELL_ORDERS}
     devices = ("cpu",)
     exact = True
     deterministic = True

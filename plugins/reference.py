@@ -19,6 +19,7 @@ class Reference(mfbench.Strategy):
 
     name = "reference"
     params = {"lr": 1e-6}
+    constraints = {"lr": "positive"}
     exact = True
     deterministic = True
     #: What mfbench tune searches (validation RMSE decides).

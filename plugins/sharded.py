@@ -208,6 +208,8 @@ class Sharded(distributed.RankStrategy):
         "lr_decay": 0.2,
         "timeout": 600.0,
     }
+    constraints = {"world_size": ">= 1", "batch_size": ">= 1", "lr": "positive", "reg": "non-negative", "lr_decay": "non-negative",
+                   "timeout": "positive"}
     rank_worker = BlockRank
     info_fields = ("gather_bytes_per_epoch",)
     exact = False

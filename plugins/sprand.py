@@ -13,6 +13,7 @@ class SparseRandom(mfbench.Dataset):
 
     name = "sprand"
     params = {"n_users": 1000, "n_items": 1000, "density": 0.01}
+    constraints = {"n_users": ">= 1", "n_items": ">= 1", "density": "(0, 1]"}
 
     def load(self, seed: int) -> mfbench.Ratings:
         n_users, n_items, density = self.params["n_users"], self.params["n_items"], self.params["density"]

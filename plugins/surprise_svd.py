@@ -144,6 +144,7 @@ class SurpriseSVD(mfbench.Strategy):
         # factors spend their first epochs learning the mean and end above 0.575 at every lr tried.
         "init_mean": None,
     }
+    constraints = {"lr": "positive", "reg": "non-negative", "init_std": "non-negative"}
     devices = ("cpu",)
     exact = False  # the reference's step, but Surprise visits ratings in its own fixed order
     deterministic = True  # one thread; the case seed is Surprise's random_state

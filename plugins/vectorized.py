@@ -95,6 +95,7 @@ class Vectorized(mfbench.Strategy):
 
     name = "vectorized"
     params = {"batch_size": 4096, "lr": 0.01, "reg": 0.01}
+    constraints = {"batch_size": ">= 1", "lr": "positive", "reg": "non-negative"}
     exact = False
     #: Bit for bit on CPU; on CUDA ``index_add_`` uses atomics, so two runs agree
     #: only to float rounding.

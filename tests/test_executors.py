@@ -53,10 +53,13 @@ def plugin_module(name, **functions):
 # --- the hook and the registry of executors ---
 
 
-def test_inprocess_is_built_in_and_plugins_add_theirs():
+def test_process_and_inprocess_are_built_in_and_plugins_add_theirs():
+    from mfbench.process_executor import ProcessExecutor
+
     pm = mfbench.make_plugin_manager([DASK], entry_points=False, env=False)
     available, aside = collect_executors(pm)
-    assert available[DEFAULT_EXECUTOR].cls is InProcessExecutor
+    assert available[DEFAULT_EXECUTOR].cls is ProcessExecutor
+    assert available["inprocess"].cls is InProcessExecutor
     assert available["dask"].plugin == DASK and not aside
     assert isinstance(make_executor(pm, "dask", {"scheduler": "tcp://h:1"}), Executor)
 
@@ -87,10 +90,10 @@ def test_a_duplicate_or_invalid_executor_names_its_plugin():
 def test_unknown_executor_and_options_are_usage_errors_that_list_what_exists(tmp_path, capsys):
     code, _ = run_cli(tmp_path, "-s", "reference", "--executor", "ray")
     err = capsys.readouterr().err
-    assert code == 2 and "unknown executor 'ray'" in err and "Known executors: dask, inprocess." in err
+    assert code == 2 and "unknown executor 'ray'" in err and "Known executors: dask, inprocess, process." in err
     code, _ = run_cli(tmp_path, "-s", "reference", "--scheduler", "tcp://127.0.0.1:8786")
     err = capsys.readouterr().err
-    assert code == 2 and "executor 'inprocess' has no option 'scheduler'; it takes no options" in err
+    assert code == 2 and "executor 'process' has no option 'scheduler'; it takes start_timeout (default 120.0), grace" in err
     code, _ = run_cli(tmp_path, "-s", "reference", "--executor", "dask", "--executor-option", "timeout")
     assert code == 2 and "--executor-option takes KEY=VALUE" in capsys.readouterr().err
 
@@ -104,11 +107,17 @@ def test_without_dask_the_executor_says_how_to_install_it(tmp_path, capsys, monk
     assert "Traceback" not in err
 
 
-def test_inprocess_run_records_its_executor(tmp_path):
+def test_local_runs_record_their_executor(tmp_path):
+    code, document = run_cli(tmp_path, "-d", TINY, "-s", "reference", "--device", "cpu", "--epochs", "1",
+                             "--repeats", "1", "--no-calibration", "--executor", "inprocess")
+    assert code == 0
+    assert document["executor"] == {"name": "inprocess", "options": {}}
+    assert [c["host"] for c in document["cases"]] == [socket.gethostname()]
+    (tmp_path / "r.json").unlink()
     code, document = run_cli(tmp_path, "-d", TINY, "-s", "reference", "--device", "cpu", "--epochs", "1",
                              "--repeats", "1", "--no-calibration")
     assert code == 0
-    assert document["executor"] == {"name": "inprocess", "options": {}}
+    assert document["executor"]["name"] == "process" and document["executor"]["workers_started"] == 1
     assert [c["host"] for c in document["cases"]] == [socket.gethostname()]
 
 
