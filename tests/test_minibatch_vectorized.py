@@ -228,6 +228,8 @@ def test_run_epoch_returns_the_running_training_mse(small):
     strategy.teardown()
 
 
+# sgd's 0.06: on this small matrix a user is expected ~1.7 times per batch of 512, and the default
+# row_step=expected divides its step by that.
 @pytest.mark.parametrize("optimizer,lr", [("sgd", 0.06), ("adagrad", 0.3), ("sparseadam", 0.03)])
 def test_every_optimizer_learns(one_thread, optimizer, lr):
     """Held-out RMSE from about 1.05 to near the noise (0.3) on a small planted matrix."""
