@@ -144,16 +144,14 @@ def test_row_mean_steps_a_row_by_the_mean_of_its_ratings_steps(cls):
     items = torch.arange(40)
     ratings = mfbench.Ratings(users, items, torch.linspace(1.0, 4.0, 40), n_users=1, n_items=40)
     start = make_model("biased", ratings, k=2, dtype=torch.float64)
-    moved = {}
+    moved, items_after = {}, {}
     for row_step in ("sum", "mean", "expected"):
         model = copy.deepcopy(start)
         train(cls(batch_size=40, lr=0.01, reg=0.1, row_step=row_step), model, ratings, epochs=1)
         moved[row_step] = model.user_bias.weight.detach() - start.user_bias.weight.detach()
-        # Items occur once each: the same step under both conventions.
-        if row_step != "sum":
-            torch.testing.assert_close(model.item_factors.weight, summed_items, rtol=1e-12, atol=1e-12)
-        else:
-            summed_items = model.item_factors.weight.detach().clone()
+        items_after[row_step] = model.item_factors.weight.detach()
+    for row_step in ("mean", "expected"):  # items occur once each: the same step under every convention
+        torch.testing.assert_close(items_after[row_step], items_after["sum"], rtol=1e-12, atol=1e-12)
     with torch.no_grad():
         errors = start(users, items) - ratings.values.double()
     torch.testing.assert_close(moved["mean"], (-2 * 0.01 * errors.mean()).view(1, 1))
