@@ -2,7 +2,9 @@
 
 The same steps as ``minibatch`` (autograd through the model, torch's SGD,
 Adagrad or SparseAdam, a batch loss that is the *sum* of the shared per-rating
-objective ``(pred - r)**2 + reg * (||p_u||^2 + ||q_i||^2 [+ b_u^2 + b_i^2])``),
+objective ``(pred - r)**2 + reg * (||p_u||^2 + ||q_i||^2 [+ b_u^2 + b_i^2])``,
+each row's gradient divided by its expected or actual count in the global batch
+unless ``row_step=sum``),
 with every batch split across ``world_size`` ranks:
 
 - Every rank visits the epoch's order (:func:`mfbench.epoch_permutation`) and
@@ -51,7 +53,7 @@ from torch import nn
 
 import mfbench
 from mfbench import distributed
-from mfbench.plugins.minibatch import OPTIMIZERS, check_batch_params, model_dtype
+from mfbench.plugins.minibatch import OPTIMIZERS, ROW_STEPS, RowStepHooks, check_batch_params, model_dtype
 
 COMMS = ("ddp", "sparse", "dense")
 
@@ -102,6 +104,14 @@ class DataParallelRank:
         self.optimizer = OPTIMIZERS[config["optimizer"]](self.params, lr=float(config["lr"]))
         self.looked_up: list[torch.Tensor] = []
         self.handles = []
+        # A row's step is divided by its count in the *global* batch, as minibatch divides it:
+        # row_step=expected counts from all training ratings (every rank holds them, so no
+        # communication); row_step=mean sums each step's counts over ranks (one all-reduce of
+        # a count vector per table per step).
+        self.row_mean = None
+        if config["row_step"] != "sum":
+            self.row_mean = RowStepHooks(self.model, config["row_step"], self.users, self.items,
+                                         int(config["batch_size"]), reduce=self._sum_counts)
         if self.reg > 0:
             for module in self.model.modules():
                 if isinstance(module, nn.Embedding):
@@ -122,6 +132,10 @@ class DataParallelRank:
 
     def _catch_lookup(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         self.looked_up.append(output)
+
+    def _sum_counts(self, counts: torch.Tensor) -> None:
+        dist.all_reduce(counts)
+        self.sent += counts.numel() * counts.element_size()
 
     def _count(self, grad: torch.Tensor) -> None:
         self.sent += gradient_bytes(grad)
@@ -199,6 +213,8 @@ class DataParallelRank:
             handle.remove()
         self.handles.clear()
         self.looked_up.clear()
+        if self.row_mean is not None:
+            self.row_mean.remove()
 
 
 class DDP(distributed.RankStrategy):
@@ -209,13 +225,14 @@ class DDP(distributed.RankStrategy):
         "world_size": 2,
         "comm": "dense",
         "optimizer": "sgd",
-        "batch_size": 4096,
+        "batch_size": 1024,
         "lr": 0.01,
-        "reg": 0.01,
+        "reg": 0.05,
+        "row_step": "expected",
         "timeout": 600.0,
     }
     constraints = {"world_size": ">= 1", "comm": COMMS, "optimizer": tuple(OPTIMIZERS), "batch_size": ">= 1", "lr": "positive",
-                   "reg": "non-negative", "timeout": "positive"}
+                   "reg": "non-negative", "timeout": "positive", "row_step": ROW_STEPS}
     rank_worker = DataParallelRank
     exact = False
     deterministic = True
@@ -228,7 +245,8 @@ class DDP(distributed.RankStrategy):
             raise mfbench.MfbenchError(f"ddp: unknown optimizer {self.params['optimizer']!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.params["comm"] not in COMMS:
             raise mfbench.MfbenchError(f"ddp: unknown comm {self.params['comm']!r}; choose one of {', '.join(COMMS)}")
-        check_batch_params("ddp", self.params["batch_size"], self.params["lr"], self.params["reg"])
+        p = self.params
+        check_batch_params("ddp", p["batch_size"], p["lr"], p["reg"], p["row_step"])
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         trainable = [p for p in model.parameters() if p.requires_grad]

@@ -14,9 +14,12 @@ contiguous shard per worker; every epoch each worker visits its own shard in a
 fresh random order (drawn from seed, epoch and worker), so reshuffling is part
 of the timed epoch but runs in parallel. The per-rating objective and gradient
 are those of every mfbench SGD strategy, ``(pred - r)**2 + reg * (||p_u||^2 +
-||q_i||^2 [+ b_u^2 + b_i^2])``; a minibatch applies the sum of its ratings'
-steps, each computed from the rows as they were when the batch was read, so
-``lr`` means the same thing as a per-rating SGD learning rate.
+||q_i||^2 [+ b_u^2 + b_i^2])``; a minibatch applies, to each row, the sum of its
+ratings' steps, each computed from the rows as they were when the batch was read,
+divided by the row's expected count per batch when above 1 (``row_step=expected``,
+the default), by its count in the batch (``mean``) or not at all (``sum``), so
+``lr`` means the same thing as a per-rating SGD learning rate (see
+``minibatch.ExpectedCounts`` for why).
 
 Failure handling: the parent waits on the workers' pipes *and* their process
 sentinels, so a worker that dies makes ``run_epoch`` raise at once, and an
@@ -41,6 +44,7 @@ from torch import nn
 
 import mfbench
 from mfbench.plugins.als import factor_tables
+from mfbench.plugins.minibatch import ROW_STEPS, row_weights
 
 START_METHODS = ("spawn", "forkserver", "fork")
 
@@ -87,6 +91,12 @@ class ShardTrainer:
         self.u = torch.empty(n, dtype=torch.int64)
         self.i = torch.empty(n, dtype=torch.int64)
         self.r = torch.empty(n, dtype=self.P.dtype)
+        # What a row's summed step in a batch is divided by (minibatch.ExpectedCounts, RowCounts). Expected
+        # counts come from all training ratings: a row's share of a shard's batch is its share of the data.
+        self.counts = None
+        if config["row_step"] != "sum":
+            self.counts = (row_weights(config["row_step"], data[0], self.P.shape[0], self.batch_size, self.P.dtype),
+                           row_weights(config["row_step"], data[1], self.Q.shape[0], self.batch_size, self.P.dtype))
 
     def run_epoch(self, epoch: int) -> tuple[float, int]:
         """Visit the shard once in this epoch's order; return (sum of squared errors, ratings)."""
@@ -117,13 +127,20 @@ class ShardTrainer:
                 # The step of (pred - r)^2 + reg ||p_u||^2 on p_u is -2 lr (err q_i + reg p_u); likewise for
                 # the rest. The step size is folded into the factors here because index_add_ with
                 # alpha != 1 takes a path several times slower on CPU (torch 2.13).
-                column = err.mul_(step).unsqueeze(1)
+                scaled = err.mul_(step)
+                if self.counts is None:
+                    col_u = col_i = scaled.unsqueeze(1)
+                    shrink_u = shrink_i = shrink
+                else:
+                    inv_u, inv_i = self.counts[0].inverse(u), self.counts[1].inverse(i)
+                    col_u, col_i = (scaled * inv_u).unsqueeze(1), (scaled * inv_i).unsqueeze(1)
+                    shrink_u, shrink_i = inv_u.mul_(shrink).unsqueeze(1), inv_i.mul_(shrink).unsqueeze(1)
                 # The item step reads pu before the user step reuses its buffer.
-                Q.index_add_(0, i, torch.addcmul(qi * shrink, pu, column))
-                P.index_add_(0, u, pu.mul_(shrink).addcmul_(qi, column))
+                Q.index_add_(0, i, torch.addcmul(qi * shrink_i, pu, col_i))
+                P.index_add_(0, u, pu.mul_(shrink_u).addcmul_(qi, col_u))
                 if bu is not None:
-                    bu.index_add_(0, u, bu_u.mul_(shrink).add_(column))
-                    bi.index_add_(0, i, bi_i.mul_(shrink).add_(column))
+                    bu.index_add_(0, u, bu_u.mul_(shrink_u).add_(col_u))
+                    bi.index_add_(0, i, bi_i.mul_(shrink_i).add_(col_i))
         return float(sse), n
 
 
@@ -164,10 +181,13 @@ class Hogwild(mfbench.Strategy):
         "workers": 2,
         "batch_size": 1024,
         # per-rating SGD step on (pred - r)^2: the gradient carries the factor 2.
-        "lr": 0.05,
-        "reg": 0.02,
+        "lr": 0.01,
+        "reg": 0.05,
         # epoch e steps with lr / (1 + lr_decay * e).
-        "lr_decay": 0.2,
+        "lr_decay": 0.0,
+        # what a row's summed step from a worker's batch is divided by: "expected" (its expected count
+        # per batch, when above 1), "mean" (its count in the batch) or "sum" (nothing); see minibatch.
+        "row_step": "expected",
         # "forkserver" (default: workers are forks of a clean single-threaded server that has torch
         # imported, ~0.1 s each after the server's first start), "spawn" (a fresh interpreter per
         # worker, seconds each), or "fork" (fastest; unsafe if the parent runs other threads).
@@ -176,7 +196,7 @@ class Hogwild(mfbench.Strategy):
         "timeout": 600.0,
     }
     constraints = {"workers": ">= 1", "batch_size": ">= 1", "lr": "positive", "reg": "non-negative", "lr_decay": "non-negative",
-                   "start_method": START_METHODS, "timeout": "positive"}
+                   "start_method": START_METHODS, "timeout": "positive", "row_step": ROW_STEPS}
     devices = ("cpu",)
     exact = False
     deterministic = False
@@ -209,6 +229,8 @@ class Hogwild(mfbench.Strategy):
             raise mfbench.MfbenchError(f"hogwild lr_decay must be non-negative, got {p['lr_decay']}")
         if p["reg"] < 0:
             raise mfbench.MfbenchError(f"hogwild reg must be non-negative, got {p['reg']}")
+        if p["row_step"] not in ROW_STEPS:
+            raise mfbench.MfbenchError(f"hogwild row_step must be one of {', '.join(ROW_STEPS)}, got {p['row_step']!r}")
         if p["start_method"] not in START_METHODS:
             raise mfbench.MfbenchError(
                 f"hogwild start_method must be one of {', '.join(START_METHODS)}, got {p['start_method']!r}"

@@ -271,7 +271,7 @@ class NumbaSGD(mfbench.Strategy):
     params = {
         # per-rating step on (pred - r)^2 (the gradient carries the factor 2), as every mfbench SGD.
         "lr": 0.01,
-        "reg": 0.02,
+        "reg": 0.05,
         # epoch e steps with lr / (1 + lr_decay * e); 0 keeps the reference's constant step.
         "lr_decay": 0.0,
         "threads": 1,

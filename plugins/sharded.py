@@ -21,8 +21,8 @@ ratings. ``info()`` reports what was actually sent.
 
 Within a block the update is minibatch SGD by hand, as ``vectorized`` computes
 it: per-rating objective ``(pred - r)**2 + reg * (||p_u||^2 + ||q_i||^2 [+ b_u^2
-+ b_i^2])``, a batch applies the sum of its ratings' steps from pre-batch values,
-and the step of epoch e is ``lr / (1 + lr_decay * e)``. Each block is visited in a
++ b_i^2])``, a batch gives each row the sum of its ratings' steps from pre-batch
+values, divided as ``vectorized`` divides it (``row_step``), and the step of epoch e is ``lr / (1 + lr_decay * e)``. Each block is visited in a
 fresh order every epoch (drawn from seed, epoch and block); at world_size=1 the
 one block is visited in :func:`mfbench.epoch_permutation`'s order, so sharded
 with ``lr_decay=0`` takes exactly ``vectorized``'s steps (tested).
@@ -45,7 +45,8 @@ from torch import nn
 
 import mfbench
 from mfbench import distributed
-from mfbench.plugins.vectorized import find_tables
+from mfbench.plugins.minibatch import ROW_STEPS, RowCounts, row_weights
+from mfbench.plugins.vectorized import column, find_tables
 
 
 def block_bounds(n: int, world: int, block: int) -> tuple[int, int]:
@@ -103,6 +104,19 @@ class BlockRank:
             self.blocks.append((fixed.index_select(0, pick) - self.lo, moving.index_select(0, pick) - mlo,
                                 targets.to(device).index_select(0, pick)))
         self.gathered = 0
+        # What a row's summed step in a batch is divided by (minibatch.ExpectedCounts, RowCounts), per block:
+        # expected counts are those of the block's own ratings, the ones its batches are drawn from.
+        row_step, dtype = config["row_step"], self.F.dtype
+        self.block_counts: list[tuple[Any, Any] | None] = [None] * self.world
+        if row_step == "mean":
+            largest = max(hi - lo for lo, hi in (block_bounds(self.n_moving, self.world, b) for b in range(self.world)))
+            shared = (RowCounts(self.hi - self.lo, dtype, device), RowCounts(largest, dtype, device))
+            self.block_counts = [shared] * self.world
+        elif row_step == "expected":
+            for b, (a_b, b_b, _) in enumerate(self.blocks):
+                mlo, mhi = block_bounds(self.n_moving, self.world, b)
+                self.block_counts[b] = (row_weights(row_step, a_b, self.hi - self.lo, self.batch_size, dtype),
+                                        row_weights(row_step, b_b, mhi - mlo, self.batch_size, dtype))
 
     def train_block(self, block: int, epoch: int) -> torch.Tensor:
         """Minibatch SGD over this rank's ratings of moving block ``block``; returns the sum of squared errors."""
@@ -110,6 +124,7 @@ class BlockRank:
         order = block_order(len(t_all), self.seed, epoch, self.rank, block, self.world).to(t_all.device)
         a_all, b_all, t_all = (x.index_select(0, order) for x in (a_all, b_all, t_all))
         F, M, fb, mb = self.F, self.M, self.fb, self.mb
+        counts = self.block_counts[block]
         step = -2.0 * self.lr / (1.0 + self.lr_decay * epoch)
         decay = step * self.reg
         squared = torch.zeros((), dtype=torch.float64, device=t_all.device)
@@ -123,20 +138,26 @@ class BlockRank:
                 error += ba
                 error += bb
             squared += torch.dot(error, error).double()
-            # Steps scaled before index_add_, never through alpha: see vectorized's measurements.
-            scaled = (error * step).unsqueeze(1)
-            if decay:
-                step_q = q.mul(decay).addcmul_(p, scaled)
-                step_p = p.mul_(decay).addcmul_(q, scaled)
+            scaled = error.mul_(step)
+            if counts is None:
+                scaled_a = scaled_b = scaled
+                decay_a = decay_b = decay
             else:
-                step_q = p * scaled
-                step_p = q.mul_(scaled)
+                inv_a, inv_b = counts[0].inverse(a), counts[1].inverse(b)
+                scaled_a, scaled_b = scaled * inv_a, scaled * inv_b
+                decay_a, decay_b = inv_a.mul_(decay), inv_b.mul_(decay)
+            # Steps scaled before index_add_, never through alpha: see vectorized's measurements.
+            if decay:
+                step_q = q.mul(column(decay_b)).addcmul_(p, scaled_b.unsqueeze(1))
+                step_p = p.mul_(column(decay_a)).addcmul_(q, scaled_a.unsqueeze(1))
+            else:
+                step_q = p * scaled_b.unsqueeze(1)
+                step_p = q.mul_(scaled_a.unsqueeze(1))
             F.index_add_(0, a, step_p)
             M.index_add_(0, b, step_q)
             if self.biased:
-                scaled = scaled.view(-1)
-                fb.index_add_(0, a, torch.add(scaled, ba, alpha=decay) if decay else scaled)
-                mb.index_add_(0, b, torch.add(scaled, bb, alpha=decay) if decay else scaled)
+                fb.index_add_(0, a, ba.mul_(decay_a).add_(scaled_a) if decay else scaled_a)
+                mb.index_add_(0, b, bb.mul_(decay_b).add_(scaled_b) if decay else scaled_b)
         return squared
 
     def pass_block(self) -> int:
@@ -201,15 +222,21 @@ class Sharded(distributed.RankStrategy):
     name = "sharded"
     params = {
         "world_size": 2,
-        "batch_size": 1024,
+        # half of vectorized's 1024: a block holds 1/world_size of each table's rows, so a row occurs
+        # world_size times as often in a block's batch; at the default world size 2 this keeps the
+        # expected count of a row per batch (what row_step=expected divides by) that of vectorized.
+        "batch_size": 512,
         # per-rating SGD step on (pred - r)^2, decayed as lr / (1 + lr_decay * epoch).
-        "lr": 0.05,
-        "reg": 0.02,
-        "lr_decay": 0.2,
+        "lr": 0.01,
+        "reg": 0.05,
+        "lr_decay": 0.0,
+        # what a row's summed step in a batch is divided by: "expected" (its expected count per batch
+        # in its block, when above 1), "mean" (its count in the batch) or "sum" (nothing); see minibatch.
+        "row_step": "expected",
         "timeout": 600.0,
     }
     constraints = {"world_size": ">= 1", "batch_size": ">= 1", "lr": "positive", "reg": "non-negative", "lr_decay": "non-negative",
-                   "timeout": "positive"}
+                   "timeout": "positive", "row_step": ROW_STEPS}
     rank_worker = BlockRank
     info_fields = ("gather_bytes_per_epoch",)
     exact = False
@@ -224,6 +251,8 @@ class Sharded(distributed.RankStrategy):
             raise mfbench.MfbenchError(f"sharded: batch_size must be at least 1, got {p['batch_size']}")
         if not p["lr"] > 0:
             raise mfbench.MfbenchError(f"sharded: lr must be positive, got {p['lr']}")
+        if p["row_step"] not in ROW_STEPS:
+            raise mfbench.MfbenchError(f"sharded: row_step must be one of {', '.join(ROW_STEPS)}, got {p['row_step']!r}")
         if p["reg"] < 0 or p["lr_decay"] < 0:
             raise mfbench.MfbenchError(f"sharded: reg and lr_decay must be >= 0, got {p['reg']} and {p['lr_decay']}")
 

@@ -17,21 +17,27 @@ REGISTRY = testing.builtin_registry()
 STRATEGIES = sorted(REGISTRY.strategies)
 MODELS = ("biased", "dot")
 
-#: Most epochs each strategy may take to reach 1.15 x noise with its defaults, (biased, dot).
-#: Measured: scripted 21/24, minibatch and vectorized 21/26, als 6/6, hogwild 7/16-18.
-#: Peers run at the contract's default of 30 unless listed.
+#: Most epochs each strategy may take to reach 1.15 x noise with its defaults and PLANTED_L2,
+#: (biased, dot). Measured: scripted and numba 21/24, minibatch, vectorized and ddp 21/26, als 6/6,
+#: hogwild 21/28 (not deterministic). Peers run at the contract's default of 30 unless listed.
 EPOCH_BUDGET = {
     "scripted": (23, 27),
     "minibatch": (23, 28),
     "vectorized": (23, 28),
     "als": (8, 8),
-    "hogwild": (12, 28),
-    "numba": (23, 27),  # measured 21/24, the scripted strategy's steps
+    "hogwild": (26, 40),
+    "numba": (23, 27),  # the scripted strategy's steps
     # measured 21/34: numba's blocked schedule, a cell's ratings grouped by user (25 on dot when shuffled)
     "native-sgd": (23, 36),
     "ddp": (23, 28),  # minibatch's steps, at world size 2
-    "sharded": (10, 22),  # measured 8/18 at world size 2
+    "sharded": (25, 28),  # measured 22/25 at world size 2
 }
+#: The learning check runs every strategy at the L2 that suits this planted problem, not at its
+#: default: the defaults' reg (0.05 for the SGD strategies, 0.08 for ALS) is sized for the default
+#: 20 factors on real ratings (ml-latest-small, README "Defaults"), and on these rank-matched
+#: planted models it shrinks the signal enough that held-out RMSE levels off just above the target
+#: (vectorized: 0.581 on dot after 45 epochs at reg 0.05). Everything else is the strategy's default.
+PLANTED_L2 = {"reg": 0.02}
 #: The reference keeps the notebook's lr of 1e-6 and ~1,300 updates/s: it would need
 #: days to learn, so it is exempt from the learning check (its exactness is checked).
 NOT_LEARNING = {"reference": "keeps the notebook's lr 1e-6 by design"}
@@ -72,14 +78,14 @@ def test_deterministic_strategies_repeat_themselves(name, model):
 
 @pytest.mark.parametrize("name", STRATEGIES)
 @pytest.mark.parametrize("model", MODELS)
-def test_defaults_learn_planted_data(name, model):
+def test_defaults_learn_planted_data_at_its_l2(name, model):
     if name in NOT_LEARNING:
         pytest.skip(NOT_LEARNING[name])
     if strategy(name).objective != "rating":
         pytest.skip(f"{name} optimizes an {strategy(name).objective}-feedback objective, not ratings")
     skip_unsupported(strategy(name), model)
     budget = EPOCH_BUDGET.get(name, (30, 30))[MODELS.index(model)]
-    testing.assert_learns(strategy(name), model, max_epochs=budget)
+    testing.assert_learns(strategy(name), model, max_epochs=budget, params=PLANTED_L2)
 
 
 def test_every_strategy_declares_what_the_contract_needs():

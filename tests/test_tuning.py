@@ -140,14 +140,14 @@ def test_a_study_never_sees_the_test_ratings(fresh_pm, tmp_path):
 def test_the_first_trial_is_the_defaults_and_the_rest_are_quasi_random(fresh_pm, tmp_path):
     (summary,), _ = tune(fresh_pm, tmp_path / "s.db", strategies=["vectorized"], trials=4)
     first = summary["trials"][0]
-    assert first["defaults"] and first["params"] == {"lr": 0.01, "reg": 0.01, "batch_size": 4096}
+    assert first["defaults"] and first["params"] == {"lr": 0.01, "reg": 0.05, "batch_size": 1024}
     assert summary["n_trials"] == 4 and len({json.dumps(t["params"], sort_keys=True) for t in summary["trials"]}) == 4
     assert summary["sampler"] == "qmc"
 
 
 def test_a_parameter_the_selection_sets_is_held_fixed(fresh_pm, tmp_path):
     (summary,), _ = tune(fresh_pm, tmp_path / "s.db", trials=2)
-    assert summary["fixed_params"] == {"batch_size": 256}
+    assert summary["fixed_params"] == {"batch_size": 256, "row_step": "expected"}  # not in the search space
     assert set(summary["search_space"]) == {"lr", "reg"}
     assert all(set(t["params"]) == {"lr", "reg"} for t in summary["trials"])
 
