@@ -236,3 +236,35 @@ def test_the_benchmark_runs_once_under_benchmark_disable():
     result = pytest_in_subprocess("benchmarks/", "--benchmark-disable", "-q", "-k", "biased-minibatch-cpu")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def test_rounds_cover_the_minimum_time_within_the_setup_budget():
+    registry = collect(mfbench.make_plugin_manager(entry_points=False, env=False))
+    case = next(c for c in bench_conftest.benchmark_cases(registry, ["cpu"]) if c.strategy.name == "vectorized")
+    minimum = bench_conftest.MIN_TIME
+    assert case.rounds_for(epoch_s=minimum / 100, setup_s=0.0) == 100
+    assert case.rounds_for(epoch_s=minimum * 10, setup_s=0.0) == case.rounds  # never fewer than the floor
+    assert case.rounds_for(epoch_s=1e-9, setup_s=0.0) == bench_conftest.MAX_ROUNDS
+    assert case.rounds_for(epoch_s=minimum / 100, setup_s=bench_conftest.MAX_SETUP_TIME / 20) == 20
+
+
+def test_a_saved_run_with_a_declined_case_is_written_and_readable_by_pytest_benchmark(tmp_path):
+    """biased-libmf: libmf's skip() declines the biased model; the JSON must still be written."""
+    saved = tmp_path / "run.json"
+    result = pytest_in_subprocess(
+        "benchmarks/", "-q", "-k", "biased-vectorized-cpu or biased-libmf-cpu", f"--benchmark-json={saved}",
+        extra_env={"MFBENCH_BENCH_MIN_TIME": "0.005"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 1 skipped" in result.stdout
+    document = json.loads(saved.read_text())
+    (bench,) = document["benchmarks"]
+    assert bench["name"] == "test_epoch[biased-vectorized-cpu]"
+    assert bench["extra_info"]["torch_threads"] == 1 == document["machine_info"]["torch_threads"]
+    assert bench["extra_info"]["rounds"] == bench["stats"]["rounds"] >= bench_conftest.ROUNDS
+    assert document["machine_info"]["mfbench"]["calibration"]["score"] > 0
+    shown = subprocess.run(
+        [str(Path(sys.executable).with_name("pytest-benchmark")), "compare", str(saved)], capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "test_epoch[biased-vectorized-cpu]" in shown.stdout
