@@ -35,6 +35,7 @@ from .plan import Case, RunConfig, plan
 from .registry import collect
 from .runner import Runner
 from .stats import epoch_seconds, timed_epochs
+from .timing import Clock
 from .verdict import CONFIDENCE, Interval, median_interval
 
 SCHEMA = "mfbench.ab"
@@ -175,11 +176,13 @@ def run_ab(
     seed: int = 0,
     epochs: int | None = None,
     say: Callable[[str], None] = lambda text: None,
+    clock: Clock = time.perf_counter,
 ) -> AbResult:
     """Measure ``blocks`` pairs of blocks, alternating the order, and the ratio's interval.
 
     :param epochs: timed epochs per block; by default from a pilot block of each side,
         so that the slower side's block lasts about ``block_seconds``.
+    :param clock: the runners' clock (tests give a fake one).
     """
     if blocks < MIN_BLOCKS:
         raise SelectionError(f"--blocks must be at least {MIN_BLOCKS} (fewer pairs give no 95% interval), got {blocks}")
@@ -190,12 +193,12 @@ def run_ab(
         pilot = RunConfig(epochs=MIN_EPOCHS + 1, repeats=1, warmup=warmup, seed=seed)
         slowest = 0.0
         for side in (base, new):
-            side.runner = Runner(pilot)
+            side.runner = Runner(pilot, clock=clock)
             slowest = max(slowest, min(_block(side)))  # the quiet machine's speed: a stalled pilot epoch must not shrink every block
         epochs = epochs_for(slowest, block_seconds)
     config = RunConfig(epochs=epochs, repeats=1, warmup=warmup, seed=seed)
     for side in (base, new):
-        side.runner = Runner(config)
+        side.runner = Runner(config, clock=clock)
     say(f"mfbench ab: {blocks} block pairs of {epochs} timed epoch(s) each")
     fingerprints = set()
     ratios, orders = [], []

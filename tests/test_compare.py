@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import pytest
@@ -443,3 +444,26 @@ def test_a_real_run_compared_with_itself_is_unchanged(fresh_pm, run_cases):
     assert row.speed_ratio == pytest.approx(1.0) and row.speed == SAME
     assert row.rmse_ratio == pytest.approx(1.0) and row.quality == "~"
     assert comparison.exit_code == 0
+
+
+def test_github_format_is_markdown_with_the_outcome_first():
+    base, new = slower_pair(2.0)
+    text = render_comparison(compare_documents(base, new, fail_threshold=10), "github")
+    first, _, rest = text.partition("\n")
+    assert first.startswith("**mfbench compare: FAILED**") and "1 slower" in first
+    assert "| dataset" in rest and "|---" in rest.replace(":", "-")
+    assert "- fail threshold 10% tripped by 1 case(s):" in rest
+    assert "  - planted / dot / sgd[lr=0.05] / cpu: 50.0% slower > 10%" in rest
+    passed = render_comparison(compare_documents(*slower_pair(1.0), fail_threshold=10), "github")
+    assert passed.startswith("**mfbench compare: passed** (threshold 10%): 1 no change")
+
+
+def test_the_command_line_fails_on_a_missing_case_unless_allowed(tmp_path, capsys):
+    from mfbench.cli import main
+
+    base, new = tmp_path / "base.json", tmp_path / "new.json"
+    base.write_text(json.dumps(make_doc(make_case("kept"), make_case("gone"))))
+    new.write_text(json.dumps(make_doc(make_case("kept"))))
+    assert main(["compare", str(base), str(new), "--fail-threshold", "10"]) == 1
+    assert "missing in new" in capsys.readouterr().out
+    assert main(["compare", str(base), str(new), "--fail-threshold", "10", "--allow-missing"]) == 0
