@@ -10,7 +10,7 @@ benchmark's stats record when ``pedantic`` starts, and a skip raised inside a
 round leaves that record empty, which breaks ``--benchmark-json`` and
 ``--benchmark-autosave`` for the whole session.
 
-One untimed probe round times the epoch and the setup; the number of timed rounds
+Untimed probe rounds time the epoch and a second setup (the first may compile); the number of timed rounds
 follows from it (``BenchCase.rounds_for`` in conftest.py), so that a ~1 ms epoch is measured
 over at least ``MIN_TIME`` seconds. ``extra_info`` carries updates/s (training
 ratings / median epoch), the held-out RMSE of the last round's model, the data
@@ -75,14 +75,15 @@ def test_epoch(benchmark, bench_case, bench_data):
     try:
         rounds = bench_case.rounds
         if benchmark.enabled:
-            start = time.perf_counter()
-            (probe,), _ = fresh_round()
-            setup_s = time.perf_counter() - start
+            (probe,), _ = fresh_round()  # a first setup may compile (numba): not what later rounds cost
             epochs = []
             for _ in range(PROBE_EPOCHS):  # the first epoch of a process is often slow: keep the fastest
                 start = time.perf_counter()
                 one_epoch(probe)
                 epochs.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            fresh_round()
+            setup_s = time.perf_counter() - start
             rounds = bench_case.rounds_for(min(epochs), setup_s)
         benchmark.pedantic(one_epoch, setup=fresh_round, rounds=rounds, warmup_rounds=bench_case.warmup_rounds)
     finally:
