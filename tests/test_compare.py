@@ -441,9 +441,11 @@ def test_a_real_run_compared_with_itself_is_unchanged(fresh_pm, run_cases):
     comparison = compare_documents(doc, copy.deepcopy(doc), fail_threshold=50)
     row = only_row(comparison)
     assert row.where == "both" and row.status == "ok"
-    assert row.speed_ratio == pytest.approx(1.0) and row.speed == SAME
+    # the interval holds 1 whatever the machine's noise: never slower or faster (how wide it is, is the machine's)
+    assert row.speed_ratio == pytest.approx(1.0) and row.speed in (SAME, NOISY)
+    assert row.speed_interval.low <= 1.0 <= row.speed_interval.high
     assert row.rmse_ratio == pytest.approx(1.0) and row.quality == "~"
-    assert comparison.exit_code == 0
+    assert comparison.exit_code in (0, EXIT_NOISY) and comparison.tripped == []
 
 
 def test_github_format_is_markdown_with_the_outcome_first():
