@@ -51,6 +51,7 @@ from tabulate import tabulate
 
 import mfbench
 from mfbench.ab import plan_side, run_ab
+from mfbench.errors import unknown_name
 from mfbench.manager import DEFAULT_PLUGINS
 from mfbench.plan import RunConfig
 from mfbench.registry import collect
@@ -111,8 +112,10 @@ def strategies_of(module: str) -> list[str]:
 
 
 def module_of(strategy: str) -> str:
-    pm = mfbench.make_plugin_manager(entry_points=False, env=False)
-    return collect(pm).strategies[strategy].plugin
+    strategies = collect(mfbench.make_plugin_manager(entry_points=False, env=False)).strategies
+    if strategy not in strategies:
+        raise mfbench.SelectionError(unknown_name("strategy", strategy, strategies))
+    return strategies[strategy].plugin
 
 
 def measure(strategy: str, base_plugins: list[str], threshold: float, blocks: int) -> Outcome:
@@ -158,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         unpack_base(base_commit, Path(folder))
         sys.path.insert(0, folder)
         if args.strategies:
-            jobs = [(name, module_of(name)) for name in args.strategies]
+            try:
+                jobs = [(name, module_of(name)) for name in args.strategies]
+            except mfbench.MfbenchError as exc:
+                print(f"gate: {exc}", file=sys.stderr)
+                return 2
         else:
             jobs = [(name, module) for module in changed_modules(base_commit) for name in strategies_of(module)]
         outcomes = [measure(CONTROL, [], args.threshold, args.blocks)]

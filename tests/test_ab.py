@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import mfbench
 from mfbench import MfbenchError, SelectionError
@@ -22,6 +23,8 @@ from mfbench.verdict import NOISY, SAME, SLOWER, decide
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "sprand[n_users=40,n_items=30,density=0.2]"
+#: ~0.7 ms epochs for vectorized: long enough that scheduler noise does not dominate a block
+SMALL = "lowrank[n_users=300,n_items=200,nnz=6000]"
 
 
 class FakeClock:
@@ -120,14 +123,18 @@ def test_a_side_that_cannot_train_is_an_error_that_says_so():
 
 def test_the_command_times_a_strategy_made_three_times_slower(tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    monkeypatch.setattr("torch.set_num_threads", lambda n: None)  # keep the test process as it was
     out = tmp_path / "ab.json"
-    code = main(["ab", "-q", "-p", "slowed", "-s", "slowed", "-s", "slowed[slowdown=3.0]", "-d", TINY,
-                 "--blocks", "6", "--epochs", "5", "--fail-threshold", "20", "--format", "github", "-o", str(out)])
+    # 12 pairs: the interval runs from the 3rd to the 10th ratio, so two stalled pairs on a loaded machine cannot hide it
+    threads = torch.get_num_threads()  # the command sets one thread (two under contention ruin timings)
+    try:
+        code = main(["ab", "-q", "-p", "slowed", "-s", "slowed", "-s", "slowed[slowdown=3.0]", "-d", SMALL, "-m", "biased",
+                     "--blocks", "12", "--epochs", "9", "--fail-threshold", "20", "--format", "github", "-o", str(out)])
+    finally:
+        torch.set_num_threads(threads)  # leave the test process as it was
     text = capsys.readouterr().out
     assert code == 1, text
     assert "| BASE" in text and ": slower" in text
     document = json.loads(out.read_text())
-    assert document["schema"] == "mfbench.ab" and len(document["blocks"]) == 6
+    assert document["schema"] == "mfbench.ab" and len(document["blocks"]) == 12
     assert document["ratio"]["estimate"] < 0.6  # 1/3 nominally; generous for a loaded machine
     assert document["verdict"]["verdict"] == SLOWER

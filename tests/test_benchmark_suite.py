@@ -134,3 +134,9 @@ def test_a_saved_run_with_a_declined_case_is_written_and_readable_by_pytest_benc
     )
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "test_epoch[biased-vectorized-cpu]" in shown.stdout
+
+
+def test_the_gate_refuses_an_unknown_strategy_by_name(capsys, monkeypatch):
+    monkeypatch.setattr(gate.torch, "set_num_threads", lambda n: None)
+    assert gate.main(["--base-ref", "HEAD", "--strategies", "vectorised"]) == 2
+    assert "Did you mean 'vectorized'?" in capsys.readouterr().err

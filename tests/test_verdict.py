@@ -92,3 +92,19 @@ def test_calibration_scores_come_from_the_start_timings_and_after_each_case():
     }
     assert calibration_scores(document) == [100.0, 50.0, 90.0]
     assert calibration_scores({"cases": []}) == []
+
+
+def test_an_in_process_run_times_the_calibration_again_after_every_case(fresh_pm):
+    from mfbench.executors import InProcessExecutor, Job
+    from mfbench.plan import RunConfig, plan
+    from mfbench.registry import collect
+
+    config = RunConfig(epochs=1, repeats=1, warmup=0)
+    cases = plan(collect(fresh_pm), ["sprand[n_users=40,n_items=30,density=0.2]"], ["dot"], ["vectorized", "als"], ["cpu"], config)
+    executor = InProcessExecutor()
+    machine = executor.start(Job(fresh_pm, cases, config, calibration=True))
+    records: list[dict] = []
+    executor.run(Job(fresh_pm, cases, config, calibration=True), records.append)
+    assert [r["calibration_after"]["score"] > 0 for r in records] == [True, True]
+    document = {"machine": machine, "cases": records}
+    assert len(calibration_scores(document)) == len(machine["calibration"]["seconds_all"]) + 2
