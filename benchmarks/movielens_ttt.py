@@ -1,12 +1,12 @@
 """Time-to-target on real MovieLens ratings: every peer and every mfbench strategy, one target.
 
-The target is the best held-out RMSE that Surprise's SVD reaches with its own defaults
+The target is the best validation RMSE that Surprise's SVD reaches with its own defaults
 (100 factors, lr 0.005, reg 0.02, init N(0, 0.1), up to its default 20 epochs) on a
-seeded 90/10 split. Then each strategy trains the same model on the same split and
+seeded 80/10/10 train/validation/test split; test RMSE is reported, never used to decide. Then each strategy trains the same model on the same split and
 the script reports the training seconds it needs to reach that target:
 
 - a strategy that steps epoch by epoch runs once per repeat with ``--target-rmse``
-  (the runner's time-to-target: every epoch's seconds until held-out RMSE <= target);
+  (the runner's time-to-target: every epoch's seconds until validation RMSE <= target);
 - a strategy that only trains whole fits (Surprise, LIBMF) is fitted with 1, 2, 3...
   epochs; its time-to-target is the median fit time of the fewest epochs that reach it;
 - a strategy with an implicit-feedback objective has no rating target: it is listed
@@ -36,7 +36,7 @@ from mfbench.plan import RunConfig, plan
 from mfbench.registry import collect
 from mfbench.results import ResultsFile
 from mfbench.runner import Runner
-from mfbench.stats import as_number, final_test_rmse
+from mfbench.stats import as_number, decision_rmse, final_decision_rmse, final_test_rmse
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_RATINGS = ROOT.parent / "shared" / "data" / "ml-latest-small" / "ratings.csv"
@@ -115,7 +115,7 @@ class Measurement:
         for n in range(1, epochs + 1):
             record = self.run(strategy, model, n)
             fits.append(record)
-            final = final_test_rmse(record)
+            final = final_decision_rmse(record)
             if record["status"] != "ok":
                 return fits, None
             if target is not None and final is not None and final.median <= target:
@@ -140,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"target: Surprise SVD with its defaults, fits of 1..{SURPRISE_DEFAULT_EPOCHS} epochs", file=sys.stderr)
         fits, _ = measurement.whole_fits(SURPRISE_DEFAULTS, SURPRISE_MODEL, None, SURPRISE_DEFAULT_EPOCHS)
-        best = min(fits, key=lambda r: final_test_rmse(r).median if final_test_rmse(r) else math.inf)
-        target = final_test_rmse(best).median
+        best = min(fits, key=lambda r: final_decision_rmse(r).median if final_decision_rmse(r) else math.inf)
+        target = final_decision_rmse(best).median
         best_epochs = best["repeats"][0]["epochs"][0]["epochs_covered"]
-        print(f"target: held-out RMSE {target:.4f} (Surprise SVD defaults, best at {best_epochs} epochs)", file=sys.stderr)
+        print(f"target: validation RMSE {target:.4f} (Surprise SVD defaults, best at {best_epochs} epochs)", file=sys.stderr)
         rows = []
         wanted = set(args.strategy or [])
         for strategy, model in CONTENDERS:
@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     except MfbenchError as exc:
         print(f"mfbench: {exc}", file=sys.stderr)
         return 2
-    print(f"\nMovieLens ({args.ratings}), seeded 90/10 split (seed {args.seed}), {args.repeats} repeat(s);"
-          f" target held-out RMSE {target:.4f} = the best of Surprise SVD's defaults\n")
+    print(f"\nMovieLens ({args.ratings}), seeded 80/10/10 split (seed {args.seed}), {args.repeats} repeat(s);"
+          f" target validation RMSE {target:.4f} = the best of Surprise SVD's defaults\n")
     print(tabulate(rows, headers=["strategy", "model", "status", "epochs to target", "time to target s",
                                   "s/epoch", "setup s", "best test RMSE", "note"],
                    tablefmt=args.format, disable_numparse=True))
@@ -180,7 +180,7 @@ def epochs_to(record: dict[str, Any], target: float) -> int | None:
     """Median over repeats of the epochs it took to reach ``target`` (None if most repeats never did)."""
     counts = []
     for repeat in record["repeats"]:
-        hits = [i + 1 for i, e in enumerate(repeat["epochs"]) if as_number(e.get("test_rmse")) <= target]
+        hits = [i + 1 for i, e in enumerate(repeat["epochs"]) if decision_rmse(e) <= target]
         counts.append(hits[0] if hits else None)
     reached = [c for c in counts if c is not None]
     return int(statistics.median(reached)) if reached and len(reached) * 2 >= len(counts) else None

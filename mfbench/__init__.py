@@ -1,7 +1,8 @@
 """mfbench: which matrix-factorization training strategy is fastest to a given quality?
 
 The names a plugin author needs are all here: ``hookimpl`` to mark hook
-functions, the part base classes, ``Ratings`` and ``epoch_permutation``.
+functions, the part base classes, ``Ratings``, ``epoch_permutation`` and the
+search-space dimensions strategies declare for tuning.
 """
 
 from .errors import CaseTimeout, MfbenchError, PluginError, SelectionError
@@ -9,12 +10,16 @@ from .hookspecs import hookimpl, hookspec
 from .parts import Dataset, Model, Part, Strategy, epoch_permutation
 from .manager import make_plugin_manager
 from .ratings import Ratings
+from .search_space import Categorical, IntRange, LogUniform, Uniform
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CaseTimeout",
+    "Categorical",
     "Dataset",
+    "IntRange",
+    "LogUniform",
     "MfbenchError",
     "Model",
     "Part",
@@ -22,6 +27,7 @@ __all__ = [
     "Ratings",
     "SelectionError",
     "Strategy",
+    "Uniform",
     "__version__",
     "epoch_permutation",
     "hookimpl",

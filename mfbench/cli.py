@@ -5,25 +5,33 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import pluggy
+import torch
 from tabulate import tabulate
 
 from . import __version__
-from .execute import Overrides, execute
+from .execute import Overrides, config_for, execute, plan_suite
 from .executors import DEFAULT_EXECUTOR, collect_executors
 from .errors import MfbenchError, SelectionError, unknown_name
 from .manager import PLUGINS_ENV, make_plugin_manager
 from .parts import Dataset
 from .paths import cache_dir, default_results_dir
-from .plan import RunConfig
+from .plan import RunConfig, parse_target
 from .registry import Registry, collect
 from .report import check_format, render_csv, render_table
+from .tablefit import View, parse_columns, terminal_width
+from .report_tuning import render_profile, render_tuning
+from .profile import performance_profile
 from .results import default_results_path, load_results
-from .suite import DEFAULT_SUITE, SETTINGS, builtin_suites, load_suite
+from .stats import case_time_to_target
+from .suite import DEFAULT_SUITE, SETTINGS, Suite, builtin_suites, load_suite
 from .selection import GRAMMAR_HELP, format_params, parse_value
+from .search_space import describe_space
+from .tuning import PRUNERS, SAMPLERS
 
 DESCRIPTION = "mfbench: which matrix-factorization training strategy is fastest to a given quality, on your data and hardware?"
 RUN_EPILOG = f"""\
@@ -56,6 +64,59 @@ Exit status: 0 when every case ended ok, skipped, diverged or timeout; 1 when an
 ended in error; 2 for a usage error; 130 when interrupted (finished cases are kept).
 """
 
+TUNE_EPILOG = """\
+examples:
+  mfbench tune -d lowrank -m biased -s numba -s vectorized --trials 20
+  mfbench tune -d 'movielens[path=ratings.csv]' -m biased -s '*' --trials 20 --storage sqlite:///studies.db
+  mfbench run  -d 'movielens[path=ratings.csv]' -m biased -s '*' --tuned sqlite:///studies.db --target-rmse auto
+
+Each case's study is named by the case's identity ("dataset / model / strategy / device").
+Ctrl-C keeps the finished trials: the same command resumes. Several processes may work on
+one study at once: start the same command in each (on one machine with a SQLite file, on
+several with a database server URL such as postgresql://user@host/db); each stops when the
+study holds --trials trials.
+"""
+
+
+DEFAULT_STUDIES = str(default_results_dir().parent / "studies.db")
+
+
+FORMAT_HELP = (
+    "any tabulate table format (default %(default)s, fitted to the terminal); "
+    "export formats (github, latex, tsv...) show every column and row"
+)
+
+
+def table_view(args: argparse.Namespace) -> View:
+    """--columns/--wide, and the width of the terminal the table is printed to."""
+    return View(columns=parse_columns(args.columns), wide=args.wide, width=terminal_width(sys.stdout))
+
+
+def default_text(key: str, fallback: str, suite: Suite | None) -> str:
+    """What ``--help`` says a setting defaults to: the suite's value where the suite sets one."""
+    if suite is not None and key in suite.settings:
+        value = suite.settings[key]
+        shown = f"{value:g}" if isinstance(value, (int, float)) else str(value)
+        return f"default {shown}, the {suite.name} suite's; {fallback} where a suite sets none"
+    in_groups = [g[key] for g in (suite.groups if suite is not None else []) if key in g]
+    if suite is not None and in_groups:
+        shown = ", ".join(f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in in_groups)
+        return f"default: {shown} in the {suite.name} suite's group(s) that set it, {fallback} elsewhere"
+    return f"default {fallback}"
+
+
+def help_suite(argv: Sequence[str]) -> Suite | None:
+    """For ``mfbench run --help`` (and tune's): the suite it would run (--suite, else the default), so help states its settings."""
+    if not argv or argv[0] not in ("run", "tune") or not {"-h", "--help"} & set(argv):
+        return None
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--suite", default=DEFAULT_SUITE)
+    known, _ = pre.parse_known_args(argv[1:])
+    try:
+        return load_suite(known.suite)
+    except MfbenchError:
+        return None
+
 
 COMPARE_EPILOG = """\
 speed verdicts: the ratio NEW/BASE of median epoch times, with a 95% interval from a
@@ -73,7 +134,8 @@ nothing tripped but some case is too noisy to rule it out; 2 for a usage error.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(suite: Suite | None = None) -> argparse.ArgumentParser:
+    """The parser; ``suite`` (the one a ``run --help`` would run) makes the help state its defaults."""
     plugin_opts = argparse.ArgumentParser(add_help=False)
     plugin_opts.add_argument(
         "-p",
@@ -84,35 +146,89 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"load plugin MODULE by import path (repeatable), or block one with no:NAME; "
         f"{PLUGINS_ENV}=mod1,mod2 does the same",
     )
+    table_opts = argparse.ArgumentParser(add_help=False)
+    table_opts.add_argument(
+        "--columns", metavar="LIST",
+        help="comma-separated columns to show, e.g. dataset,strategy,updates/s,test-rmse (default: the essential ones; "
+        "--wide lists them all)",
+    )
+    table_opts.add_argument(
+        "--wide", action="store_true",
+        help="every column and every row, labels in full (default: fit the terminal, collapse rows skipped for one reason)",
+    )
+    table_opts.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report to FILE")
+    # What to cross and how: shared by run (which times the cases) and tune (which tunes them).
+    case_opts = argparse.ArgumentParser(add_help=False)
+    case_opts.add_argument("-d", "--dataset", action="append", metavar="SEL", help="data generator (repeatable)")
+    case_opts.add_argument("-m", "--model", action="append", metavar="SEL", help="model variant (repeatable)")
+    case_opts.add_argument("-s", "--strategy", action="append", metavar="SEL", help="training strategy (repeatable)")
+    case_opts.add_argument(
+        "--device", action="append", metavar="DEV",
+        help="cpu, cuda or cuda:N (repeatable; "
+        + (f"default {', '.join(suite.base['devices'])}, the {suite.name} suite's)" if suite and "devices" in suite.base else "default: cpu and cuda)"),
+    )
+    case_opts.add_argument("--suite", default=DEFAULT_SUITE, metavar="NAME", help="a built-in suite name or a .toml path (default %(default)s)")
+    case_opts.add_argument("--epochs", type=int, help=f"counted epochs per repeat ({default_text('epochs', str(RunConfig.epochs), suite)})")
+    case_opts.add_argument(
+        "--warmup", type=int,
+        help=f"uncounted warm-up epochs at the start of each repeat ({default_text('warmup', str(RunConfig.warmup), suite)})",
+    )
+    case_opts.add_argument("--seed", type=int, help=f"seed for data, split, init and order ({default_text('seed', str(RunConfig.seed), suite)})")
+    case_opts.add_argument(
+        "--factors", type=int,
+        help=f"n_factors of every model that has it, unless given in -m ({default_text('factors', 'each model its own', suite)})",
+    )
+    case_opts.add_argument(
+        "--test-fraction", type=float,
+        help=f"share held out as the test set, for final figures only ({default_text('test_fraction', str(RunConfig.test_fraction), suite)})",
+    )
+    case_opts.add_argument(
+        "--valid-fraction", type=float,
+        help=f"share held out for validation: what targets and tuning see ({default_text('valid_fraction', str(RunConfig.valid_fraction), suite)})",
+    )
+    case_opts.add_argument(
+        "--timeout", type=float, help=f"seconds per case, checked after each epoch ({default_text('timeout', 'none', suite)})"
+    )
+    case_opts.add_argument(
+        "--threads", type=int, metavar="N",
+        help="torch intra-op threads for the run (" + default_text("threads", "torch's, one per core", suite) + ")",
+    )
     parser = argparse.ArgumentParser(prog="mfbench", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"mfbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(
         "run",
-        parents=[plugin_opts],
+        parents=[plugin_opts, case_opts, table_opts],
         help="run a benchmark suite",
         description="Cross datasets x models x strategies (x parameter grids) x devices, time every case, report.",
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("-d", "--dataset", action="append", metavar="SEL", help="data generator (repeatable)")
-    run.add_argument("-m", "--model", action="append", metavar="SEL", help="model variant (repeatable)")
-    run.add_argument("-s", "--strategy", action="append", metavar="SEL", help="training strategy (repeatable)")
     run.add_argument(
-        "--device", action="append", metavar="DEV", help="cpu, cuda or cuda:N (repeatable; default: cpu and cuda)"
+        "--target-rmse", type=parse_target, metavar="X",
+        help="report time-to-target: training seconds until validation RMSE <= X; 'auto' derives one per "
+        f"workload from the run (see README, Targets); {default_text('target_rmse', 'none', suite)}",
     )
-    run.add_argument("--suite", default=DEFAULT_SUITE, metavar="NAME", help="a built-in suite name or a .toml path (default %(default)s)")
-    run.add_argument("--epochs", type=int, help=f"counted epochs per repeat (default {RunConfig.epochs})")
-    run.add_argument("--repeats", type=int, help=f"repeats per case, each from a fresh model (default {RunConfig.repeats})")
-    run.add_argument("--warmup", type=int, help=f"uncounted warm-up epochs at the start of each repeat (default {RunConfig.warmup})")
-    run.add_argument("--seed", type=int, help=f"seed for data, split, init and order (default {RunConfig.seed})")
-    run.add_argument("--factors", type=int, help="n_factors of every model that has it, unless given in -m")
-    run.add_argument("--test-fraction", type=float, help=f"held-out share (default {RunConfig.test_fraction})")
-    run.add_argument("--timeout", type=float, help="seconds per case, checked after each epoch (default: none)")
-    run.add_argument("--threads", type=int, metavar="N", help="torch intra-op threads for the run (default: torch's, one per core)")
-    run.add_argument("--target-rmse", type=float, metavar="X", help="report time-to-target: training seconds until held-out RMSE <= X")
+    run.add_argument(
+        "--target-slack", type=float, metavar="S",
+        help="for --target-rmse auto: the target is (1 + S) x the best validation RMSE of the workload (default 0.02)",
+    )
+    run.add_argument(
+        "--repeats", type=int,
+        help=f"repeats per case, each from a fresh model ({default_text('repeats', str(RunConfig.repeats), suite)})",
+    )
     run.add_argument("--no-calibration", action="store_true", help="skip the machine calibration workload (no relative throughput)")
+    run.add_argument(
+        "--tune-trials", type=int, metavar="N",
+        help="tune every case first (N trials per study, stored in --tuned or the default studies file), then race "
+        "the tuned parameters (default: the suite's tune_trials; most suites do not tune)",
+    )
+    run.add_argument(
+        "--tuned", metavar="STORAGE",
+        help="race each strategy with the parameters its study in STORAGE chose (made by mfbench tune: a SQLite "
+        "path or an Optuna storage URL); without it the race is at the selected (default) parameters",
+    )
     run.add_argument(
         "--executor", default=DEFAULT_EXECUTOR, metavar="NAME",
         help="where the cases run: inprocess (default), dask, or another executor plugin's (see below)",
@@ -125,21 +241,52 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor-option", action="append", default=[], metavar="KEY=VALUE",
         help="any other option of the executor (repeatable), e.g. timeout=60 (seconds to reach a Dask scheduler and its workers)",
     )
-    run.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format (default %(default)s)")
+    run.add_argument("--format", default="simple", metavar="FMT", help=FORMAT_HELP)
     run.add_argument("-o", "--output", type=Path, help=f"results JSON path (default: {default_results_dir()}/run-TIMESTAMP.json)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress: print only the final table and the results path")
+
+    tune = sub.add_parser(
+        "tune",
+        parents=[plugin_opts, case_opts],
+        help="tune each strategy's parameters on the validation split (Optuna studies)",
+        description="For every case (dataset x model x strategy x device) of the selection or suite, run a budgeted "
+        "search over the strategy's declared search space. Trials train for warm-up + counted epochs and are judged "
+        "on the validation ratings only; the test ratings are never seen. Studies are stored, so an interrupted "
+        "tune resumes and several processes can share one study.",
+        epilog=TUNE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tune.add_argument(
+        "--target-rmse", type=parse_target, metavar="X",
+        help="make each trial's objective its training seconds until validation RMSE <= X (default: no target; "
+        "the objective is the best validation RMSE within the epoch budget; a suite's targets are for races)",
+    )
+    tune.add_argument("--trials", type=int, default=20, help="trials per study, counting those it already holds (default %(default)s)")
+    tune.add_argument(
+        "--storage", default=DEFAULT_STUDIES,
+        help="where studies live: a SQLite file path or any Optuna storage URL (default %(default)s)",
+    )
+    tune.add_argument("--sampler", default="qmc", choices=SAMPLERS, help="qmc: scrambled Sobol quasi-random points (default); tpe; random")
+    tune.add_argument("--pruner", default="median", choices=PRUNERS, help="median: stop trials behind the median of earlier ones at the same epoch (default); none")
+    tune.add_argument("--params", metavar="P1,P2", help="tune only these parameters of the search space (default: all it declares)")
+    tune.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
 
     lst = sub.add_parser("list", parents=[plugin_opts], help="list datasets, models and strategies, and their plugins")
     lst.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
 
-    rep = sub.add_parser("report", help="print a saved run's table again")
+    rep = sub.add_parser("report", parents=[table_opts], help="print a saved run's table again")
     rep.add_argument("results", type=Path, help="a results JSON file written by mfbench run")
-    rep.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
-    rep.add_argument("--csv", action="store_true", help="write the table as CSV with raw numbers")
+    rep.add_argument("--format", default="simple", metavar="FMT", help=FORMAT_HELP)
+    rep.add_argument("--csv", action="store_true", help="write every column as CSV with raw numbers (spread as a fraction)")
     rep.add_argument("--target-rmse", type=float, metavar="X", help="time-to-target for this X (default: the run's)")
+    rep.add_argument(
+        "--profile", action="store_true",
+        help="rank strategies over every workload of the run with one score (performance profile, AlgoPerf-style)",
+    )
 
     cmp = sub.add_parser(
         "compare",
+        parents=[table_opts],
         help="compare two results files case by case",
         description="Match cases by identity and show new/base ratios of throughput, time-to-target and held-out RMSE, "
         "with a verdict on speed from a 95%% confidence interval of the ratio: slower, faster, no change, or too "
@@ -149,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument("base", type=Path, help="the baseline results file")
     cmp.add_argument("new", type=Path, help="the results file to judge")
-    cmp.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
+    cmp.add_argument("--format", default="simple", metavar="FMT", help=FORMAT_HELP)
     cmp.add_argument("--target-rmse", type=float, metavar="X", help="time-to-target threshold (default: the runs' own)")
     cmp.add_argument("--normalize", action="store_true", help="compare calibration-relative throughput (runs from two machines)")
     cmp.add_argument("--fail-threshold", type=float, metavar="PCT",
@@ -169,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     plt.add_argument("results", type=Path, help="a results JSON file")
     plt.add_argument("-o", "--output", type=Path, help="the PNG file to write (default: RESULTS with .png)")
     plt.add_argument("--target-rmse", type=float, metavar="X", help="draw this target (default: the run's)")
+    plt.add_argument("--profile", action="store_true", help="draw the performance profiles rho(tau) of the strategies instead")
 
     data = sub.add_parser("data", help="manage data sets")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
@@ -200,12 +348,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_format(args.format)
     pm, registry = load_registry(args.plugins)
     suite = load_suite(args.suite)
-    settings = {key: getattr(args, key) for key in SETTINGS}
-    overrides = Overrides(args.dataset, args.model, args.strategy, args.device, settings)
+    overrides = Overrides(args.dataset, args.model, args.strategy, args.device, given_settings(args))
     output = args.output or default_results_path(default_results_dir())
+    trials = args.tune_trials if args.tune_trials is not None else suite.tune_trials
+    tuned = args.tuned
+    if trials is not None:
+        tuned = tuned or DEFAULT_STUDIES
+        say = (lambda _: None) if args.quiet else print
+        if tune_cases(registry, suite, overrides, tuned, trials, say=say) is None:
+            return 130
     results, interrupted = execute(
         pm, registry, suite, overrides, output, calibration=not args.no_calibration, quiet=args.quiet,
-        executor=args.executor, executor_options=executor_options(args),
+        executor=args.executor, executor_options=executor_options(args), tuned=tuned,
     )
     cases = results.document["cases"]
     if results.path is None:  # a torchrun rank other than 0: rank 0 reports
@@ -213,12 +367,82 @@ def cmd_run(args: argparse.Namespace) -> int:
     if interrupted:
         print(f"\nmfbench: interrupted; the {len(cases)} finished case(s) are in {output}", file=sys.stderr)
         return 130
-    print(render_table(cases, args.format, hosts=shows_hosts(results.document)))
+    print(render_table(cases, args.format, hosts=shows_hosts(results.document), view=table_view(args)))
+    print_scores(results.document, args.format)
     print(f"\nresults: {output}")
+    if args.html:
+        print(f"html: {write_html_report(results.document, args.html)}")
+    if not tuned:
+        print("parameters: as selected (defaults unless set), not tuned; mfbench tune, then run --tuned, races tuned ones")
     errors = [c for c in cases if c["status"] == "error"]
     if errors:
         print(f"mfbench: {len(errors)} case(s) ended in error; their tracebacks are in the results file", file=sys.stderr)
         return 1
+    return 0
+
+
+def print_scores(document: dict[str, Any], fmt: str) -> None:
+    """The derived targets and, over several workloads, the performance-profile score."""
+    for target in document.get("targets") or []:
+        origin = "tuned" if target["from_tuned"] else "untuned"
+        print(f"\ntarget {target['workload']}: {target['target_rmse']:.4f} = (1 + {target['slack']:g}) x best validation "
+              f"RMSE {target['best_valid_rmse']:.4f} of {origin} case {target['from_case']}")
+    profile = document.get("profile")
+    if profile and len(profile["workloads"]) > 1:
+        print("\nperformance profile over workloads:")
+        print(render_profile(profile, fmt))
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run settings the command line gave (None: the suite's or the default)."""
+    return {key: getattr(args, key, None) for key in SETTINGS}
+
+
+def tune_cases(
+    registry: Registry, suite: Any, overrides: Overrides, storage: str, trials: int, *,
+    sampler: str = "qmc", pruner: str = "median", only: set[str] | None = None,
+    target: float | None = None, say: Any = print,
+) -> list[dict[str, Any]] | None:
+    """Tune every planned case into ``storage``; the studies' summaries, or None when interrupted."""
+    from .tuning import Tuner
+
+    # Only a target given to tune makes the objective time-to-target: a suite's targets are
+    # for its races (and "auto" ones are derived from tuned races, so they cannot steer tuning).
+    config = replace(config_for(suite, overrides), target_rmse=target)
+    cases, _ = plan_suite(registry, suite, overrides, config)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    tuner = Tuner(storage, config, trials=trials, sampler=sampler, pruner=pruner, only=only, say=say)
+    say(f"mfbench tune: {len(cases)} case(s), {trials} trials each, studies in {tuner.storage_text}")
+    summaries = []
+    try:
+        for index, case in enumerate(cases, 1):
+            say(f"[{index}/{len(cases)}] {case.id}")
+            summary = tuner.tune(case)
+            if summary["status"] == "skipped":
+                say(f"  skipped: {summary['reason']}")
+            summaries.append(summary)
+    except KeyboardInterrupt:
+        print(f"\nmfbench: interrupted; finished trials are kept in {tuner.storage_text}: "
+              "run the same command again to resume", file=sys.stderr)
+        return None
+    return summaries
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    check_format(args.format)
+    if args.target_rmse == "auto":
+        raise SelectionError("mfbench tune takes a numeric --target-rmse (or none); 'auto' targets come from tuned races")
+    _, registry = load_registry(args.plugins)
+    suite = load_suite(args.suite)
+    overrides = Overrides(args.dataset, args.model, args.strategy, args.device, given_settings(args))
+    only = set(args.params.split(",")) if args.params else None
+    summaries = tune_cases(registry, suite, overrides, args.storage, args.trials, sampler=args.sampler,
+                           pruner=args.pruner, only=only, target=args.target_rmse)
+    if summaries is None:
+        return 130
+    print(render_tuning(summaries, args.format))
+    print(f"\nstudies: {args.storage}; race them with: mfbench run ... --tuned {args.storage}")
     return 0
 
 
@@ -249,12 +473,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             if title == "strategies":
                 cls = entry.cls
                 row[2:2] = [",".join(cls.devices), strategy_kind(cls)]
+                row.insert(2, describe_space(getattr(cls, "search_space", {})) or "(none)")
             if title == "datasets" and getattr(entry.cls, "downloads", None):
                 row[-1] += f" (downloads: {', '.join(entry.cls.downloads)})"  # type: ignore[attr-defined]
             rows.append(row)
         headers = ["name", "params (defaults)", "plugin", "description"]
         if title == "strategies":
             headers[2:2] = ["devices", "kind"]
+            headers.insert(2, "tuned over (mfbench tune)")
         print(f"{title}:")
         print(tabulate(rows, headers=headers, tablefmt=args.format, disable_numparse=True))
         print()
@@ -278,12 +504,38 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_html_report(document: dict, path: Path, target: float | None = None) -> Path:
+    from .html_report import write_report
+
+    return write_report(document, path, target=target)
+
+
+def run_profile(document: dict[str, Any], target: float | None) -> dict[str, Any]:
+    """The run's profile; recomputed when a different target is asked for."""
+    if target is None and document.get("profile"):
+        return document["profile"]
+    cases = document["cases"]
+    if target is not None:
+        cases = [dict(c, summary={**(c.get("summary") or {}), "target_rmse": target,
+                                  "time_to_target_s": case_time_to_target(c, target)}) for c in cases]
+    return performance_profile(cases)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     document = load_results(args.results)
+    view = table_view(args)
+    if args.profile:
+        profile = run_profile(document, args.target_rmse)
+        if not profile["strategies"]:
+            raise MfbenchError(f"{args.results} has no time-to-target to score: give --target-rmse X")
+        print(render_profile(profile, check_format(args.format)))
+        return 0
     if args.csv:
         sys.stdout.write(render_csv(document["cases"], args.target_rmse, hosts=shows_hosts(document)))
     else:
-        print(render_table(document["cases"], check_format(args.format), args.target_rmse, hosts=shows_hosts(document)))
+        print(render_table(document["cases"], check_format(args.format), args.target_rmse, hosts=shows_hosts(document), view=view))
+    if args.html:
+        print(f"html: {write_html_report(document, args.html, args.target_rmse)}", file=sys.stderr)
     if not document.get("complete"):
         print(f"\nnote: {args.results} is from a run that did not finish; it holds the cases that did", file=sys.stderr)
     return 0
@@ -302,20 +554,31 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def side_names(base: Path, new: Path) -> tuple[str, str]:
+    """The two files' names as a page shows them: file names, or whole paths where those are alike."""
+    return (base.name, new.name) if base.name != new.name else (str(base), str(new))
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_documents, render_comparison
 
     check_format(args.format)
+    view = table_view(args)
+    base, new = load_results(args.base), load_results(args.new)
     comparison = compare_documents(
-        load_results(args.base),
-        load_results(args.new),
+        base,
+        new,
         target=args.target_rmse,
         normalize=args.normalize,
         fail_threshold=args.fail_threshold,
         margin=args.min_change,
         allow_missing=args.allow_missing,
     )
-    print(render_comparison(comparison, args.format))
+    print(render_comparison(comparison, args.format, view=view))
+    if args.html:
+        from .html_report import write_comparison_report
+
+        print(f"html: {write_comparison_report(base, new, comparison, args.html, side_names(args.base, args.new))}", file=sys.stderr)
     return comparison.exit_code
 
 
@@ -323,7 +586,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .plot import plot_results
 
     document = load_results(args.results)
+    if args.profile:
+        from .profile import plot_profile
+
+        profile = run_profile(document, args.target_rmse)
+        if not profile["strategies"]:
+            raise MfbenchError(f"{args.results} has no time-to-target to score: give --target-rmse X")
+        path = plot_profile(profile, args.output or args.results.with_name(args.results.stem + "-profile.png"))
+        print(f"plot: {path}")
+        return 0
     target = args.target_rmse if args.target_rmse is not None else document.get("config", {}).get("target_rmse")
+    if not isinstance(target, (int, float)):
+        target = None
     path = plot_results(document, args.output or args.results.with_suffix(".png"), target=target)
     print(f"plot: {path}")
     return 0
@@ -338,6 +612,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run,
     "ab": cmd_ab,
+    "tune": cmd_tune,
     "list": cmd_list,
     "report": cmd_report,
     "compare": cmd_compare,
@@ -347,7 +622,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(help_suite(list(sys.argv[1:] if argv is None else argv)))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

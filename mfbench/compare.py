@@ -44,10 +44,11 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from tabulate import tabulate
+from . import tablefit
 
 from .errors import MfbenchError
 from .report import check_format
@@ -512,17 +513,37 @@ def summary_lines(comparison: Comparison) -> list[str]:
     return lines
 
 
-def render_comparison(comparison: Comparison, fmt: str = "simple", *, footer: bool = True) -> str:
+#: Raw figures of either side: the terminal view shows the ratios and verdicts (--wide adds these).
+COMPARISON_DETAIL = (
+    "base upd/s", "new upd/s", "base rel. upd/s", "new rel. upd/s", "base TTT s", "new TTT s", "base RMSE", "new RMSE",
+)
+
+
+def render_comparison(
+    comparison: Comparison, fmt: str = "simple", *, footer: bool = True, view: tablefit.View = tablefit.WIDE
+) -> str:
     """The comparison as a table in any tabulate format, followed by what it means (unless ``footer=False``).
+
+    ``view`` chooses columns and width (see ``mfbench.tablefit``); by default, every column and row.
 
     ``github`` gives Markdown for a job summary or a pull-request comment: a headline with
     the outcome, the table, and the notes as a list.
     """
-    table = tabulate(
-        [comparison_row(comparison, row) for row in comparison.rows],
-        headers=comparison_headers(comparison),
-        tablefmt=check_format(fmt),
-        disable_numparse=True,
+    skipped = [
+        ((row.new or row.base or {}).get("reason") or "") if row.status == "skipped" else None for row in comparison.rows
+    ]
+    table = tablefit.render(
+        tablefit.Table(
+            headers=comparison_headers(comparison),
+            rows=[comparison_row(comparison, row) for row in comparison.rows],
+            skipped=skipped,
+            groups=[row.device for row in comparison.rows],
+            detail=COMPARISON_DETAIL,
+            shorten={"dataset": "middle", "model": "middle", "strategy": "middle", "note": "footnote"},
+            expendable=("note", "model"),
+        ),
+        check_format(fmt),
+        view,
     )
     if fmt == "github":
         from .github_summary import markdown_comparison
@@ -530,4 +551,7 @@ def render_comparison(comparison: Comparison, fmt: str = "simple", *, footer: bo
         return markdown_comparison(comparison, table, summary_lines(comparison) if footer else [])
     if not footer:
         return table
-    return table + "\n\n" + "\n".join(summary_lines(comparison))
+    lines = summary_lines(comparison)
+    if view.width is not None and not view.wide:
+        lines = [wrapped for line in lines for wrapped in textwrap.wrap(line, view.width, subsequent_indent="  ")]
+    return table + "\n\n" + "\n".join(lines)

@@ -12,7 +12,9 @@ import pluggy
 from . import __version__, distributed
 from .devices import DEFAULT_DEVICES
 from .executors import DEFAULT_EXECUTOR, Job, make_executor
-from .plan import Case, RunConfig, plan
+from .plan import AUTO_TARGET, Case, RunConfig, plan
+from .profile import performance_profile
+from .targets import apply_targets, derive_targets
 from .progress import Progress
 from .registry import Registry
 from .results import ResultsFile
@@ -49,7 +51,7 @@ def effective_groups(suite: Suite, overrides: Overrides) -> list[dict[str, list[
     return suite.groups
 
 
-def plan_suite(registry: Registry, suite: Suite, overrides: Overrides, config: RunConfig) -> tuple[list[Case], list[dict]]:
+def plan_suite(registry: Registry, suite: Suite, overrides: Overrides, config: RunConfig) -> tuple[list[Case], list[dict[str, Any]]]:
     """Cases of every group, in order; a case in two groups runs once."""
     cases: list[Case] = []
     seen: set[str] = set()
@@ -63,8 +65,14 @@ def plan_suite(registry: Registry, suite: Suite, overrides: Overrides, config: R
         }
         if chosen["strategies"] == [ALL]:
             chosen["strategies"] = sorted(registry.strategies)
+        given_target = (overrides.settings or {}).get("target_rmse")
+        target = given_target if given_target is not None else group.get("target_rmse")
+        if target is not None:
+            chosen["target_rmse"] = target
         groups.append(chosen)
-        for case in plan(registry, chosen["datasets"], chosen["models"], chosen["strategies"], chosen["devices"], config):
+        for case in plan(
+            registry, chosen["datasets"], chosen["models"], chosen["strategies"], chosen["devices"], config, target
+        ):
             if case.id not in seen:
                 seen.add(case.id)
                 cases.append(case)
@@ -82,6 +90,7 @@ def execute(
     quiet: bool = False,
     executor: str = DEFAULT_EXECUTOR,
     executor_options: Mapping[str, Any] | None = None,
+    tuned: str | None = None,
 ) -> tuple[ResultsFile, bool]:
     """Run everything through ``executor``; returns the results file and whether the run was interrupted.
 
@@ -97,6 +106,14 @@ def execute(
         quiet = quiet or not primary
     engine = make_executor(pm, executor, executor_options)  # a bad name or option fails before anything runs
     progress = Progress(len(cases), config.repeats, config.warmup + config.epochs, quiet=quiet)
+    tuning: dict[str, dict[str, Any]] = {}
+    if tuned is not None:
+        from .tuning import storage_url, tuned_cases
+
+        cases, tuning, notes = tuned_cases(cases, tuned)
+        for note in notes:
+            progress.say(f"mfbench: {note}")
+    auto_ids = {c.id for c in cases if (c.target_rmse if c.target_rmse is not None else config.target_rmse) == AUTO_TARGET}
     job = Job(pm, cases, config, calibration=calibration, say=progress.say)
     try:
         machine = engine.start(job)
@@ -109,11 +126,14 @@ def execute(
             "plugins": sorted({e.origin for e in registry}),
             "selections": groups,
             "config": {k: getattr(config, k) for k in RunConfig.__dataclass_fields__},
+            "tuning": {"storage": storage_url(tuned)} if tuned is not None else None,
         }
         results = ResultsFile(output if primary else None, header)  # under torchrun, rank 0 writes
         progress.say(f"mfbench: suite {suite.name!r}, {len(cases)} case(s); results go to {output} as each finishes")
 
         def on_case(record: dict[str, Any]) -> None:
+            if record["id"] in tuning:
+                record["tuning"] = tuning[record["id"]]
             results.add(record)
             if primary:
                 pm.hook.mfbench_case_finished(case=record)
@@ -129,9 +149,21 @@ def execute(
         engine.close()
     progress.close()
     distributed.barrier()  # every rank is done before rank 0 calls the file complete
+    finish_scores(results.document, auto_ids, config.target_slack)
     results.finish()
     distributed.finish()
     return results, False
+
+
+def finish_scores(document: dict[str, Any], auto_ids: set[str], slack: float) -> None:
+    """Once every case is in: derive the ``auto`` targets, then the performance profile."""
+    cases = document["cases"]
+    if auto_ids:
+        targets = derive_targets([c for c in cases if c["id"] in auto_ids], slack)
+        apply_targets(cases, targets, auto_ids)
+        document["targets"] = targets
+    if any("target_rmse" in (c.get("summary") or {}) for c in cases):
+        document["profile"] = performance_profile(cases)
 
 
 def torchrun_cases(cases: list[Case], say: Any = None) -> list[Case]:

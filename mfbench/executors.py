@@ -226,6 +226,7 @@ def case_spec(case: Case) -> dict[str, Any]:
         "model": [case.model.name, case.model.params],
         "strategy": [case.strategy.name, case.strategy.params],
         "device": str(case.device),
+        "target_rmse": case.target_rmse,
     }
 
 
@@ -235,7 +236,7 @@ def rebuild_case(registry: Registry, spec: Mapping[str, Any]) -> Case:
         name, params = spec[key]
         entry = registry.get(base, name)
         choices.append(Choice(entry, entry.cls.resolve_params(params)))
-    case = Case(*choices, torch.device(spec["device"]))
+    case = Case(*choices, torch.device(spec["device"]), spec.get("target_rmse"))
     if case.id != spec["id"]:
         raise PluginError(
             f"the worker on {socket.gethostname()} rebuilt case {spec['id']!r} as {case.id!r}: "

@@ -149,6 +149,10 @@ class Strategy(Part):
     #: The parameter that sets how many workers run in parallel ("threads", "world_size"),
     #: or None: the report computes scaling efficiency between cases that differ only in it.
     scales_with: ClassVar[str | None] = None
+    #: The parameters ``mfbench tune`` searches, and over what range: parameter name ->
+    #: ``mfbench.LogUniform(low, high)``, ``Uniform``, ``IntRange`` or ``Categorical``
+    #: (mfbench.search_space). Checked when the plugin registers; empty: nothing to tune.
+    search_space: ClassVar[Mapping[str, Any]] = {}
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         """A reason this strategy cannot train ``model`` on ``device``, or None to run it."""

@@ -6,6 +6,8 @@ the wrong type, bad devices) is found here, before a single case runs.
 
 from __future__ import annotations
 
+import argparse
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -50,6 +52,9 @@ class Case:
     model: Choice
     strategy: Choice
     device: torch.device
+    #: The time-to-target threshold of this case's suite group ("auto": derived after the
+    #: run from its tuned cases, see mfbench.targets); None: the run's.
+    target_rmse: float | str | None = None
 
     @property
     def id(self) -> str:
@@ -65,9 +70,14 @@ class RunConfig:
     warmup: int = 1
     seed: int = 0
     test_fraction: float = 0.1
+    #: Share of ratings held out for validation: what tuning, targets and time-to-target see.
+    valid_fraction: float = 0.1
     factors: int | None = None
     timeout: float | None = None
-    target_rmse: float | None = None
+    #: A threshold, "auto" (derived per workload after the run: mfbench.targets), or None.
+    target_rmse: float | str | None = None
+    #: For auto targets: how far above the best validation RMSE the target lies (0.02: 2%).
+    target_slack: float = 0.02
     #: torch intra-op threads for the whole run (None: torch's default, usually one per core).
     threads: int | None = None
 
@@ -76,18 +86,46 @@ class RunConfig:
             raise SelectionError(f"--epochs must be at least 1, got {self.epochs}")
         if self.warmup < 0:
             raise SelectionError(f"--warmup must be 0 or more, got {self.warmup}")
-        if self.target_rmse is not None and not self.target_rmse > 0:
-            raise SelectionError(f"--target-rmse must be positive, got {self.target_rmse}")
+        check_target(self.target_rmse, "--target-rmse")
+        if not (isinstance(self.target_slack, (int, float)) and 0 <= self.target_slack < 1):
+            raise SelectionError(f"--target-slack must be in [0, 1), got {self.target_slack}")
         if self.repeats < 1:
             raise SelectionError(f"--repeats must be at least 1, got {self.repeats}")
         if not 0.0 < self.test_fraction < 1.0:
             raise SelectionError(f"--test-fraction must be between 0 and 1, got {self.test_fraction}")
+        if not 0.0 < self.valid_fraction < 1.0:
+            raise SelectionError(f"--valid-fraction must be between 0 and 1, got {self.valid_fraction}")
+        if not self.test_fraction + self.valid_fraction < 1.0:
+            raise SelectionError(
+                f"--test-fraction and --valid-fraction must sum below 1, got {self.test_fraction} + {self.valid_fraction}"
+            )
         if self.factors is not None and self.factors < 1:
             raise SelectionError(f"--factors must be at least 1, got {self.factors}")
         if self.threads is not None and self.threads < 1:
             raise SelectionError(f"--threads must be at least 1, got {self.threads}")
         if self.timeout is not None and self.timeout <= 0:
             raise SelectionError(f"--timeout must be positive, got {self.timeout}")
+
+
+AUTO_TARGET = "auto"
+
+
+def check_target(value: float | str | None, where: str) -> None:
+    """A target is a positive finite number, "auto" or absent."""
+    if value is None or value == AUTO_TARGET:
+        return
+    if isinstance(value, str) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise SelectionError(f"{where} must be a positive number or {AUTO_TARGET!r}, got {value!r}")
+
+
+def parse_target(text: str) -> float | str:
+    """The command line's --target-rmse: a number or "auto"."""
+    if text.strip().lower() == AUTO_TARGET:
+        return AUTO_TARGET
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a positive number or {AUTO_TARGET!r}, got {text!r}") from None
 
 
 def resolve(registry: Registry, base: type[Part], texts: Sequence[str], extra: dict[str, Any] | None = None) -> list[Choice]:
@@ -112,6 +150,7 @@ def plan(
     strategies: Sequence[str],
     devices: Sequence[str],
     config: RunConfig,
+    target_rmse: float | str | None = None,
 ) -> list[Case]:
     """The cross product dataset x model x strategy (x grid) x device, in that nesting order."""
     config.validate()
@@ -130,7 +169,7 @@ def plan(
     if not device_list:
         raise SelectionError("no device selected")
     return [
-        Case(d, m, s, dev)
+        Case(d, m, s, dev, target_rmse)
         for d in data_choices
         for m in model_choices
         for s in strategy_choices

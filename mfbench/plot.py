@@ -1,12 +1,19 @@
 """One PNG per results file: quality against time, and throughput, for every case that ended ok.
 
-Left panel: held-out RMSE after each epoch against cumulative training seconds
-(log axis; warm-up epochs included, since they trained the model; setup and
-evaluation excluded, as in time-to-target). Of several repeats, the one whose
-total training time is the median is drawn, so the curve is a typical run and
-not the luckiest. Right panel: median updates/s of the counted epochs with
-min-max error bars, on a log axis when the fastest and slowest differ by more
-than ``LOG_RANGE``. Cases that did not end ok are left out and counted in the title.
+One row of two panels per workload (data set and model), so curves of different
+data never share an axis. Left: held-out RMSE after each epoch against cumulative
+training seconds (log axis; warm-up epochs included, since they trained the model;
+setup and evaluation excluded, as in time-to-target), the target drawn as a dashed
+line; the y axis spans that workload's curves and target only, so the region near
+the target is not squashed. Of several repeats, the one whose total training time
+is the median is drawn, so the curve is a typical run and not the luckiest.
+Strategies with an implicit-feedback objective are left out of it (their RMSE is
+not comparable), and the panel's title says so. Right: median updates/s of the
+counted epochs with min-max error bars, on a log axis when the fastest and slowest
+differ by more than ``LOG_RANGE``; each figure sits inside the axes. Every strategy
+has its own colour in every panel and run (``mfbench.colors``); devices differ by
+line style, parameter variants of one strategy by marker. Cases that did not end ok
+are left out and counted in the title.
 
 matplotlib is an optional extra, imported only here and only when called;
 the figure is drawn on an Agg canvas of its own, so no global backend or
@@ -21,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .colors import device_dash, strategy_color
 from .stats import case_throughput
 from .errors import MfbenchError
 from .selection import format_selection
@@ -28,12 +36,9 @@ from .selection import format_selection
 MISSING = "plotting needs matplotlib: pip install 'mfbench[plot]'"
 #: Use a log axis for throughput when max/min of the medians exceeds this.
 LOG_RANGE = 20.0
-LABEL_WIDTH = 38
-#: Past this many cases the legend takes two columns.
-ONE_COLUMN_LEGEND = 8
-#: After ten cases the colours repeat: the line style (curves) and hatch (bars) of the next ten differ.
-LINE_STYLES = ("-", "--", ":", "-.")
-HATCHES = ("", "//", "..", "xx")
+LABEL_WIDTH = 34
+#: Parameter variants of one strategy in one workload: one marker each, in label order.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def _matplotlib() -> tuple[Any, Any]:
@@ -145,50 +150,100 @@ def throughput_scale(medians: list[float]) -> str:
     return "log" if present and max(present) / min(present) > LOG_RANGE else "linear"
 
 
-def _draw_curves(curves: Any, plotted: list[dict[str, Any]], labels: list[str], colors: list[str], target: float | None) -> None:
-    for index, (case, label) in enumerate(zip(plotted, labels)):
+def line_style(device: str) -> Any:
+    """matplotlib's line style for a device: solid on CPU, dashed on CUDA (the dash of ``mfbench.colors``)."""
+    dash = device_dash(device)
+    return "-" if not dash else (0, tuple(float(d) for d in dash.split(",")))
+
+
+def case_markers(cases: list[dict[str, Any]], labels: list[str]) -> list[str]:
+    """One marker per parameter variant of a strategy (and device), so variants sharing a colour differ."""
+    seen: dict[str, list[str]] = {}
+    for case, label in zip(cases, labels):
+        variants = seen.setdefault(case["strategy"]["name"], [])
+        if label not in variants:
+            variants.append(label)
+    return [MARKERS[sorted(seen[c["strategy"]["name"]]).index(label) % len(MARKERS)] for c, label in zip(cases, labels)]
+
+
+def _draw_curves(curves: Any, plotted: list[dict[str, Any]], labels: list[str], target: float | None) -> list[str]:
+    """The RMSE panel; returns the labels of the cases left out of it (implicit objectives)."""
+    markers = case_markers(plotted, labels)
+    left_out = []
+    for case, label, marker in zip(plotted, labels, markers):
+        if (case.get("strategy") or {}).get("objective", "rating") != "rating":
+            left_out.append(label)
+            continue
         times, values = rmse_curve(case)
         if times:
             curves.plot(
-                times, values, marker="o", markersize=3, color=colors[index],
-                linestyle=LINE_STYLES[(index // 10) % len(LINE_STYLES)], label=label,
+                times, values, marker=marker, markersize=4, linewidth=1.6, color=strategy_color(case["strategy"]["name"]),
+                linestyle=line_style(case["device"]), label=label,
             )
     if target is not None:
         curves.axhline(target, color="black", linestyle="--", linewidth=1, label=f"target {target:g}")
     curves.set_xscale("log")
-    curves.set_xlabel("cumulative training time, s (log; warm-up epochs included)")
+    curves.set_xlabel("cumulative training seconds (log; warm-up epochs included)")
     curves.set_ylabel("held-out RMSE")
     curves.ticklabel_format(axis="y", useOffset=False)  # RMSE itself on the ticks, not an offset above them
-    curves.set_title("held-out RMSE after each epoch (median repeat by training time)", fontsize=10)
     curves.grid(True, which="both", alpha=0.3)
+    return left_out
 
 
-def _draw_bars(bars: Any, plotted: list[dict[str, Any]], labels: list[str], colors: list[str]) -> None:
+def _value_labels(bars: Any, positions: list[int], medians: list[float], speeds: list[Any]) -> None:
+    """Each bar's figure right of its whisker, inside the axes (their right limit leaves it room)."""
+    for position, median, speed in zip(positions, medians, speeds):
+        if speed is not None and median > 0:
+            bars.text(speed.max, position, f"  {_rate(median)}", va="center", ha="left", fontsize=8, clip_on=True)
+
+
+def _draw_bars(bars: Any, plotted: list[dict[str, Any]], labels: list[str]) -> None:
     speeds = [case_throughput(case) for case in plotted]
     positions = list(range(len(plotted)))
     medians = [s.median if s else 0.0 for s in speeds]
     errors = [[s.median - s.min if s else 0.0 for s in speeds], [s.max - s.median if s else 0.0 for s in speeds]]
+    colors = [strategy_color(case["strategy"]["name"]) for case in plotted]
     drawn = bars.barh(positions, medians, color=colors, xerr=errors, capsize=3, error_kw={"elinewidth": 1})
-    for index, bar in enumerate(drawn.patches):
-        bar.set_hatch(HATCHES[(index // 10) % len(HATCHES)])
+    for bar, case in zip(drawn.patches, plotted):
+        if device_dash(case["device"]):  # another device than the CPU: hatched, as its curve is dashed
+            bar.set_hatch("//")
     bars.set_axisbelow(True)
     bars.set_yticks(positions, labels, fontsize=8)
     bars.invert_yaxis()
     scale = throughput_scale(medians)
     bars.set_xscale(scale)
+    present = [m for m in medians if m > 0]
+    tops = [s.max for s in speeds if s is not None] or [1.0]
+    if scale == "log" and present:  # room right of the longest whisker for its figure
+        bars.set_xlim(min(present) / 3, max(tops) * 4)
+    elif present:
+        bars.set_xlim(0, max(tops) * 1.3)
     log = " (log)" if scale == "log" else ""
     bars.set_xlabel(f"median updates/s{log}, error bars min-max over counted epochs")
-    for position, median, speed in zip(positions, medians, speeds):
-        if speed is not None:  # right of the whisker, so the figure never sits on the error bar
-            bars.annotate(f"  {median:,.0f}", (speed.max, position), va="center", fontsize=7)
-    bars.margins(x=0.12)
     bars.xaxis.set_major_formatter(_rate)
-    bars.set_title("throughput", fontsize=10)
     bars.grid(True, axis="x", which="major", alpha=0.3)
+    _value_labels(bars, positions, medians, speeds)
+
+
+def workloads(cases: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Cases by data set and model, in the order they first appear."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for case in cases:
+        key = " / ".join(c.get("label") or format_selection(c["name"], c.get("params", {})) for c in (case["dataset"], case["model"]))
+        groups.setdefault(key, []).append(case)
+    return groups
+
+
+def _group_target(group: list[dict[str, Any]], target: float | None) -> float | None:
+    """The target drawn for a workload: the one given, else the one its cases raced to."""
+    if target is not None:
+        return target
+    found = {_finite((c.get("summary") or {}).get("target_rmse")) for c in group} - {None}
+    return found.pop() if len(found) == 1 else None
 
 
 def build_figure(document: dict[str, Any], target: float | None = None) -> Any:
-    """The two-panel matplotlib Figure (on its own Agg canvas); ``plot_results`` saves it."""
+    """One row of panels per workload (RMSE curves, throughput) on its own Agg canvas; ``plot_results`` saves it."""
     cases = document.get("cases", [])
     plotted = [c for c in cases if c.get("status") == "ok"]
     left_out = [c for c in cases if c.get("status") != "ok"]
@@ -198,29 +253,30 @@ def build_figure(document: dict[str, Any], target: float | None = None) -> Any:
     Figure, FigureCanvasAgg = _matplotlib()
     if target is None:
         target = (document.get("config") or {}).get("target_rmse")
-    target = None if target is None else float(target)
-    labels = case_labels(plotted)
-    wrapped = [wrap_label(label) for label in labels]
-    label_lines = sum(label.count("\n") + 1 for label in wrapped)
-    legend_entries = len(plotted) + (target is not None)
-    legend_columns = 1 if len(plotted) <= ONE_COLUMN_LEGEND else 2
-    legend_rows = -(-legend_entries // legend_columns)
-
-    panel_height = max(4.0, 0.8 + 0.15 * label_lines + 0.2 * len(plotted))
-    legend_height = 0.19 * legend_rows + 0.1
-    figure = Figure(figsize=(14, panel_height + legend_height), layout="constrained")
+    target = _finite(target)  # a word such as "auto": each workload's cases carry their own
+    groups = workloads(plotted)
+    targets = {name: _group_target(group, target) for name, group in groups.items()}
+    heights = []
+    for group in groups.values():
+        lines = sum(wrap_label(label).count("\n") + 1 for label in case_labels(group))
+        legend_rows = -(-(len(group) + 1) // 3)
+        heights.append(max(3.4, 0.9 + 0.17 * lines + 0.2 * len(group)) + 0.22 * legend_rows)
+    figure = Figure(figsize=(12, sum(heights) + 0.7), layout="constrained")
     FigureCanvasAgg(figure)
-    # A row of its own for the legend: inside the panel it hides the curves it names.
-    grid = figure.add_gridspec(2, 2, width_ratios=[1.15, 1], height_ratios=[panel_height, legend_height])
-    curves, bars = figure.add_subplot(grid[0, 0]), figure.add_subplot(grid[0, 1])
-    legend_area = figure.add_subplot(grid[1, :])
-    legend_area.axis("off")
-    colors = [f"C{i % 10}" for i in range(len(plotted))]
-
-    _draw_curves(curves, plotted, labels, colors, target)
-    handles, names = curves.get_legend_handles_labels()
-    legend_area.legend(handles, names, fontsize=8, loc="upper left", ncol=legend_columns, borderaxespad=0.0, frameon=False)
-    _draw_bars(bars, plotted, wrapped, colors)
+    grid = figure.add_gridspec(len(groups), 2, width_ratios=[1.2, 1], height_ratios=heights)
+    for row, (name, group) in enumerate(groups.items()):
+        curves, bars = figure.add_subplot(grid[row, 0]), figure.add_subplot(grid[row, 1])
+        labels = case_labels(group)
+        implicit = _draw_curves(curves, group, labels, targets[name])
+        title = f"{name}: held-out RMSE after each epoch (median repeat)"
+        if implicit:
+            title += f"\nleft out (implicit objective, RMSE not comparable): {', '.join(implicit)}"
+        curves.set_title(title, fontsize=9.5)
+        handles, names = curves.get_legend_handles_labels()
+        if handles:  # below the panel: inside it, it would hide the curves it names
+            curves.legend(handles, names, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+        _draw_bars(bars, group, [wrap_label(label) for label in labels])
+        bars.set_title(f"{name}: throughput", fontsize=9.5)
     figure.suptitle(_title(document, plotted, left_out), fontsize=10)
     return figure
 
@@ -233,5 +289,5 @@ def plot_results(document: dict[str, Any], path: Path, target: float | None = No
     figure = build_figure(document, target)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=110)
+    figure.savefig(path, format="png", dpi=100)
     return path

@@ -90,12 +90,18 @@ class Ratings:
         """Deterministic (train, held-out) split: the same seed gives the same split everywhere."""
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
-        generator = torch.Generator().manual_seed(int(seed))
-        order = torch.randperm(len(self), generator=generator)
-        n_test = int(round(test_fraction * len(self)))
-        test_idx, _ = order[:n_test].sort()
-        train_idx, _ = order[n_test:].sort()
+        test_idx, _, train_idx = split_positions(len(self), test_fraction, 0.0, seed)
         return self.subset(train_idx), self.subset(test_idx)
+
+    def split_three(self, valid_fraction: float, test_fraction: float, seed: int) -> "Split":
+        """Deterministic train / validation / test split from ``seed``.
+
+        The test set is the one :meth:`split` holds out with the same seed and fraction;
+        the validation set is cut from the rest. Tuning, targets and early stopping see
+        train and validation only: the test ratings are for the final figures.
+        """
+        test_idx, valid_idx, train_idx = split_positions(len(self), test_fraction, valid_fraction, seed)
+        return Split(self.subset(train_idx), self.subset(valid_idx), self.subset(test_idx))
 
     def fingerprint(self) -> str:
         """A content hash: equal fingerprints mean the same shape and the same ratings in the same order."""
@@ -112,3 +118,37 @@ class Ratings:
 def fingerprint_split(train: Ratings, test: Ratings) -> str:
     """One fingerprint for a train/held-out pair, so results on different splits never compare silently."""
     return hashlib.sha256(f"{train.fingerprint()}|{test.fingerprint()}".encode()).hexdigest()[:16]
+
+
+def split_positions(n: int, test_fraction: float, valid_fraction: float, seed: int) -> tuple[torch.Tensor, ...]:
+    """Sorted positions of the (test, validation, train) ratings among ``n``, from ``seed``.
+
+    Public so that a test can tell which ratings a run will hold out (and poison them).
+    """
+    if not (0.0 <= test_fraction < 1.0 and 0.0 <= valid_fraction < 1.0 and test_fraction + valid_fraction < 1.0):
+        raise ValueError(
+            f"test and validation fractions must be in [0, 1) and sum below 1, got {test_fraction} and {valid_fraction}"
+        )
+    generator = torch.Generator().manual_seed(int(seed))
+    order = torch.randperm(n, generator=generator)
+    n_test = int(round(test_fraction * n))
+    n_valid = int(round(valid_fraction * n))
+    parts = order[:n_test], order[n_test : n_test + n_valid], order[n_test + n_valid :]
+    return tuple(part.sort()[0] for part in parts)
+
+
+@dataclass(frozen=True)
+class Split:
+    """The three parts of a data set: ``train`` to fit, ``valid`` to decide, ``test`` to report."""
+
+    train: Ratings
+    valid: Ratings
+    test: Ratings
+
+    def fingerprints(self) -> dict[str, str]:
+        return {"train": self.train.fingerprint(), "valid": self.valid.fingerprint(), "test": self.test.fingerprint()}
+
+    def fingerprint(self) -> str:
+        """One fingerprint for the three parts, so results on different splits never compare silently."""
+        prints = self.fingerprints()
+        return hashlib.sha256("|".join(prints[k] for k in ("train", "valid", "test")).encode()).hexdigest()[:16]

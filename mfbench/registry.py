@@ -10,6 +10,7 @@ import pluggy
 from .errors import PluginError, SelectionError, unknown_name
 from .parts import DEVICE_TYPES, NAME_PATTERN, OBJECTIVES, PARAM_TYPES, Dataset, Model, Part, Strategy
 from .manager import plugin_origin
+from .search_space import validate_search_space
 
 HOOKS: dict[type[Part], str] = {
     Dataset: "mfbench_register_datasets",
@@ -92,6 +93,7 @@ def validate_part(cls: Any, base: type[Part], plugin: str) -> None:
             raise PluginError(f"{where}: strategy {name!r} declares objective {cls.objective!r}; use one of {OBJECTIVES}")
         if cls.scales_with is not None and cls.scales_with not in cls.params:
             raise PluginError(f"{where}: strategy {name!r} scales_with {cls.scales_with!r}, which is not one of its params")
+        validate_search_space(cls.search_space, cls.params, f"{where}: strategy {name!r}")
     if cls.unavailable is not None and not (isinstance(cls.unavailable, str) and cls.unavailable.strip()):
         raise PluginError(f"{where}: {base.kind} {name!r} unavailable must be None or a reason (a non-empty string)")
 

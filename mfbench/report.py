@@ -8,14 +8,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from tabulate import tabulate, tabulate_formats
+from tabulate import tabulate_formats
 
 from .errors import SelectionError, unknown_name
 from .selection import format_params, format_selection
+from .report_tuning import tuning_cost
 from .stats import case_time_to_target, scaling_efficiencies
-
-NOTE_WIDTH = 60
-
+from .tablefit import WIDE, Table, View, render
 
 def check_format(fmt: str) -> str:
     if fmt not in tabulate_formats:
@@ -33,7 +32,7 @@ def _number(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def _short(text: str, width: int = NOTE_WIDTH) -> str:
+def _short(text: str, width: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -62,13 +61,31 @@ class TableShape:
     target: float | None = None
     scaling: dict[str, float] = field(default_factory=dict)
     hosts: bool = False
+    #: Cases carry targets of their own (suite groups, ``auto`` per workload): show each one's.
+    per_case_target: bool = False
+    #: Some cases raced tuned parameters: show what tuning cost beside time-to-target.
+    tuned: bool = False
 
 
 def table_shape(cases: list[dict[str, Any]], target: float | None, hosts: bool | None) -> TableShape:
     """The host column appears when cases ran on more than one host (or when asked for)."""
     if hosts is None:
         hosts = len({c.get("host") for c in cases if c.get("host")}) > 1
-    return TableShape(case_target(cases, target), scaling_efficiencies(cases), hosts)
+    shown = case_target(cases, target)
+    own = shown is None and any("target_rmse" in (c.get("summary") or {}) for c in cases)
+    tuned = any(c.get("tuning") for c in cases)
+    return TableShape(shown, scaling_efficiencies(cases), hosts, own, tuned)
+
+
+def half_iqr(relative_iqr: Any) -> Any:
+    """``spread``: ± half the interquartile range of epoch times relative to their median.
+
+    The results file stores the full relative IQR (``relative_iqr``); the table and
+    the CSV both show half of it, under the one name ``spread``.
+    """
+    if isinstance(relative_iqr, (int, float)) and not isinstance(relative_iqr, bool):
+        return relative_iqr / 2
+    return relative_iqr
 
 
 def case_note(case: dict[str, Any]) -> str:
@@ -96,7 +113,7 @@ def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
         "params": strategy_params_label(strategy),
         "status": case["status"],
         "updates/s": summary.get("median_updates_per_s"),
-        "spread": summary.get("relative_iqr"),
+        "spread": half_iqr(summary.get("relative_iqr")),
         "s/epoch": summary.get("median_epoch_s"),
         "setup s": summary.get("median_setup_s"),
     }
@@ -104,6 +121,11 @@ def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
         columns["scaling"] = shape.scaling.get(case["id"])
     if target is not None:
         columns[f"time to {target:g}"] = case_time_to_target(case, target) if summary else None
+    elif shape.per_case_target:
+        columns["target"] = summary.get("target_rmse")
+        columns["time to target"] = summary.get("time_to_target_s")
+    if shape.tuned:
+        columns["tuning"] = tuning_cost(case.get("tuning"))
     peak = summary.get("peak_memory_bytes")
     columns.update(
         {
@@ -122,7 +144,7 @@ def _display(name: str, value: Any, case: dict[str, Any]) -> str:
     if name == "spread":
         if value is None:
             return ""
-        text = f"±{_number(value * 100 / 2, '.0f')}%"
+        text = f"±{_number(value * 100, '.0f')}%"
         return text + " unstable" if (case.get("summary") or {}).get("unstable") else text
     implicit = case["strategy"].get("objective", "rating") != "rating"
     if name.startswith("time to"):
@@ -131,6 +153,8 @@ def _display(name: str, value: Any, case: dict[str, Any]) -> str:
         if implicit:
             return "n/a"
         return "not reached" if value is None else _number(value, ".3g")
+    if name == "target":
+        return _number(value, ".4g")
     if name == "scaling":
         return "" if value is None else f"{value * 100:.0f}%"
     if name in ("s/epoch", "setup s"):
@@ -140,27 +164,60 @@ def _display(name: str, value: Any, case: dict[str, Any]) -> str:
         return f"({text})" if implicit and text else text
     if name == "peak MB":
         return _number(value, ",.0f")
-    if name == "note":
-        return _short(value)
+    if name == "note":  # in full: a terminal view turns long notes into footnotes
+        return " ".join(str(value).split())
     return "" if value is None else str(value)
 
 
+#: The columns a terminal shows by default: what ran, whether it worked, how fast, how good.
+#: ``params`` joins them when some strategy ran with non-default parameters; ``host`` and
+#: ``scaling`` whenever the table has them (they are only there when they say something).
+DEFAULT_COLUMNS = (
+    "dataset", "model", "strategy", "device", "host", "status", "updates/s", "spread", "scaling",
+    "target", "time-to-target", "tuning", "test RMSE", "note",
+)
+#: Shortened to fit a terminal: labels in the middle, the note turned into footnotes.
+SHORTENED = {"dataset": "middle", "model": "middle", "params": "middle", "note": "footnote"}
+#: Left out, in this order, when shortening labels is not enough.
+EXPENDABLE = ("spread", "tuning", "note", "params", "model")
+
+
+def results_table(cases: list[dict[str, Any]], shape: TableShape) -> Table:
+    """Every column of every case, and what a terminal view may leave out or collapse."""
+    rows = [case_columns(case, shape) for case in cases]
+    headers = list(rows[0]) if rows else []
+    body = [[_display(name, row[name], case) for name in headers] for row, case in zip(rows, cases)]
+    default = list(DEFAULT_COLUMNS)
+    if any(row["params"] != "(defaults)" for row in rows):
+        default.insert(default.index("strategy") + 1, "params")
+    return Table(
+        headers=headers,
+        rows=body,
+        skipped=[case.get("reason", "") if case["status"] == "skipped" else None for case in cases],
+        groups=[str(case["device"]) for case in cases],
+        default=default,
+        shorten=SHORTENED,
+        expendable=EXPENDABLE,
+    )
+
+
 def render_table(
-    cases: Iterable[dict[str, Any]], fmt: str = "simple", target: float | None = None, hosts: bool | None = None
+    cases: Iterable[dict[str, Any]],
+    fmt: str = "simple",
+    target: float | None = None,
+    hosts: bool | None = None,
+    view: View = WIDE,
 ) -> str:
-    """The results table; ``spread`` is half the IQR of epoch times relative to their median.
+    """The results table; ``spread`` is ± half the IQR of epoch times relative to their median.
 
     ``scaling`` (when any strategy declares ``scales_with``) is updates/s over workers
     times the one-worker case's; RMSE in parentheses belongs to an implicit-feedback strategy.
+    ``view`` chooses columns and width (see ``mfbench.tablefit``); by default, every column and row.
     """
     cases = list(cases)
-    shape = table_shape(cases, target, hosts)
-    rows = [case_columns(case, shape) for case in cases]
-    if not rows:
+    if not cases:
         return "(no cases)"
-    headers = list(rows[0])
-    body = [[_display(name, row[name], case) for name in headers] for row, case in zip(rows, cases)]
-    return tabulate(body, headers=headers, tablefmt=check_format(fmt), disable_numparse=True)
+    return render(results_table(cases, table_shape(cases, target, hosts)), check_format(fmt), view)
 
 
 def render_csv(cases: Iterable[dict[str, Any]], target: float | None = None, hosts: bool | None = None) -> str:

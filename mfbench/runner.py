@@ -25,8 +25,9 @@ from .memory import PeakMemory
 from .metrics import rmse
 from .parts import Strategy
 from .plan import Case, RunConfig
-from .ratings import Ratings, fingerprint_split
-from .stats import UNSTABLE_SPREAD, case_time_to_target, epoch_seconds, spread, timed_epochs
+from .errors import MfbenchError
+from .ratings import Ratings
+from .stats import UNSTABLE_SPREAD, best_decision_rmse, case_time_to_target, epoch_seconds, spread, timed_epochs
 from .timing import Clock, Sync, synchronize, timed
 
 STATUSES = ("ok", "skipped", "error", "diverged", "timeout")
@@ -49,6 +50,7 @@ class CaseEnded(Exception):
 @dataclass
 class LoadedData:
     train: Ratings
+    valid: Ratings
     test: Ratings
     info: dict[str, Any]
 
@@ -104,7 +106,17 @@ class Runner:
         start = self.clock()
         ratings = dataset.load(self.config.seed)
         load_s = self.clock() - start
-        train, test = ratings.split(self.config.test_fraction, self.config.seed)
+        split = ratings.split_three(self.config.valid_fraction, self.config.test_fraction, self.config.seed)
+        sizes = f"train {split.train.nnz}, validation {split.valid.nnz}, test {split.test.nnz} of {ratings.nnz} ratings"
+        for part, fraction in (("validation", self.config.valid_fraction), ("test", self.config.test_fraction)):
+            if not (split.valid if part == "validation" else split.test).nnz:
+                raise MfbenchError(
+                    f"dataset {case.dataset.label!r}: the {part} split is empty ({sizes}; {part} fraction "
+                    f"{fraction:g}): use more ratings or a larger fraction"
+                )
+        if not split.train.nnz:
+            raise MfbenchError(f"dataset {case.dataset.label!r}: the training split is empty ({sizes})")
+        train, valid, test = split.train, split.valid, split.test
         info = {
             "name": case.dataset.name,
             "label": case.dataset.label,
@@ -113,13 +125,16 @@ class Runner:
             "n_items": ratings.n_items,
             "nnz": ratings.nnz,
             "train_nnz": train.nnz,
+            "valid_nnz": valid.nnz,
             "test_nnz": test.nnz,
+            "valid_fraction": self.config.valid_fraction,
             "test_fraction": self.config.test_fraction,
             "split_seed": self.config.seed,
-            "fingerprint": fingerprint_split(train, test),
+            "fingerprint": split.fingerprint(),
+            "fingerprints": split.fingerprints(),
             "load_s": load_s,
         }
-        return LoadedData(train, test, info)
+        return LoadedData(train, valid, test, info)
 
     # -- one case ---------------------------------------------------------
 
@@ -152,8 +167,8 @@ class Runner:
             "summary": {},
         }
 
-    def run_case(self, case: Case) -> dict[str, Any]:
-        record = self.base_record(case)
+    def skip_reason(self, case: Case) -> str | None:
+        """Why the case cannot run here at all (a missing library, no such device), or None."""
         strategy_cls: type[Strategy] = case.strategy.entry.cls  # type: ignore[assignment]
         reason = next(
             (f"{c.entry.cls.kind} {c.name!r} is unavailable here: {c.entry.cls.unavailable}"
@@ -162,6 +177,11 @@ class Runner:
         ) or unavailable_reason(case.device)
         if reason is None and case.device.type not in strategy_cls.devices:
             reason = f"strategy {strategy_cls.name!r} supports {', '.join(strategy_cls.devices)} only"
+        return reason
+
+    def run_case(self, case: Case) -> dict[str, Any]:
+        record = self.base_record(case)
+        reason = self.skip_reason(case)
         if reason is not None:
             return self._end(record, "skipped", reason)
         started = self.clock()
@@ -184,7 +204,8 @@ class Runner:
         finally:
             if case.device.type == "cuda":
                 torch.cuda.empty_cache()
-        record["summary"] = summarize(record, self.config.target_rmse, self.calibration_score)
+        target = case.target_rmse if case.target_rmse is not None else self.config.target_rmse
+        record["summary"] = summarize(record, target if isinstance(target, float) else None, self.calibration_score)
         return record
 
     def _end(self, record: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
@@ -197,9 +218,10 @@ class Runner:
         model = case.model.make().build(data.train)  # type: ignore[attr-defined]
 
         def move():
-            return model.to(device), data.train.to(device), data.test.to(device)
+            return model.to(device), data.train.to(device), data.valid.to(device), data.test.to(device)
 
-        (model, train, test), result["transfer_s"] = timed(move, device, self.sync, self.clock)
+        (model, train, valid, test), result["transfer_s"] = timed(move, device, self.sync, self.clock)
+        held_out = (valid, test)
         strategy: Strategy = case.strategy.make()  # type: ignore[assignment]
         skip = strategy.skip(model, device)
         if skip:
@@ -210,17 +232,17 @@ class Runner:
                 _, result["setup_s"] = timed(
                     lambda: strategy.setup(model, train, device, config.seed), device, self.sync, self.clock
                 )
-                result["initial"] = {"train_rmse": rmse(model, train), "test_rmse": rmse(model, test)}
+                result["initial"] = evaluate(model, train, valid, test)
                 baseline = result["initial"]["train_rmse"]
                 total = config.warmup + config.epochs
                 if not strategy.stepwise:  # one timed call trains every epoch
                     loss, seconds = timed(lambda: strategy.fit(total), device, self.sync, self.clock)
-                    self._epoch_done(case, repeat, total - 1, loss, seconds, model, train, test, baseline, result)
+                    self._epoch_done(case, repeat, total - 1, loss, seconds, model, train, held_out, baseline, result)
                     result["epochs"][-1]["epochs_covered"] = total
                     return
                 for epoch in range(total):
                     loss, seconds = timed(lambda: strategy.run_epoch(epoch), device, self.sync, self.clock)
-                    self._epoch_done(case, repeat, epoch, loss, seconds, model, train, test, baseline, result)
+                    self._epoch_done(case, repeat, epoch, loss, seconds, model, train, held_out, baseline, result)
                     elapsed = self.clock() - started
                     last = repeat == config.repeats - 1 and epoch == total - 1
                     if config.timeout is not None and elapsed > config.timeout and not last:
@@ -239,10 +261,10 @@ class Runner:
                 result["info"] = {"error": f"{type(exc).__name__}: {exc}"}
             strategy.teardown()
 
-    def _epoch_done(self, case, repeat, epoch, loss, seconds, model, train, test, baseline, result) -> None:
+    def _epoch_done(self, case, repeat, epoch, loss, seconds, model, train, held_out, baseline, result) -> None:
         """Evaluate (untimed) after a timed training call, record it, and stop a diverged case."""
         eval_start = self.clock()
-        entry = {"epoch": epoch, "seconds": seconds, "train_rmse": rmse(model, train), "test_rmse": rmse(model, test)}
+        entry = {"epoch": epoch, "seconds": seconds, **evaluate(model, train, *held_out)}
         entry["eval_s"] = self.clock() - eval_start
         if epoch < self.config.warmup and case.strategy.entry.cls.stepwise:
             entry["warmup"] = True
@@ -252,6 +274,11 @@ class Runner:
         if self.on_epoch is not None:
             self.on_epoch(case, repeat, epoch, entry)
         check_divergence(entry, baseline, repeat, epoch)
+
+def evaluate(model, train: Ratings, valid: Ratings, test: Ratings) -> dict[str, float]:
+    """Train, validation and test RMSE: the same code for every strategy, outside the timed region."""
+    return {"train_rmse": rmse(model, train), "valid_rmse": rmse(model, valid), "test_rmse": rmse(model, test)}
+
 
 def check_divergence(entry: dict[str, Any], baseline: float, repeat: int, epoch: int) -> None:
     where = f"at epoch {epoch + 1} of repeat {repeat + 1}"
@@ -290,6 +317,8 @@ def summarize(record: dict[str, Any], target_rmse: float | None = None, calibrat
         "median_setup_s": statistics.median(setups) if setups else None,
         "final_train_rmse": statistics.median(f["train_rmse"] for f in finals),
         "final_test_rmse": statistics.median(f["test_rmse"] for f in finals),
+        "final_valid_rmse": statistics.median(f["valid_rmse"] for f in finals),
+        "best_valid_rmse": best_decision_rmse(record),
         "peak_memory_bytes": max(peaks) if peaks else None,
     }
     if not record["strategy"].get("stepwise", True):

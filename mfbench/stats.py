@@ -54,8 +54,27 @@ def epoch_seconds(entry: dict[str, Any]) -> float:
     return as_number(entry.get("seconds")) / int(entry.get("epochs_covered", 1))
 
 
+def decision_rmse(entry: dict[str, Any]) -> float:
+    """The RMSE that decisions (targets, tuning, early stopping) may see: validation.
+
+    Results written before the validation split existed have only ``test_rmse``, their
+    one held-out set; it stands in there, so old files still report and compare.
+    """
+    return as_number(entry["valid_rmse"] if "valid_rmse" in entry else entry.get("test_rmse"))
+
+
+def best_decision_rmse(case: dict[str, Any]) -> float | None:
+    """Median over repeats of the lowest validation RMSE each repeat reached, or None."""
+    bests = []
+    for repeat in case.get("repeats", []):
+        values = [v for v in (decision_rmse(e) for e in repeat.get("epochs", [])) if math.isfinite(v)]
+        if values:
+            bests.append(min(values))
+    return statistics.median(bests) if bests else None
+
+
 def time_to_target(epochs: Iterable[dict[str, Any]], target: float) -> float | None:
-    """Training seconds until held-out RMSE first reaches ``target``; None if never.
+    """Training seconds until validation RMSE first reaches ``target``; None if never.
 
     Every epoch that trained the model counts, warm-up epochs included: they moved
     the model toward the target, so their time is part of the price of getting there.
@@ -63,9 +82,9 @@ def time_to_target(epochs: Iterable[dict[str, Any]], target: float) -> float | N
     """
     total = 0.0
     for epoch in epochs:
-        total += epoch["seconds"]
-        value = epoch.get("test_rmse")
-        if isinstance(value, (int, float)) and math.isfinite(value) and value <= target:
+        total += as_number(epoch.get("seconds"))
+        value = decision_rmse(epoch)
+        if math.isfinite(value) and value <= target:
             return total
     return None
 
@@ -148,12 +167,20 @@ class FinalRmse:
 
 
 def final_test_rmse(case: dict[str, Any]) -> FinalRmse | None:
+    """The final figure: test RMSE after the last epoch."""
     finals = [as_number(r["epochs"][-1].get("test_rmse")) for r in case.get("repeats", []) if r.get("epochs")]
     finals = [f for f in finals if not math.isnan(f)]
     if not finals:
         value = as_number((case.get("summary") or {}).get("final_test_rmse"))
         return None if math.isnan(value) else FinalRmse(value, value, value)
     return FinalRmse(statistics.median(finals), min(finals), max(finals))
+
+
+def final_decision_rmse(case: dict[str, Any]) -> FinalRmse | None:
+    """Validation RMSE after the last epoch: what a decision about the case may use."""
+    finals = [decision_rmse(r["epochs"][-1]) for r in case.get("repeats", []) if r.get("epochs")]
+    finals = [f for f in finals if not math.isnan(f)]
+    return FinalRmse(statistics.median(finals), min(finals), max(finals)) if finals else None
 
 
 def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:

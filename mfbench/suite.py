@@ -47,13 +47,18 @@ SETTINGS = {
     "warmup": int,
     "seed": int,
     "test_fraction": float,
+    "valid_fraction": float,
     "factors": int,
     "timeout": float,
     "target_rmse": float,
+    "target_slack": float,
     "threads": int,
 }
 LISTS = ("datasets", "models", "strategies", "devices")
-TOP_KEYS = {"description", "group", *SETTINGS, *LISTS}
+TOP_KEYS = {"description", "group", "tune_trials", *SETTINGS, *LISTS}
+#: A group may set its own target: a threshold meant for one kind of data must not be
+#: printed for another group's data.
+GROUP_KEYS = (*LISTS, "target_rmse")
 
 
 @dataclass
@@ -62,9 +67,11 @@ class Suite:
     path: str
     description: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
-    groups: list[dict[str, list[str]]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)
     #: The top-level lists: what fills a list the command line does not give.
     base: dict[str, list[str]] = field(default_factory=dict)
+    #: Trials per study when the suite tunes its strategies before racing them (``tune_trials``).
+    tune_trials: int | None = None
 
 
 def builtin_suites() -> dict[str, Path]:
@@ -96,6 +103,14 @@ def _string_list(value: Any, key: str, where: str) -> list[str]:
     return value
 
 
+def _target(value: Any, where: str) -> float | str:
+    if value == "auto":
+        return value
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf"):
+        raise MfbenchError(f"{where}: 'target_rmse' must be a positive number or \"auto\", got {value!r}")
+    return float(value)
+
+
 def load_suite(name_or_path: str) -> Suite:
     """Read and check a suite; every problem names the file."""
     path = find_suite(name_or_path)
@@ -113,6 +128,9 @@ def load_suite(name_or_path: str) -> Suite:
     for key, kind in SETTINGS.items():
         if key in data:
             value = data[key]
+            if key == "target_rmse":
+                settings[key] = _target(value, where)
+                continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or (kind is int and not isinstance(value, int)):
                 raise MfbenchError(f"{where}: {key!r} must be a{'n integer' if kind is int else ' number'}")
             settings[key] = kind(value)
@@ -122,13 +140,22 @@ def load_suite(name_or_path: str) -> Suite:
         raise MfbenchError(f"{where}: use [[group]] tables for groups")
     groups = []
     for index, raw in enumerate(raw_groups, 1):
-        extra = set(raw) - set(LISTS)
+        if not isinstance(raw, dict):
+            raise MfbenchError(f"{where}: group {index} must be a [[group]] table")
+        extra = set(raw) - set(GROUP_KEYS)
         if extra:
-            raise MfbenchError(f"{where}: group {index} has unknown key(s) {', '.join(sorted(extra))}")
-        group = dict(base)
+            raise MfbenchError(
+                f"{where}: group {index} has unknown key(s) {', '.join(sorted(extra))}; known: {', '.join(GROUP_KEYS)}"
+            )
+        group: dict[str, Any] = dict(base)
         group.update({key: _string_list(raw[key], key, f"{where} group {index}") for key in LISTS if key in raw})
+        if "target_rmse" in raw:
+            group["target_rmse"] = _target(raw["target_rmse"], f"{where} group {index}")
         missing = [key for key in ("datasets", "models", "strategies") if key not in group]
         if missing:
             raise MfbenchError(f"{where}: group {index} names no {', '.join(missing)}")
         groups.append(group)
-    return Suite(path.stem, str(path), str(data.get("description", "")), settings, groups, base)
+    trials = data.get("tune_trials")
+    if trials is not None and (not isinstance(trials, int) or isinstance(trials, bool) or trials < 1):
+        raise MfbenchError(f"{where}: 'tune_trials' must be a positive integer")
+    return Suite(path.stem, str(path), str(data.get("description", "")), settings, groups, base, trials)

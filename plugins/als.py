@@ -139,6 +139,8 @@ class ALS(mfbench.Strategy):
     }
     exact = False
     deterministic = True
+    #: What mfbench tune searches (validation RMSE decides).
+    search_space = {"reg": mfbench.LogUniform(1e-3, 1.0)}
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         tables, reason = factor_tables(model)

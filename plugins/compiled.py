@@ -232,6 +232,8 @@ class ScriptedSGD(mfbench.Strategy):
     devices = ("cpu", "cuda")
     exact = True
     deterministic = True
+    #: What mfbench tune searches (validation RMSE decides).
+    search_space = {"lr": mfbench.LogUniform(1e-3, 0.2), "reg": mfbench.LogUniform(1e-4, 0.3)}
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         if device.type not in self.devices:

@@ -217,6 +217,8 @@ class DDP(distributed.RankStrategy):
     rank_worker = DataParallelRank
     exact = False
     deterministic = True
+    #: What mfbench tune searches (validation RMSE decides).
+    search_space = {"lr": mfbench.LogUniform(1e-4, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3)}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

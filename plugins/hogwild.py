@@ -180,6 +180,8 @@ class Hogwild(mfbench.Strategy):
     deterministic = False
     #: Seconds teardown waits for workers to exit after asking; then terminate, then kill.
     stop_timeout = 5.0
+    #: What mfbench tune searches (validation RMSE decides).
+    search_space = {"lr": mfbench.LogUniform(1e-3, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3)}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -79,6 +79,8 @@ class ImplicitALS(mfbench.Strategy):
     objective = "implicit"
     scales_with = "threads"
     unavailable = UNAVAILABLE
+    #: What mfbench tune searches (validation RMSE decides).
+    search_space = {"reg": mfbench.LogUniform(1e-3, 1.0), "alpha": mfbench.LogUniform(0.1, 100.0)}
 
     def problem(self) -> str | None:
         p = self.params

@@ -146,6 +146,8 @@ class LibMF(mfbench.Strategy):
     stepwise = False
     scales_with = "threads"
     unavailable = UNAVAILABLE
+    #: What mfbench tune searches (validation RMSE decides).
+    search_space = {"lr": mfbench.LogUniform(0.01, 1.0), "reg": mfbench.LogUniform(1e-3, 0.3)}
 
     def problem(self) -> str | None:
         p = self.params

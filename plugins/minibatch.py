@@ -103,6 +103,8 @@ class Minibatch(mfbench.Strategy):
     #: Bit for bit on CPU; on CUDA the sparse updates are scatter-adds with atomics,
     #: so two runs agree only to float rounding.
     deterministic = True
+    #: What mfbench tune searches (validation RMSE decides).
+    search_space = {"lr": mfbench.LogUniform(1e-4, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3), "batch_size": mfbench.IntRange(256, 65536, log=True)}
 
     def __init__(self, **params) -> None:
         super().__init__(**params)

@@ -268,6 +268,8 @@ class NumbaSGD(mfbench.Strategy):
     deterministic = True
     scales_with = "threads"
     unavailable = UNAVAILABLE
+    #: What mfbench tune searches (validation RMSE decides).
+    search_space = {"lr": mfbench.LogUniform(1e-3, 0.2), "reg": mfbench.LogUniform(1e-4, 0.3)}
 
     def problem(self, model: nn.Module) -> str | None:
         """Why ``model`` or the parameters do not fit, or None."""

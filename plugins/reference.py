@@ -21,6 +21,8 @@ class Reference(mfbench.Strategy):
     params = {"lr": 1e-6}
     exact = True
     deterministic = True
+    #: What mfbench tune searches (validation RMSE decides).
+    search_space = {"lr": mfbench.LogUniform(1e-6, 0.1)}
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
         self.model = model

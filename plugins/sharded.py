@@ -212,6 +212,8 @@ class Sharded(distributed.RankStrategy):
     info_fields = ("gather_bytes_per_epoch",)
     exact = False
     deterministic = True
+    #: What mfbench tune searches (validation RMSE decides).
+    search_space = {"lr": mfbench.LogUniform(1e-3, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3)}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

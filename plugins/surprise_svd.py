@@ -149,6 +149,8 @@ class SurpriseSVD(mfbench.Strategy):
     deterministic = True  # one thread; the case seed is Surprise's random_state
     stepwise = False
     unavailable = UNAVAILABLE
+    #: What mfbench tune searches (validation RMSE decides).
+    search_space = {"lr": mfbench.LogUniform(1e-3, 0.1), "reg": mfbench.LogUniform(1e-3, 0.3)}
 
     def problem(self) -> str | None:
         p = self.params

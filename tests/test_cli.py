@@ -36,9 +36,9 @@ def test_run_prints_lines_then_a_table_and_writes_results(capsys, tmp_path):
     captured = capsys.readouterr()
     assert code == 0
     assert "[1/2]" in captured.err and "[2/2]" in captured.err
-    for column in ("dataset", "model", "strategy", "device", "params", "status", "updates/s", "s/epoch",
-                   "train RMSE", "test RMSE"):
+    for column in ("dataset", "model", "strategy", "device", "status", "updates/s", "spread", "test RMSE"):
         assert column in captured.out
+    assert "s/epoch" not in captured.out  # the default columns; --wide shows every one
     assert f"results: {out_path}" in captured.out
     document = json.loads(out_path.read_text())
     assert [c["status"] for c in document["cases"]] == ["ok", "skipped"]
@@ -48,6 +48,10 @@ def test_run_prints_lines_then_a_table_and_writes_results(capsys, tmp_path):
     report_out = capsys.readouterr().out
     table = captured.out.split("\nresults:")[0].strip()
     assert report_out.strip() == table
+    assert main(["report", str(out_path), "--wide"]) == 0
+    wide = capsys.readouterr().out
+    for column in ("params", "s/epoch", "setup s", "train RMSE", "peak MB", "note"):
+        assert column in wide
 
 
 def test_default_output_goes_under_dot_mfbench(capsys, tmp_path):
@@ -171,3 +175,15 @@ def test_plot_cli_writes_a_png(capsys, tmp_path):
     assert main(["plot", str(path)]) == 0
     png = path.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_help_states_the_defaults_of_the_suite_it_would_run(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    quick = " ".join(capsys.readouterr().out.split())
+    assert "counted epochs per repeat (default 6, the quick suite's; 3 where a suite sets none)" in quick
+    assert "default: 0.575 in the quick suite's group(s) that set it, none elsewhere" in quick
+    with pytest.raises(SystemExit):
+        main(["run", "--suite", "speed", "--help"])
+    speed = " ".join(capsys.readouterr().out.split())
+    assert "(default 1, the speed suite's; 3 where a suite sets none)" in speed and "default cpu, the speed suite's" in speed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -38,3 +39,12 @@ def test_every_hook_is_documented_and_tested():
         assert f"`{hook}(" in README, f"{hook} is not in the README's hook table"
         assert getattr(mfbench.hookspecs, hook).__doc__, f"{hook} has no docstring"
         assert hook in tests, f"no test uses {hook}"
+
+
+def test_readme_example_outputs_are_what_the_tool_prints():
+    spec = importlib.util.spec_from_file_location("readme_outputs", ROOT / "benchmarks" / "readme_outputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert len(module.MARKED.findall(README)) >= 2
+    _, changed = module.regenerate(README)
+    assert changed == [], f"run python benchmarks/readme_outputs.py: these README blocks differ from the tool: {changed}"

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from mfbench import MfbenchError
+from mfbench.colors import strategy_color
 from mfbench.plot import (
     build_figure,
     case_labels,
@@ -134,3 +135,56 @@ def test_plots_a_real_run(fresh_pm, run_cases, tmp_path):
     assert [len(line.get_xdata()) for line in curves.get_lines()] == [2]
     path = plot_results(doc, tmp_path / "run.png")
     assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+@needs_matplotlib
+def test_one_row_of_panels_per_workload_and_one_colour_per_strategy():
+    doc = make_doc(
+        make_case("als", dataset="one"), make_case("numba", dataset="one"),
+        make_case("numba", dataset="two"), make_case("als", dataset="two"),
+    )
+    figure = build_figure(doc, target=0.95)
+    assert len(figure.axes) == 4  # per workload: curves, then throughput
+    colors = {}
+    for curves in (figure.axes[0], figure.axes[2]):
+        for line in curves.get_lines():
+            if not line.get_label().startswith("target"):
+                colors.setdefault(line.get_label(), set()).add(line.get_color())
+    assert colors == {"als[lr=0.1] @ cpu": {strategy_color("als")}, "numba[lr=0.1] @ cpu": {strategy_color("numba")}}
+    assert "target 0.95" in [line.get_label() for line in figure.axes[2].get_lines()]  # drawn in every panel
+
+
+@needs_matplotlib
+def test_implicit_objectives_stay_out_of_the_rmse_panel():
+    implicit = make_case("implicit-als")
+    implicit["strategy"]["objective"] = "implicit"
+    figure = build_figure(make_doc(make_case("als"), implicit))
+    curves, bars = figure.axes[0], figure.axes[1]
+    assert [line.get_label() for line in curves.get_lines()] == ["als[lr=0.1] @ cpu"]
+    assert "left out (implicit objective" in curves.get_title()
+    assert len(bars.patches) == 2  # its throughput is still comparable
+
+
+@needs_matplotlib
+def test_value_labels_sit_inside_the_axes():
+    doc = make_doc(make_case("slow", seconds=((10.0, 10.0),)), make_case("fast", seconds=((0.001, 0.002),)))
+    bars = build_figure(doc).axes[1]
+    low, high = bars.get_xlim()
+    assert bars.texts and all(low <= text.get_position()[0] and text.get_position()[0] * 2 < high for text in bars.texts)
+
+
+def test_strategy_colours_are_fixed_for_built_ins_and_stable_for_others():
+    from mfbench.colors import KNOWN, PALETTE
+
+    assert len({strategy_color(name) for name in KNOWN}) == len(KNOWN)
+    assert strategy_color("a-third-party-one") == strategy_color("a-third-party-one") in PALETTE
+    assert strategy_color("reference") == PALETTE[0]
+
+
+@needs_matplotlib
+def test_each_workload_draws_its_own_target_when_the_run_has_none_single():
+    one, two = make_case("a", dataset="one"), make_case("a", dataset="two")
+    one["summary"], two["summary"] = {"target_rmse": 0.9}, {"target_rmse": 0.8}
+    figure = build_figure(make_doc(one, two, target_rmse="auto"))
+    assert "target 0.9" in [l.get_label() for l in figure.axes[0].get_lines()]
+    assert "target 0.8" in [l.get_label() for l in figure.axes[2].get_lines()]

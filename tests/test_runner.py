@@ -118,13 +118,13 @@ def test_divergence_ends_a_case_as_diverged(pm, run_cases, how, phrase):
 def test_protocol_setup_epochs_teardown_and_summary(pm, run_cases):
     Counting.calls.clear()
     records = run_cases(pm, ["counting"], epochs=2, repeats=2)
-    assert Counting.calls == [("setup", 216), ("epoch", 0), ("epoch", 1), ("teardown",)] * 2
+    assert Counting.calls == [("setup", 192), ("epoch", 0), ("epoch", 1), ("teardown",)] * 2
     record = records[0]
     assert record["status"] == "ok"
     assert len(record["repeats"]) == 2 and all(len(r["epochs"]) == 2 for r in record["repeats"])
     summary = record["summary"]
-    assert summary["epochs_timed"] == 4 and summary["updates_per_epoch"] == 216
-    assert summary["median_updates_per_s"] == pytest.approx(216 / summary["median_epoch_s"])
+    assert summary["epochs_timed"] == 4 and summary["updates_per_epoch"] == 192
+    assert summary["median_updates_per_s"] == pytest.approx(192 / summary["median_epoch_s"])
     assert record["dataset"]["nnz"] == 240 and len(record["dataset"]["fingerprint"]) == 16
 
 

@@ -1,0 +1,505 @@
+"""Tuning: a budgeted search over each strategy's declared search space, in an Optuna study.
+
+Strategies are compared after the same tuning effort, as AlgoPerf's external-tuning
+ruleset compares training algorithms: each (dataset, model, strategy, device) gets a
+study of ``trials`` trials; each trial trains one fresh model for the epoch budget with
+mfbench's own runner and is judged on the *validation* ratings only (the test ratings
+are never looked at while tuning). The objective is the training time until the
+validation RMSE first reaches the target when one is given, else the best validation
+RMSE within the budget. A trial that errors, diverges or times out is a failed trial.
+
+Studies live in an Optuna storage (a SQLite file by default; any Optuna storage URL),
+one study per case, named by the case's identity, so an interrupted ``mfbench tune``
+resumes with the trials it had, and several processes (on one or several machines
+sharing a database server) can work on one study: each asks for trials until the study
+holds the budget.
+
+The first trial of a study is the strategy's defaults (when they lie inside the space),
+so a tuned result is never worse than the defaults on validation; the others come from
+the sampler: quasi-random (scrambled Sobol, AlgoPerf's choice: it covers the space
+evenly and does not depend on the order results arrive in, which suits parallel
+workers) by default, TPE or random on request.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from .errors import MfbenchError
+from .plan import Case, Choice, RunConfig
+from .runner import Runner
+from .search_space import Categorical, Dimension, IntRange, LogUniform, Uniform
+from .stats import as_number, decision_rmse, time_to_target
+
+SAMPLERS = ("qmc", "tpe", "random")
+PRUNERS = ("median", "none")
+INSTALL = "pip install 'mfbench[tune]'"
+#: Tuned float values are rounded to this many significant digits before a race uses
+#: them, so labels stay readable (a 0.05% change of a step size is far below the noise).
+SIGNIFICANT = 3
+#: Seconds between a running trial's heartbeats; a trial silent for GRACE seconds is
+#: taken as dead (its process was killed) and marked failed by the next tuner.
+HEARTBEAT, GRACE = 10, 60
+
+
+def optuna_module():
+    """Optuna, or an error saying how to install it (it is an optional extra)."""
+    try:
+        import optuna
+    except ImportError:
+        raise MfbenchError(f"tuning needs Optuna, which is not installed: {INSTALL}") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # QMCSampler and fail_stale_trials are marked experimental; heartbeats are recorded by
+    # mfbench itself (trials are asked and told, not run by Study.optimize). Neither
+    # warning is news to a user.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    return optuna
+
+
+class Pruned(BaseException):
+    """Raised from the per-epoch observer to stop a trial the pruner judged behind.
+
+    A BaseException, so that the runner's own error handling (which turns exceptions
+    into ``error`` rows) lets it through after the strategy's teardown.
+    """
+
+
+def storage_url(text: str) -> str:
+    """A bare path means a SQLite file; anything with ``://`` is an Optuna/SQLAlchemy URL."""
+    return text if "://" in text else f"sqlite:///{text}"
+
+
+def open_storage(url: str, attempts: int = 5):
+    """The RDB storage at ``url``.
+
+    Two tuners starting together on a new database both try to create Optuna's tables,
+    and one loses the race (a unique-constraint error on the schema version): opening
+    again then finds the tables made, so a failed open is retried a few times.
+    """
+    optuna = optuna_module()
+    url = storage_url(url)
+    # A generous lock timeout: several tuners may share one SQLite file.
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT, grace_period=GRACE)
+        except Exception as exc:  # SQLAlchemy's errors for bad URLs, unreachable servers, missing folders
+            if attempt == attempts - 1:
+                raise MfbenchError(f"cannot open the study storage {url!r}: {exc}") from exc
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def make_sampler(name: str, seed: int):
+    optuna = optuna_module()
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed, warn_independent_sampling=False)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise MfbenchError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str):
+    """``median``: stop a trial whose validation RMSE after an epoch is worse than the median
+    of earlier trials at that epoch (after 5 finished trials, from the third epoch on)."""
+    optuna = optuna_module()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise MfbenchError(f"unknown pruner {name!r}; known: {', '.join(PRUNERS)}")
+
+
+def distribution(dim: Dimension):
+    optuna = optuna_module()
+    d = optuna.distributions
+    if isinstance(dim, LogUniform):
+        return d.FloatDistribution(dim.low, dim.high, log=True)
+    if isinstance(dim, Uniform):
+        return d.FloatDistribution(dim.low, dim.high)
+    if isinstance(dim, IntRange):
+        return d.IntDistribution(dim.low, dim.high, log=dim.log)
+    if isinstance(dim, Categorical):
+        return d.CategoricalDistribution(list(dim.choices))
+    raise TypeError(dim)
+
+
+def tuned_space(case: Case, only: set[str] | None = None) -> dict[str, Dimension]:
+    """The dimensions to search: the strategy's space, less what the selection fixed.
+
+    A parameter the selection set away from its default (``numba[threads=2]``) is held
+    fixed; ``only`` restricts the search to the parameters named.
+    """
+    cls = case.strategy.entry.cls
+    defaults = cls.params
+    space = {}
+    for key, dim in getattr(cls, "search_space", {}).items():
+        if only is not None and key not in only:
+            continue
+        if case.strategy.params.get(key) != defaults.get(key):
+            continue
+        space[key] = dim
+    return space
+
+
+def round_value(value: Any) -> Any:
+    if isinstance(value, float) and value != 0 and math.isfinite(value):
+        return float(f"{value:.{SIGNIFICANT}g}")
+    return value
+
+
+def with_params(case: Case, params: Mapping[str, Any]) -> Case:
+    """The case with its strategy's parameters overridden (types checked as for a selection)."""
+    entry = case.strategy.entry
+    merged = entry.cls.resolve_params({**case.strategy.params, **params})
+    return replace(case, strategy=Choice(entry, merged))
+
+
+@dataclass
+class TrialOutcome:
+    """What one trial did, as stored in the study (``user_attrs``) and in results files."""
+
+    number: int
+    params: dict[str, Any]
+    state: str  # complete, pruned, fail
+    status: str  # the runner's status, or "pruned"
+    reason: str
+    value: float | None
+    valid_curve: list[float]
+    epoch_seconds: list[float]
+    wall_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "params": self.params,
+            "state": self.state,
+            "status": self.status,
+            "reason": self.reason,
+            "value": self.value,
+            "valid_curve": self.valid_curve,
+            "epoch_seconds": self.epoch_seconds,
+            "wall_s": self.wall_s,
+        }
+
+
+def trial_config(config: RunConfig) -> RunConfig:
+    """One repeat, no uncounted epochs: a trial trains warm-up + counted epochs, all judged."""
+    target = config.target_rmse if isinstance(config.target_rmse, float) else None
+    return replace(config, epochs=config.epochs + config.warmup, warmup=0, repeats=1, target_rmse=target)
+
+
+def objective_value(epochs: list[dict[str, Any]], target: float | None) -> tuple[float, float]:
+    """(objective, best validation RMSE): time to the validation target (inf when not
+    reached) with a target, else the best validation RMSE itself."""
+    curve = [decision_rmse(e) for e in epochs]
+    best = min((v for v in curve if math.isfinite(v)), default=math.inf)
+    if target is None:
+        return best, best
+    reached = time_to_target(epochs, target)
+    return (reached if reached is not None else math.inf), best
+
+
+@contextmanager
+def heartbeat(storage, trial_id: int) -> Iterator[None]:
+    """Beat while a trial runs, so a tuner killed mid-trial leaves a trial others can fail."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception:  # a busy database: the next beat will do
+                pass
+
+    storage.record_heartbeat(trial_id)
+    thread = threading.Thread(target=beat, name="mfbench-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+class Tuner:
+    """Runs the trials of one study per case; ``say`` shows progress."""
+
+    def __init__(
+        self,
+        storage_text: str,
+        config: RunConfig,
+        *,
+        trials: int,
+        sampler: str = "qmc",
+        pruner: str = "median",
+        only: set[str] | None = None,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        if trials < 1:
+            raise MfbenchError(f"--trials must be at least 1, got {trials}")
+        for name, known in ((sampler, SAMPLERS), (pruner, PRUNERS)):
+            if name not in known:
+                raise MfbenchError(f"unknown choice {name!r}; known: {', '.join(known)}")
+        self.optuna = optuna_module()
+        self.storage_text = storage_url(storage_text)
+        self.storage = open_storage(storage_text)
+        self.config = config
+        self.trials = trials
+        self.sampler_name, self.pruner_name = sampler, pruner
+        self.only = only
+        self.say = say
+        self.runner = Runner(trial_config(config))
+
+    def study(self, case: Case):
+        return self.optuna.create_study(
+            storage=self.storage,
+            study_name=case.id,
+            direction="minimize",
+            sampler=make_sampler(self.sampler_name, self.config.seed),
+            pruner=make_pruner(self.pruner_name),
+            load_if_exists=True,
+        )
+
+    def tune(self, case: Case) -> dict[str, Any]:
+        """Run trials until the case's study holds the budget; return its summary."""
+        space = tuned_space(case, self.only)
+        if not space:
+            return {"id": case.id, "status": "skipped", "reason": "nothing to tune: the strategy declares no search space "
+                    "(or the selection fixes every parameter in it)"}
+        if getattr(case.strategy.entry.cls, "objective", "rating") != "rating":
+            return {"id": case.id, "status": "skipped", "reason": "implicit-feedback objective: validation RMSE "
+                    "does not judge it, so it is not tuned on it"}
+        skip = self.runner.skip_reason(case)
+        if skip:
+            return {"id": case.id, "status": "skipped", "reason": skip}
+        study = self.study(case)
+        self.optuna.storages.fail_stale_trials(study)
+        self._describe(study, case, space)
+        TrialState = self.optuna.trial.TrialState
+        counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
+        if not study.get_trials(deepcopy=False):
+            defaults = {k: case.strategy.params[k] for k in space if _inside(space[k], case.strategy.params[k])}
+            if len(defaults) == len(space):
+                study.enqueue_trial(defaults, user_attrs={"defaults": True}, skip_if_exists=True)
+        distributions = {key: distribution(dim) for key, dim in space.items()}
+        while self.spent(study, counted) < self.trials:
+            outcome = self._trial(study, case, distributions)
+            if isinstance(outcome, str):  # the strategy declined the model: nothing to tune
+                return {"id": case.id, "status": "skipped", "reason": outcome}
+            if outcome.state == "pruned":
+                value = f" at validation RMSE {outcome.valid_curve[-1]:.4g}, epoch {len(outcome.valid_curve)}"
+            else:
+                value = "" if outcome.value is None else f", objective {outcome.value:.4g}"
+            self.say(
+                f"  trial {outcome.number}: {outcome.state}{value} "
+                f"({', '.join(f'{k}={v:.3g}' if isinstance(v, float) else f'{k}={v}' for k, v in outcome.params.items())})"
+                + (f": {outcome.reason}" if outcome.reason and outcome.state != "complete" else "")
+            )
+        return summarize_study(study, case.id)
+
+    @staticmethod
+    def spent(study, states) -> int:
+        """Trials that count toward the budget: finished or running (perhaps in another
+        process), but not one a Ctrl-C interrupted: the resumed tuner runs it again."""
+        return sum(not t.user_attrs.get("interrupted") for t in study.get_trials(deepcopy=False, states=states))
+
+    def _describe(self, study, case: Case, space: Mapping[str, Dimension]) -> None:
+        """What a later ``run --tuned`` and a reader of the database must know about the study."""
+        attrs = study.user_attrs
+        config = trial_config(self.config)
+        facts = {
+            "mfbench_study": 1,
+            "case": case.id,
+            "strategy": case.strategy.name,
+            "fixed_params": {k: v for k, v in case.strategy.params.items() if k not in space},
+            "search_space": {k: d.describe() for k, d in space.items()},
+            "epochs": config.epochs,
+            "seed": config.seed,
+            "valid_fraction": config.valid_fraction,
+            "test_fraction": config.test_fraction,
+            "target_rmse": config.target_rmse,
+            "objective": "seconds to validation target" if config.target_rmse else "best validation RMSE",
+            "sampler": self.sampler_name,
+            "pruner": self.pruner_name,
+        }
+        if "mfbench_study" not in attrs:
+            for key, value in facts.items():
+                study.set_user_attr(key, value)
+            return
+        for key in ("epochs", "seed", "valid_fraction", "test_fraction", "target_rmse", "search_space"):
+            if attrs.get(key) != facts[key]:
+                raise MfbenchError(
+                    f"study {case.id!r} in {self.storage_text} was made with {key}={attrs.get(key)!r}, not "
+                    f"{facts[key]!r}: rerun with the study's settings, or use another --storage"
+                )
+
+    def _trial(self, study, case: Case, distributions: dict) -> TrialOutcome | str:
+        optuna = self.optuna
+        trial = study.ask(distributions)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        params = {k: trial.params[k] for k in distributions}
+        trial_case = with_params(case, params)
+        epochs: list[dict[str, Any]] = []
+
+        def on_epoch(_case, _repeat, epoch, entry) -> None:
+            epochs.append(entry)
+            value = decision_rmse(entry)
+            if math.isfinite(value):
+                trial.report(value, epoch)
+                if trial.should_prune():
+                    raise Pruned()
+
+        self.runner.on_epoch = on_epoch
+        started = time.perf_counter()
+        status, reason = "ok", ""
+        try:
+            with heartbeat(self.storage, trial._trial_id):
+                record = self.runner.run_case(trial_case)
+            status, reason = record["status"], record.get("reason", "")
+        except Pruned:
+            status = "pruned"
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        finally:
+            self.runner.on_epoch = None
+        wall = time.perf_counter() - started
+        if status == "skipped":
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return reason
+        target = self.runner.config.target_rmse
+        value, best = objective_value(epochs, target)  # type: ignore[arg-type]
+        curve = [decision_rmse(e) for e in epochs]
+        seconds = [as_number(e.get("seconds")) for e in epochs]
+        for key, item in (("status", status), ("reason", reason), ("valid_curve", curve),
+                          ("epoch_seconds", seconds), ("wall_s", wall), ("best_valid_rmse", best)):
+            trial.set_user_attr(key, _json_number(item))
+        if status == "pruned":
+            state, told = "pruned", study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif status == "ok" and not math.isnan(value):
+            state, told = "complete", study.tell(trial, value)
+        else:
+            state, told = "fail", study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return TrialOutcome(told.number, params, state, status, reason, told.value, curve, seconds, wall)
+
+
+def _inside(dim: Dimension, value: Any) -> bool:
+    if isinstance(dim, Categorical):
+        return value in dim.choices
+    return isinstance(value, (int, float)) and dim.low <= value <= dim.high
+
+
+def _json_number(value: Any) -> Any:
+    """Optuna stores user attributes as JSON, which has no NaN or infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_json_number(v) for v in value]
+    return value
+
+
+def summarize_study(study, case_id: str) -> dict[str, Any]:
+    """The study as a results file keeps it: every trial, the choice, and the cost."""
+    trials = []
+    for t in study.get_trials(deepcopy=False):
+        attrs = t.user_attrs
+        trials.append({
+            "number": t.number,
+            "params": dict(t.params),
+            "state": t.state.name.lower(),
+            "status": attrs.get("status", t.state.name.lower()),
+            "reason": attrs.get("reason", ""),
+            "value": t.value,
+            "best_valid_rmse": as_number(attrs.get("best_valid_rmse")),
+            "valid_curve": [as_number(v) for v in attrs.get("valid_curve", [])],
+            "epoch_seconds": [as_number(v) for v in attrs.get("epoch_seconds", [])],
+            "wall_s": as_number(attrs.get("wall_s")),
+            "defaults": bool(attrs.get("defaults")),
+            "worker": attrs.get("worker"),
+            **({"interrupted": True} if attrs.get("interrupted") else {}),
+        })
+    best = choose_best(trials)
+    counts = {state: sum(t["state"] == state for t in trials) for state in ("complete", "pruned", "fail", "running")}
+    attrs = study.user_attrs
+    return {
+        "id": case_id,
+        "status": "ok" if best is not None else "failed",
+        "reason": "" if best is not None else "no trial completed",
+        "study": study.study_name,
+        "objective": attrs.get("objective"),
+        "target_rmse": attrs.get("target_rmse"),
+        "epochs": attrs.get("epochs"),
+        "sampler": attrs.get("sampler"),
+        "pruner": attrs.get("pruner"),
+        "search_space": attrs.get("search_space", {}),
+        "fixed_params": attrs.get("fixed_params", {}),
+        "trials": trials,
+        "n_trials": len(trials),
+        "counts": counts,
+        "cost_s": sum(t["wall_s"] for t in trials if math.isfinite(t["wall_s"])),
+        "best": best,
+        "chosen": {k: round_value(v) for k, v in best["params"].items()} if best else None,
+    }
+
+
+def choose_best(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The completed trial with the lowest objective; ties (every trial missed the target:
+    all infinite) go to the lowest best validation RMSE."""
+    done = [t for t in trials if t["state"] == "complete" and t["value"] is not None]
+    if not done:
+        return None
+    return min(done, key=lambda t: (as_number(t["value"]), t["best_valid_rmse"]))
+
+
+def load_tuning(storage_text: str, case: Case) -> dict[str, Any] | None:
+    """The summary of the case's study in the storage, or None when it has none."""
+    optuna = optuna_module()
+    storage = open_storage(storage_text)
+    try:
+        study = optuna.load_study(study_name=case.id, storage=storage)
+    except KeyError:
+        return None
+    return summarize_study(study, case.id)
+
+
+def tuned_cases(cases: list[Case], storage_text: str) -> tuple[list[Case], dict[str, dict[str, Any]], list[str]]:
+    """Cases with their studies' chosen parameters; tuning facts by the tuned case's id; notes.
+
+    A case without a study (or whose study has no completed trial) runs as selected, and
+    its tuning entry says so: a defaults row is never passed off as a tuned one.
+    """
+    out: list[Case] = []
+    facts: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    for case in cases:
+        summary = load_tuning(storage_text, case)
+        if summary is None or summary["chosen"] is None:
+            why = "no study" if summary is None else "no completed trial in its study"
+            notes.append(f"{case.id}: {why} in {storage_url(storage_text)}; runs with its selected parameters")
+            out.append(case)
+            facts[case.id] = {"status": "untuned", "reason": why, "base_label": case.strategy.label}
+            continue
+        tuned = with_params(case, summary["chosen"])
+        summary["base_label"] = case.strategy.label
+        summary["tuned_params"] = sorted(summary["chosen"])
+        summary["storage"] = storage_url(storage_text)
+        out.append(tuned)
+        facts[tuned.id] = summary
+    return out, facts, notes
+
