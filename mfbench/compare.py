@@ -540,7 +540,7 @@ def render_comparison(
             groups=[row.device for row in comparison.rows],
             detail=COMPARISON_DETAIL,
             shorten={"dataset": "middle", "model": "middle", "strategy": "middle", "note": "footnote"},
-            expendable=("note", "model"),
+            expendable=("note", "model", "TTT ratio", "95% interval"),
         ),
         check_format(fmt),
         view,
