@@ -130,6 +130,20 @@ class Terminated(KeyboardInterrupt):
 
 def _terminate(signum: int, frame: Any) -> None:
     raise Terminated()
+COMPARE_EPILOG = """\
+speed verdicts: the ratio NEW/BASE of median epoch times, with a 95% interval from a
+bootstrap over repeats and epochs, widened by the machine's drift that the calibration
+workload saw (timed before each run and after every case): 'slower'/'faster' when the
+whole interval is on one side of 1 and the estimate beyond the margin (--min-change),
+'no change' when the interval is within the margin, else 'too noisy to tell'. Two runs
+made apart on a shared machine often are: measure BASE and NEW interleaved with
+`mfbench ab` to resolve small changes.
+
+--format github prints Markdown for a job summary or a pull-request comment.
+
+Exit status: 0; with --fail-threshold, 1 when it tripped (the cases are listed), 3 when
+nothing tripped but some case is too noisy to rule it out; 2 for a usage error.
+"""
 
 
 def build_parser(suite: Suite | None = None) -> argparse.ArgumentParser:
@@ -291,14 +305,29 @@ def build_parser(suite: Suite | None = None) -> argparse.ArgumentParser:
         "compare",
         parents=[table_opts],
         help="compare two results files case by case",
-        description="Match cases by identity and show new/base ratios of throughput, time-to-target and held-out RMSE.",
+        description="Match cases by identity and show new/base ratios of throughput, time-to-target and held-out RMSE, "
+        "with a verdict on speed from a 95%% confidence interval of the ratio: slower, faster, no change, or too "
+        "noisy to tell.",
+        epilog=COMPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cmp.add_argument("base", type=Path, help="the baseline results file")
     cmp.add_argument("new", type=Path, help="the results file to judge")
     cmp.add_argument("--format", default="simple", metavar="FMT", help=FORMAT_HELP)
     cmp.add_argument("--target-rmse", type=float, metavar="X", help="time-to-target threshold (default: the runs' own)")
     cmp.add_argument("--normalize", action="store_true", help="compare calibration-relative throughput (runs from two machines)")
-    cmp.add_argument("--fail-threshold", type=float, metavar="PCT", help="exit 1 when a significant slowdown or RMSE loss exceeds PCT percent")
+    cmp.add_argument("--fail-threshold", type=float, metavar="PCT",
+                     help="gate: exit 1 when a case is slower, or its RMSE worse, by more than PCT percent, or a base case is "
+                     "missing from NEW; 3 when too noisy to rule out a slowdown beyond PCT")
+    cmp.add_argument("--allow-missing", action="store_true",
+                     help="with --fail-threshold: base cases missing from (or skipped in) NEW, or an unfinished NEW, do not fail")
+    cmp.add_argument("--min-change", type=float, metavar="PCT",
+                     help="smallest speed change reported as one: 'no change' needs the interval within +-PCT "
+                     "(default: the fail threshold, else 5)")
+
+    from .ab_cli import add_parser as add_ab_parser
+
+    add_ab_parser(sub, plugin_opts)
 
     plt = sub.add_parser("plot", help="plot held-out RMSE against training time, and throughput")
     plt.add_argument("results", type=Path, help="a results JSON file")
@@ -581,6 +610,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         target=args.target_rmse,
         normalize=args.normalize,
         fail_threshold=args.fail_threshold,
+        margin=args.min_change,
+        allow_missing=args.allow_missing,
     )
     print(render_comparison(comparison, args.format, view=view))
     if args.html:
@@ -612,8 +643,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ab(args: argparse.Namespace) -> int:
+    from .ab_cli import cmd_ab as run_ab_command
+
+    return run_ab_command(args)
+
+
 COMMANDS = {
     "run": cmd_run,
+    "ab": cmd_ab,
     "tune": cmd_tune,
     "list": cmd_list,
     "report": cmd_report,

@@ -6,23 +6,19 @@ not an error. A matched case whose data fingerprints differ is refused: the same
 name and parameters gave different ratings (a changed data file, another seed or
 test fraction), so no figure of the two runs can be compared.
 
-Significance, throughput. Each case's counted epochs give a sample of
-updates/s (one value per epoch, every repeat). A change counts only when the
-interquartile ranges [q1, q3] of the two samples do not overlap: new q1 above
-base q3 is "faster", new q3 below base q1 is "slower", anything else is "~".
-Why this rule:
-
-* it uses the spread each run measured on its own machine, so a noisy machine
-  widens the band by itself and a steady one narrows it; there is no fixed
-  percentage to tune per machine;
-* the IQR ignores the odd stalled epoch (CPU steal on a shared machine): a
-  [min, max] band is set by that one epoch and would hide real changes;
-* it is symmetric: a noisy new run weighs as much as a noisy base, unlike
-  "new median inside the base's range";
-* it is the spread the runner already reports (``relative_iqr``, ``unstable``).
-
-With a single counted epoch on a side its IQR is a point, so every difference
-counts; the note column says so. Run more repeats to get a spread.
+Significance, throughput. Each case's counted epochs give epoch seconds,
+grouped by repeat. The speed ratio NEW/BASE (updates/s) is the ratio of the
+median epoch seconds, and its 95% confidence interval comes from a two-level
+bootstrap (repeats, then epochs within them: :func:`mfbench.verdict.bootstrap_ratio`),
+widened by the machine's drift that the calibration workload saw -- before the
+run and after every case, in both files (:func:`mfbench.verdict.drift_factor`).
+The interval decides the verdict (:func:`mfbench.verdict.decide`): ``slower``,
+``faster``, ``no change`` (the interval within +-margin) or ``too noisy to
+tell``. Why: on a shared machine two separate runs meet different loads; a rule
+that reads only the spread within each run (as the interquartile-overlap rule
+used before did) calls that difference a change. A case with one counted epoch
+has no spread: too noisy to tell. Interleaved A/B measurement (``mfbench ab``)
+is the way to resolve small changes on such a machine.
 
 Significance, quality. The final held-out RMSE (median over repeats of each
 repeat's last epoch) changes significantly when the difference exceeds the
@@ -30,12 +26,18 @@ larger of ``RMSE_TOLERANCE`` (1 %) of the base value and the spread across
 repeats (max - min) of either file. Repeats start from the same seed, so for a
 deterministic strategy that spread is zero and the 1 % floor decides.
 
-Fail threshold ``PCT``: ``Comparison.exit_code`` is 1 when a significant
-slowdown loses more than PCT percent of the base's updates/s, when the held-out
-RMSE is significantly worse by more than PCT percent, or when a case that ended
+Fail threshold ``PCT``: ``Comparison.exit_code`` is 1 when a case is
+``slower`` by more than PCT percent of the base's updates/s, when the held-out
+RMSE is significantly worse by more than PCT percent, when a case that ended
 ok in the base ended in error, diverged or timed out in the new file (it has no
-figures left to compare, which is the largest regression of all). Cases only in
-one file never trip it.
+figures left to compare, which is the largest regression of all), or -- unless
+``allow_missing`` -- when a case of the base is missing from the new file (or
+was skipped there, or the new file is from a run that did not finish): a gate
+must not pass because the cases it guards stopped running. Otherwise it is 3
+(:data:`EXIT_NOISY`) when some case is too noisy to rule out a slowdown beyond
+PCT, and 0. Cases only in the new file never trip it. The verdict's margin is
+PCT, unless ``margin`` is given (default without a threshold:
+:data:`mfbench.verdict.DEFAULT_MARGIN`).
 """
 
 from __future__ import annotations
@@ -51,12 +53,21 @@ from . import tablefit
 from .errors import MfbenchError
 from .report import check_format
 from .selection import format_selection
-from .stats import UNSTABLE_SPREAD, FinalRmse, Throughput, as_number as _number, case_throughput, case_time_to_target, final_test_rmse
+from .stats import (
+    UNSTABLE_SPREAD, FinalRmse, Throughput, as_number as _number, case_throughput, case_time_to_target, epoch_seconds,
+    final_test_rmse,
+)
+from .verdict import (
+    DEFAULT_MARGIN, NOISY, SLOWER, Interval, advice, bootstrap_ratio, calibration_scores, could_be_slower_than, decide,
+    drift_factor, widen,
+)
 
 #: Relative change of held-out RMSE below which quality counts as unchanged.
 RMSE_TOLERANCE = 0.01
 #: New statuses that trip the fail threshold when the base case ended ok.
 FAILED_STATUSES = ("error", "diverged", "timeout")
+#: Exit status when nothing tripped the threshold but some case is too noisy to rule it out.
+EXIT_NOISY = 3
 
 CaseKey = tuple
 
@@ -96,13 +107,23 @@ def calibration_factor(case: dict[str, Any], side: str) -> float:
     return _number(absolute) / _number(relative)
 
 
-def speed_verdict(base: Throughput, new: Throughput) -> str:
-    """"faster"/"slower" only when the interquartile ranges do not overlap; "~" otherwise."""
-    if new.q1 > base.q3:
-        return "faster"
-    if new.q3 < base.q1:
-        return "slower"
-    return "~"
+def epoch_groups(case: dict[str, Any]) -> list[list[float]]:
+    """Counted epoch seconds of a case, one list per repeat (what the bootstrap resamples)."""
+    groups = []
+    for repeat in case.get("repeats", []):
+        seconds = [epoch_seconds(e) for e in repeat.get("epochs", []) if not e.get("warmup")]
+        seconds = [t for t in seconds if t > 0 and math.isfinite(t)]
+        if seconds:
+            groups.append(seconds)
+    return groups
+
+
+def speed_interval(base: dict[str, Any], new: dict[str, Any], scale: float = 1.0, drift: float = 1.0) -> Interval:
+    """NEW/BASE updates/s with its 95% interval, times ``scale`` (normalization), widened by ``drift``."""
+    interval = bootstrap_ratio(epoch_groups(base), epoch_groups(new))
+    if scale != 1.0:
+        interval = Interval(interval.estimate * scale, interval.low * scale, interval.high * scale, interval.method)
+    return widen(interval, drift)
 
 
 def quality_verdict(base: FinalRmse, new: FinalRmse) -> str:
@@ -140,6 +161,7 @@ class Row:
     speed_base: Throughput | None = None
     speed_new: Throughput | None = None
     speed_ratio: float | None = None
+    speed_interval: Interval | None = None
     speed: str = ""
     ttt_base: float | None = None
     ttt_new: float | None = None
@@ -150,6 +172,8 @@ class Row:
     quality: str = ""
     notes: list[str] = field(default_factory=list)
     trips: list[str] = field(default_factory=list)
+    #: Too noisy to rule out a slowdown beyond the fail threshold.
+    undecided: bool = False
 
     @property
     def where(self) -> str:
@@ -178,6 +202,11 @@ class Comparison:
     normalize: bool
     fail_threshold: float | None
     notes: list[str] = field(default_factory=list)
+    margin: float = DEFAULT_MARGIN
+    drift: float = 1.0
+    allow_missing: bool = False
+    #: Why the comparison as a whole fails (the new run did not finish...), besides its rows.
+    trips: list[str] = field(default_factory=list)
 
     @property
     def tripped(self) -> list[Row]:
@@ -185,9 +214,21 @@ class Comparison:
         return [row for row in self.rows if row.trips]
 
     @property
+    def undecided(self) -> list[Row]:
+        """Rows too noisy to rule out a slowdown beyond the fail threshold (empty without one)."""
+        return [row for row in self.rows if row.undecided]
+
+    @property
     def exit_code(self) -> int:
-        """0 when fine; 1 when a fail threshold was given and some row tripped it."""
-        return 1 if self.fail_threshold is not None and self.tripped else 0
+        """0 when fine; with a fail threshold, 1 when something tripped it, else 3 when some row is too noisy."""
+        if self.fail_threshold is None:
+            return 0
+        if self.tripped or self.trips:
+            return 1
+        return EXIT_NOISY if self.undecided else 0
+
+    def count_speed(self, verdict: str) -> int:
+        return sum(1 for row in self.rows if row.speed == verdict)
 
     def count(self, where: str) -> int:
         return sum(1 for row in self.rows if row.where == where)
@@ -261,17 +302,22 @@ def _fill_side(row: Row, side: str, case: dict[str, Any], target: float | None, 
         row.notes.append(f"{side}: one epoch, no spread")
 
 
-def _compare_row(row: Row, threshold: float | None) -> None:
+def _compare_row(row: Row, threshold: float | None, margin: float, drift: float, scale: float) -> None:
     base, new = row.base, row.new
     assert base is not None and new is not None
     if base["status"] == "ok" and new["status"] in FAILED_STATUSES and threshold is not None:
         row.trips.append(f"ended {new['status']} (ok in base)")
     if row.speed_base is not None and row.speed_new is not None:
         row.speed_ratio = _ratio(row.speed_new.median, row.speed_base.median)
-        row.speed = speed_verdict(row.speed_base, row.speed_new)
-        loss = (1.0 - row.speed_ratio) * 100.0 if row.speed_ratio is not None else 0.0
-        if threshold is not None and row.speed == "slower" and loss > threshold:
+        row.speed_interval = speed_interval(base, new, scale, drift)
+        row.speed = decide(row.speed_interval, margin)
+        loss = -row.speed_interval.change_pct() if row.speed_interval.known else 0.0
+        if threshold is not None and row.speed == SLOWER and loss > threshold:
             row.trips.append(f"{loss:.1f}% slower > {threshold:g}%")
+        elif threshold is not None and row.speed == NOISY and could_be_slower_than(row.speed_interval, threshold):
+            row.undecided = True
+        if row.speed == NOISY:
+            row.notes.append(advice(NOISY))
     row.ttt_ratio = _ratio(row.ttt_new, row.ttt_base)
     if row.rmse_base is not None and row.rmse_new is not None:
         row.rmse_ratio = _ratio(row.rmse_new.median, row.rmse_base.median)
@@ -279,6 +325,23 @@ def _compare_row(row: Row, threshold: float | None) -> None:
         worse = (row.rmse_ratio - 1.0) * 100.0 if row.rmse_ratio is not None else math.inf
         if threshold is not None and row.quality == "worse" and worse > threshold:
             row.trips.append(f"RMSE {worse:.1f}% worse > {threshold:g}%")
+
+
+def _missing_trips(row: Row, threshold: float | None, allow_missing: bool) -> None:
+    """A base case that has no figures in the new file fails a gate, unless missing cases are allowed."""
+    if threshold is None or allow_missing or row.base is None or row.base["status"] != "ok":
+        return
+    if row.new is None:
+        row.trips.append("missing in new (give --allow-missing to accept)")
+    elif row.new["status"] == "skipped":
+        row.trips.append("skipped in new, ok in base (give --allow-missing to accept)")
+
+
+def _scale(base: dict[str, Any], new: dict[str, Any], normalize: bool) -> float:
+    """What multiplies a raw NEW/BASE ratio of updates/s into the normalized one."""
+    if not normalize:
+        return 1.0
+    return calibration_factor(base, "base") / calibration_factor(new, "new")
 
 
 def _new_row(key: CaseKey, case: dict[str, Any], base: dict[str, Any] | None, new: dict[str, Any] | None) -> Row:
@@ -301,21 +364,33 @@ def compare_documents(
     target: float | None = None,
     normalize: bool = False,
     fail_threshold: float | None = None,
+    margin: float | None = None,
+    allow_missing: bool = False,
 ) -> Comparison:
     """Match the cases of two results documents and compare speed, time-to-target and held-out RMSE.
 
     :param target: held-out RMSE for time-to-target; by default both files' ``config.target_rmse`` when equal.
     :param normalize: compare updates/s divided by each machine's calibration score (an error where absent).
     :param fail_threshold: percent; see the module docstring for what trips it.
+    :param margin: percent: the smallest speed change reported as one (default: the fail
+        threshold, else :data:`mfbench.verdict.DEFAULT_MARGIN`).
+    :param allow_missing: base cases missing from (or skipped in) the new file do not trip the threshold.
     """
     if fail_threshold is not None and not fail_threshold >= 0:
         raise MfbenchError(f"the fail threshold is a percentage, 0 or more; got {fail_threshold}")
+    if margin is not None and not margin >= 0:
+        raise MfbenchError(f"the margin is a percentage, 0 or more; got {margin}")
+    margin = margin if margin is not None else (fail_threshold if fail_threshold is not None else DEFAULT_MARGIN)
     old_cases, new_cases = _index(base, "base"), _index(new, "new")
     for key, case in old_cases.items():
         if key in new_cases:
             _check_same_data(case, new_cases[key])
     target_value, source, notes = _resolve_target(base, new, target)
     notes += _machine_note(base, new, normalize)
+    base_scores, new_scores = calibration_scores(base), calibration_scores(new)
+    drift = drift_factor(base_scores, new_scores, normalized=normalize)
+    if not base_scores or not new_scores:
+        notes.append("a file has no calibration: the intervals assume the machine's speed did not change between the runs")
     rows = []
     for key, case in old_cases.items():
         row = _new_row(key, case, case, new_cases.get(key))
@@ -324,7 +399,9 @@ def compare_documents(
             row.notes.insert(0, "only in base")
         else:
             _fill_side(row, "new", row.new, target_value, normalize)
-            _compare_row(row, fail_threshold)
+            scale = _scale(case, row.new, normalize) if row.speed_base is not None and row.speed_new is not None else 1.0
+            _compare_row(row, fail_threshold, margin, drift, scale)
+        _missing_trips(row, fail_threshold, allow_missing)
         rows.append(row)
     for key, case in new_cases.items():
         if key not in old_cases:
@@ -332,7 +409,10 @@ def compare_documents(
             _fill_side(row, "new", case, target_value, normalize)
             row.notes.insert(0, "only in new")
             rows.append(row)
-    return Comparison(rows, target_value, source, normalize, fail_threshold, notes)
+    comparison = Comparison(rows, target_value, source, normalize, fail_threshold, notes, margin, drift, allow_missing)
+    if fail_threshold is not None and not allow_missing and new.get("complete") is False:
+        comparison.trips.append("the new file is from a run that did not finish (give --allow-missing to accept)")
+    return comparison
 
 
 # -- rendering ----------------------------------------------------------------
@@ -355,10 +435,18 @@ def _ttt(row: Row, side: str) -> str:
 
 def comparison_headers(comparison: Comparison) -> list[str]:
     unit = "rel. upd/s" if comparison.normalize else "upd/s"
-    headers = ["dataset", "model", "strategy", "device", "status", f"base {unit}", f"new {unit}", "ratio", "speed"]
+    headers = ["dataset", "model", "strategy", "device", "status", f"base {unit}", f"new {unit}", "ratio", "95% interval",
+               "speed"]
     if comparison.target is not None:
         headers += ["base TTT s", "new TTT s", "TTT ratio"]
     return headers + ["base RMSE", "new RMSE", "RMSE ratio", "quality", "note"]
+
+
+def _interval_cell(row: Row) -> str:
+    interval = row.speed_interval
+    if interval is None or not interval.known:
+        return ""
+    return f"[{interval.low:.3f}, {interval.high:.3f}]"
 
 
 def comparison_row(comparison: Comparison, row: Row) -> list[str]:
@@ -368,6 +456,7 @@ def comparison_row(comparison: Comparison, row: Row) -> list[str]:
         _fmt(row.speed_base.median if row.speed_base else None, spec),
         _fmt(row.speed_new.median if row.speed_new else None, spec),
         _fmt(row.speed_ratio, ".3f"),
+        _interval_cell(row),
         row.speed,
     ]
     if comparison.target is not None:
@@ -384,12 +473,22 @@ def comparison_row(comparison: Comparison, row: Row) -> list[str]:
     return cells
 
 
+def verdict_counts(comparison: Comparison) -> str:
+    """"2 slower, 1 too noisy to tell, 5 no change" over the matched cases with a speed verdict."""
+    from .verdict import VERDICTS
+
+    counts = [f"{comparison.count_speed(v)} {v}" for v in VERDICTS if comparison.count_speed(v)]
+    return ", ".join(counts) if counts else "no speed verdicts"
+
+
 def summary_lines(comparison: Comparison) -> list[str]:
     """What the table means and whether the threshold tripped, for below the table."""
     lines = [
         f"{comparison.count('both')} case(s) matched, {comparison.count('only in base')} only in base, "
-        f"{comparison.count('only in new')} only in new. Ratios are new/base.",
-        "speed '~': the interquartile ranges of per-epoch updates/s overlap (within run-to-run spread); "
+        f"{comparison.count('only in new')} only in new. Ratios are new/base. Speed: {verdict_counts(comparison)}.",
+        f"speed: from a 95% bootstrap interval of the ratio of median epoch times (repeats and epochs resampled)"
+        + (f", widened x{comparison.drift:.3f} for the machine's drift seen by the calibration" if comparison.drift > 1 else "")
+        + f"; 'no change' = the interval within +-{comparison.margin:g}%; "
         f"quality '~': held-out RMSE moved by at most max({RMSE_TOLERANCE:.0%}, spread across repeats).",
     ]
     if comparison.normalize:
@@ -399,9 +498,16 @@ def summary_lines(comparison: Comparison) -> list[str]:
     lines += comparison.notes
     if comparison.fail_threshold is not None:
         tripped = comparison.tripped
-        if tripped:
+        if tripped or comparison.trips:
             lines.append(f"fail threshold {comparison.fail_threshold:g}% tripped by {len(tripped)} case(s):")
             lines += [f"  {row.id}: {'; '.join(row.trips)}" for row in tripped]
+            lines += [f"  {trip}" for trip in comparison.trips]
+        elif comparison.undecided:
+            lines.append(
+                f"fail threshold {comparison.fail_threshold:g}%: not tripped, but {len(comparison.undecided)} case(s) are "
+                f"too noisy to rule it out (exit {EXIT_NOISY}): rerun with more --repeats, or compare with `mfbench ab`:"
+            )
+            lines += [f"  {row.id}: {row.speed_interval.describe() if row.speed_interval else ''}" for row in comparison.undecided]
         else:
             lines.append(f"fail threshold {comparison.fail_threshold:g}%: not tripped.")
     return lines
@@ -419,6 +525,9 @@ def render_comparison(
     """The comparison as a table in any tabulate format, followed by what it means (unless ``footer=False``).
 
     ``view`` chooses columns and width (see ``mfbench.tablefit``); by default, every column and row.
+
+    ``github`` gives Markdown for a job summary or a pull-request comment: a headline with
+    the outcome, the table, and the notes as a list.
     """
     skipped = [
         ((row.new or row.base or {}).get("reason") or "") if row.status == "skipped" else None for row in comparison.rows
@@ -431,11 +540,15 @@ def render_comparison(
             groups=[row.device for row in comparison.rows],
             detail=COMPARISON_DETAIL,
             shorten={"dataset": "middle", "model": "middle", "strategy": "middle", "note": "footnote"},
-            expendable=("note", "model"),
+            expendable=("note", "model", "TTT ratio", "95% interval"),
         ),
         check_format(fmt),
         view,
     )
+    if fmt == "github":
+        from .github_summary import markdown_comparison
+
+        return markdown_comparison(comparison, table, summary_lines(comparison) if footer else [])
     if not footer:
         return table
     lines = summary_lines(comparison)

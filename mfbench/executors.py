@@ -46,6 +46,8 @@ INPROCESS = "inprocess"
 #: Executors that run every case on this host (the table needs no host column).
 LOCAL_EXECUTORS = (DEFAULT_EXECUTOR, INPROCESS)
 BUILTIN_PLUGIN = "mfbench.executors"
+#: Timings of the calibration workload after each case (the one before the run takes 5).
+CHECK_REPEATS = 3
 
 
 @dataclass
@@ -155,7 +157,14 @@ class InProcessExecutor(Executor):
         return machine
 
     def run(self, job: Job, on_case: Observer, on_epoch: EpochObserver | None = None) -> None:
-        runner = Runner(job.config, on_case=on_case, on_epoch=on_epoch)
+        def checked(record: dict[str, Any]) -> None:
+            # The calibration again after every case: how the machine's speed moved during the
+            # run, which `mfbench compare` uses to widen its intervals (a short timing: ~0.1 s).
+            if self.calibration_score is not None:
+                record["calibration_after"] = calibrate(repeats=CHECK_REPEATS)
+            on_case(record)
+
+        runner = Runner(job.config, on_case=checked, on_epoch=on_epoch)
         runner.calibration_score = self.calibration_score
         runner.ceilings = self.ceilings
         runner.run(job.cases)

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import pytest
 
 from mfbench import MfbenchError, SelectionError
 from mfbench.compare import (
+    EXIT_NOISY,
     FinalRmse,
-    Throughput,
     case_throughput,
     compare_documents,
     quality_verdict,
     render_comparison,
-    speed_verdict,
 )
+from mfbench.verdict import FASTER, NOISY, SAME, SLOWER
 
 UPDATES = 1000
 
@@ -113,17 +114,34 @@ def test_an_int_and_an_equal_float_parameter_match_but_a_bool_does_not():
     assert where == ["both", "only in base", "only in new"]
 
 
-def test_cases_in_one_file_only_are_listed_and_never_fail():
+def test_cases_in_one_file_only_are_listed_and_only_a_missing_base_case_fails():
     base = make_doc(make_case("gone"), make_case("kept"))
     new = make_doc(make_case("kept"), make_case("added"))
-    comparison = compare_documents(base, new, fail_threshold=0.0)
+    comparison = compare_documents(base, new, fail_threshold=10.0)
     assert [row.where for row in comparison.rows] == ["only in base", "both", "only in new"]
-    assert comparison.exit_code == 0
+    assert comparison.exit_code == 1
+    assert [row.strategy for row in comparison.tripped] == ["gone[lr=0.05]"]
     text = render_comparison(comparison)
     assert "only in base" in text and "only in new" in text
     assert "1 case(s) matched, 1 only in base, 1 only in new" in text
+    assert "FAIL: missing in new (give --allow-missing to accept)" in text
     gone = comparison.rows[0]
     assert gone.speed_base is not None and gone.speed_ratio is None  # its own figures are still shown
+    assert compare_documents(base, new, fail_threshold=10.0, allow_missing=True).exit_code == 0
+    assert compare_documents(base, new).exit_code == 0  # without a threshold nothing fails
+
+
+def test_a_case_skipped_in_new_or_an_unfinished_new_run_fails_unless_allowed():
+    base = make_doc(make_case("kept"), make_case("lost"))
+    new = make_doc(make_case("kept"), make_case("lost", status="skipped"))
+    comparison = compare_documents(base, new, fail_threshold=10.0)
+    assert comparison.exit_code == 1 and "skipped in new, ok in base" in render_comparison(comparison)
+    assert compare_documents(base, new, fail_threshold=10.0, allow_missing=True).exit_code == 0
+    unfinished = {**make_doc(make_case("kept"), make_case("lost")), "complete": False}
+    comparison = compare_documents(base, unfinished, fail_threshold=10.0)
+    assert comparison.exit_code == 1 and comparison.tripped == []
+    assert "the new file is from a run that did not finish" in render_comparison(comparison)
+    assert compare_documents(base, unfinished, fail_threshold=10.0, allow_missing=True).exit_code == 0
 
 
 def test_a_case_twice_in_one_file_is_refused_by_name():
@@ -216,31 +234,63 @@ def test_statuses_are_shown_side_by_side_without_ratios():
 # -- significance -----------------------------------------------------------------
 
 
-def test_overlapping_interquartile_ranges_are_not_significant():
-    # base per-epoch rates 800..1250, new median 5% faster, but the middle halves overlap
+def test_a_small_change_inside_wide_spreads_is_too_noisy_to_tell():
+    # base per-epoch times 0.8..1.25 s, new 5% faster: the interval spans both sides of the margin
     base = make_doc(make_case(seconds=[[1.25, 1.1, 1.0, 0.9, 0.8]]))
     new = make_doc(make_case(seconds=[[1.2, 1.05, 0.95, 0.85, 0.76]]))
     row = only_row(compare_documents(base, new))
     assert row.speed_ratio > 1.04
-    assert row.speed == "~"
+    assert row.speed_interval.low < 0.95 and row.speed_interval.high > 1.05
+    assert row.speed == NOISY
+    assert "mfbench ab" in render_comparison(compare_documents(base, new))  # the note says what to do
 
 
-def test_separate_interquartile_ranges_are_significant_even_inside_the_base_extremes():
-    # one stalled base epoch (10 s) stretches the base's [min, max]; the new run is still clearly slower
-    base = make_doc(make_case(seconds=[[1.0, 1.0, 1.01, 0.99, 10.0]]))
-    new = make_doc(make_case(seconds=[[1.3, 1.31, 1.29, 1.3, 1.3]]))
+def test_one_stalled_epoch_does_not_hide_a_clear_slowdown():
+    # a stalled base epoch (10 s) does not move the medians the interval is built from
+    base = make_doc(make_case(seconds=[[1.0, 1.0, 1.01, 0.99, 10.0, 1.0, 1.02, 0.98, 1.0]]))
+    new = make_doc(make_case(seconds=[[1.3, 1.31, 1.29, 1.3, 1.3, 1.32, 1.28, 1.3, 1.3]]))
     row = only_row(compare_documents(base, new))
     assert row.speed_base.min < row.speed_new.median < row.speed_base.max
-    assert row.speed == "slower"
+    assert row.speed == SLOWER and row.speed_interval.high < 1.0
 
 
-def test_speed_verdict_is_symmetric():
-    narrow = Throughput(100.0, 99.0, 101.0, 98.0, 102.0, 5, 0.02)
-    wide = Throughput(110.0, 90.0, 130.0, 50.0, 200.0, 5, 0.36)
-    faster = Throughput(120.0, 118.0, 122.0, 117.0, 123.0, 5, 0.03)
-    assert speed_verdict(narrow, wide) == speed_verdict(wide, narrow) == "~"
-    assert speed_verdict(narrow, faster) == "faster"
-    assert speed_verdict(faster, narrow) == "slower"
+def test_the_interval_is_symmetric_between_base_and_new():
+    a = make_doc(make_case(seconds=[[1.0, 1.1, 0.9], [1.05, 0.95, 1.0]]))
+    b = make_doc(make_case(seconds=[[1.5, 1.6, 1.4], [1.55, 1.45, 1.5]]))
+    forward, backward = only_row(compare_documents(a, b)), only_row(compare_documents(b, a))
+    assert forward.speed == SLOWER and backward.speed == FASTER
+    assert forward.speed_interval.estimate == pytest.approx(1 / backward.speed_interval.estimate)
+
+
+def test_repeats_that_disagree_widen_the_interval_even_when_their_epochs_agree():
+    steady = make_doc(make_case(seconds=[[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]))
+    drifting = make_doc(make_case(seconds=[[0.8, 0.8, 0.8], [1.0, 1.0, 1.0], [1.25, 1.25, 1.25]]))
+    row = only_row(compare_documents(steady, drifting))
+    assert row.speed_interval.low <= 0.85 and row.speed_interval.high >= 1.2
+    assert row.speed == NOISY
+
+
+def with_calibration(doc: dict, scores: list[float]) -> dict:
+    """``scores``: the calibration before the run (one timing) and after each case, in order."""
+    doc = copy.deepcopy(doc)
+    doc["machine"]["calibration"] = {"score": scores[0], "seconds": 1.0, "seconds_all": [1.0]}
+    for case, score in zip(doc["cases"], scores[1:]):
+        case["calibration_after"] = {"score": score}
+    return doc
+
+
+def test_the_machines_drift_seen_by_the_calibration_widens_the_interval():
+    base, new = slower_pair(1.15)  # 13% fewer updates/s, tight spreads
+    assert only_row(compare_documents(base, new, fail_threshold=10)).speed == SLOWER
+    calm = compare_documents(with_calibration(base, [100.0, 100.0]), with_calibration(new, [100.0, 100.0]), fail_threshold=10)
+    assert only_row(calm).speed == SLOWER and calm.drift == pytest.approx(1.0)
+    # the machine ran 20% slower during the new run: the slowdown may be the machine's
+    loaded = compare_documents(with_calibration(base, [100.0, 100.0]), with_calibration(new, [80.0, 80.0]), fail_threshold=10)
+    row = only_row(loaded)
+    assert loaded.drift == pytest.approx(1.25)
+    assert row.speed == NOISY and loaded.exit_code == EXIT_NOISY
+    text = render_comparison(loaded)
+    assert "widened x1.250" in text and f"(exit {EXIT_NOISY})" in text
 
 
 def test_rmse_within_one_percent_is_unchanged_beyond_it_is_worse():
@@ -294,13 +344,21 @@ def test_a_slowdown_under_the_threshold_passes():
     assert "fail threshold 60%: not tripped." in render_comparison(comparison)
 
 
-def test_an_insignificant_slowdown_never_fails():
+def test_a_slowdown_too_noisy_to_rule_out_has_its_own_exit_code():
     base = make_doc(make_case(seconds=[[0.7, 0.9, 1.0, 1.1, 1.3]]))
     new = make_doc(make_case(seconds=[[0.8, 1.0, 1.2, 1.3, 1.5]]))
     comparison = compare_documents(base, new, fail_threshold=5)
     row = only_row(comparison)
-    assert row.speed_ratio < 0.9 and row.speed == "~"
-    assert comparison.exit_code == 0
+    assert row.speed_ratio < 0.9 and row.speed == NOISY and row.trips == []
+    assert comparison.exit_code == EXIT_NOISY
+    assert "too noisy to rule it out" in render_comparison(comparison)
+    assert compare_documents(base, new).exit_code == 0  # without a threshold, a report only
+
+
+def test_no_change_when_the_interval_is_inside_the_margin():
+    base, new = slower_pair(1.0)
+    comparison = compare_documents(base, new, fail_threshold=5)
+    assert only_row(comparison).speed == SAME and comparison.exit_code == 0
 
 
 def test_a_speedup_never_fails():
@@ -348,7 +406,7 @@ def test_normalize_divides_by_each_machines_calibration_score():
     row = only_row(normalized)
     assert row.speed_ratio == pytest.approx(1.0)
     assert row.speed_base.median == pytest.approx(5.0)
-    assert row.speed == "~"
+    assert row.speed == SAME
     text = render_comparison(normalized)
     assert "rel. upd/s" in text and "machines differ" not in text
 
@@ -380,9 +438,34 @@ def test_an_unknown_format_is_refused():
 def test_a_real_run_compared_with_itself_is_unchanged(fresh_pm, run_cases):
     records = run_cases(fresh_pm, ["reference"], epochs=2, repeats=2)
     doc = make_doc(*records)
-    comparison = compare_documents(doc, copy.deepcopy(doc), fail_threshold=0)
+    comparison = compare_documents(doc, copy.deepcopy(doc), fail_threshold=50)
     row = only_row(comparison)
     assert row.where == "both" and row.status == "ok"
-    assert row.speed_ratio == pytest.approx(1.0) and row.speed == "~"
+    # the interval holds 1 whatever the machine's noise: never slower or faster (how wide it is, is the machine's)
+    assert row.speed_ratio == pytest.approx(1.0) and row.speed in (SAME, NOISY)
+    assert row.speed_interval.low <= 1.0 <= row.speed_interval.high
     assert row.rmse_ratio == pytest.approx(1.0) and row.quality == "~"
-    assert comparison.exit_code == 0
+    assert comparison.exit_code in (0, EXIT_NOISY) and comparison.tripped == []
+
+
+def test_github_format_is_markdown_with_the_outcome_first():
+    base, new = slower_pair(2.0)
+    text = render_comparison(compare_documents(base, new, fail_threshold=10), "github")
+    first, _, rest = text.partition("\n")
+    assert first.startswith("**mfbench compare: FAILED**") and "1 slower" in first
+    assert "| dataset" in rest and "|---" in rest.replace(":", "-")
+    assert "- fail threshold 10% tripped by 1 case(s):" in rest
+    assert "  - planted / dot / sgd[lr=0.05] / cpu: 50.0% slower > 10%" in rest
+    passed = render_comparison(compare_documents(*slower_pair(1.0), fail_threshold=10), "github")
+    assert passed.startswith("**mfbench compare: passed** (threshold 10%): 1 no change")
+
+
+def test_the_command_line_fails_on_a_missing_case_unless_allowed(tmp_path, capsys):
+    from mfbench.cli import main
+
+    base, new = tmp_path / "base.json", tmp_path / "new.json"
+    base.write_text(json.dumps(make_doc(make_case("kept"), make_case("gone"))))
+    new.write_text(json.dumps(make_doc(make_case("kept"))))
+    assert main(["compare", str(base), str(new), "--fail-threshold", "10"]) == 1
+    assert "missing in new" in capsys.readouterr().out
+    assert main(["compare", str(base), str(new), "--fail-threshold", "10", "--allow-missing"]) == 0
