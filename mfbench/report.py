@@ -65,6 +65,9 @@ class TableShape:
     per_case_target: bool = False
     #: Some cases raced tuned parameters: show what tuning cost beside time-to-target.
     tuned: bool = False
+    #: The target was asked for (``--target-rmse``): it applies to every case, not only to
+    #: those whose suite group set it.
+    asked: bool = False
 
 
 def table_shape(cases: list[dict[str, Any]], target: float | None, hosts: bool | None) -> TableShape:
@@ -74,7 +77,7 @@ def table_shape(cases: list[dict[str, Any]], target: float | None, hosts: bool |
     shown = case_target(cases, target)
     own = shown is None and any("target_rmse" in (c.get("summary") or {}) for c in cases)
     tuned = any(c.get("tuning") for c in cases)
-    return TableShape(shown, scaling_efficiencies(cases), hosts, own, tuned)
+    return TableShape(shown, scaling_efficiencies(cases), hosts, own, tuned, target is not None)
 
 
 def half_iqr(relative_iqr: Any) -> Any:
@@ -120,7 +123,9 @@ def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
     if shape.scaling:
         columns["scaling"] = shape.scaling.get(case["id"])
     if target is not None:
-        columns[f"time to {target:g}"] = case_time_to_target(case, target) if summary else None
+        applies = shape.asked or "target_rmse" in summary or not summary
+        # "": a case of a group without a target (the notebook's data beside a planted race).
+        columns[f"time to {target:g}"] = (case_time_to_target(case, target) if summary else None) if applies else ""
     elif shape.per_case_target:
         columns["target"] = summary.get("target_rmse")
         columns["time to target"] = summary.get("time_to_target_s")
@@ -148,7 +153,7 @@ def _display(name: str, value: Any, case: dict[str, Any]) -> str:
         return text + " unstable" if (case.get("summary") or {}).get("unstable") else text
     implicit = case["strategy"].get("objective", "rating") != "rating"
     if name.startswith("time to"):
-        if not case.get("summary"):
+        if not case.get("summary") or value == "":
             return ""
         if implicit:
             return "n/a"
