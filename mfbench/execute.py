@@ -188,7 +188,9 @@ def finish_scores(document: dict[str, Any], auto_ids: set[str], slack: float) ->
         apply_targets(cases, targets, auto_ids)
         document["targets"] = targets
     if any("target_rmse" in (c.get("summary") or {}) for c in cases):
-        document["profile"] = performance_profile(cases)
+        profile = performance_profile(cases)
+        if profile["strategies"]:  # some strategy reached some target: there is something to score
+            document["profile"] = profile
 
 
 def torchrun_cases(cases: list[Case], say: Any = None) -> list[Case]:

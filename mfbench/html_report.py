@@ -342,8 +342,10 @@ def header(document: dict[str, Any], title: str) -> str:
 def render_report(document: dict[str, Any], target: float | None = None) -> str:
     """The page for one results document, as a string."""
     cases = list(document.get("cases", []))
-    target = case_target(cases, numeric_target(target if target is not None else (document.get("config") or {}).get("target_rmse")))
-    target = numeric_target(target)
+    given = numeric_target(target if target is not None else (document.get("config") or {}).get("target_rmse"))
+    target = numeric_target(case_target(cases, given))
+    if given is None and any(c.get("summary") and "target_rmse" not in c["summary"] for c in cases):
+        target = None  # a suite group's target: each workload answers to its own, or to none
     per_workload = target is None and any(workload_target([c], None) is not None for c in cases)
     question = (
         f"Which strategy is fastest to a held-out RMSE of {target:g}?" if target is not None
