@@ -42,13 +42,15 @@ class Costly(mfbench.Strategy):
     """Trains nothing; each epoch costs ``cost`` seconds on the fake clock, +-``jitter`` on alternate calls."""
 
     name = "costly"
-    params = {"cost": 1.0, "jitter": 0.0}
+    params = {"cost": 1.0, "jitter": 0.0, "fail": False}
     calls = 0  # across instances: every block is a fresh instance
 
     def setup(self, model, train, device, seed):
         pass
 
     def run_epoch(self, epoch):
+        if self.params["fail"]:
+            raise RuntimeError("this side cannot train")
         Costly.calls += 1
         sign = 1.0 if Costly.calls % 3 else -1.0
         CLOCK.now += self.params["cost"] * (1.0 + sign * self.params["jitter"])
@@ -116,8 +118,8 @@ def test_sides_from_one_or_two_selections():
 
 
 def test_a_side_that_cannot_train_is_an_error_that_says_so():
-    base, new = sides("costly", "vectorized[lr=-1.0]")
-    with pytest.raises(MfbenchError, match="NEW side .* ended error"):
+    base, new = sides("costly", "costly[fail=true]")
+    with pytest.raises(MfbenchError, match="NEW side .* ended error: RuntimeError: this side cannot train"):
         run_ab(base, new, blocks=6, epochs=1, warmup=0, clock=CLOCK)
 
 

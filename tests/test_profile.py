@@ -15,12 +15,13 @@ from mfbench.targets import apply_targets, derive_targets
 def case(workload: str, strategy: str, seconds: float | None, status: str = "ok", curve=(1.0,), base=None, objective="rating"):
     record = {
         "id": f"{workload} / m / {strategy} / cpu",
-        "dataset": {"label": workload},
-        "model": {"label": "m"},
+        "dataset": {"name": workload, "label": workload},
+        "model": {"name": "m", "label": "m"},
         "strategy": {"name": strategy.split("[")[0], "label": strategy, "objective": objective},
         "device": "cpu",
         "status": status,
-        "repeats": [{"epochs": [{"seconds": 1.0, "valid_rmse": v, "test_rmse": 9.0} for v in curve]}],
+        "repeats": [{"repeat": 0, "epochs": [{"epoch": e, "seconds": 1.0, "train_rmse": 1.0, "valid_rmse": v, "test_rmse": 9.0}
+                                         for e, v in enumerate(curve)]}],
         "summary": {"target_rmse": 0.9, "time_to_target_s": seconds} if status == "ok" else {},
     }
     if base:
@@ -70,7 +71,7 @@ def test_tuned_cases_are_matched_by_their_label_before_tuning():
 def test_auto_target_is_one_percent_above_the_best_median_validation_rmse():
     cases = [case("A", "x", None, curve=(1.0, 0.8, 0.85)), case("A", "y", None, curve=(0.95, 0.9)),
              case("A", "z", None, status="diverged", curve=(0.1,))]
-    cases[0]["repeats"].append({"epochs": [{"seconds": 1.0, "valid_rmse": 0.9}]})  # x: median of 0.8 and 0.9
+    cases[0]["repeats"].append({"repeat": 1, "epochs": [{"epoch": 0, "seconds": 1.0, "valid_rmse": 0.9}]})  # x: median of 0.8 and 0.9
     (target,) = derive_targets(cases, slack=0.01)
     assert target["best_valid_rmse"] == pytest.approx(0.85) and target["target_rmse"] == pytest.approx(0.8585)
     assert target["from_case"] == cases[0]["id"] and not target["from_tuned"]
