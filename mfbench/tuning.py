@@ -338,8 +338,12 @@ class Tuner:
             "pruner": self.pruner_name,
         }
         if "mfbench_study" not in attrs:
+            # The marker goes last: a tuner starting beside this one on the same study sees either
+            # no marker (and writes the same facts) or every fact.
             for key, value in facts.items():
-                study.set_user_attr(key, value)
+                if key != "mfbench_study":
+                    study.set_user_attr(key, value)
+            study.set_user_attr("mfbench_study", facts["mfbench_study"])
             return
         for key in ("epochs", "seed", "valid_fraction", "test_fraction", "target_rmse", "search_space"):
             if attrs.get(key) != facts[key]:
