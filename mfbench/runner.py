@@ -29,7 +29,7 @@ from .plan import Case, RunConfig
 from .errors import MfbenchError
 from .ratings import Ratings
 from .roofline import fractions as roofline_fractions
-from .stats import UNSTABLE_SPREAD, best_decision_rmse, case_time_to_target, epoch_seconds, spread, timed_epochs
+from .stats import UNSTABLE_SPREAD, best_decision_rmse, case_time_to_target, test_at_best_decision, epoch_seconds, spread, timed_epochs
 from .timing import Clock, Sync, synchronize, timed
 
 STATUSES = ("ok", "skipped", "error", "diverged", "timeout")
@@ -371,6 +371,7 @@ def summarize(
         "final_test_rmse": statistics.median(f["test_rmse"] for f in finals),
         "final_valid_rmse": statistics.median(f["valid_rmse"] for f in finals),
         "best_valid_rmse": best_decision_rmse(record),
+        "test_rmse_at_best_valid": test_at_best_decision(record),
         "peak_memory_bytes": max(peaks) if peaks else None,
     }
     if not record["strategy"].get("stepwise", True):

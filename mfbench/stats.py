@@ -73,6 +73,18 @@ def best_decision_rmse(case: dict[str, Any]) -> float | None:
     return statistics.median(bests) if bests else None
 
 
+def test_at_best_decision(case: dict[str, Any]) -> float | None:
+    """Median over repeats of the test RMSE at each repeat's epoch of lowest validation RMSE:
+    the final figure of a model stopped early on validation (a decision test ratings never see)."""
+    values = []
+    for repeat in case.get("repeats", []):
+        epochs = [e for e in repeat.get("epochs", []) if math.isfinite(decision_rmse(e))]
+        if epochs:
+            values.append(as_number(min(epochs, key=decision_rmse).get("test_rmse")))
+    values = [v for v in values if not math.isnan(v)]
+    return statistics.median(values) if values else None
+
+
 def time_to_target(epochs: Iterable[dict[str, Any]], target: float) -> float | None:
     """Training seconds until validation RMSE first reaches ``target``; None if never.
 
