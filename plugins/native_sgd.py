@@ -84,7 +84,7 @@ class NativeSGD(mfbench.Strategy):
     params = {
         # the same step as numba's: (pred - r)^2 with the factor 2 in the gradient, L2 reg on the touched rows.
         "lr": 0.01,
-        "reg": 0.02,
+        "reg": 0.05,
         # epoch e steps with lr / (1 + lr_decay * e).
         "lr_decay": 0.0,
         "threads": 1,

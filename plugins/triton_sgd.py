@@ -98,7 +98,7 @@ class TritonSGD(mfbench.Strategy):
     name = "triton-sgd"
     params = {
         "lr": 0.01,
-        "reg": 0.02,
+        "reg": 0.05,
         # epoch e steps with lr / (1 + lr_decay * e).
         "lr_decay": 0.0,
         # concurrent programs (one warp each); 0 picks 32 per multiprocessor (4 under the interpreter).
