@@ -25,7 +25,9 @@ EPOCH_BUDGET = {
     "minibatch": (23, 28),
     "vectorized": (23, 28),
     "als": (8, 8),
-    "hogwild": (26, 40),
+    # not deterministic: its workers' interleaving follows the machine's load; a loaded CI run took
+    # hogwild on dot to 0.577 after 40 epochs (still falling), so the budget has room for that.
+    "hogwild": (34, 60),
     "numba": (23, 27),  # the scripted strategy's steps
     # measured 21/34: numba's blocked schedule, a cell's ratings grouped by user (25 on dot when shuffled)
     "native-sgd": (23, 36),
