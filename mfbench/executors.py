@@ -133,6 +133,16 @@ def machine_info(pm: pluggy.PluginManager, warnings: list[str] | None = None) ->
     return info
 
 
+def calibrated_machine(job: "Job") -> tuple[dict[str, Any], float | None, dict[str, Any] | None]:
+    """The machine's facts, with the calibration timed when the job asks for it; its score and ceilings."""
+    machine = machine_info(job.pm, job.warnings)
+    if not job.calibration:
+        return machine, None, None
+    job.say("mfbench: timing the calibration workload...")
+    machine["calibration"] = calibrate()
+    return machine, machine["calibration"]["score"], machine_ceilings(machine["calibration"])
+
+
 def machine_ceilings(calibration: Mapping[str, Any]) -> dict[str, Any]:
     """The ceilings in a calibration record that the roofline fields divide by."""
     return {key: calibration[key] for key in ("memory_bytes_per_s", "peak_flops_per_s") if calibration.get(key)}
@@ -146,14 +156,7 @@ class InProcessExecutor(Executor):
     def start(self, job: Job) -> dict[str, Any]:
         if job.config.threads is not None:
             torch.set_num_threads(job.config.threads)  # before machine_info, which records the count
-        machine = machine_info(job.pm, job.warnings)
-        self.calibration_score: float | None = None
-        self.ceilings: dict[str, Any] | None = None
-        if job.calibration:
-            job.say("mfbench: timing the calibration workload...")
-            machine["calibration"] = calibrate()
-            self.calibration_score = machine["calibration"]["score"]
-            self.ceilings = machine_ceilings(machine["calibration"])
+        machine, self.calibration_score, self.ceilings = calibrated_machine(job)
         return machine
 
     def run(self, job: Job, on_case: Observer, on_epoch: EpochObserver | None = None) -> None:

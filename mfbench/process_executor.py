@@ -30,11 +30,10 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from .calibration import calibrate
 from .distributed import WorkerError, WorkerGroup, WorkerTimeout, exit_description
 from .errors import PluginError
 from .executors import (
-    Executor, Job, case_spec, config_dict, machine_ceilings, machine_info, plugin_modules, rebuild_case, worker_session,
+    Executor, Job, calibrated_machine, case_spec, config_dict, plugin_modules, rebuild_case, worker_session,
 )
 from .plan import Case, RunConfig
 from .runner import EpochObserver, Observer, Runner, summarize
@@ -140,14 +139,7 @@ class ProcessExecutor(Executor):
                     f"that run the cases cannot import it; put it in a file on PYTHONPATH, or run the cases "
                     f"in this process: --executor inprocess"
                 )
-        machine = machine_info(job.pm, job.warnings)
-        self.calibration_score: float | None = None
-        self.ceilings: dict[str, Any] | None = None
-        if job.calibration:
-            job.say("mfbench: timing the calibration workload...")
-            machine["calibration"] = calibrate()
-            self.calibration_score = machine["calibration"]["score"]
-            self.ceilings = machine_ceilings(machine["calibration"])
+        machine, self.calibration_score, self.ceilings = calibrated_machine(job)
         self.started = self.crashed = self.killed = 0
         return machine
 
