@@ -98,7 +98,7 @@ def unpack_base(ref: str, folder: Path) -> None:
 def changed_modules(ref: str) -> list[str]:
     """Built-in plugin modules (``mfbench.plugins.X``) whose file differs between ``ref`` and the working tree."""
     names = git("diff", "--name-only", ref, "--", "plugins").decode().split()
-    modules = {f"{BUILTIN_PREFIX}{Path(n).stem}" for n in names if n.endswith(".py")}
+    modules = {BUILTIN_PREFIX + ".".join(Path(n).with_suffix("").parts[1:]) for n in names if n.endswith(".py")}
     return sorted(m for m in modules if m in DEFAULT_PLUGINS)
 
 

@@ -49,18 +49,17 @@ if "$env_dir/bin/python" -m pip install --no-deps --no-build-isolation --no-inde
     mfbench=("$py" -m mfbench)
     note "mfbench installed editable (no dependencies) into $env_dir"
 else
-    # A tree of links shaped like the installed package: mfbench/, mfbench/plugins, mfbench/suites.
+    # A tree of links shaped like the installed package: mfbench/ with plugins/ inside it.
     shim="$out/shim"
     rm -rf "$shim" && mkdir -p "$shim/mfbench"
-    for file in "$repo"/mfbench/*.py; do ln -s "$file" "$shim/mfbench/"; done
+    for entry in "$repo"/mfbench/*; do ln -s "$entry" "$shim/mfbench/"; done
     ln -s "$repo/plugins" "$shim/mfbench/plugins"
-    ln -s "$repo/benchmarks/suites" "$shim/mfbench/suites"
     export PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}"
     py="$python"
     mfbench=("$py" -m mfbench)
     note "pip could not install without the network (see setup.log): using the package tree of links in $shim"
 fi
-if ! "$py" -c 'import mfbench, mfbench.plugins.native_sgd, mfbench.suites' >>"$out/setup.log" 2>&1; then
+if ! "$py" -c 'import mfbench, mfbench.plugins.strategies.native_sgd, mfbench.suites' >>"$out/setup.log" 2>&1; then
     note "FAILED: mfbench is not importable from $repo (see setup.log)"
     exit 1
 fi

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.vectorized import Vectorized
+from mfbench.plugins.strategies.vectorized import Vectorized
 
 
 #: Ratings in the scratch slice: small, so one slice of repeated work overshoots the target by little.

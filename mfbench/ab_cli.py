@@ -36,7 +36,7 @@ BASE and NEW are either
   two strategy selections:      mfbench ab -s numba -s 'numba[schedule=blocked]'
   or one strategy from two plugin sources, each side in its own plugin manager:
     two module paths            mfbench ab -s my-sgd --base-plugin old_sgd --new-plugin new_sgd
-    a built-in and a copy       mfbench ab -s vectorized --new-plugin no:mfbench.plugins.vectorized \\
+    a built-in and a copy       mfbench ab -s vectorized --new-plugin no:mfbench.plugins.strategies.vectorized \\
                                   --new-plugin my_copy.vectorized
     two installed distributions mfbench ab -s my-sgd --base-plugin no:fast_sgd --new-plugin no:slow_sgd
   (--base-plugin/--new-plugin take what -p takes: a module path to load, or no:NAME to

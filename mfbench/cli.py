@@ -14,7 +14,8 @@ import pluggy
 import torch
 from tabulate import tabulate
 
-from . import __version__, distributed
+from . import __version__
+from .executors import distributed
 from .execute import Overrides, config_for, execute, plan_suite
 from .executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS, collect_executors
 from .errors import MfbenchError, SelectionError, unknown_name

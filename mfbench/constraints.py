@@ -102,5 +102,5 @@ def violations(cls: type, params: Mapping[str, Any]) -> list[str]:
             continue
         check, requirement = compile_constraint(spec)
         if not check(value):
-            found.append(f"{cls.kind} {cls.name!r}: {key}={value!r}, must be {requirement}")  # type: ignore[attr-defined]
+            found.append(f"{cls.problem_prefix()}{key}={value!r}, must be {requirement}")  # type: ignore[attr-defined]
     return found

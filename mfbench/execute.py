@@ -9,7 +9,8 @@ from typing import Any, Mapping, Sequence
 
 import pluggy
 
-from . import __version__, distributed
+from . import __version__
+from .executors import distributed
 from .devices import DEFAULT_DEVICES
 from .executors import DEFAULT_EXECUTOR, INPROCESS, Job, call_observers, make_executor
 from .plan import AUTO_TARGET, Case, RunConfig, plan

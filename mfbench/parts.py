@@ -84,6 +84,25 @@ class Part:
         return resolved
 
     @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> list[str]:
+        """Every problem with resolved ``params``, one line each; empty when they are usable.
+
+        The one place a part's parameter values are validated: the planner calls it for
+        every selected part before any data is loaded, so a bad value is always a usage
+        error that lists every problem, never an error or a skip when the case runs. The
+        default checks the declared ``constraints``; override it (calling ``super()``) for
+        rules that span parameters, and prefix each line with ``problem_prefix()``.
+        """
+        from .constraints import violations
+
+        return violations(cls, params)
+
+    @classmethod
+    def problem_prefix(cls) -> str:
+        """How a problem line names this part: ``strategy 'numba': ``."""
+        return f"{cls.kind} {cls.name!r}: "
+
+    @classmethod
     def summary(cls) -> str:
         if cls.description:
             return cls.description

@@ -14,7 +14,6 @@ from typing import Any, Sequence
 import torch
 
 from .devices import parse_device
-from .constraints import violations
 from .errors import SelectionError
 from .parts import Dataset, Model, Part, Strategy
 from .registry import Entry, Registry
@@ -168,7 +167,7 @@ def plan(
         if not chosen:
             raise SelectionError(f"no {kind} selected")
     problems = [line for choice in (*data_choices, *model_choices, *strategy_choices)
-                for line in violations(choice.entry.cls, choice.params)]
+                for line in choice.entry.cls.check_params(choice.params)]
     if problems:
         raise SelectionError("parameter values out of range:\n  " + "\n  ".join(dict.fromkeys(problems)))
     if not device_list:

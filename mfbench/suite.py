@@ -20,8 +20,7 @@ When the command line selects datasets, models or strategies, the groups give
 way: the run is one group of the lists given and, for those not given, the
 suite's top-level lists (else ``sprand``, ``dot`` and every strategy).
 
-The built-in suites live in ``benchmarks/suites/`` (installed as
-``mfbench.suites``); ``--suite NAME`` finds them, ``--suite PATH.toml`` reads any file.
+The built-in suites live in ``mfbench/suites/`` (the package ``mfbench.suites``); ``--suite NAME`` finds them, ``--suite PATH.toml`` reads any file.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from torch import nn
 
 import mfbench
 from mfbench import testing
-from mfbench.plugins.als import ALS, factor_tables
-from mfbench.plugins.biased import Biased
-from mfbench.plugins.dot import Dot
+from mfbench.plugins.strategies.als import ALS, factor_tables
+from mfbench.plugins.models.biased import Biased
+from mfbench.plugins.models.dot import Dot
 from mfbench.registry import collect
 from mfbench.synthetic import planted
 
@@ -73,9 +73,9 @@ def rmse(model: nn.Module, data: mfbench.Ratings) -> float:
 
 
 def test_registered_through_the_plugin_manager():
-    pm = mfbench.make_plugin_manager(["mfbench.plugins.als"], entry_points=False, env=False)
+    pm = mfbench.make_plugin_manager(["mfbench.plugins.strategies.als"], entry_points=False, env=False)
     entry = collect(pm).strategies["als"]
-    assert entry.cls is ALS and entry.plugin == "mfbench.plugins.als"
+    assert entry.cls is ALS and entry.plugin == "mfbench.plugins.strategies.als"
     assert ALS.exact is False and ALS.deterministic is True
     assert set(ALS.devices) == {"cpu", "cuda"}
 

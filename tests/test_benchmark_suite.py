@@ -42,17 +42,17 @@ bench_conftest = load(ROOT / "benchmarks" / "conftest.py", "mfbench_bench_confte
 
 def test_the_gate_unpacks_plugins_at_a_ref_as_an_importable_package(tmp_path, monkeypatch):
     gate.unpack_base("HEAD", tmp_path)
-    assert (tmp_path / gate.BASE_PACKAGE / "vectorized.py").exists()
+    assert (tmp_path / gate.BASE_PACKAGE / "strategies" / "vectorized.py").exists()
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert gate.strategies_of(f"{gate.BASE_PACKAGE}.vectorized") == ["vectorized"]
+    assert gate.strategies_of(f"{gate.BASE_PACKAGE}.strategies.vectorized") == ["vectorized"]
     assert gate.strategies_of(f"{gate.BASE_PACKAGE}.no_such_module") == []
-    assert gate.module_of("vectorized") == "mfbench.plugins.vectorized"
+    assert gate.module_of("vectorized") == "mfbench.plugins.strategies.vectorized"
 
 
 def test_the_gate_lists_only_changed_builtin_strategy_modules(monkeypatch):
-    listing = "plugins/vectorized.py\nplugins/README.md\nplugins/not_a_default.py\n"
+    listing = "plugins/strategies/vectorized.py\nplugins/README.md\nplugins/strategies/not_a_default.py\nplugins/common/peers.py\n"
     monkeypatch.setattr(gate, "git", lambda *args: listing.encode())
-    assert gate.changed_modules("HEAD") == ["mfbench.plugins.vectorized"]
+    assert gate.changed_modules("HEAD") == ["mfbench.plugins.strategies.vectorized"]
 
 
 def test_the_gate_refuses_an_unknown_ref(capsys, monkeypatch):
@@ -62,7 +62,7 @@ def test_the_gate_refuses_an_unknown_ref(capsys, monkeypatch):
 
 
 def test_a_base_module_that_does_not_load_is_not_a_pass():
-    outcome = gate.measure("vectorized", ["no:mfbench.plugins.vectorized", "mfbench_gate_base_missing.vectorized"], 10.0, 6)
+    outcome = gate.measure("vectorized", ["no:mfbench.plugins.strategies.vectorized", "mfbench_gate_base_missing.vectorized"], 10.0, 6)
     assert outcome.verdict == "not measured" and outcome.undecided and not outcome.failed
 
 

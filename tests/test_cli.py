@@ -26,7 +26,7 @@ def test_list_shows_parts_params_and_plugins(capsys):
     out = capsys.readouterr().out
     assert "sprand" in out and "n_users=1000,n_items=1000,density=0.01" in out
     assert "reference" in out and "lr=1e-06" in out and "exact" in out
-    assert "mfbench.plugins.reference (mfbench" in out
+    assert "mfbench.plugins.strategies.reference (mfbench" in out
 
 
 def test_run_prints_lines_then_a_table_and_writes_results(capsys, tmp_path):

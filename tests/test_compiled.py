@@ -11,10 +11,10 @@ from torch import nn
 import mfbench
 from mfbench import testing
 from mfbench.metrics import rmse
-from mfbench.plugins.biased import BiasedDotProduct
-from mfbench.plugins.compiled import ScriptedSGD, find_tables, pair_sgd_epoch, scripted_kernel
-from mfbench.plugins.dot import DotProduct
-from mfbench.plugins.reference import Reference
+from mfbench.plugins.models.biased import BiasedDotProduct
+from mfbench.plugins.strategies.scripted import ScriptedSGD, find_tables, pair_sgd_epoch, scripted_kernel
+from mfbench.plugins.models.dot import DotProduct
+from mfbench.plugins.strategies.reference import Reference
 from mfbench.registry import collect
 from mfbench.synthetic import planted
 
@@ -215,7 +215,7 @@ def test_the_kernel_runs_as_plain_python_too():
 
 
 def test_registers_through_the_plugin_manager():
-    pm = mfbench.make_plugin_manager(["mfbench.plugins.compiled"], entry_points=False, env=False)
+    pm = mfbench.make_plugin_manager(["mfbench.plugins.strategies.scripted"], entry_points=False, env=False)
     entry = collect(pm).strategies["scripted"]
     assert entry.cls is ScriptedSGD
     assert ScriptedSGD.exact and ScriptedSGD.deterministic

@@ -20,12 +20,13 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench import distributed, testing
+from mfbench import testing
+from mfbench.executors import distributed
 from mfbench.metrics import rmse
-from mfbench.plugins.ddp import DDP, rank_share
-from mfbench.plugins.minibatch import Minibatch
-from mfbench.plugins.sharded import Sharded, block_bounds, block_of
-from mfbench.plugins.vectorized import Vectorized
+from mfbench.plugins.strategies.ddp import DDP, rank_share
+from mfbench.plugins.strategies.minibatch import Minibatch
+from mfbench.plugins.strategies.sharded import Sharded, block_bounds, block_of
+from mfbench.plugins.strategies.vectorized import Vectorized
 from mfbench.registry import collect
 
 CPU = torch.device("cpu")
@@ -80,7 +81,7 @@ def max_difference(a: nn.Module, b: nn.Module) -> float:
 
 
 def test_registered_through_the_plugin_manager():
-    pm = mfbench.make_plugin_manager(["mfbench.plugins.ddp", "mfbench.plugins.sharded"], entry_points=False, env=False)
+    pm = mfbench.make_plugin_manager(["mfbench.plugins.strategies.ddp", "mfbench.plugins.strategies.sharded"], entry_points=False, env=False)
     strategies = collect(pm).strategies
     assert strategies["ddp"].cls is DDP and strategies["sharded"].cls is Sharded
     for cls in (DDP, Sharded):
@@ -203,7 +204,7 @@ def test_failed_start_up_leaves_nothing():
 ORPHAN_SCRIPT = """
 import os, signal, torch
 from mfbench import testing
-from mfbench.plugins.sharded import Sharded
+from mfbench.plugins.strategies.sharded import Sharded
 if __name__ == "__main__":
     train = testing.planted_split(n_users=300, n_items=200, nnz=3000)[0]
     strategy = Sharded(world_size=2)
@@ -232,10 +233,11 @@ def test_ranks_exit_when_the_parent_is_killed(tmp_path):
 
 TORCHRUN_SCRIPT = """
 import copy, json, sys, torch
-from mfbench import distributed, testing
+from mfbench import testing
+from mfbench.executors import distributed
 from mfbench.metrics import rmse
-from mfbench.plugins.ddp import DDP
-from mfbench.plugins.sharded import Sharded
+from mfbench.plugins.strategies.ddp import DDP
+from mfbench.plugins.strategies.sharded import Sharded
 assert distributed.launched_by_torchrun() and distributed.world_size() == 2
 train, test = testing.planted_split(n_users=300, n_items=200, nnz=3000)
 out = {}

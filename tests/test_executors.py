@@ -19,7 +19,7 @@ from mfbench.executors import DEFAULT_EXECUTOR, Executor, InProcessExecutor, col
 import executor_plugins
 from conftest import TINY
 
-DASK = "mfbench.plugins.dask_executor"
+DASK = "mfbench.plugins.executors.dask"
 SUITE = ["-d", TINY, "-m", "dot", "-s", "vectorized", "-s", "reference", "-s", "always-fails",
          "--device", "cpu", "--device", "cuda:99", "--epochs", "1", "--repeats", "1", "--warmup", "0"]
 
@@ -54,7 +54,7 @@ def plugin_module(name, **functions):
 
 
 def test_process_and_inprocess_are_built_in_and_plugins_add_theirs():
-    from mfbench.process_executor import ProcessExecutor
+    from mfbench.executors.process import ProcessExecutor
 
     pm = mfbench.make_plugin_manager([DASK], entry_points=False, env=False)
     available, aside = collect_executors(pm)
@@ -147,7 +147,7 @@ def test_machine_section_keeps_what_hosts_share_and_each_host_apart():
 
 def test_host_notes_warn_of_shared_hosts_and_of_the_nannys_allocator_setting():
     pytest.importorskip("distributed")
-    from mfbench.plugins.dask_executor import host_notes
+    from mfbench.plugins.executors.dask import host_notes
 
     probe = {"host": "h", "machine": {"cpu_count": 2, "torch_threads": 2, "environment": {"MALLOC_TRIM_THRESHOLD_": "65536"}}}
     shared, trim = host_notes(probe, 2)
@@ -248,7 +248,7 @@ def test_a_killed_worker_or_a_failed_task_becomes_an_error_row_naming_the_worker
     from distributed.scheduler import KilledWorker
 
     from mfbench.plan import RunConfig, plan
-    from mfbench.plugins.dask_executor import DaskExecutor
+    from mfbench.plugins.executors.dask import DaskExecutor
     from mfbench.registry import collect
 
     config = RunConfig(epochs=1, repeats=1)

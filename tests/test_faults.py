@@ -175,7 +175,7 @@ def test_ctrl_c_during_calibration_is_a_message(monkeypatch, tmp_path, capsys):
     def interrupted():
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("mfbench.executors.calibrate", interrupted)  # where every executor times it
+    monkeypatch.setattr("mfbench.executors.base.calibrate", interrupted)  # where every executor times it
     code = main(["run", "-d", TINY, "-s", "vectorized", "--device", "cpu", "-o", str(tmp_path / "r.json"), "-q"])
     err = capsys.readouterr().err
     assert code == 130 and "mfbench: interrupted" in err and "Traceback" not in err

@@ -11,8 +11,8 @@ import torch
 
 import mfbench
 from mfbench import registry
-from mfbench.plugins import file as file_plugin
-from mfbench.plugins.file import RatingsFile, dense_ids, read_delimited
+from mfbench.plugins.datasets import file as file_plugin
+from mfbench.plugins.datasets.file import RatingsFile, dense_ids, read_delimited
 
 
 def write(tmp_path, name: str, text: str, newline: str = "\n"):
@@ -26,7 +26,7 @@ def triples(ratings: mfbench.Ratings):
 
 
 def test_registered_as_file():
-    pm = mfbench.make_plugin_manager(["mfbench.plugins.file"], defaults=False, entry_points=False, env=False)
+    pm = mfbench.make_plugin_manager(["mfbench.plugins.datasets.file"], defaults=False, entry_points=False, env=False)
     assert registry.collect(pm).get(mfbench.Dataset, "file").cls is RatingsFile
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from mfbench.compare import compare_documents, render_comparison
 from mfbench.errors import MfbenchError
-from mfbench.plugins.file import read_delimited, read_npz
+from mfbench.plugins.datasets.file import read_delimited, read_npz
 from mfbench.report import render_csv, render_table
 from mfbench.results import load_results
 from mfbench.selection import format_selection, parse_selection

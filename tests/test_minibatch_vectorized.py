@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.biased import BiasedDotProduct
-from mfbench.plugins.dot import DotProduct
-from mfbench.plugins.minibatch import ExpectedCounts, Minibatch, batch_slices, shuffled
-from mfbench.plugins.reference import Reference
-from mfbench.plugins.vectorized import Vectorized
+from mfbench.plugins.models.biased import BiasedDotProduct
+from mfbench.plugins.models.dot import DotProduct
+from mfbench.plugins.strategies.minibatch import ExpectedCounts, Minibatch, batch_slices, shuffled
+from mfbench.plugins.strategies.reference import Reference
+from mfbench.plugins.strategies.vectorized import Vectorized
 from mfbench.registry import collect
 from mfbench.synthetic import planted
 
@@ -79,12 +79,12 @@ def contract_split():
 
 def test_both_register_through_their_plugins():
     pm = mfbench.make_plugin_manager(
-        ["mfbench.plugins.minibatch", "mfbench.plugins.vectorized"], defaults=False, entry_points=False, env=False
+        ["mfbench.plugins.strategies.minibatch", "mfbench.plugins.strategies.vectorized"], defaults=False, entry_points=False, env=False
     )
     strategies = collect(pm).strategies
     assert strategies["minibatch"].cls is Minibatch
     assert strategies["vectorized"].cls is Vectorized
-    assert strategies["minibatch"].plugin == "mfbench.plugins.minibatch"
+    assert strategies["minibatch"].plugin == "mfbench.plugins.strategies.minibatch"
     for cls in (Minibatch, Vectorized):
         assert not cls.exact
         assert {"batch_size", "lr", "reg"} <= set(cls.params)

@@ -13,8 +13,8 @@ import pytest
 
 import mfbench
 from mfbench import registry
-from mfbench.plugins import movielens
-from mfbench.plugins.movielens import ARCHIVES, Archive, MovieLens
+from mfbench.plugins.datasets import movielens
+from mfbench.plugins.datasets.movielens import ARCHIVES, Archive, MovieLens
 
 SHARED_SMALL = Path(__file__).parents[1].parent / "shared/data/ml-latest-small"
 
@@ -75,7 +75,7 @@ def serve_from(monkeypatch, folder: Path):
 
 
 def test_registered_with_downloads():
-    pm = mfbench.make_plugin_manager(["mfbench.plugins.movielens"], defaults=False, entry_points=False, env=False)
+    pm = mfbench.make_plugin_manager(["mfbench.plugins.datasets.movielens"], defaults=False, entry_points=False, env=False)
     cls = registry.collect(pm).get(mfbench.Dataset, "movielens").cls
     assert cls is MovieLens
     assert {"ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-latest-small", "ml-latest"} <= set(cls.downloads)

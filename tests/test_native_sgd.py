@@ -12,11 +12,11 @@ from torch import nn
 
 from mfbench import testing
 from mfbench.errors import MfbenchError
-from mfbench.plugins import native_build
-from mfbench.plugins.biased import BiasedDotProduct
-from mfbench.plugins.dot import DotProduct
-from mfbench.plugins.native_sgd import NativeSGD
-from mfbench.plugins.numba_sgd import block_layout, stratum_plan
+from mfbench.plugins.common import native_build
+from mfbench.plugins.models.biased import BiasedDotProduct
+from mfbench.plugins.models.dot import DotProduct
+from mfbench.plugins.strategies.native_sgd import NativeSGD
+from mfbench.plugins.strategies.numba import block_layout, stratum_plan
 from mfbench.synthetic import planted
 
 from test_compiled import assert_same_state, train
@@ -93,7 +93,7 @@ def test_equals_the_blocked_schedule_written_out_in_float64(kind, threads):
 @pytest.mark.parametrize("kind", ["dot", "biased"])
 @pytest.mark.parametrize("dtype, atol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 def test_trains_the_same_model_as_numba_blocked(kind, dtype, atol):
-    from mfbench.plugins.numba_sgd import NumbaSGD
+    from mfbench.plugins.strategies.numba import NumbaSGD
 
     ratings = small_ratings(seed=1)
     start = make_model(kind, ratings, k=7, seed=1).to(dtype)  # k=7: the vector loops' tails run too

@@ -16,9 +16,9 @@ import mfbench
 from mfbench import testing
 from mfbench.errors import SelectionError
 from mfbench.metrics import rmse
-from mfbench.plugins.biased import BiasedDotProduct
-from mfbench.plugins.dot import DotProduct
-from mfbench.plugins.reference import Reference
+from mfbench.plugins.models.biased import BiasedDotProduct
+from mfbench.plugins.models.dot import DotProduct
+from mfbench.plugins.strategies.reference import Reference
 from mfbench.registry import collect
 from mfbench.synthetic import planted
 
@@ -26,8 +26,8 @@ from test_compiled import hand_written_sgd, train  # the per-rating SGD written 
 
 numba = pytest.importorskip("numba")
 
-from mfbench.plugins import numba_sgd  # noqa: E402
-from mfbench.plugins.numba_sgd import NumbaSGD, block_layout, stratum_plan  # noqa: E402
+from mfbench.plugins.strategies import numba as numba_sgd  # noqa: E402
+from mfbench.plugins.strategies.numba import NumbaSGD, block_layout, stratum_plan  # noqa: E402
 
 CPU = torch.device("cpu")
 two_numba_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has a single thread here")
@@ -356,7 +356,7 @@ def test_skips_cuda_with_a_reason_and_setup_refuses_what_skip_refuses():
 
 
 def test_registers_through_the_plugin_manager():
-    pm = mfbench.make_plugin_manager(["mfbench.plugins.numba_sgd"], entry_points=False, env=False)
+    pm = mfbench.make_plugin_manager(["mfbench.plugins.strategies.numba"], entry_points=False, env=False)
     entry = collect(pm).strategies["numba"]
     assert entry.cls is NumbaSGD and NumbaSGD.unavailable is None
     assert NumbaSGD.devices == ("cpu",) and NumbaSGD.exact and NumbaSGD.deterministic

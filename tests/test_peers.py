@@ -28,9 +28,9 @@ from mfbench.runner import Runner
 
 #: strategy name -> (plugin module, module to import, distribution)
 PEERS = {
-    "surprise-svd": ("mfbench.plugins.surprise_svd", "surprise", "scikit-surprise"),
-    "libmf": ("mfbench.plugins.libmf_peer", "libmf", "libmf"),
-    "implicit-als": ("mfbench.plugins.implicit_als", "implicit", "implicit"),
+    "surprise-svd": ("mfbench.plugins.peers.surprise_svd", "surprise", "scikit-surprise"),
+    "libmf": ("mfbench.plugins.peers.libmf", "libmf", "libmf"),
+    "implicit-als": ("mfbench.plugins.peers.implicit_als", "implicit", "implicit"),
 }
 DATA = "lowrank[n_users=120,n_items=80,nnz=3000]"
 CPU = torch.device("cpu")
@@ -76,7 +76,7 @@ def libmf_race_retried(monkeypatch):
     strategy itself reports a hung fit as ``timeout``; that is tested below."""
     if "libmf" not in PEERS or importlib.util.find_spec("libmf") is None:
         return
-    module = importlib.import_module("mfbench.plugins.libmf_peer")
+    module = importlib.import_module("mfbench.plugins.peers.libmf")
     original = module.fit_within
 
     def retried(engine, X, timeout):
@@ -260,7 +260,7 @@ def test_surprise_gets_the_step_that_means_mfbench_lr():
 def test_surprise_epoch_is_the_reference_step_in_surprise_order():
     """lr_all = 2 lr, reg_all = reg: one Surprise epoch equals mfbench's per-rating SGD in its order."""
     cls = cls_of("surprise-svd")
-    from mfbench.plugins.surprise_svd import build_trainset
+    from mfbench.plugins.peers.surprise_svd import build_trainset
 
     net, train, _ = small_problem("biased")
     lr, reg = 0.01, 0.05
@@ -288,7 +288,7 @@ def test_surprise_epoch_is_the_reference_step_in_surprise_order():
 
 def test_surprise_trainset_uses_mfbench_indices_in_surprise_order():
     plugin("surprise-svd")
-    from mfbench.plugins.surprise_svd import build_trainset
+    from mfbench.plugins.peers.surprise_svd import build_trainset
 
     train = mfbench.Ratings.from_arrays([4, 1, 4, 0, 1], [2, 0, 1, 2, 3], [1.0, 2.0, 3.0, 4.0, 5.0], n_users=6, n_items=5)
     trainset = build_trainset(train)
@@ -440,7 +440,7 @@ def test_missing_library_sets_the_peer_aside_with_the_reason(name, monkeypatch):
 
 def test_a_libmf_fit_that_never_returns_ends_as_a_timeout_and_errors_pass_through():
     pytest.importorskip("libmf")
-    from mfbench.plugins.libmf_peer import LibmfHung, fit_within
+    from mfbench.plugins.peers.libmf import LibmfHung, fit_within
 
     release = threading.Event()
 
@@ -464,7 +464,7 @@ def test_a_libmf_fit_that_never_returns_ends_as_a_timeout_and_errors_pass_throug
 
 def test_libmf_picks_fewer_bins_on_small_data_and_26_on_large():
     pytest.importorskip("libmf")
-    from mfbench.plugins.libmf_peer import auto_bins
+    from mfbench.plugins.peers.libmf import auto_bins
 
     assert auto_bins(3000, 1) == 3 and auto_bins(3000, 4) == 9  # at least 2 * threads + 1
     assert auto_bins(100_000, 1) == 10

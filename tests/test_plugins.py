@@ -57,7 +57,7 @@ def test_duplicate_name_names_both_plugins(fresh_pm):
     with pytest.raises(PluginError) as info:
         collect(fresh_pm)
     message = str(info.value)
-    assert "'reference'" in message and "mfbench.plugins.reference" in message and "clashing-plugin" in message
+    assert "'reference'" in message and "mfbench.plugins.strategies.reference" in message and "clashing-plugin" in message
 
 
 def test_misspelt_hook_fails_at_load(tmp_path, monkeypatch):
@@ -112,7 +112,7 @@ def test_a_plugin_that_raises_while_registering_is_named(fresh_pm):
 
 
 def test_block_a_builtin_plugin():
-    pm = mfbench.make_plugin_manager(["no:mfbench.plugins.reference"], entry_points=False, env=False)
+    pm = mfbench.make_plugin_manager(["no:mfbench.plugins.strategies.reference"], entry_points=False, env=False)
     assert "reference" not in collect(pm).strategies
     assert "dot" in collect(pm).models
 

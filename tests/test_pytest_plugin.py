@@ -56,7 +56,7 @@ def test_every_fixture_in_a_plugin_authors_test_file(pytester):
 
         def test_plugin_manager_is_fresh_with_builtins(mfbench_plugin_manager):
             assert isinstance(mfbench_plugin_manager, pluggy.PluginManager)
-            assert mfbench_plugin_manager.get_plugin("mfbench.plugins.reference") is not None
+            assert mfbench_plugin_manager.get_plugin("mfbench.plugins.strategies.reference") is not None
             seen.append(mfbench_plugin_manager)
             mfbench_plugin_manager.register(StillPlugin(), name="still")
 
@@ -66,7 +66,7 @@ def test_every_fixture_in_a_plugin_authors_test_file(pytester):
             assert "kit-still" not in mfbench_registry.strategies
 
         def test_registry(mfbench_registry):
-            assert mfbench_registry.strategies["reference"].plugin == "mfbench.plugins.reference"
+            assert mfbench_registry.strategies["reference"].plugin == "mfbench.plugins.strategies.reference"
             assert {"dot", "biased"} <= set(mfbench_registry.models)
             assert "lowrank" in mfbench_registry.datasets
 

@@ -7,8 +7,8 @@ import copy
 import torch
 
 import mfbench
-from mfbench.plugins.dot import DotProduct
-from mfbench.plugins.reference import Reference
+from mfbench.plugins.models.dot import DotProduct
+from mfbench.plugins.strategies.reference import Reference
 
 
 def hand_written_sgd(P, Q, ratings, order, lr):
@@ -50,7 +50,7 @@ def test_reference_uses_the_notebook_defaults():
 
 
 def test_reference_trains_any_autograd_model_like_the_biased_one():
-    from mfbench.plugins.biased import BiasedDotProduct
+    from mfbench.plugins.models.biased import BiasedDotProduct
 
     ratings = mfbench.Ratings.from_arrays([0, 1, 2, 0], [1, 0, 2, 2], [4.0, 1.0, 3.0, 5.0], 3, 3)
     model = BiasedDotProduct(3, 3, 2, ratings.mean())

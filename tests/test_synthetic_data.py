@@ -7,8 +7,8 @@ import pytest
 
 import mfbench
 from mfbench import registry
-from mfbench.plugins.lowrank import LowRank
-from mfbench.plugins.zipf import Zipf
+from mfbench.plugins.datasets.lowrank import LowRank
+from mfbench.plugins.datasets.zipf import Zipf
 from mfbench.synthetic import plant, planted, power_law, sample_keys
 
 
@@ -24,7 +24,7 @@ def top_share(index: np.ndarray, n: int, fraction: float = 0.1) -> float:
 
 def test_plugins_register_lowrank_and_zipf():
     pm = mfbench.make_plugin_manager(
-        ["mfbench.plugins.lowrank", "mfbench.plugins.zipf"], defaults=False, entry_points=False, env=False
+        ["mfbench.plugins.datasets.lowrank", "mfbench.plugins.datasets.zipf"], defaults=False, entry_points=False, env=False
     )
     reg = registry.collect(pm)
     assert reg.get(mfbench.Dataset, "lowrank").cls is LowRank

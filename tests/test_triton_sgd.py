@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from mfbench import testing
-from mfbench.plugins import triton_sgd
-from mfbench.plugins.reference import Reference
-from mfbench.plugins.triton_sgd import TritonSGD, padded_width
+from mfbench.plugins.strategies import triton_sgd
+from mfbench.plugins.strategies.reference import Reference
+from mfbench.plugins.strategies.triton_sgd import TritonSGD, padded_width
 from mfbench.synthetic import planted
 
 needs_triton = pytest.mark.skipif(
@@ -153,7 +153,7 @@ def test_the_interpreter_works_when_triton_was_imported_without_it():
         "import os, copy, triton.language\n"
         "os.environ['TRITON_INTERPRET'] = '1'\n"
         "from mfbench import testing\n"
-        "from mfbench.plugins.triton_sgd import TritonSGD\n"
+        "from mfbench.plugins.strategies.triton_sgd import TritonSGD\n"
         "r = testing.tiny_ratings()\n"
         "m = testing.build_model('biased', r, n_factors=3)\n"
         "f = testing.fit(TritonSGD, m, r, 1, params={'programs': 2})\n"

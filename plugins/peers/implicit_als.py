@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.peer_support import coo_arrays, copy_rows, missing, model_tables, setup_tables, version
+from mfbench.plugins.common.peers import coo_arrays, copy_rows, missing, model_tables, setup_tables, version
 
 DISTRIBUTION = "implicit"
 

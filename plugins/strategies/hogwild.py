@@ -35,7 +35,7 @@ import os
 import time
 import traceback
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -43,8 +43,8 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import mfbench
-from mfbench.plugins.als import factor_tables
-from mfbench.plugins.minibatch import ROW_STEPS, row_weights
+from mfbench.plugins.strategies.als import factor_tables
+from mfbench.plugins.strategies.minibatch import ROW_STEPS, row_weights
 
 START_METHODS = ("spawn", "forkserver", "fork")
 
@@ -217,31 +217,14 @@ class Hogwild(mfbench.Strategy):
         tables, reason = factor_tables(model)
         return None if tables is not None else reason
 
-    def check_params(self) -> None:
-        p = self.params
-        if p["workers"] < 1:
-            raise mfbench.MfbenchError(f"hogwild workers must be at least 1, got {p['workers']}")
-        if p["batch_size"] < 1:
-            raise mfbench.MfbenchError(f"hogwild batch_size must be at least 1, got {p['batch_size']}")
-        if not p["lr"] > 0:
-            raise mfbench.MfbenchError(f"hogwild lr must be positive, got {p['lr']}")
-        if p["lr_decay"] < 0:
-            raise mfbench.MfbenchError(f"hogwild lr_decay must be non-negative, got {p['lr_decay']}")
-        if p["reg"] < 0:
-            raise mfbench.MfbenchError(f"hogwild reg must be non-negative, got {p['reg']}")
-        if p["row_step"] not in ROW_STEPS:
-            raise mfbench.MfbenchError(f"hogwild row_step must be one of {', '.join(ROW_STEPS)}, got {p['row_step']!r}")
-        if p["start_method"] not in START_METHODS:
-            raise mfbench.MfbenchError(
-                f"hogwild start_method must be one of {', '.join(START_METHODS)}, got {p['start_method']!r}"
-            )
-        if p["start_method"] not in mp.get_all_start_methods():
-            raise mfbench.MfbenchError(f"start method {p['start_method']!r} is not available on this platform")
-        if not p["timeout"] > 0:
-            raise mfbench.MfbenchError(f"hogwild timeout must be positive seconds, got {p['timeout']}")
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> list[str]:
+        problems = super().check_params(params)
+        if params["start_method"] in START_METHODS and params["start_method"] not in mp.get_all_start_methods():
+            problems.append(f"{cls.problem_prefix()}start method {params['start_method']!r} is not available on this platform")
+        return problems
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
-        self.check_params()
         reason = self.skip(model, device)
         if reason:
             raise mfbench.MfbenchError(f"hogwild cannot train this model: {reason}")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.compiled import Tables, find_tables
+from mfbench.plugins.strategies.scripted import Tables, find_tables
 
 #: The extra that installs every peer library.
 EXTRA = "peers"

@@ -3,7 +3,7 @@
 ``mfbench run`` plans the cases, then hands them to one executor. The built-in
 ``inprocess`` executor (the default) runs them one after another in this process.
 Plugins add others through the ``mfbench_register_executors`` hook (the Dask one
-in ``mfbench.plugins.dask_executor``; Ray or SLURM could follow). Whatever the
+in ``mfbench.plugins.executors.dask``; Ray or SLURM could follow). Whatever the
 engine, the parent side stays the same: each finished case record comes back to
 :func:`mfbench.execute.execute`, which writes it to the results file, calls
 ``mfbench_case_finished`` and shows progress, in the order cases finish.
@@ -29,17 +29,17 @@ from typing import Any, Callable, Mapping, Sequence
 import pluggy
 import torch
 
-from . import hookspecs
-from .calibration import calibrate
-from .errors import PluginError, SelectionError, unknown_name
-from .manager import plugin_origin
-from .parts import Dataset, Model, Part, Strategy
-from .plan import Case, Choice, RunConfig
-from .registry import Entry, Registry, collect, validate_part
-from .runner import EpochObserver, Observer, Runner
+from .. import hookspecs
+from ..calibration import calibrate
+from ..errors import PluginError, SelectionError, unknown_name
+from ..manager import plugin_origin
+from ..parts import Dataset, Model, Part, Strategy
+from ..plan import Case, Choice, RunConfig
+from ..registry import Entry, Registry, collect, validate_part
+from ..runner import EpochObserver, Observer, Runner
 
 HOOK = "mfbench_register_executors"
-#: Each case in its own watched worker process (mfbench.process_executor).
+#: Each case in its own watched worker process (mfbench.executors.process).
 DEFAULT_EXECUTOR = "process"
 #: Every case in the ``mfbench run`` process: for debugging a strategy with pdb.
 INPROCESS = "inprocess"
@@ -178,7 +178,7 @@ class InProcessExecutor(Executor):
 
 def collect_executors(pm: pluggy.PluginManager) -> tuple[dict[str, Entry], dict[str, Entry]]:
     """(available, unavailable) executors by name: the built-in one, then each plugin's, one plugin at a time."""
-    from .process_executor import ProcessExecutor
+    from .process import ProcessExecutor
 
     available: dict[str, Entry] = {
         DEFAULT_EXECUTOR: Entry(ProcessExecutor, BUILTIN_PLUGIN, f"{BUILTIN_PLUGIN} (built-in)"),

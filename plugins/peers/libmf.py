@@ -1,7 +1,5 @@
 """LIBMF through its PyPI Python bindings (``libmf``, ``from libmf import mf``), timed as whole fits.
 
-(Named ``libmf_peer`` so that this module never shadows the ``libmf`` package.)
-
 LIBMF trains by parallel blocked SGD (FPSG): the rating matrix is cut into
 ``bins x bins`` blocks, threads take blocks that share no row or column, and
 each row's step size adapts per row (AdaGrad-like, so ``eta`` is an initial
@@ -56,7 +54,7 @@ from torch import nn
 
 import mfbench
 from mfbench import roofline
-from mfbench.plugins.peer_support import coo_arrays, copy_rows, missing, model_tables, setup_tables, version
+from mfbench.plugins.common.peers import coo_arrays, copy_rows, missing, model_tables, setup_tables, version
 
 DISTRIBUTION = "libmf"
 #: Largest index count whose indices float32 carries exactly (the bindings pass indices as float32).

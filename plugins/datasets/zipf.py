@@ -13,7 +13,7 @@ import numpy as np
 import mfbench
 from mfbench.synthetic import plant, power_law
 
-from .lowrank import PLANTED_PARAMS, ratings_count
+from mfbench.plugins.datasets.lowrank import PLANTED_PARAMS, ratings_count
 
 #: Salt for the stream that deals popularity ranks, kept apart from the planted draws.
 POPULARITY_STREAM = 0x5A1F

@@ -39,9 +39,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from .errors import CaseTimeout, MfbenchError
-from .parts import Strategy
-from .ratings import Ratings
+from ..errors import CaseTimeout, MfbenchError
+from ..parts import Strategy
+from ..ratings import Ratings
 
 #: Environment variables torchrun sets on every rank it starts.
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -485,12 +485,6 @@ class RankStrategy(Strategy):
         self.last_epoch: tuple[float, float, float] | None = None
         self.startup: dict[str, float] = {}
 
-    def check_params(self) -> None:
-        if self.params["world_size"] < 1:
-            raise MfbenchError(f"{self.name}: world_size must be at least 1, got {self.params['world_size']}")
-        if not self.params["timeout"] > 0:
-            raise MfbenchError(f"{self.name}: timeout must be positive seconds, got {self.params['timeout']}")
-
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         if launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) != self.params["world_size"]:
             return (
@@ -504,7 +498,6 @@ class RankStrategy(Strategy):
         raise NotImplementedError
 
     def setup(self, model: nn.Module, train: Ratings, device: torch.device, seed: int) -> None:
-        self.check_params()
         device = torch.device(device)
         reason = self.skip(model, device)
         if reason:

@@ -38,7 +38,7 @@ from torch import nn
 
 import mfbench
 from mfbench import roofline
-from mfbench.plugins.compiled import find_tables
+from mfbench.plugins.strategies.scripted import find_tables
 
 INSTALL = "pip install 'mfbench[triton]'"
 UNAVAILABLE: str | None = (
@@ -74,7 +74,7 @@ def sgd_kernel() -> Callable[..., Any]:
     global _KERNEL_MODE
     import importlib
 
-    from mfbench.plugins import triton_kernel
+    from mfbench.plugins.common import triton_kernel
 
     if _KERNEL_MODE is not None and _KERNEL_MODE != interpreting():
         triton_kernel = importlib.reload(triton_kernel)

@@ -45,7 +45,7 @@ from torch import nn
 
 import mfbench
 
-from .minibatch import ROW_STEPS, batch_slices, check_batch_params, row_weights, shuffled
+from mfbench.plugins.strategies.minibatch import ROW_STEPS, batch_slices, check_batch_params, row_weights, shuffled
 
 DOT_TABLES = ("user_factors", "item_factors")
 BIAS_TABLES = ("user_bias", "item_bias")

@@ -1,7 +1,7 @@
 /* Per-rating SGD over a block grid, stratum by stratum: the speed-of-light probe of mfbench.
  *
  * The same arithmetic and the same visiting order as numba[schedule=blocked]
- * (plugins/numba_sgd.py, blocked_pass and sgd_step): stratum s holds the cells
+ * (plugins/strategies/numba.py, blocked_pass and sgd_step): stratum s holds the cells
  * (row_perm[j], col_perm[(j + strata[s]) % blocks]) for j = 0..blocks-1; a cell's ratings
  * are offsets[cell]..offsets[cell + 1] of the stored arrays, visited in stored order. The
  * cells of one stratum share no user and no item range, so threads train them at once with

@@ -62,7 +62,7 @@ from torch import nn
 
 import mfbench
 from mfbench import roofline
-from mfbench.plugins.compiled import Tables, find_tables
+from mfbench.plugins.strategies.scripted import Tables, find_tables
 
 try:
     import llvmlite.binding as llvm

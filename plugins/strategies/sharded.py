@@ -44,9 +44,9 @@ import torch.distributed as dist
 from torch import nn
 
 import mfbench
-from mfbench import distributed
-from mfbench.plugins.minibatch import ROW_STEPS, RowCounts, row_weights
-from mfbench.plugins.vectorized import column, find_tables
+from mfbench.executors import distributed
+from mfbench.plugins.strategies.minibatch import ROW_STEPS, RowCounts, row_weights
+from mfbench.plugins.strategies.vectorized import column, find_tables
 
 
 def block_bounds(n: int, world: int, block: int) -> tuple[int, int]:

@@ -3,13 +3,13 @@
 What a plain compiled loop reaches on the machine, so every run shows how far each
 strategy is from it. It does exactly what ``numba[schedule=blocked]`` does (the
 same block layout, the same strata drawn from the same seed, the same step; see
-``plugins/numba_sgd.py``), written in C (``native_sgd.c``) and compiled with the
+``plugins/strategies/numba.py``), written in C (``native_sgd.c``) and compiled with the
 system compiler at ``-O3 -march=native -fopenmp``. Same order, same arithmetic: with
 the same ``blocks`` the two strategies train the same model up to float rounding
 (the compilers may sum the dot product in different orders).
 
 The library is built in ``setup`` (outside the timed epochs) and cached by a hash
-of its source, compiler, flags and CPU (``mfbench.plugins.native_build``): the first
+of its source, compiler, flags and CPU (``mfbench.plugins.common.native_build``): the first
 case on a machine pays ~1 s of compiling, later ones a load. Where no C compiler is
 on the PATH the strategy is unavailable, with what to install.
 
@@ -31,9 +31,9 @@ from torch import nn
 
 import mfbench
 from mfbench import roofline
-from mfbench.plugins import native_build
-from mfbench.plugins.compiled import find_tables
-from mfbench.plugins.numba_sgd import CELL_ORDERS, auto_block_count, block_layout, stratum_plan
+from mfbench.plugins.common import native_build
+from mfbench.plugins.strategies.scripted import find_tables
+from mfbench.plugins.strategies.numba import CELL_ORDERS, auto_block_count, block_layout, stratum_plan
 
 SOURCE = Path(__file__).with_name("native_sgd.c")
 LIBRARY = "mfbench_native_sgd"

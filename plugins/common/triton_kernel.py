@@ -3,7 +3,7 @@
 Triton decides at decoration time whether ``@triton.jit`` compiles for the GPU or runs through
 its CPU interpreter (``TRITON_INTERPRET=1``), and its interpreter patches ``triton.language``
 as the kernel's module globals see it. So the kernel is defined at this module's top level, with
-``tl`` a global, and :func:`mfbench.plugins.triton_sgd.sgd_kernel` reloads this module when the
+``tl`` a global, and :func:`mfbench.plugins.strategies.triton_sgd.sgd_kernel` reloads this module when the
 mode has changed since it was imported.
 """
 

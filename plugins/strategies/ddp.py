@@ -52,8 +52,8 @@ import torch.distributed as dist
 from torch import nn
 
 import mfbench
-from mfbench import distributed
-from mfbench.plugins.minibatch import OPTIMIZERS, ROW_STEPS, RowStepHooks, check_batch_params, model_dtype
+from mfbench.executors import distributed
+from mfbench.plugins.strategies.minibatch import OPTIMIZERS, ROW_STEPS, RowStepHooks, check_batch_params, model_dtype
 
 COMMS = ("ddp", "sparse", "dense")
 

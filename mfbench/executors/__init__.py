@@ -1,0 +1,68 @@
+"""Execution machinery: the executors that run a suite's cases, the worker processes they
+and the distributed strategies use, and torchrun.
+
+``mfbench.executors`` is what plugin authors import (``Executor``, ``Job``); the modules
+behind it are ``base`` (the executor contract, the in-process executor, collecting executors
+from plugins), ``process`` (the default executor: a watched worker process per case) and
+``distributed`` (rank groups and torchrun).
+"""
+
+from .base import (
+    HOOK,
+    DEFAULT_EXECUTOR,
+    INPROCESS,
+    LOCAL_EXECUTORS,
+    BUILTIN_PLUGIN,
+    CHECK_REPEATS,
+    Job,
+    Executor,
+    call_observers,
+    machine_info,
+    calibrated_machine,
+    machine_ceilings,
+    InProcessExecutor,
+    collect_executors,
+    make_executor,
+    plugin_modules,
+    worker_plugin_manager,
+    case_spec,
+    rebuild_case,
+    config_dict,
+    worker_session,
+    TIMING_ENVIRONMENT,
+    timing_environment,
+    probe_host,
+    run_case_spec,
+    lost_case_record,
+    merge_hosts,
+)
+
+__all__ = [
+    "BUILTIN_PLUGIN",
+    "CHECK_REPEATS",
+    "DEFAULT_EXECUTOR",
+    "Executor",
+    "HOOK",
+    "INPROCESS",
+    "InProcessExecutor",
+    "Job",
+    "LOCAL_EXECUTORS",
+    "TIMING_ENVIRONMENT",
+    "calibrated_machine",
+    "call_observers",
+    "case_spec",
+    "collect_executors",
+    "config_dict",
+    "lost_case_record",
+    "machine_ceilings",
+    "machine_info",
+    "make_executor",
+    "merge_hosts",
+    "plugin_modules",
+    "probe_host",
+    "rebuild_case",
+    "run_case_spec",
+    "timing_environment",
+    "worker_plugin_manager",
+    "worker_session",
+]

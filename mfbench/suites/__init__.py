@@ -1,0 +1,1 @@
+"""mfbench's built-in suite files (see mfbench/suite.py)."""

@@ -1,0 +1,1 @@
+"""Datasets: where ratings come from (planted, downloaded, or read from a file)."""

@@ -1,0 +1,1 @@
+"""Executors that run cases elsewhere than this machine's processes (Dask)."""

@@ -1,0 +1,1 @@
+"""Models: what is trained (the dot and biased layouts every hand-written strategy knows)."""

@@ -1,0 +1,1 @@
+"""Observers: plugins that describe the machine or watch cases finish."""

@@ -1,0 +1,1 @@
+"""Peers: other libraries' trainers (Surprise, LIBMF, implicit) run as strategies of their own."""

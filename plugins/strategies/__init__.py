@@ -1,0 +1,1 @@
+"""Training strategies: the optimizer loops mfbench times, the reference among them."""
