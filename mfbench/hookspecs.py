@@ -12,8 +12,15 @@ from typing import Any, Callable
 
 import pluggy
 
-hookspec = pluggy.HookspecMarker("mfbench")
-hookimpl = pluggy.HookimplMarker("mfbench")
+PROJECT = "mfbench"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+def hook_names() -> list[str]:
+    """Every hook declared below, in the order declared: error messages and docs list them from here."""
+    marker = f"{PROJECT}_spec"  # the attribute pluggy's HookspecMarker sets on each spec
+    return [name for name, value in globals().items() if callable(value) and hasattr(value, marker)]
 
 
 # --- registration: called once per plugin manager, when parts are collected ---

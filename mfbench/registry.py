@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import pluggy
 
 from .constraints import check_declaration
 from .errors import PluginError, SelectionError, unknown_name
 from .parts import DEVICE_TYPES, NAME_PATTERN, OBJECTIVES, PARAM_TYPES, Dataset, Model, Part, Strategy
-from .manager import plugin_origin
+from .manager import builtin_origin, plugin_origin
 from .search_space import validate_search_space
 
 HOOKS: dict[type[Part], str] = {
@@ -107,21 +107,44 @@ def collect(pm: pluggy.PluginManager) -> Registry:
     """Call every registration hook, one plugin at a time, so each part knows its plugin."""
     registry = Registry()
     for base, hook_name in HOOKS.items():
-        table = registry.table(base)
-        hook = getattr(pm.hook, hook_name)
-        # pluggy calls implementations last-registered first; keep that order.
-        for impl in reversed(hook.get_hookimpls()):
-            plugin_name = impl.plugin_name
-            origin = plugin_origin(pm, impl.plugin)
-            aside = registry.unavailable[base.kind]
-            kwargs = {"register": _register_into(table, aside, base, plugin_name, origin)}
-            try:
-                impl.function(*(kwargs[arg] for arg in impl.argnames))
-            except PluginError:
-                raise
-            except Exception as exc:
-                raise PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {exc!r}") from exc
+        available, aside = collect_kind(pm, base, hook_name)
+        registry.table(base).update(available)
+        registry.unavailable[base.kind].update(aside)
     return registry
+
+
+def collect_kind(
+    pm: pluggy.PluginManager,
+    base: type[Part],
+    hook_name: str,
+    builtins: tuple[str, Sequence[type[Part]]] | None = None,
+) -> tuple[dict[str, Entry], dict[str, Entry]]:
+    """(available, unavailable) parts of one kind by name, through the one ``register`` callback.
+
+    Every kind is collected here, so a name clash, an invalid class or a plugin whose hook
+    raises reads the same for datasets as for executors. ``builtins`` (a plugin name and its
+    classes) are registered first, by the same callback, for parts the core provides itself
+    without a plugin module (the local executors).
+    """
+    available: dict[str, Entry] = {}
+    aside: dict[str, Entry] = {}
+    if builtins is not None:
+        plugin, classes = builtins
+        register = _register_into(available, aside, base, plugin, builtin_origin(plugin))
+        for cls in classes:
+            register(cls)
+    hook = getattr(pm.hook, hook_name)
+    # pluggy calls implementations last-registered first; keep that order.
+    for impl in reversed(hook.get_hookimpls()):
+        plugin_name = impl.plugin_name
+        kwargs = {"register": _register_into(available, aside, base, plugin_name, plugin_origin(pm, impl.plugin))}
+        try:
+            impl.function(*(kwargs[arg] for arg in impl.argnames))
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {exc!r}") from exc
+    return available, aside
 
 
 def _register_into(
@@ -129,13 +152,13 @@ def _register_into(
 ) -> Callable[[type], None]:
     def register(cls: type) -> None:
         validate_part(cls, base, plugin)
-        existing = table.get(cls.name) or aside.get(cls.name)
+        existing = table.get(cls.name) or aside.get(cls.name)  # type: ignore[attr-defined]
         if existing is not None:
             raise PluginError(
-                f"{base.kind} name {cls.name!r} is registered twice: by plugin {existing.plugin!r} "
+                f"{base.kind} name {cls.name!r} is registered twice: by plugin {existing.plugin!r} "  # type: ignore[attr-defined]
                 f"and by plugin {plugin!r}. Rename one, or block one with -p no:NAME."
             )
         target = aside if cls.unavailable else table  # type: ignore[attr-defined]
-        target[cls.name] = Entry(cls, plugin, origin)
+        target[cls.name] = Entry(cls, plugin, origin)  # type: ignore[arg-type, attr-defined]
 
     return register

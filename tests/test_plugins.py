@@ -73,8 +73,9 @@ def test_misspelt_hook_fails_at_load(tmp_path, monkeypatch):
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(PluginError, match="mfbench_register_stratgies"):
+    with pytest.raises(PluginError, match="mfbench_register_stratgies") as info:
         mfbench.make_plugin_manager(["typo_plugin"], entry_points=False, env=False)
+    assert all(hook in str(info.value) for hook in mfbench.hookspecs.hook_names())  # it lists the real ones
 
 
 @pytest.mark.parametrize(

@@ -32,10 +32,9 @@ import torch
 from .. import hookspecs
 from ..calibration import calibrate
 from ..errors import PluginError, SelectionError, unknown_name
-from ..manager import plugin_origin
 from ..parts import Dataset, Model, Part, Strategy
 from ..plan import Case, Choice, RunConfig
-from ..registry import Entry, Registry, collect, validate_part
+from ..registry import Entry, Registry, collect, collect_kind
 from ..runner import EpochObserver, Observer, Runner
 
 HOOK = "mfbench_register_executors"
@@ -177,38 +176,10 @@ class InProcessExecutor(Executor):
 
 
 def collect_executors(pm: pluggy.PluginManager) -> tuple[dict[str, Entry], dict[str, Entry]]:
-    """(available, unavailable) executors by name: the built-in one, then each plugin's, one plugin at a time."""
+    """(available, unavailable) executors by name: the built-in ones, then each plugin's, one plugin at a time."""
     from .process import ProcessExecutor
 
-    available: dict[str, Entry] = {
-        DEFAULT_EXECUTOR: Entry(ProcessExecutor, BUILTIN_PLUGIN, f"{BUILTIN_PLUGIN} (built-in)"),
-        INPROCESS: Entry(InProcessExecutor, BUILTIN_PLUGIN, f"{BUILTIN_PLUGIN} (built-in)"),
-    }
-    aside: dict[str, Entry] = {}
-    hook = getattr(pm.hook, HOOK)
-    for impl in reversed(hook.get_hookimpls()):  # pluggy calls last-registered first; keep that order
-        plugin = impl.plugin_name
-        origin = plugin_origin(pm, impl.plugin)
-
-        def register(cls: type, plugin: str = plugin, origin: str = origin) -> None:
-            validate_part(cls, Executor, plugin)
-            existing = available.get(cls.name) or aside.get(cls.name)  # type: ignore[attr-defined]
-            if existing is not None:
-                raise PluginError(
-                    f"executor name {cls.name!r} is registered twice: by plugin {existing.plugin!r} "  # type: ignore[attr-defined]
-                    f"and by plugin {plugin!r}. Rename one, or block one with -p no:NAME."
-                )
-            target = aside if cls.unavailable else available  # type: ignore[attr-defined]
-            target[cls.name] = Entry(cls, plugin, origin)  # type: ignore[arg-type, attr-defined]
-
-        kwargs = {"register": register}
-        try:
-            impl.function(*(kwargs[arg] for arg in impl.argnames))
-        except PluginError:
-            raise
-        except Exception as exc:
-            raise PluginError(f"plugin {plugin!r} failed in {HOOK}: {exc!r}") from exc
-    return available, aside
+    return collect_kind(pm, Executor, HOOK, builtins=(BUILTIN_PLUGIN, (ProcessExecutor, InProcessExecutor)))
 
 
 def make_executor(pm: pluggy.PluginManager, name: str, options: Mapping[str, Any] | None = None) -> Executor:
