@@ -1,8 +1,11 @@
 """mfbench: which matrix-factorization training strategy is fastest to a given quality?
 
 The names a plugin author needs are all here: ``hookimpl`` to mark hook
-functions, the part base classes, ``Ratings``, ``epoch_permutation`` and the
-search-space dimensions strategies declare for tuning.
+functions, the part base classes, ``Ratings``, ``epoch_permutation``, the
+search-space dimensions strategies declare for tuning, ``missing_library`` for an
+optional library, and for executors ``Executor``, ``Job``, ``Case``, ``RunOptions``
+and the worker side of running cases elsewhere (``probe_host``, ``run_case_spec``,
+``merge_hosts``). The modules behind them are internal and may change.
 """
 
 from .errors import CaseTimeout, MfbenchError, PluginError, SelectionError
@@ -10,21 +13,28 @@ from .hookspecs import hookimpl, hookspec
 from .parts import Dataset, Model, Part, Strategy, epoch_permutation
 from .manager import make_plugin_manager
 from .ratings import Ratings
+from .plan import Case
+from .options import RunOptions
+from .executors import Executor, Job, merge_hosts, probe_host, run_case_spec
 from .search_space import Categorical, IntRange, LogUniform, Uniform
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Case",
     "CaseTimeout",
     "Categorical",
     "Dataset",
+    "Executor",
     "IntRange",
+    "Job",
     "LogUniform",
     "MfbenchError",
     "Model",
     "Part",
     "PluginError",
     "Ratings",
+    "RunOptions",
     "SelectionError",
     "Strategy",
     "Uniform",
@@ -33,4 +43,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "make_plugin_manager",
+    "merge_hosts",
+    "probe_host",
+    "run_case_spec",
 ]

@@ -63,6 +63,25 @@ class Job:
     #: What went wrong beside the measurement (a plugin's hook that raised...): the results' ``warnings``.
     warnings: list[str] = field(default_factory=list)
 
+    # What an executor that runs cases in other processes sends them, and what it hands back
+    # for a case that never returned: the worker side is mfbench.probe_host and mfbench.run_case_spec.
+
+    def plugin_modules(self) -> list[tuple[str, str]]:
+        """(registered name, module path) of every plugin of this run, for a worker to import (see :func:`plugin_modules`)."""
+        return plugin_modules(self.pm)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The run's settings as a plain dict, to send to a worker."""
+        return config_dict(self.config)
+
+    def case_spec(self, case: Case) -> dict[str, Any]:
+        """What travels to a worker for ``case``: its parts' names and parameters, and its device."""
+        return case_spec(case)
+
+    def lost_case(self, case: Case, reason: str, host: str | None, trace: str | None = None) -> dict[str, Any]:
+        """The ``error`` record of a case that never came back (its worker died, its task failed)."""
+        return lost_case_record(case, self.config, reason, host, trace)
+
 
 class Executor(Part):
     """Runs a job's cases somewhere and hands back each case record as it finishes.
