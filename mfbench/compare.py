@@ -57,6 +57,7 @@ from .stats import (
     UNSTABLE_SPREAD, FinalRmse, Throughput, as_number as _number, case_throughput, case_time_to_target, epoch_seconds,
     final_test_rmse,
 )
+from .statuses import FAILED_STATUSES
 from .verdict import (
     DEFAULT_MARGIN, NOISY, SLOWER, Interval, advice, bootstrap_ratio, calibration_scores, could_be_slower_than, decide,
     drift_factor, widen,
@@ -64,8 +65,6 @@ from .verdict import (
 
 #: Relative change of held-out RMSE below which quality counts as unchanged.
 RMSE_TOLERANCE = 0.01
-#: New statuses that trip the fail threshold when the base case ended ok.
-FAILED_STATUSES = ("error", "diverged", "timeout")
 #: Exit status when nothing tripped the threshold but some case is too noisy to rule it out.
 EXIT_NOISY = 3
 

@@ -30,6 +30,13 @@ def test_the_schema_ships_in_the_package_and_is_a_valid_schema():
     assert results_schema()["properties"]["schema"] == {"const": "mfbench.results"}
 
 
+def test_the_schema_allows_exactly_the_statuses_mfbench_defines():
+    from mfbench.statuses import FAILED_STATUSES, STATUSES, TIMED_STATUSES
+
+    assert tuple(results_schema()["$defs"]["case"]["properties"]["status"]["enum"]) == STATUSES
+    assert set(FAILED_STATUSES) < set(STATUSES) and set(TIMED_STATUSES) < set(STATUSES)
+
+
 @pytest.mark.parametrize("path", committed_results(), ids=lambda p: p.name)
 def test_results_files_written_before_still_load(path):
     assert load_results(path)["cases"]
