@@ -15,6 +15,7 @@ from .manager import make_plugin_manager
 from .ratings import Ratings
 from .plan import Case
 from .options import RunOptions
+from .optional import missing_library
 from .executors import Executor, Job, merge_hosts, probe_host, run_case_spec
 from .search_space import Categorical, IntRange, LogUniform, Uniform
 
@@ -44,6 +45,7 @@ __all__ = [
     "hookspec",
     "make_plugin_manager",
     "merge_hosts",
+    "missing_library",
     "probe_host",
     "run_case_spec",
 ]

@@ -24,11 +24,12 @@ from mfbench.plugins.strategies.scripted import Tables, find_tables
 
 #: The extra that installs every peer library.
 EXTRA = "peers"
+INSTALL = f"pip install 'mfbench[{EXTRA}]'"
 
 
-def missing(distribution: str, exc: BaseException) -> str:
-    """The ``unavailable`` reason of a peer whose library could not be imported."""
-    return f"{distribution} is not installed (pip install 'mfbench[{EXTRA}]'): {type(exc).__name__}: {exc}"
+def missing(distribution: str, *modules: str) -> str | None:
+    """The ``unavailable`` reason of a peer whose library (``modules`` of ``distribution``) cannot be imported."""
+    return mfbench.missing_library(*modules, install=INSTALL, what=distribution)
 
 
 def version(distribution: str) -> str | None:

@@ -31,7 +31,6 @@ Dask and distributed are an optional extra: ``pip install 'mfbench[dask]'``.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import time
@@ -47,18 +46,6 @@ INSTALL = "pip install 'mfbench[dask]'"
 LIVENESS_S = 1.0
 #: How long the parent sleeps when no case came back (seconds).
 POLL_S = 0.05
-
-
-def missing_library() -> str | None:
-    """The first of dask, distributed that cannot be imported here, or None (checked without importing)."""
-    for name in ("dask", "distributed"):
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):  # ValueError: a module entry without a spec (blocked)
-            found = False
-        if not found:
-            return name
-    return None
 
 
 def host_notes(probe: dict[str, Any], workers: int) -> list[str]:
@@ -304,9 +291,8 @@ class DaskExecutor(Executor):
             self.client = None
 
 
-def unavailable_executor(missing: str) -> type[DaskExecutor]:
+def unavailable_executor(reason: str) -> type[DaskExecutor]:
     """The executor as registered where a library is missing: listed, and refused with the reason."""
-    reason = f"the {missing!r} module is not installed here; the dask executor needs dask and distributed: {INSTALL}"
     return type("DaskExecutor", (DaskExecutor,), {"unavailable": reason, "__doc__": DaskExecutor.__doc__})
 
 
@@ -338,5 +324,6 @@ def mfbench_add_run_options(options):
 
 @mfbench.hookimpl
 def mfbench_register_executors(register):
-    missing = missing_library()
+    # Looked up, not imported: importing distributed here would slow every mfbench command.
+    missing = mfbench.missing_library("dask", "distributed", install=INSTALL, load=False)
     register(DaskExecutor if missing is None else unavailable_executor(missing))

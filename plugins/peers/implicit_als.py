@@ -41,14 +41,12 @@ from mfbench.plugins.common.peers import coo_arrays, copy_rows, missing, model_t
 
 DISTRIBUTION = "implicit"
 
-try:
+UNAVAILABLE = missing(DISTRIBUTION, "scipy.sparse", "implicit.cpu.als")  # optional: registered anyway, set aside
+if UNAVAILABLE is None:
     import scipy.sparse
     from implicit.cpu.als import AlternatingLeastSquares
-except ImportError as exc:  # optional: registered anyway, set aside with the reason
-    AlternatingLeastSquares = None
-    UNAVAILABLE: str | None = missing(DISTRIBUTION, exc)
 else:
-    UNAVAILABLE = None
+    AlternatingLeastSquares = None
 
 try:
     from threadpoolctl import threadpool_limits

@@ -60,15 +60,13 @@ DISTRIBUTION = "libmf"
 #: Largest index count whose indices float32 carries exactly (the bindings pass indices as float32).
 MAX_INDEX = 1 << 24
 
-try:
-    # The bindings print where they found the compiled library on import: keep stdout clean.
-    with contextlib.redirect_stdout(io.StringIO()):
-        from libmf import mf as libmf_mf
-except (ImportError, OSError) as exc:  # OSError: the package is there but its compiled library is not
-    libmf_mf = None
-    UNAVAILABLE: str | None = missing(DISTRIBUTION, exc)
+# The bindings print where they found the compiled library on import: keep stdout clean.
+with contextlib.redirect_stdout(io.StringIO()):
+    UNAVAILABLE = missing(DISTRIBUTION, "libmf.mf")  # optional: registered anyway, set aside with the reason
+if UNAVAILABLE is None:
+    from libmf import mf as libmf_mf
 else:
-    UNAVAILABLE = None
+    libmf_mf = None
 
 
 def auto_bins(nnz: int, threads: int) -> int:

@@ -50,13 +50,11 @@ from mfbench.plugins.common.peers import collector_paused, coo_arrays, copy_rows
 
 DISTRIBUTION = "scikit-surprise"
 
-try:
+UNAVAILABLE = missing(DISTRIBUTION, "surprise")  # optional: registered anyway, set aside with the reason
+if UNAVAILABLE is None:
     import surprise
-except ImportError as exc:  # optional: registered anyway, set aside with the reason
-    surprise = None
-    UNAVAILABLE: str | None = missing(DISTRIBUTION, exc)
 else:
-    UNAVAILABLE = None
+    surprise = None
 
 ORDER = (
     "Surprise's trainset order, the same every epoch, no shuffling: users in order of their first "

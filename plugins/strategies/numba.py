@@ -64,16 +64,15 @@ import mfbench
 from mfbench import roofline
 from mfbench.plugins.strategies.scripted import Tables, find_tables
 
-try:
+# An optional extra: the class still registers, marked unavailable.
+UNAVAILABLE = mfbench.missing_library("numba", "llvmlite.binding", install="pip install 'mfbench[numba]'")
+if UNAVAILABLE is None:
     import llvmlite.binding as llvm
     import numba
     from numba import prange
-except ImportError as exc:  # an optional extra: the class still registers, marked unavailable
+else:
     numba = llvm = None
     prange = range
-    UNAVAILABLE: str | None = f"numba is not installed ({exc}); install it with: pip install 'mfbench[numba]'"
-else:
-    UNAVAILABLE = None
 
 SCHEDULES = ("epoch", "blocked")
 #: Order of the ratings inside one grid cell: shuffled once (LIBMF), or grouped by user (shuffled within).

@@ -29,7 +29,6 @@ rebound in setup, no copy per epoch), so the runner evaluates what the kernel tr
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from typing import Any, Callable, Mapping
 
@@ -41,9 +40,7 @@ from mfbench import roofline
 from mfbench.plugins.strategies.scripted import find_tables
 
 INSTALL = "pip install 'mfbench[triton]'"
-UNAVAILABLE: str | None = (
-    None if importlib.util.find_spec("triton") is not None else f"triton is not installed; install it with: {INSTALL}"
-)
+UNAVAILABLE = mfbench.missing_library("triton", install=INSTALL, load=False)  # imported where a kernel runs
 INTERPRET_ENV = "TRITON_INTERPRET"
 ORDERS = ("once", "epoch")
 #: Programs per streaming multiprocessor when ``programs=0`` (resident warps hide the loads' latency).
