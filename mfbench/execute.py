@@ -13,6 +13,7 @@ from . import __version__
 from .executors import distributed
 from .devices import DEFAULT_DEVICES
 from .executors import DEFAULT_EXECUTOR, INPROCESS, Job, call_observers, make_executor
+from .revision import source_revision
 from .plan import AUTO_TARGET, Case, RunConfig, plan
 from .profile import performance_profile
 from .targets import apply_targets, derive_targets
@@ -133,6 +134,7 @@ def execute(
             return None, stop
         header = {
             "mfbench_version": __version__,
+            "source_revision": source_revision(),
             "command": ["mfbench", *sys.argv[1:]],
             "suite": {"name": suite.name, "path": suite.path, "description": suite.description},
             "machine": machine,
