@@ -147,21 +147,13 @@ class LibMF(mfbench.Strategy):
     #: What mfbench tune searches (validation RMSE decides).
     search_space = {"lr": mfbench.LogUniform(0.01, 1.0), "reg": mfbench.LogUniform(1e-3, 0.3)}
 
-    def problem(self) -> str | None:
-        p = self.params
-        if not p["lr"] > 0 or not p["reg"] >= 0:
-            return f"{self.name} needs lr > 0 and reg >= 0, got lr={p['lr']}, reg={p['reg']}"
-        if p["threads"] < 1 or p["bins"] < 0:
-            return f"{self.name} needs threads >= 1 and bins >= 0, got threads={p['threads']}, bins={p['bins']}"
-        return None
-
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         tables, reason = model_tables(self, model, device, biases=False)
         if tables is None:
             return reason
         if max(tables.n_users, tables.item_factors.shape[0]) > MAX_INDEX:
             return f"{self.name}: LIBMF's Python bindings pass indices as float32, exact only for tables up to {MAX_INDEX} rows"
-        return self.problem()
+        return None
 
     def library_options(self, k: int, epochs: int) -> dict[str, Any]:
         """The options given to ``libmf.mf.MF`` for a fit of ``epochs`` epochs."""
