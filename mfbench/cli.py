@@ -371,6 +371,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if distributed.is_primary():  # under torchrun rank 0 writes the file; the others must not see it as taken
         check_writable(output, "results file (-o)")
         previous = previous_run(output, resume=args.resume, force=args.force)
+    given_executor_options = executor_options(args, getattr(args, "run_options", None))
     trials = args.tune_trials if args.tune_trials is not None else suite.tune_trials
     tuned = args.tuned
     if trials is not None:
@@ -380,7 +381,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 130
     results, interrupted = execute(
         pm, registry, suite, overrides, output, calibration=not args.no_calibration, quiet=args.quiet,
-        executor=args.executor, executor_options=executor_options(args, getattr(args, "run_options", None)), tuned=tuned, previous=previous,
+        executor=args.executor, executor_options=given_executor_options, tuned=tuned, previous=previous,
     )
     if results is None:
         raise interrupted or KeyboardInterrupt()  # stopped before the results file began: nothing was measured
@@ -672,10 +673,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pm = run_plugin_manager(argv)
         run_options = collect_run_options(pm)
-    except MfbenchError as exc:
+        parser = build_parser(help_suite(argv), run_options)
+    except MfbenchError as exc:  # a plugin that fails to load, or whose options clash
         print(f"mfbench: error: {exc}", file=sys.stderr)
         return 2
-    parser = build_parser(help_suite(argv), run_options)
     args = parser.parse_args(argv)
     if pm is not None:
         args.plugin_manager, args.run_options = pm, run_options

@@ -209,6 +209,12 @@ def test_a_run_option_two_plugins_add_names_both(tmp_path, monkeypatch, capsys):
     assert main(["run", "-p", "first_flag", "-p", "second_flag", "--help"]) == 2
     err = capsys.readouterr().err
     assert "run option --where is added twice: by plugin 'first_flag' and by plugin 'second_flag'" in err
+    (tmp_path / "core_flag.py").write_text(
+        "import mfbench\n\n@mfbench.hookimpl\ndef mfbench_add_run_options(options):\n"
+        "    options.add_executor_option('--executor', 'executor', help='taken')\n"
+    )
+    assert main(["run", "-p", "core_flag", "--help"]) == 2
+    assert "plugin 'core_flag' cannot add run option --executor" in capsys.readouterr().err
 
 
 def test_machine_section_keeps_what_hosts_share_and_each_host_apart():
