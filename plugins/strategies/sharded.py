@@ -20,10 +20,10 @@ moving block (its factors and bias, float32) from every rank, i.e. ``(world_size
 ratings. ``info()`` reports what was actually sent.
 
 Within a block the update is the hand-written minibatch SGD step ``vectorized``
-takes (``plugins.common.sgd.sgd_batch``): per-rating objective ``(pred - r)**2 + reg * (||p_u||^2 + ||q_i||^2 [+ b_u^2
-+ b_i^2])``, a batch gives each row the sum of its ratings' steps from pre-batch
-values, divided as ``vectorized`` divides it (``row_step``), and the step of epoch e
-is ``lr / (1 + lr_decay * e)``. Each block is visited in a fresh order every epoch
+takes (``plugins.common.sgd.sgd_batch``): per-rating objective ``(pred - r)**2 +
+reg * (||p_u||^2 + ||q_i||^2 [+ b_u^2 + b_i^2])``, a batch gives each row the sum
+of its ratings' steps from pre-batch values, divided as ``vectorized`` divides it
+(``row_step``), and the step of epoch e is ``lr / (1 + lr_decay * e)``. Each block is visited in a fresh order every epoch
 (:func:`mfbench.epoch_permutation` of seed and epoch, in the block's own stream); at
 world_size=1 the one block is visited in the default order, so sharded
 with ``lr_decay=0`` takes exactly ``vectorized``'s steps (tested).
