@@ -1,10 +1,11 @@
 """mfbench: which matrix-factorization training strategy is fastest to a given quality?
 
 The names a plugin author needs are all here: ``hookimpl`` to mark hook
-functions, the part base classes, ``Ratings``, ``epoch_permutation``, the
-search-space dimensions strategies declare for tuning, ``missing_library`` for an
-optional library, and for executors ``Executor``, ``Job``, ``Case``, ``RunOptions``
-and the worker side of running cases elsewhere (``probe_host``, ``run_case_spec``,
+functions, the part base classes (``DistributedStrategy`` for a strategy whose epochs
+run on several ranks), ``Ratings``, ``epoch_permutation``, the search-space
+dimensions strategies declare for tuning, ``missing_library`` for an optional
+library, and for executors ``Executor``, ``Job``, ``Case``, ``RunOptions`` and the
+worker side of running cases elsewhere (``probe_host``, ``run_case_spec``,
 ``merge_hosts``). The modules behind them are internal and may change.
 """
 
@@ -18,6 +19,7 @@ from .options import RunOptions
 from .optional import missing_library
 from .executors import Executor, Job, merge_hosts, probe_host, run_case_spec
 from .search_space import Categorical, IntRange, LogUniform, Uniform
+from .executors.distributed import DistributedStrategy, RankStrategy
 
 __version__ = "0.1.0"
 
@@ -26,6 +28,7 @@ __all__ = [
     "CaseTimeout",
     "Categorical",
     "Dataset",
+    "DistributedStrategy",
     "Executor",
     "IntRange",
     "Job",
@@ -34,6 +37,7 @@ __all__ = [
     "Model",
     "Part",
     "PluginError",
+    "RankStrategy",
     "Ratings",
     "RunOptions",
     "SelectionError",
