@@ -1,12 +1,14 @@
 """mfbench: which matrix-factorization training strategy is fastest to a given quality?
 
 The names a plugin author needs are all here: ``hookimpl`` to mark hook
-functions, the part base classes, ``Ratings``, ``epoch_permutation`` and the
-search-space dimensions strategies declare for tuning.
+functions, the part base classes, ``Ratings``, ``epoch_permutation``, the
+model layout contract (``find_tables``: mfbench.layout) and the search-space
+dimensions strategies declare for tuning.
 """
 
 from .errors import CaseTimeout, MfbenchError, PluginError, SelectionError
 from .hookspecs import hookimpl, hookspec
+from .layout import LayoutError, Tables, find_tables, layout_problem
 from .parts import Dataset, Model, Part, Strategy, epoch_permutation
 from .manager import make_plugin_manager
 from .ratings import Ratings
@@ -19,6 +21,7 @@ __all__ = [
     "Categorical",
     "Dataset",
     "IntRange",
+    "LayoutError",
     "LogUniform",
     "MfbenchError",
     "Model",
@@ -27,10 +30,13 @@ __all__ = [
     "Ratings",
     "SelectionError",
     "Strategy",
+    "Tables",
     "Uniform",
     "__version__",
     "epoch_permutation",
+    "find_tables",
     "hookimpl",
     "hookspec",
+    "layout_problem",
     "make_plugin_manager",
 ]
