@@ -2,15 +2,17 @@
 
 The names a plugin author needs are all here: ``hookimpl`` to mark hook
 functions, the part base classes (``DistributedStrategy`` for a strategy whose epochs
-run on several ranks), ``Ratings``, ``epoch_permutation``, the search-space
-dimensions strategies declare for tuning, ``missing_library`` for an optional
-library, and for executors ``Executor``, ``Job``, ``Case``, ``RunOptions`` and the
-worker side of running cases elsewhere (``probe_host``, ``run_case_spec``,
-``merge_hosts``). The modules behind them are internal and may change.
+run on several ranks), ``Ratings``, ``epoch_permutation``, the model layout contract
+(``find_tables``, ``Tables``: mfbench.layout), the search-space dimensions strategies
+declare for tuning, ``missing_library`` for an optional library, and for executors
+``Executor``, ``Job``, ``Case``, ``RunOptions`` and the worker side of running cases
+elsewhere (``probe_host``, ``run_case_spec``, ``merge_hosts``). The modules behind them
+are internal and may change.
 """
 
 from .errors import CaseTimeout, MfbenchError, PluginError, SelectionError
 from .hookspecs import hookimpl, hookspec
+from .layout import LayoutError, Tables, find_tables, layout_problem
 from .parts import Dataset, Model, Part, Strategy, epoch_permutation
 from .manager import make_plugin_manager
 from .ratings import Ratings
@@ -32,6 +34,7 @@ __all__ = [
     "Executor",
     "IntRange",
     "Job",
+    "LayoutError",
     "LogUniform",
     "MfbenchError",
     "Model",
@@ -42,11 +45,14 @@ __all__ = [
     "RunOptions",
     "SelectionError",
     "Strategy",
+    "Tables",
     "Uniform",
     "__version__",
     "epoch_permutation",
+    "find_tables",
     "hookimpl",
     "hookspec",
+    "layout_problem",
     "make_plugin_manager",
     "merge_hosts",
     "missing_library",

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.strategies.scripted import Tables, find_tables
+from mfbench.layout import LayoutError, Tables, find_tables
 
 #: The extra that installs every peer library.
 EXTRA = "peers"
@@ -49,9 +49,10 @@ def model_tables(strategy: mfbench.Strategy, model: nn.Module, device: torch.dev
     device = torch.device(device)
     if device.type not in strategy.devices:
         return None, f"{strategy.name} trains with a CPU library; it runs on cpu, not {device.type}"
-    tables, reason = find_tables(model, strategy.name)
-    if tables is None:
-        return None, reason
+    try:
+        tables = find_tables(model, strategy.name)
+    except LayoutError as exc:
+        return None, str(exc)
     if tables.user_bias is not None and not biases:
         return None, (
             f"{strategy.name} has no user or item biases to train: it runs the dot model only, "

@@ -39,7 +39,7 @@ from torch import nn
 
 import mfbench
 from mfbench.executors.pool import START_METHODS, WorkerContext, WorkerError, WorkerGroup, WorkerTimeout
-from mfbench.plugins.strategies.als import factor_tables
+from mfbench.layout import find_tables, layout_problem
 from mfbench.plugins.common.batching import ROW_STEPS, batch_slices, row_weights
 from mfbench.plugins.common.sgd import sgd_batch
 
@@ -146,8 +146,7 @@ class Hogwild(mfbench.Strategy):
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         if torch.device(device).type != "cpu":
             return "hogwild shares tables between CPU processes; it runs on cpu only"
-        tables, reason = factor_tables(model)
-        return None if tables is not None else reason
+        return layout_problem(model, self.name)
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> list[str]:
@@ -160,15 +159,10 @@ class Hogwild(mfbench.Strategy):
         reason = self.skip(model, device)
         if reason:
             raise mfbench.MfbenchError(f"hogwild cannot train this model: {reason}")
-        tables, _ = factor_tables(model)
-        if tables["user_factors"].shape[0] != train.n_users or tables["item_factors"].shape[0] != train.n_items:
-            raise mfbench.MfbenchError(
-                f"model tables are {tables['user_factors'].shape[0]} x {tables['item_factors'].shape[0]} "
-                f"but the ratings are {train.n_users} x {train.n_items}"
-            )
-        global_mean = float(tables.pop("global_mean")) if "global_mean" in tables else 0.0
+        found = find_tables(model, self.name, ratings=train)
+        global_mean = found.global_mean
         shared = {}
-        for name, weight in tables.items():
+        for name, weight in found.weights().items():
             weight.share_memory_()  # in place: the parameter keeps its identity, its storage moves to shm
             shared[name] = weight.detach()
         self.n = len(train)

@@ -45,9 +45,9 @@ from torch import nn
 
 import mfbench
 from mfbench.executors import distributed
+from mfbench.layout import find_tables, layout_problem
 from mfbench.plugins.common.batching import ROW_STEPS, RowCounts, batch_slices, row_weights
 from mfbench.plugins.common.sgd import sgd_batch
-from mfbench.plugins.strategies.vectorized import column, find_tables
 
 
 def block_bounds(n: int, world: int, block: int) -> tuple[int, int]:
@@ -217,15 +217,10 @@ class Sharded(mfbench.DistributedStrategy):
     search_space = {"lr": mfbench.LogUniform(1e-3, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3)}
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
-        tables, reason = find_tables(model)
-        if tables is None:
-            return reason.replace("vectorized", "sharded")
-        return super().skip(model, device)
+        return layout_problem(model, self.name) or super().skip(model, device)
 
     def payloads(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> list[dict[str, Any]]:
-        tables, reason = find_tables(model)
-        if tables is None:
-            raise mfbench.MfbenchError(reason)
+        tables = find_tables(model, self.name).weights()
         world = self.params["world_size"]
         if self.launcher == "spawn":
             distributed.share_model(model)  # in place: the ranks write their rows into the runner's model

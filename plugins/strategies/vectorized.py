@@ -31,49 +31,9 @@ import torch
 from torch import nn
 
 import mfbench
-
+from mfbench.layout import find_tables, layout_problem
 from mfbench.plugins.common.batching import ROW_STEPS, batch_slices, row_weights, shuffled
-from mfbench.plugins.common.sgd import column, sgd_batch  # noqa: F401 (column: still imported from here)
-
-DOT_TABLES = ("user_factors", "item_factors")
-BIAS_TABLES = ("user_bias", "item_bias")
-
-
-def find_tables(model: nn.Module) -> tuple[dict[str, torch.Tensor] | None, str]:
-    """The weight tensors of a ``dot`` or ``biased`` layout, or None and why not.
-
-    The layout is told by attributes: ``user_factors`` and ``item_factors``
-    embeddings (dot), plus one-column ``user_bias`` and ``item_bias`` embeddings
-    and a ``global_mean`` tensor (biased). A model with any other learned
-    parameter is refused, since the hand-written gradient would leave it untrained.
-    """
-    kind = type(model).__name__
-    names = list(DOT_TABLES)
-    if any(hasattr(model, name) for name in BIAS_TABLES):
-        names += BIAS_TABLES
-        if not isinstance(getattr(model, "global_mean", None), torch.Tensor):
-            return None, f"model {kind} has bias tables but no global_mean tensor; vectorized knows the biased layout only"
-    for name in names:
-        table = getattr(model, name, None)
-        if not isinstance(table, nn.Embedding):
-            return None, f"model {kind} has no nn.Embedding {name!r}: vectorized trains the dot and biased layouts only"
-        if name in BIAS_TABLES and table.embedding_dim != 1:
-            return None, f"model {kind}'s {name} has {table.embedding_dim} columns, not 1"
-    expected = {f"{name}.weight" for name in names}
-    learned = {name for name, p in model.named_parameters() if p.requires_grad}
-    if learned != expected:
-        extra, missing = sorted(learned - expected), sorted(expected - learned)
-        if extra:
-            return None, f"model {kind} has parameters vectorized cannot train: {', '.join(extra)}"
-        return None, f"model {kind} does not train {', '.join(missing)}"
-    tables = {name: getattr(model, name).weight for name in names}
-    if tables["user_factors"].shape[1] != tables["item_factors"].shape[1]:
-        return None, f"model {kind}'s user_factors and item_factors have different widths"
-    dtypes = {t.dtype for t in tables.values()}
-    if len(dtypes) != 1:
-        return None, f"model {kind} mixes dtypes {sorted(map(str, dtypes))} across its tables"
-    return tables, ""
-
+from mfbench.plugins.common.sgd import sgd_batch
 
 def row_counts(row_step: str, train: mfbench.Ratings, batch_size: int, dtype: torch.dtype) -> tuple[Any, Any] | None:
     """What the user and the item row steps are divided by under ``row_step``; None for ``sum``."""
@@ -112,13 +72,10 @@ class Vectorized(mfbench.Strategy):
         self.counts: tuple[Any, Any] | None = None
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
-        tables, reason = find_tables(model)
-        return None if tables is not None else reason
+        return layout_problem(model, self.name)
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
-        tables, reason = find_tables(model)
-        if tables is None:
-            raise mfbench.MfbenchError(reason)
+        tables = find_tables(model, self.name).weights()
         # Detached views share storage with the parameters: the steps land in the model itself.
         self.tables = {name: weight.detach() for name, weight in tables.items()}
         self.biased = "user_bias" in tables
