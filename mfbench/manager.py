@@ -65,6 +65,21 @@ def split_plugin_args(args: Iterable[str]) -> tuple[list[str], list[str]]:
     return load, block
 
 
+BUILTIN_PREFIX = "mfbench.plugins."
+
+
+def check_builtin_name(name: str) -> None:
+    """A ``no:`` name under ``mfbench.plugins.`` must be a built-in plugin, or blocking it would
+    silently block nothing (names from before the plugins were grouped by kind, for one)."""
+    if not name.startswith(BUILTIN_PREFIX) or name in DEFAULT_PLUGINS:
+        return
+    leaf = name.rsplit(".", 1)[-1]
+    renamed = {"compiled": "scripted", "numba_sgd": "numba", "libmf_peer": "libmf", "dask_executor": "dask"}.get(leaf, leaf)
+    close = [p for p in DEFAULT_PLUGINS if p.rsplit(".", 1)[-1] == renamed]
+    hint = f"; did you mean no:{close[0]}?" if close else f"; built-in plugins: {', '.join(DEFAULT_PLUGINS)}"
+    raise PluginError(f"cannot block {name!r}: there is no built-in plugin of that name{hint}")
+
+
 def import_plugin(pm: pluggy.PluginManager, module_name: str) -> None:
     """Import ``module_name`` and register it under that name (once)."""
     if pm.is_blocked(module_name) or pm.get_plugin(module_name) is not None:
@@ -106,6 +121,7 @@ def make_plugin_manager(
         args.append(os.environ[PLUGINS_ENV])
     load, block = split_plugin_args(args)
     for name in block:
+        check_builtin_name(name)
         pm.set_blocked(name)
     if defaults:
         for name in DEFAULT_PLUGINS:

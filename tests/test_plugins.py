@@ -119,6 +119,18 @@ def test_block_a_builtin_plugin():
     assert "dot" in collect(pm).models
 
 
+@pytest.mark.parametrize("old, new", [
+    ("mfbench.plugins.vectorized", "mfbench.plugins.strategies.vectorized"),
+    ("mfbench.plugins.numba_sgd", "mfbench.plugins.strategies.numba"),
+    ("mfbench.plugins.dask_executor", "mfbench.plugins.executors.dask"),
+])
+def test_blocking_a_builtin_by_a_name_it_does_not_have_says_its_name(old, new):
+    with pytest.raises(PluginError, match=rf"cannot block '{old}'.*did you mean no:{new}\?"):
+        mfbench.make_plugin_manager([f"no:{old}"], entry_points=False, env=False)
+    with pytest.raises(PluginError, match="there is no built-in plugin of that name; built-in plugins: "):
+        mfbench.make_plugin_manager(["no:mfbench.plugins.strategies.nothing_here"], entry_points=False, env=False)
+
+
 def write_plugin_module(directory, module="my_strategies", strategy="mine"):
     (directory / f"{module}.py").write_text(
         textwrap.dedent(
