@@ -7,8 +7,8 @@ search-space dimensions strategies declare for tuning.
 
 from .errors import CaseTimeout, MfbenchError, PluginError, SelectionError
 from .hookspecs import hookimpl, hookspec
-from .parts import Dataset, Model, Part, Strategy, epoch_permutation
 from .manager import make_plugin_manager
+from .parts import Dataset, Model, Part, Strategy, epoch_permutation
 from .ratings import Ratings
 from .search_space import Categorical, IntRange, LogUniform, Uniform
 

@@ -6,34 +6,34 @@ import argparse
 import signal
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pluggy
 import torch
 from tabulate import tabulate
 
 from . import __version__
-from .executors import distributed
-from .execute import Overrides, config_for, execute, plan_suite
-from .executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS, collect_executors
 from .errors import MfbenchError, SelectionError, unknown_name
+from .execute import Overrides, config_for, execute, plan_suite
+from .executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS, collect_executors, distributed
 from .manager import PLUGINS_ENV, make_plugin_manager
 from .parts import Dataset
 from .paths import cache_dir, check_writable, default_results_dir
 from .plan import RunConfig, parse_target
+from .profile import performance_profile
 from .registry import Registry, collect
 from .report import check_format, render_csv, render_table
-from .tablefit import View, parse_columns, terminal_width
 from .report_tuning import render_profile, render_tuning
-from .profile import performance_profile
 from .results import default_results_path, load_results
 from .resume import previous_run
+from .search_space import describe_space
+from .selection import GRAMMAR_HELP, format_params, parse_value
 from .stats import case_time_to_target
 from .suite import DEFAULT_SUITE, SETTINGS, Suite, builtin_suites, load_suite
-from .selection import GRAMMAR_HELP, format_params, parse_value
-from .search_space import describe_space
+from .tablefit import View, parse_columns, terminal_width
 from .tuning import PRUNERS, SAMPLERS
 
 DESCRIPTION = "mfbench: which matrix-factorization training strategy is fastest to a given quality, on your data and hardware?"
@@ -285,7 +285,10 @@ def build_parser(suite: Suite | None = None) -> argparse.ArgumentParser:
         help="where studies live: a SQLite file path or any Optuna storage URL (default %(default)s)",
     )
     tune.add_argument("--sampler", default="qmc", choices=SAMPLERS, help="qmc: scrambled Sobol quasi-random points (default); tpe; random")
-    tune.add_argument("--pruner", default="median", choices=PRUNERS, help="median: stop trials behind the median of earlier ones at the same epoch (default); none")
+    tune.add_argument(
+        "--pruner", default="median", choices=PRUNERS,
+        help="median: stop trials behind the median of earlier ones at the same epoch (default); none",
+    )
     tune.add_argument("--params", metavar="P1,P2", help="tune only these parameters of the search space (default: all it declares)")
     tune.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
 

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pluggy
 
 from . import __version__
-from .executors import distributed
 from .devices import DEFAULT_DEVICES
-from .executors import DEFAULT_EXECUTOR, INPROCESS, Job, call_observers, make_executor
+from .executors import DEFAULT_EXECUTOR, INPROCESS, Job, call_observers, distributed, make_executor
 from .plan import AUTO_TARGET, Case, RunConfig, plan
 from .profile import performance_profile
-from .targets import apply_targets, derive_targets
 from .progress import Progress
 from .registry import Registry
 from .results import ResultsFile
 from .resume import kept_cases
 from .suite import ALL, Suite
+from .targets import apply_targets, derive_targets
 
 
 @dataclass

@@ -8,7 +8,8 @@ and mfbench can tell the user which plugin each part came from.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

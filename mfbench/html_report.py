@@ -145,7 +145,7 @@ def _profile_body(profile: dict[str, Any], entries: list[dict[str, Any]]) -> str
     workloads = [str(w) for w in profile.get("workloads") or []]
     bars, curves = [], []
     rows = []
-    for index, entry in enumerate(entries):
+    for entry in entries:
         name = str(entry.get("strategy", "?"))
         color = strategy_color(name.split("[")[0])
         value = as_number(entry.get("score"))
@@ -168,7 +168,9 @@ def _profile_body(profile: dict[str, Any], entries: list[dict[str, Any]]) -> str
         )
     body = '<div class="workloads">' + "".join(f'<div class="panel">{p}</div>' for p in panels) + "</div>"
     body += data_table(["strategy", "score", "reached"] + [f"ratio on {w}" for w in workloads], rows)
-    notes = [profile.get("rule")] + ([f"left out (no strategy reached the target): {', '.join(map(str, profile['left_out']))}"] if profile.get("left_out") else [])
+    notes = [profile.get("rule")]
+    if profile.get("left_out"):
+        notes.append(f"left out (no strategy reached the target): {', '.join(map(str, profile['left_out']))}")
     return body + "".join(f'<p class="note">{esc(n)}</p>' for n in notes if n)
 
 

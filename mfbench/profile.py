@@ -17,7 +17,8 @@ out (and listed). Cases with an implicit objective have no time-to-target and ar
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .stats import as_number
 from .targets import workload_key, workload_name

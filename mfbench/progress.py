@@ -25,7 +25,6 @@ from .report import case_line
 from .tablefit import shorten_middle
 
 
-
 def _tqdm() -> Any:
     """tqdm's bar class, imported only when a live bar is drawn, or None where tqdm is missing."""
     try:

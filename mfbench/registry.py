@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pluggy
 
 from .constraints import check_declaration
 from .errors import PluginError, SelectionError, unknown_name
-from .parts import DEVICE_TYPES, NAME_PATTERN, OBJECTIVES, PARAM_TYPES, Dataset, Model, Part, Strategy
 from .manager import plugin_origin
+from .parts import DEVICE_TYPES, NAME_PATTERN, OBJECTIVES, PARAM_TYPES, Dataset, Model, Part, Strategy
 from .search_space import validate_search_space
 
 HOOKS: dict[type[Part], str] = {

@@ -15,21 +15,29 @@ import socket
 import statistics
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from .devices import unavailable_reason
-from .errors import CaseTimeout
+from .errors import CaseTimeout, MfbenchError
 from .memory import PeakMemory
 from .metrics import rmse
 from .parts import Strategy
 from .plan import Case, RunConfig
-from .errors import MfbenchError
 from .ratings import Ratings
 from .roofline import fractions as roofline_fractions
-from .stats import UNSTABLE_SPREAD, best_decision_rmse, case_time_to_target, test_at_best_decision, epoch_seconds, spread, timed_epochs
+from .stats import (
+    UNSTABLE_SPREAD,
+    best_decision_rmse,
+    case_time_to_target,
+    epoch_seconds,
+    spread,
+    test_at_best_decision,
+    timed_epochs,
+)
 from .timing import Clock, Sync, synchronize, timed
 
 STATUSES = ("ok", "skipped", "error", "diverged", "timeout")
@@ -261,7 +269,7 @@ class Runner:
                     result["epochs"][-1]["epochs_covered"] = total
                     return
                 for epoch in range(total):
-                    loss, seconds = timed(lambda: strategy.run_epoch(epoch), device, self.sync, self.clock)
+                    loss, seconds = timed(lambda epoch=epoch: strategy.run_epoch(epoch), device, self.sync, self.clock)
                     self._epoch_done(case, repeat, epoch, loss, seconds, model, train, held_out, baseline, result)
                     elapsed = self.clock() - started
                     last = repeat == config.repeats - 1 and epoch == total - 1

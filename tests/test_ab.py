@@ -6,9 +6,7 @@ a known cost; one test times a strategy made 3x slower for real.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest

@@ -9,9 +9,9 @@ from torch import nn
 
 import mfbench
 from mfbench import testing
-from mfbench.plugins.strategies.als import ALS, factor_tables
 from mfbench.plugins.models.biased import Biased
 from mfbench.plugins.models.dot import Dot
+from mfbench.plugins.strategies.als import ALS, factor_tables
 from mfbench.registry import collect
 from mfbench.synthetic import planted
 

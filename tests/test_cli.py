@@ -8,9 +8,8 @@ import json
 
 import pytest
 
-from mfbench.cli import main
-
 from conftest import TINY
+from mfbench.cli import main
 from test_plugins import write_plugin_module
 
 

@@ -12,9 +12,9 @@ import mfbench
 from mfbench import testing
 from mfbench.metrics import rmse
 from mfbench.plugins.models.biased import BiasedDotProduct
-from mfbench.plugins.strategies.scripted import ScriptedSGD, find_tables, pair_sgd_epoch, scripted_kernel
 from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.reference import Reference
+from mfbench.plugins.strategies.scripted import ScriptedSGD, find_tables, pair_sgd_epoch, scripted_kernel
 from mfbench.registry import collect
 from mfbench.synthetic import planted
 
@@ -69,7 +69,7 @@ def assert_same_state(got: nn.Module, want: nn.Module, start: nn.Module, atol: f
     moved = False
     for name, expected in want.state_dict().items():
         actual = got.state_dict()[name].cpu()
-        torch.testing.assert_close(actual, expected, atol=atol, rtol=0, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(actual, expected, atol=atol, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
         moved |= not torch.equal(expected, start.state_dict()[name])
     assert moved, "training did not change the model: the comparison would prove nothing"
 

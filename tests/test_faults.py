@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from mfbench.cli import main
-
 from conftest import TINY
+from mfbench.cli import main
 
 TESTS = Path(__file__).parent
 FAULTS = ["raise", "segfault", "abort", "exit", "sigkill", "hang", "memory", "info"]

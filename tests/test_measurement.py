@@ -10,13 +10,12 @@ import pytest
 import torch
 
 import mfbench
+from conftest import TINY
 from mfbench.plan import RunConfig, plan
 from mfbench.registry import collect
 from mfbench.runner import Runner
 from mfbench.stats import case_time_to_target, quantile, spread, time_to_target
 from mfbench.timing import timed
-
-from conftest import TINY
 
 
 class AsyncDevice:

@@ -18,7 +18,6 @@ from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.native_sgd import NativeSGD
 from mfbench.plugins.strategies.numba import block_layout, stratum_plan
 from mfbench.synthetic import planted
-
 from test_compiled import assert_same_state, train
 
 pytestmark = pytest.mark.skipif(NativeSGD.unavailable is not None, reason=str(NativeSGD.unavailable))

@@ -21,7 +21,6 @@ from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.reference import Reference
 from mfbench.registry import collect
 from mfbench.synthetic import planted
-
 from test_compiled import hand_written_sgd, train  # the per-rating SGD written out, and the protocol
 
 numba = pytest.importorskip("numba")
@@ -56,7 +55,7 @@ def states_equal(a: nn.Module, b: nn.Module) -> bool:
 def assert_same_state(got: nn.Module, want: nn.Module, start: nn.Module, atol: float) -> None:
     moved = False
     for name, expected in want.state_dict().items():
-        torch.testing.assert_close(got.state_dict()[name], expected, atol=atol, rtol=0, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(got.state_dict()[name], expected, atol=atol, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
         moved |= not torch.equal(expected, start.state_dict()[name])
     assert moved, "training did not change the model: the comparison would prove nothing"
 

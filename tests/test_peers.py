@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 import threading
 import time
-import sys
 from importlib import metadata
 
 import numpy as np

@@ -9,9 +9,8 @@ import types
 import pytest
 
 import mfbench
-from mfbench.cli import main
-
 from conftest import TINY
+from mfbench.cli import main
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ import pytest
 import torch
 
 import mfbench
+from conftest import TINY
 from mfbench.plan import RunConfig, plan
 from mfbench.registry import collect
 from mfbench.report import render_table
 from mfbench.results import ResultsFile, load_results
 from mfbench.runner import STATUSES, Runner
-
-from conftest import TINY
 
 
 class Raising(mfbench.Strategy):

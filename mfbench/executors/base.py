@@ -23,8 +23,9 @@ import json
 import os
 import socket
 import types
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import pluggy
 import torch
@@ -133,7 +134,7 @@ def machine_info(pm: pluggy.PluginManager, warnings: list[str] | None = None) ->
     return info
 
 
-def calibrated_machine(job: "Job") -> tuple[dict[str, Any], float | None, dict[str, Any] | None]:
+def calibrated_machine(job: Job) -> tuple[dict[str, Any], float | None, dict[str, Any] | None]:
     """The machine's facts, with the calibration timed when the job asks for it; its score and ceilings."""
     machine = machine_info(job.pm, job.warnings)
     if not job.calibration:

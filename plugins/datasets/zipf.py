@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 import mfbench
-from mfbench.synthetic import plant, power_law
-
 from mfbench.plugins.datasets.lowrank import PLANTED_PARAMS, ratings_count
+from mfbench.synthetic import plant, power_law
 
 #: Salt for the stream that deals popularity ranks, kept apart from the planted draws.
 POPULARITY_STREAM = 0x5A1F

@@ -34,8 +34,9 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Mapping
 from multiprocessing.connection import Connection, wait
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch

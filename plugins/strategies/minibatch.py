@@ -31,7 +31,7 @@ same convention; other parameters (a dense layer, say) are not regularized.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

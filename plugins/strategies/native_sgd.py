@@ -22,8 +22,9 @@ It is not ``exact`` in the contract's sense: its order is the block grid's, not
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,8 +33,8 @@ from torch import nn
 import mfbench
 from mfbench import roofline
 from mfbench.plugins.common import native_build
-from mfbench.plugins.strategies.scripted import find_tables
 from mfbench.plugins.strategies.numba import CELL_ORDERS, auto_block_count, block_layout, stratum_plan
+from mfbench.plugins.strategies.scripted import find_tables
 
 SOURCE = Path(__file__).with_name("native_sgd.c")
 LIBRARY = "mfbench_native_sgd"

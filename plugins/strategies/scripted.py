@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, List, Optional
 
 import torch
 from torch import nn
@@ -75,9 +75,9 @@ def pair_sgd_epoch(
     """
     if not W.is_contiguous() or W.storage_offset() != 0 or W.size(0) <= n_users:
         raise ValueError("W must be a contiguous (n_users + n_items, width) tensor that owns its storage from offset 0")
-    user_list: List[int] = users.tolist()
-    item_list: List[int] = items.tolist()
-    value_list: List[float] = values.tolist()
+    user_list: list[int] = users.tolist()
+    item_list: list[int] = items.tolist()
+    value_list: list[float] = values.tolist()
     width = W.size(1)
     k = width - bias
     span = k + 2 * bias  # length of the augmented rows [b_u, p_u, 1] and [1, q_i, b_i]
@@ -104,7 +104,7 @@ def pair_sgd_epoch(
     return squared
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def scripted_kernel() -> Callable[..., float]:
     """The TorchScript version of :func:`pair_sgd_epoch`, compiled on first use (not at import).
 
@@ -123,8 +123,8 @@ class Tables:
 
     user_factors: torch.Tensor
     item_factors: torch.Tensor
-    user_bias: Optional[torch.Tensor] = None
-    item_bias: Optional[torch.Tensor] = None
+    user_bias: torch.Tensor | None = None
+    item_bias: torch.Tensor | None = None
     global_mean: float = 0.0
 
     @property
@@ -163,7 +163,7 @@ class Tables:
             self.item_bias.copy_(W[n:, k:])
 
 
-def find_tables(model: nn.Module, strategy: str) -> tuple[Optional[Tables], str]:
+def find_tables(model: nn.Module, strategy: str) -> tuple[Tables | None, str]:
     """The weights of a ``dot`` or ``biased`` layout, or None and the reason this model does not fit.
 
     The layout is told by attributes: ``user_factors`` and ``item_factors``

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn

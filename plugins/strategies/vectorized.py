@@ -44,7 +44,6 @@ import torch
 from torch import nn
 
 import mfbench
-
 from mfbench.plugins.strategies.minibatch import ROW_STEPS, batch_slices, check_batch_params, row_weights, shuffled
 
 DOT_TABLES = ("user_factors", "item_factors")
