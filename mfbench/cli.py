@@ -20,7 +20,7 @@ from .errors import MfbenchError, SelectionError, unknown_name
 from .execute import Overrides, config_for, execute, plan_suite
 from .executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS, collect_executors, distributed
 from .manager import PLUGINS_ENV, make_plugin_manager
-from .parts import Dataset
+from .parts import Dataset, Strategy
 from .paths import cache_dir, check_writable, default_results_dir
 from .plan import RunConfig, parse_target
 from .profile import performance_profile
@@ -495,13 +495,13 @@ def shows_hosts(document: dict) -> bool | None:
     return True if name not in LOCAL_EXECUTORS else None
 
 
-def strategy_kind(cls: type) -> str:
+def strategy_kind(cls: type[Strategy]) -> str:
     """exact/approximate, and what else a reader of ``list`` must know before comparing it."""
-    words = ["exact" if cls.exact else "approximate"]  # type: ignore[attr-defined]
-    if not cls.stepwise:  # type: ignore[attr-defined]
+    words = ["exact" if cls.exact else "approximate"]
+    if not cls.stepwise:
         words.append("whole fits")
-    if cls.objective != "rating":  # type: ignore[attr-defined]
-        words.append(f"{cls.objective} objective")  # type: ignore[attr-defined]
+    if cls.objective != "rating":
+        words.append(f"{cls.objective} objective")
     return ", ".join(words)
 
 
@@ -514,7 +514,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             entry = table[name]
             row = [name, format_params(dict(entry.cls.params)), entry.origin, entry.cls.summary()]
             if title == "strategies":
-                cls = entry.cls
+                cls: type[Strategy] = entry.cls  # type: ignore[assignment]
                 row[2:2] = [",".join(cls.devices), strategy_kind(cls)]
                 row.insert(2, describe_space(getattr(cls, "search_space", {})) or "(none)")
             if title == "datasets" and getattr(entry.cls, "downloads", None):

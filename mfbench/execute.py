@@ -42,7 +42,7 @@ def config_for(suite: Suite, overrides: Overrides) -> RunConfig:
 FALLBACK = {"datasets": ["sprand"], "models": ["dot"], "strategies": [ALL]}
 
 
-def effective_groups(suite: Suite, overrides: Overrides) -> list[dict[str, list[str]]]:
+def effective_groups(suite: Suite, overrides: Overrides) -> list[dict[str, Any]]:
     """The suite's groups, or one group when the command line selects parts (see mfbench.suite)."""
     given = {"datasets": overrides.datasets, "models": overrides.models, "strategies": overrides.strategies}
     if any(given.values()):

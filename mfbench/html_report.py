@@ -102,10 +102,10 @@ def answers(cases: list[dict[str, Any]], target: float | None) -> list[str]:
             lines.append(text + ".")
             continue
         speeds = [(case_throughput(c), c) for c in ok]
-        speeds = [(s.median, c) for s, c in speeds if s is not None]
-        if not speeds:
+        rates = [(s.median, c) for s, c in speeds if s is not None]
+        if not rates:
             continue
-        rate, fastest = max(speeds, key=lambda pair: pair[0])
+        rate, fastest = max(rates, key=lambda pair: pair[0])
         text = f"<b>{esc(name)}</b>: "
         if target is not None:
             text += f"none reached held-out RMSE {target:g}; "

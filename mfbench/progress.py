@@ -77,7 +77,7 @@ class Progress:
         self.done = 0
         self.epochs_seen = 0  # of the case running now
         self.bar: Any = None
-        if self.live:
+        if bar_class is not None:
             self.bar = bar_class(
                 total=max(1, total * self.per_case), file=self.stream, bar_format=BAR_FORMAT, ncols=self._width(),
                 nrows=stream_size(self.stream)[1],

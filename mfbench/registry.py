@@ -89,7 +89,7 @@ def validate_part(cls: Any, base: type[Part], plugin: str) -> None:
         check_declaration(cls)
     except PluginError as exc:
         raise PluginError(f"{where}: {base.kind} {name!r}: {exc}") from None
-    if base is Strategy:
+    if base is Strategy and issubclass(cls, Strategy):
         unknown = [d for d in cls.devices if d not in DEVICE_TYPES]
         if unknown or not cls.devices:
             raise PluginError(
@@ -127,8 +127,8 @@ def collect(pm: pluggy.PluginManager) -> Registry:
 
 def _register_into(
     table: dict[str, Entry], aside: dict[str, Entry], base: type[Part], plugin: str, origin: str
-) -> Callable[[type], None]:
-    def register(cls: type) -> None:
+) -> Callable[[type[Part]], None]:
+    def register(cls: type[Part]) -> None:
         validate_part(cls, base, plugin)
         existing = table.get(cls.name) or aside.get(cls.name)
         if existing is not None:
@@ -136,7 +136,7 @@ def _register_into(
                 f"{base.kind} name {cls.name!r} is registered twice: by plugin {existing.plugin!r} "
                 f"and by plugin {plugin!r}. Rename one, or block one with -p no:NAME."
             )
-        target = aside if cls.unavailable else table  # type: ignore[attr-defined]
+        target = aside if cls.unavailable else table
         target[cls.name] = Entry(cls, plugin, origin)
 
     return register

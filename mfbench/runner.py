@@ -9,6 +9,7 @@ stops the run: it becomes a row with a status and a reason.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import socket
@@ -25,7 +26,7 @@ from .devices import unavailable_reason
 from .errors import CaseTimeout, MfbenchError
 from .memory import PeakMemory
 from .metrics import rmse
-from .parts import Strategy
+from .parts import Dataset, Strategy
 from .plan import Case, RunConfig
 from .ratings import Ratings
 from .roofline import fractions as roofline_fractions
@@ -116,7 +117,7 @@ class Runner:
         return self._data
 
     def _load(self, case: Case) -> LoadedData:
-        dataset = case.dataset.make()
+        dataset: Dataset = case.dataset.make()  # type: ignore[assignment]
         start = self.clock()
         ratings = dataset.load(self.config.seed)
         load_s = self.clock() - start
@@ -269,7 +270,7 @@ class Runner:
                     result["epochs"][-1]["epochs_covered"] = total
                     return
                 for epoch in range(total):
-                    loss, seconds = timed(lambda epoch=epoch: strategy.run_epoch(epoch), device, self.sync, self.clock)
+                    loss, seconds = timed(functools.partial(strategy.run_epoch, epoch), device, self.sync, self.clock)
                     self._epoch_done(case, repeat, epoch, loss, seconds, model, train, held_out, baseline, result)
                     elapsed = self.clock() - started
                     last = repeat == config.repeats - 1 and epoch == total - 1

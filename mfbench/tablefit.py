@@ -214,7 +214,7 @@ def _lift_constants(fitted: _Fitted, keep: Sequence[str]) -> None:
     """A column with one value in every row says it once, below the table."""
     if len(fitted.rows) < 2:
         return
-    lifted = []
+    lifted: list[str] = []
     for index in reversed(range(len(fitted.headers))):
         values = {row[index] for row in fitted.rows}
         if len(values) == 1 and "" not in values and fitted.headers[index] not in keep:

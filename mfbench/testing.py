@@ -15,6 +15,7 @@ run_epoch, teardown) and judge quality with the runner's own RMSE.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -186,7 +187,7 @@ def assert_exact(
         raise AssertionError(f"{strategy.name} skipped model {model!r}: {result.skipped}")
     moved = False
     for (name, want), (_, got) in zip(expected.state_dict().items(), result.model.state_dict().items()):
-        torch.testing.assert_close(got.cpu(), want, atol=atol, rtol=0, msg=lambda m, name=name: f"{strategy.name} {name}: {m}")
+        torch.testing.assert_close(got.cpu(), want, atol=atol, rtol=0, msg=functools.partial("{} {}: {}".format, strategy.name, name))
         moved |= not torch.equal(want, start.state_dict()[name])
     assert moved, "the reference did not change the model: the comparison would prove nothing"
 

@@ -191,16 +191,16 @@ def collect_executors(pm: pluggy.PluginManager) -> tuple[dict[str, Entry], dict[
         plugin = impl.plugin_name
         origin = plugin_origin(pm, impl.plugin)
 
-        def register(cls: type, plugin: str = plugin, origin: str = origin) -> None:
+        def register(cls: type[Part], plugin: str = plugin, origin: str = origin) -> None:
             validate_part(cls, Executor, plugin)
-            existing = available.get(cls.name) or aside.get(cls.name)  # type: ignore[attr-defined]
+            existing = available.get(cls.name) or aside.get(cls.name)
             if existing is not None:
                 raise PluginError(
-                    f"executor name {cls.name!r} is registered twice: by plugin {existing.plugin!r} "  # type: ignore[attr-defined]
+                    f"executor name {cls.name!r} is registered twice: by plugin {existing.plugin!r} "
                     f"and by plugin {plugin!r}. Rename one, or block one with -p no:NAME."
                 )
-            target = aside if cls.unavailable else available  # type: ignore[attr-defined]
-            target[cls.name] = Entry(cls, plugin, origin)  # type: ignore[arg-type, attr-defined]
+            target = aside if cls.unavailable else available
+            target[cls.name] = Entry(cls, plugin, origin)
 
         kwargs = {"register": register}
         try:
@@ -285,7 +285,8 @@ def rebuild_case(registry: Registry, spec: Mapping[str, Any]) -> Case:
         name, params = spec[key]
         entry = registry.get(base, name)
         choices.append(Choice(entry, entry.cls.resolve_params(params)))
-    case = Case(*choices, torch.device(spec["device"]), spec.get("target_rmse"))
+    dataset, model, strategy = choices
+    case = Case(dataset, model, strategy, torch.device(spec["device"]), spec.get("target_rmse"))
     if case.id != spec["id"]:
         raise PluginError(
             f"the worker on {socket.gethostname()} rebuilt case {spec['id']!r} as {case.id!r}: "

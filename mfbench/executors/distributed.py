@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing.connection import Connection, wait
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.distributed as dist
@@ -109,7 +109,7 @@ def join_torchrun_group(backend: str, timeout: float | None = None) -> None:
         return
     if backend == "nccl":
         torch.cuda.set_device(local_rank())
-    kwargs = {"timeout": timedelta(seconds=timeout)} if timeout else {}
+    kwargs: dict[str, Any] = {"timeout": timedelta(seconds=timeout)} if timeout else {}
     dist.init_process_group(backend, init_method="env://", **kwargs)
 
 
@@ -285,7 +285,8 @@ class WorkerGroup:
                 parent_end, child_end = context.Pipe(duplex=True)
                 life_read, life_write = context.Pipe(duplex=False)
                 inherited = (*self.conns, *self.lifelines, parent_end, life_write) if self.start_method == "fork" else ()
-                process = context.Process(
+                # typeshed's BaseContext, what get_context(str) returns, lacks Process; every start method's context has it.
+                process = context.Process(  # type: ignore[attr-defined]
                     target=_rank_main, args=(rank_, spec, child_end, life_read, factory, payload, inherited),
                     name=f"{self.name}-{rank_}", daemon=self.daemon,
                 )
@@ -305,7 +306,7 @@ class WorkerGroup:
         for key in ("import_s", "process_group_s", "rank_setup_s"):
             self.startup[key] = max(reply[3][key] for reply in replies)
 
-    def call(self, method: str, *args: Any, timeout: float | None | str = "default",
+    def call(self, method: str, *args: Any, timeout: float | None | Literal["default"] = "default",
              on_event: Callable[[int, Any], None] | None = None) -> list[Any]:
         """Call ``method(*args)`` on every rank's object; the replies in rank order.
 
@@ -325,7 +326,7 @@ class WorkerGroup:
                 conn.send(("call", self._seq, method, args))
             except (BrokenPipeError, ConnectionResetError, OSError):
                 raise self._broke(self._died(rank_, what)) from None
-        limit = self.timeout if timeout == "default" else timeout
+        limit = self.timeout if isinstance(timeout, str) else timeout
         return [reply[2] for reply in self._collect("done", what, self._seq, limit, on_event)]
 
     def _broke(self, error: WorkerError) -> WorkerError:
