@@ -49,6 +49,29 @@ LEARNING_MODELS: dict[str, dict[str, Any]] = {
 }
 
 
+#: A dataset selection small enough that a whole case runs in milliseconds: the notebook's
+#: generator at 40 x 30 and 20% density (240 ratings), for tests of the harness rather than of learning.
+TINY_DATASET = "sprand[n_users=40,n_items=30,density=0.2]"
+
+
+class Idle(Strategy):
+    """A strategy that trains nothing: every epoch returns at once and leaves the model as it was.
+
+    For tests of what surrounds training (the runner's bookkeeping, executors, observers,
+    reports, a contract check that must fail): subclass it, give it a ``name``, and override
+    only what the test is about. ``setup`` keeps what it is given as ``self.model``,
+    ``self.train``, ``self.device`` and ``self.seed``.
+    """
+
+    name = "idle"
+
+    def setup(self, model: nn.Module, train: Ratings, device: torch.device, seed: int) -> None:
+        self.model, self.train, self.device, self.seed = model, train, device, seed
+
+    def run_epoch(self, epoch: int) -> float | None:
+        return None
+
+
 def builtin_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     """The parts of ``pm``, or of a fresh manager with built-in plugins only."""
     return collect(pm or make_plugin_manager(entry_points=False, env=False))

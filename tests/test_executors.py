@@ -13,10 +13,10 @@ import pytest
 
 import executor_plugins
 import mfbench
-from conftest import TINY
 from mfbench.cli import main
 from mfbench.errors import PluginError
 from mfbench.executors import DEFAULT_EXECUTOR, Executor, InProcessExecutor, collect_executors, make_executor, merge_hosts
+from mfbench.testing import TINY_DATASET as TINY
 
 DASK = "mfbench.plugins.executors.dask"
 SUITE = ["-d", TINY, "-m", "dot", "-s", "vectorized", "-s", "reference", "-s", "always-fails",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY
 from mfbench.cli import main
+from mfbench.testing import TINY_DATASET as TINY
 
 TESTS = Path(__file__).parent
 FAULTS = ["raise", "segfault", "abort", "exit", "sigkill", "hang", "memory", "info"]

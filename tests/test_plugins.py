@@ -117,31 +117,7 @@ def test_block_a_builtin_plugin():
     assert "dot" in collect(pm).models
 
 
-def write_plugin_module(directory, module="my_strategies", strategy="mine"):
-    (directory / f"{module}.py").write_text(
-        textwrap.dedent(
-            f"""
-            import mfbench
-
-            class Mine(mfbench.Strategy):
-                name = "{strategy}"
-                params = {{"lr": 0.5}}
-
-                def setup(self, model, train, device, seed):
-                    pass
-
-                def run_epoch(self, epoch):
-                    return None
-
-            @mfbench.hookimpl
-            def mfbench_register_strategies(register):
-                register(Mine)
-            """
-        )
-    )
-
-
-def test_load_module_with_p_and_env_var(tmp_path, monkeypatch):
+def test_load_module_with_p_and_env_var(tmp_path, monkeypatch, write_plugin_module):
     write_plugin_module(tmp_path, "by_flag", "flagged")
     write_plugin_module(tmp_path, "by_env", "from-env")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 import mfbench
-from conftest import TINY
 from mfbench import calibration, roofline
 from mfbench.plan import RunConfig, plan
 from mfbench.registry import collect
 from mfbench.report import render_csv
 from mfbench.runner import Runner
+from mfbench.testing import TINY_DATASET as TINY
 
 CEILINGS = {"memory_bytes_per_s": 1e10, "peak_flops_per_s": 1e11}
 

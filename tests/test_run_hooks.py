@@ -9,8 +9,8 @@ import types
 import pytest
 
 import mfbench
-from conftest import TINY
 from mfbench.cli import main
+from mfbench.testing import TINY_DATASET as TINY
 
 
 @pytest.fixture
