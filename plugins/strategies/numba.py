@@ -30,7 +30,7 @@ Schedules (parameter ``schedule``):
   per cell) or kept in LIBMF's shuffled order (``cell_order="shuffled"``).
 
 Rough speeds (updates/s, biased model, k=20, measured on the shared 2-core AMD EPYC
-with a load average of 1.5-5 from other tenants, so noisy; the lead re-measures):
+with a load average of 1.5-5 from other tenants, so noisy: measure again before relying on them):
 sprand 1000x1000 1% (8,100 training ratings, dot): epoch 1 thread ~24M (of its
 ~0.63 ms, ~0.16 ms is ``epoch_permutation``), blocked ~21-34M. Planted 20k x 5k,
 1M: epoch ~7-9M with 1 thread (3.5x slower before the gather buffer), ~11M with

@@ -19,7 +19,7 @@ plain sum moves a popular row by about count x lr and diverges on real data at
 steps per-rating SGD takes safely (see ``minibatch.ExpectedCounts``).
 
 What was measured (1M planted ratings, k=20, batch 4096, one thread, 2-core
-Xeon; see the issue's report for the table):
+Xeon):
 
 - ``index_add_`` with ``alpha != 1`` on a 2-D table takes a path 3-4x slower
   than without (~690 vs ~180 us per 4096 x 20 batch), so the steps are scaled
