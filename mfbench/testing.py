@@ -27,7 +27,7 @@ from torch import nn
 
 from .manager import make_plugin_manager
 from .metrics import rmse
-from .parts import Model, Strategy
+from .parts import Model, Strategy, epoch_permutation
 from .ratings import Ratings
 from .registry import Registry, collect
 from .synthetic import planted
@@ -98,10 +98,14 @@ class Fit:
     train_rmse: list[float] = field(default_factory=list)
     test_rmse: list[float] = field(default_factory=list)
     skipped: str | None = None
+    #: What each ``run_epoch`` returned (the strategy's training loss, or None); one entry for a whole fit.
+    losses: list[float | None] = field(default_factory=list)
+    #: The strategy's ``info()`` after the last epoch, before teardown (``{"error": ...}`` if it raised).
+    info: Mapping[str, Any] | None = None
 
 
 def fit(
-    strategy: type[Strategy],
+    strategy: type[Strategy] | Strategy,
     model: nn.Module,
     train: Ratings,
     epochs: int,
@@ -114,14 +118,21 @@ def fit(
 ) -> Fit:
     """Train ``model`` with ``strategy`` through the runner's protocol; RMSE after each epoch.
 
-    ``stop_below`` ends training once held-out RMSE is at or below it. A strategy that
-    trains whole fits only (``stepwise`` False) trains all ``epochs`` and gives one point.
+    ``strategy`` is a class, made with ``params``, or a strategy already made (then ``params``
+    must be None), for a test that looks at its state afterwards. ``stop_below`` ends training
+    once held-out RMSE is at or below it. A strategy that trains whole fits only (``stepwise``
+    False) trains all ``epochs`` and gives one point.
     """
+    if isinstance(strategy, Strategy):
+        if params is not None:
+            raise TypeError("fit() takes params with a strategy class, not with a strategy already made")
+        instance = strategy
+    else:
+        instance = strategy(**dict(params or {}))
     device = torch.device(device)
     model = model.to(device)
     train_d = train.to(device)
     test_d = test.to(device) if test is not None else None
-    instance = strategy(**dict(params or {}))
     result = Fit(model)
     reason = instance.skip(model, device)
     if reason:
@@ -130,18 +141,22 @@ def fit(
     instance.setup(model, train_d, device, seed)
     try:
         if not instance.stepwise:  # a whole fit: one curve point, after every epoch
-            instance.fit(epochs)
+            result.losses.append(instance.fit(epochs))
             result.train_rmse.append(rmse(model, train_d))
             if test_d is not None:
                 result.test_rmse.append(rmse(model, test_d))
-            return result
-        for epoch in range(epochs):
-            instance.run_epoch(epoch)
-            result.train_rmse.append(rmse(model, train_d))
-            if test_d is not None:
-                result.test_rmse.append(rmse(model, test_d))
-                if stop_below is not None and result.test_rmse[-1] <= stop_below:
-                    break
+        else:
+            for epoch in range(epochs):
+                result.losses.append(instance.run_epoch(epoch))
+                result.train_rmse.append(rmse(model, train_d))
+                if test_d is not None:
+                    result.test_rmse.append(rmse(model, test_d))
+                    if stop_below is not None and result.test_rmse[-1] <= stop_below:
+                        break
+        try:
+            result.info = instance.info()
+        except Exception as exc:  # as the runner records it: a failing info() does not fail training
+            result.info = {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         instance.teardown()
     return result
@@ -234,3 +249,54 @@ def assert_deterministic(
         states.append({k: v.cpu().clone() for k, v in result.model.state_dict().items()})
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), f"{strategy.name}: {key} differs between two runs"
+
+
+def revisited_ratings(seed: int = 0) -> Ratings:
+    """15 x 11 planted ratings, 90 of them: small enough for the reference, dense enough that
+    rows are revisited within an epoch (so a step that reads a stale row shows)."""
+    return planted(15, 11, 90, rank=3, noise=0.1, seed=seed)
+
+
+def model_off_zero(kind: str, ratings: Ratings, seed: int = 0, k: int = 4, registry: Registry | None = None) -> nn.Module:
+    """A seeded ``dot`` or ``biased`` model with factors from N(0, 0.3) and, for ``biased``, biases
+    from N(0, 0.2) instead of zero: a wrong step on any table changes the result, so an exactness
+    comparison cannot pass by leaving a table where it started."""
+    model = build_model(kind, ratings, seed=seed, registry=registry, n_factors=k, init_std=0.3)
+    if hasattr(model, "user_bias"):
+        with torch.no_grad():
+            model.get_parameter("user_bias.weight").normal_(0.0, 0.2)
+            model.get_parameter("item_bias.weight").normal_(0.0, 0.2)
+    return model
+
+
+def hand_written_sgd(model: nn.Module, ratings: Ratings, epochs: int, seed: int, lr: float, reg: float) -> None:
+    """Per-rating SGD on (pred - r)^2 + reg * (squared norms of the touched rows), in plain Python,
+    in place on a ``dot`` or ``biased`` model: what an exact strategy computes, with L2 (the
+    reference strategy has none), visiting ratings in ``epoch_permutation`` order."""
+    P, Q = model.get_parameter("user_factors.weight").detach(), model.get_parameter("item_factors.weight").detach()
+    biased = hasattr(model, "user_bias")
+    if biased:
+        bu, bi = model.get_parameter("user_bias.weight").detach(), model.get_parameter("item_bias.weight").detach()
+        mean = model.get_buffer("global_mean").item()
+    for epoch in range(epochs):
+        for k in epoch_permutation(len(ratings), seed, epoch).tolist():
+            u, i, r = int(ratings.users[k]), int(ratings.items[k]), float(ratings.values[k])
+            p, q = P[u].clone(), Q[i].clone()
+            pred = float(p @ q) + (mean + float(bu[u, 0]) + float(bi[i, 0]) if biased else 0.0)
+            err = pred - r
+            P[u] = p - lr * (2 * err * q + 2 * reg * p)
+            Q[i] = q - lr * (2 * err * p + 2 * reg * q)
+            if biased:
+                bu[u, 0] = bu[u, 0] - lr * (2 * err + 2 * reg * bu[u, 0])
+                bi[i, 0] = bi[i, 0] - lr * (2 * err + 2 * reg * bi[i, 0])
+
+
+def assert_same_state(got: nn.Module, want: nn.Module, start: nn.Module, atol: float) -> None:
+    """Every tensor of ``got`` equals ``want``'s to ``atol``, and ``want`` moved from ``start``
+    (else the comparison would prove nothing)."""
+    moved = False
+    for name, expected in want.state_dict().items():
+        actual = got.state_dict()[name].cpu()
+        torch.testing.assert_close(actual, expected, atol=atol, rtol=0, msg=functools.partial("{}: {}".format, name))
+        moved |= not torch.equal(expected, start.state_dict()[name])
+    assert moved, "training did not change the model: the comparison would prove nothing"
