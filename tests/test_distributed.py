@@ -61,19 +61,9 @@ def assert_all_gone(pids, within: float = 5.0) -> None:
 
 
 def train_epochs(strategy, model, train, epochs, test=None, stop_below=None):
-    strategy.setup(model, train, CPU, seed=0)
-    history = []
-    try:
-        for epoch in range(epochs):
-            strategy.run_epoch(epoch)
-            if test is not None:
-                history.append(rmse(model, test))
-                if stop_below is not None and history[-1] <= stop_below:
-                    break
-        info = strategy.info()
-    finally:
-        strategy.teardown()
-    return history, info
+    result = testing.fit(strategy, model, train, epochs, test=test, stop_below=stop_below)
+    assert result.skipped is None, result.skipped
+    return result.test_rmse, result.info
 
 
 def max_difference(a: nn.Module, b: nn.Module) -> float:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import mfbench
+from mfbench import testing
 from mfbench.plugins.models.biased import Biased
 from mfbench.plugins.models.dot import Dot
 from mfbench.plugins.strategies.hogwild import Hogwild, HogwildWorkerError, ShardTrainer, shard_bounds, shard_order
@@ -156,19 +157,10 @@ def planted_split():
 def test_defaults_learn_planted_data_at_its_l2(kind, model_params, epochs):
     train, test = planted_split()
     model = build(kind, train, **model_params)
-    strategy = Hogwild(reg=0.02)
-    strategy.setup(model, train, CPU, seed=0)
-    try:
-        # The model's own parameters are the shared tables the workers write into.
-        assert all(p.is_shared() for p in model.parameters())
-        history, losses = [], []
-        for epoch in range(epochs):
-            losses.append(strategy.run_epoch(epoch))
-            history.append(rmse(model, test))
-            if history[-1] <= TARGET:
-                break
-    finally:
-        strategy.teardown()
+    result = testing.fit(Hogwild(reg=0.02), model, train, epochs, test=test, stop_below=TARGET)
+    # The model's own parameters are the shared tables the workers wrote into.
+    assert all(p.is_shared() for p in model.parameters())
+    history, losses = result.test_rmse, result.losses
     assert history[-1] <= TARGET, history
     assert history[0] > TARGET
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
