@@ -17,7 +17,9 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Mapping
+import os
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,3 +302,27 @@ def assert_same_state(got: nn.Module, want: nn.Module, start: nn.Module, atol: f
         torch.testing.assert_close(actual, expected, atol=atol, rtol=0, msg=functools.partial("{}: {}".format, name))
         moved |= not torch.equal(expected, start.state_dict()[name])
     assert moved, "training did not change the model: the comparison would prove nothing"
+
+
+def process_gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended: no such process, or a zombie (dead, only not yet reaped;
+    a fork server reaps its children in its own time)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def assert_processes_gone(pids: Iterable[int], within: float = 5.0) -> None:
+    """Every process in ``pids`` ends within ``within`` seconds: for a strategy that starts workers,
+    what its teardown (or a failure) must leave behind is none of them."""
+    pids = list(pids)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and not all(process_gone(pid) for pid in pids):
+        time.sleep(0.05)
+    assert all(process_gone(pid) for pid in pids), [pid for pid in pids if not process_gone(pid)]

@@ -21,6 +21,7 @@ from mfbench.plugins.models.dot import Dot
 from mfbench.plugins.strategies.hogwild import Hogwild, HogwildWorkerError, ShardTrainer, shard_bounds, shard_order
 from mfbench.registry import collect
 from mfbench.synthetic import planted
+from mfbench.testing import assert_processes_gone as assert_all_gone, process_gone as gone
 
 CPU = torch.device("cpu")
 TARGET = 0.575  # 15% above the planted noise 0.5
@@ -38,26 +39,6 @@ def build(kind: str, train: mfbench.Ratings, **model_params) -> nn.Module:
 def rmse(model: nn.Module, data: mfbench.Ratings) -> float:
     with torch.no_grad():
         return float((model(data.users, data.items) - data.values).square().mean().sqrt())
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie is dead but not yet reaped by its parent (the fork server reaps forkserver workers).
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def assert_all_gone(pids, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and not all(gone(pid) for pid in pids):
-        time.sleep(0.05)
-    assert all(gone(pid) for pid in pids), [pid for pid in pids if not gone(pid)]
 
 
 @pytest.fixture
