@@ -36,6 +36,9 @@ from .plan import Case, RunConfig, plan
 from .registry import collect
 from .runner import Runner
 from .stats import epoch_seconds, timed_epochs
+
+# Block statuses whose timed epochs still count (speed is compared here; quality is compare's job).
+from .statuses import TIMED_STATUSES
 from .timing import Clock
 from .verdict import CONFIDENCE, Interval, median_interval
 
@@ -48,9 +51,6 @@ BLOCK_SECONDS = 0.25
 MIN_EPOCHS, MAX_EPOCHS = 2, 10_000
 #: The fewest pairs for which a 95% interval of the median exists.
 MIN_BLOCKS = 6
-#: Block statuses whose timed epochs still count: a diverged case timed its epochs
-#: (speed is what is compared here; quality is the contract tests' and compare's job).
-TIMED_STATUSES = ("ok", "diverged")
 
 
 @dataclass

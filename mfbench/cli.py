@@ -20,6 +20,7 @@ from .errors import MfbenchError, SelectionError, unknown_name
 from .execute import Overrides, config_for, execute, plan_suite
 from .executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS, collect_executors, distributed
 from .manager import PLUGINS_ENV, make_plugin_manager
+from .options import RunOptions, collect_run_options
 from .parts import Dataset, Strategy
 from .paths import cache_dir, check_writable, default_results_dir
 from .plan import RunConfig, parse_target
@@ -55,17 +56,9 @@ executors (--executor): process, the default, runs each case in its own worker
   process, watched from here: a crash (a signal, an exit, the OOM killer) is one error
   row naming it, --timeout kills an epoch that never returns, and the suite goes on.
   inprocess runs the cases one after another in this process (for pdb).
-  dask runs each case on a Dask worker and gathers the records into the one results
-  file as they come back: mfbench run --executor dask --scheduler tcp://HOST:8786
-  (or --scheduler FILE from `dask scheduler --scheduler-file FILE`). Each worker
-  process is sent one case at a time, whatever its --nthreads; workers on one host
-  run cases side by side (the run warns), so start one per host for clean timings.
-  The calibration is timed once per host, and each case's relative throughput uses
-  its own host's score. A worker that dies mid-case gives that case an error row;
-  the others finish. Every case records its host (the table shows it when there are
-  several). Dask's nanny starts workers with OMP_NUM_THREADS=1: compare with an
-  in-process run at --threads 1. Needs the dask extra: pip install 'mfbench[dask]'.
-
+"""
+#: After the executors paragraph and the plugins' own (mfbench_add_run_options).
+RUN_EPILOG_END = """
 Exit status: 0 when every case ended ok, skipped, diverged or timeout; 1 when any case
 ended in error; 2 for a usage error; 130 when interrupted (Ctrl-C), 143 when terminated
 (SIGTERM); the finished cases are kept.
@@ -147,8 +140,10 @@ nothing tripped but some case is too noisy to rule it out; 2 for a usage error.
 """
 
 
-def build_parser(suite: Suite | None = None) -> argparse.ArgumentParser:
-    """The parser; ``suite`` (the one a ``run --help`` would run) makes the help state its defaults."""
+def build_parser(suite: Suite | None = None, run_options: RunOptions | None = None) -> argparse.ArgumentParser:
+    """The parser; ``suite`` (the one a ``run --help`` would run) makes the help state its defaults,
+    ``run_options`` are the loaded plugins' own ``run`` options and help paragraphs."""
+    run_options = run_options or RunOptions()
     plugin_opts = argparse.ArgumentParser(add_help=False)
     plugin_opts.add_argument(
         "-p",
@@ -217,7 +212,7 @@ def build_parser(suite: Suite | None = None) -> argparse.ArgumentParser:
         parents=[plugin_opts, case_opts, table_opts],
         help="run a benchmark suite",
         description="Cross datasets x models x strategies (x parameter grids) x devices, time every case, report.",
-        epilog=RUN_EPILOG,
+        epilog=RUN_EPILOG + run_options.epilog() + RUN_EPILOG_END,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
@@ -246,16 +241,13 @@ def build_parser(suite: Suite | None = None) -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--executor", default=DEFAULT_EXECUTOR, metavar="NAME",
-        help="where the cases run: process (default: a worker process per case), inprocess (for pdb), dask, "
-        "or another executor plugin's (see below)",
+        help="where the cases run: process (default: a worker process per case), inprocess (for pdb), "
+        "or an executor plugin's (mfbench list shows them; see below)",
     )
-    run.add_argument(
-        "--scheduler", metavar="ADDRESS_OR_FILE",
-        help="for --executor dask: the scheduler's address (tcp://host:8786) or a scheduler file",
-    )
+    run_options.install(run)
     run.add_argument(
         "--executor-option", action="append", default=[], metavar="KEY=VALUE",
-        help="any other option of the executor (repeatable), e.g. timeout=60 (seconds to reach a Dask scheduler and its workers)",
+        help="any other option of the executor (repeatable), e.g. timeout=60; mfbench list shows each executor's options",
     )
     run.add_argument("--format", default="simple", metavar="FMT", help=FORMAT_HELP)
     run.add_argument("-o", "--output", type=Path, help=f"results JSON path (default: {default_results_dir()}/run-TIMESTAMP.json)")
@@ -352,22 +344,24 @@ def load_registry(plugins: Sequence[str]) -> tuple[pluggy.PluginManager, Registr
     return pm, collect(pm)
 
 
-def executor_options(args: argparse.Namespace) -> dict[str, Any]:
-    """--executor-option KEY=VALUE (values parsed like selection values) and --scheduler."""
+def executor_options(args: argparse.Namespace, run_options: RunOptions | None = None) -> dict[str, Any]:
+    """--executor-option KEY=VALUE (values parsed like selection values), then plugins' own run options."""
     options: dict[str, Any] = {}
     for text in args.executor_option:
         key, eq, value = text.partition("=")
         if not eq or not key.strip():
             raise SelectionError(f"--executor-option takes KEY=VALUE, got {text!r}")
         options[key.strip()] = parse_value(value)
-    if args.scheduler is not None:
-        options["scheduler"] = args.scheduler
+    if run_options is not None:
+        options.update(run_options.values(args))
     return options
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     check_format(args.format)
-    pm, registry = load_registry(args.plugins)
+    # main made the plugin manager before parsing, for the plugins' own options.
+    pm = getattr(args, "plugin_manager", None) or make_plugin_manager(args.plugins)
+    registry = collect(pm)
     suite = load_suite(args.suite)
     overrides = Overrides(args.dataset, args.model, args.strategy, args.device, given_settings(args))
     if (args.resume or args.force) and args.output is None:
@@ -380,6 +374,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if distributed.is_primary():  # under torchrun rank 0 writes the file; the others must not see it as taken
         check_writable(output, "results file (-o)")
         previous = previous_run(output, resume=args.resume, force=args.force)
+    given_executor_options = executor_options(args, getattr(args, "run_options", None))
     trials = args.tune_trials if args.tune_trials is not None else suite.tune_trials
     tuned = args.tuned
     if trials is not None:
@@ -389,7 +384,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 130
     results, interrupted = execute(
         pm, registry, suite, overrides, output, calibration=not args.no_calibration, quiet=args.quiet,
-        executor=args.executor, executor_options=executor_options(args), tuned=tuned, previous=previous,
+        executor=args.executor, executor_options=given_executor_options, tuned=tuned, previous=previous,
     )
     if results is None:
         raise interrupted or KeyboardInterrupt()  # stopped before the results file began: nothing was measured
@@ -665,9 +660,29 @@ COMMANDS = {
 }
 
 
+def run_plugin_manager(argv: Sequence[str]) -> pluggy.PluginManager | None:
+    """For ``mfbench run``: its plugin manager, made from the ``-p`` arguments before the whole
+    command line is parsed, so the plugins loaded can add their own options (and blocked ones cannot)."""
+    if not argv or argv[0] != "run":
+        return None
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("-p", dest="plugins", action="append", default=[])
+    known, _ = pre.parse_known_args(argv[1:])
+    return make_plugin_manager(known.plugins)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(help_suite(list(sys.argv[1:] if argv is None else argv)))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        pm = run_plugin_manager(argv)
+        run_options = collect_run_options(pm)
+        parser = build_parser(help_suite(argv), run_options)
+    except MfbenchError as exc:  # a plugin that fails to load, or whose options clash
+        print(f"mfbench: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
+    if pm is not None:
+        args.plugin_manager, args.run_options = pm, run_options
     if args.command is None:
         parser.print_help()
         return 2

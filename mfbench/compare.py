@@ -51,6 +51,7 @@ from typing import Any
 from . import tablefit
 from .errors import MfbenchError
 from .report import check_format
+from .revision import describe as describe_revision
 from .selection import format_selection
 from .stats import (
     UNSTABLE_SPREAD,
@@ -62,6 +63,7 @@ from .stats import (
     epoch_seconds,
     final_test_rmse,
 )
+from .statuses import FAILED_STATUSES
 from .verdict import (
     DEFAULT_MARGIN,
     NOISY,
@@ -78,8 +80,6 @@ from .verdict import (
 
 #: Relative change of held-out RMSE below which quality counts as unchanged.
 RMSE_TOLERANCE = 0.01
-#: New statuses that trip the fail threshold when the base case ended ok.
-FAILED_STATUSES = ("error", "diverged", "timeout")
 #: Exit status when nothing tripped the threshold but some case is too noisy to rule it out.
 EXIT_NOISY = 3
 
@@ -300,6 +300,15 @@ def _machine_note(base: dict[str, Any], new: dict[str, Any], normalize: bool) ->
     return [f"the machines differ ({old_cpu} vs {new_cpu}): raw updates/s compare the hardware too; normalize to divide by each machine's calibration score"]
 
 
+def _source_note(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Which mfbench each file came from, where either recorded its source revision (older files did not)."""
+    if not (base.get("source_revision") or new.get("source_revision")):
+        return []
+    sides = [f"{name} mfbench {doc.get('mfbench_version', '?')} at {describe_revision(doc.get('source_revision'))}"
+             for name, doc in (("base", base), ("new", new))]
+    return ["source: " + ", ".join(sides)]
+
+
 def _fill_side(row: Row, side: str, case: dict[str, Any], target: float | None, normalize: bool) -> None:
     if case["status"] != "ok":
         return
@@ -401,6 +410,7 @@ def compare_documents(
             _check_same_data(case, new_cases[key])
     target_value, source, notes = _resolve_target(base, new, target)
     notes += _machine_note(base, new, normalize)
+    notes += _source_note(base, new)
     base_scores, new_scores = calibration_scores(base), calibration_scores(new)
     drift = drift_factor(base_scores, new_scores, normalized=normalize)
     if not base_scores or not new_scores:

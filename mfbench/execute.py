@@ -19,6 +19,7 @@ from .progress import Progress
 from .registry import Registry
 from .results import ResultsFile
 from .resume import kept_cases
+from .revision import source_revision
 from .suite import ALL, Suite
 from .targets import apply_targets, derive_targets
 
@@ -133,6 +134,7 @@ def execute(
             return None, stop
         header = {
             "mfbench_version": __version__,
+            "source_revision": source_revision(),
             "command": ["mfbench", *sys.argv[1:]],
             "suite": {"name": suite.name, "path": suite.path, "description": suite.description},
             "machine": machine,

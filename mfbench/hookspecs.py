@@ -9,12 +9,22 @@ and mfbench can tell the user which plugin each part came from.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-hookspec = pluggy.HookspecMarker("mfbench")
-hookimpl = pluggy.HookimplMarker("mfbench")
+if TYPE_CHECKING:
+    from .options import RunOptions
+
+PROJECT = "mfbench"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+def hook_names() -> list[str]:
+    """Every hook declared below, in the order declared: error messages and docs list them from here."""
+    marker = f"{PROJECT}_spec"  # the attribute pluggy's HookspecMarker sets on each spec
+    return [name for name, value in globals().items() if callable(value) and hasattr(value, marker)]
 
 
 # --- registration: called once per plugin manager, when parts are collected ---
@@ -56,6 +66,23 @@ def mfbench_register_executors(register: Callable[[type], None]) -> None:
     :param register: call it with each :class:`mfbench.executors.Executor` subclass the plugin
         provides. It raises :class:`mfbench.PluginError` for an invalid class or a name another
         plugin already registered.
+    """
+
+
+# --- the command line: called before ``mfbench run`` parses its arguments ---
+
+
+@hookspec
+def mfbench_add_run_options(options: RunOptions) -> None:
+    """Add options of the plugin's own to ``mfbench run`` (an executor's ``--scheduler``...).
+
+    Called once the plugins named with ``-p`` are loaded and before the arguments are parsed,
+    so ``mfbench run --help`` shows the options of the plugins loaded, and not of blocked ones.
+
+    :param options: a :class:`mfbench.RunOptions`: ``options.add_executor_option(flag, key,
+        help=...)`` adds ``flag``, whose value reaches the executor as its option ``key`` (as
+        ``--executor-option KEY=VALUE`` would); ``options.add_help(text)`` adds a paragraph to
+        ``mfbench run --help``.
     """
 
 

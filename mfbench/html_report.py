@@ -21,6 +21,7 @@ from .colors import device_dash, strategy_color
 from .html_page import data_table, facts, legend, page, section
 from .plot import rmse_curve
 from .report import case_target, results_table, table_shape
+from .revision import describe as describe_revision
 from .selection import format_selection
 from .stats import as_number, case_throughput, case_time_to_target, scaling_efficiencies
 from .svgcharts import Bar, Series, bar_chart, esc, fmt_number, line_chart
@@ -310,6 +311,8 @@ def machine_section(document: dict[str, Any]) -> str:
     machine = dict(document.get("machine") or {})
     calibration = machine.pop("calibration", None)
     versions = {k: machine.pop(k) for k in ("python", "torch", "numpy", "scipy", "mfbench") if k in machine}
+    if document.get("source_revision"):
+        versions["mfbench source"] = describe_revision(document["source_revision"])
     if calibration:
         machine["calibration score"] = f"{as_number(calibration.get('score')):,.0f} ({calibration.get('workload', '')})"
     run = {

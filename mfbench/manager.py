@@ -99,7 +99,7 @@ def make_plugin_manager(
         None means "unless MFBENCH_DISABLE_PLUGIN_AUTOLOAD is set".
     :param env: also load the modules named in ``MFBENCH_PLUGINS``.
     """
-    pm = pluggy.PluginManager("mfbench")
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     args = list(plugins)
     if env and os.environ.get(PLUGINS_ENV):
@@ -122,11 +122,8 @@ def make_plugin_manager(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(
-            f"{exc}. mfbench hooks are named mfbench_register_datasets, mfbench_register_models, "
-            f"mfbench_register_strategies, mfbench_register_executors, mfbench_machine_info and "
-            f"mfbench_case_finished."
-        ) from exc
+        *others, last = hookspecs.hook_names()
+        raise PluginError(f"{exc}. mfbench hooks are named {', '.join(others)} and {last}.") from exc
     return pm
 
 
@@ -137,7 +134,12 @@ def plugin_origin(pm: pluggy.PluginManager, plugin: object) -> str:
         if dist_plugin is plugin:
             return f"{name} ({dist.metadata['name']} {dist.version})"
     if name in DEFAULT_PLUGINS:
-        from . import __version__
-
-        return f"{name} (mfbench {__version__}, built-in)"
+        return builtin_origin(name)
     return name
+
+
+def builtin_origin(name: str) -> str:
+    """``mfbench list``'s plugin column for a part mfbench itself provides."""
+    from . import __version__
+
+    return f"{name} (mfbench {__version__}, built-in)"

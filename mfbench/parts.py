@@ -9,7 +9,7 @@ instance per case with the resolved parameters in ``self.params``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -218,12 +218,18 @@ class Strategy(Part):
         """Release what ``setup`` acquired (worker processes, files). Always called, even after an error."""
 
 
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The order in which exact strategies visit ``n`` training ratings in ``epoch``.
+def epoch_permutation(n: int, seed: int, epoch: int, stream: int | Sequence[int] = ()) -> torch.Tensor:
+    """The order in which strategies visit ``n`` training ratings in ``epoch``.
 
     Shared by every exact strategy and by the contract tests, so "same order"
-    means the same thing everywhere.
+    means the same thing everywhere. ``stream`` (an int or a tuple of ints) keys
+    an independent order of the same seed and epoch, for a part of the work that
+    needs its own: a worker's shard, a block of a blocked schedule. The default
+    (no stream) is the order the exact strategies share; a stream of zeros
+    gives that same order, since the seed's hash pads its key with zeros.
     """
-    child = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch)]).generate_state(1, dtype=np.uint64)[0]
+    keys = (int(stream),) if isinstance(stream, int) else tuple(int(key) for key in stream)
+    entropy = [int(seed) & 0xFFFFFFFF, int(epoch), *keys]
+    child = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
     generator = torch.Generator().manual_seed(int(child) & 0x7FFFFFFFFFFFFFFF)
     return torch.randperm(n, generator=generator)

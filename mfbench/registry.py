@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +10,7 @@ import pluggy
 
 from .constraints import check_declaration
 from .errors import PluginError, SelectionError, unknown_name
-from .manager import plugin_origin
+from .manager import builtin_origin, plugin_origin
 from .parts import DEVICE_TYPES, NAME_PATTERN, OBJECTIVES, PARAM_TYPES, Dataset, Model, Part, Strategy
 from .search_space import validate_search_space
 
@@ -108,21 +108,44 @@ def collect(pm: pluggy.PluginManager) -> Registry:
     """Call every registration hook, one plugin at a time, so each part knows its plugin."""
     registry = Registry()
     for base, hook_name in HOOKS.items():
-        table = registry.table(base)
-        hook = getattr(pm.hook, hook_name)
-        # pluggy calls implementations last-registered first; keep that order.
-        for impl in reversed(hook.get_hookimpls()):
-            plugin_name = impl.plugin_name
-            origin = plugin_origin(pm, impl.plugin)
-            aside = registry.unavailable[base.kind]
-            kwargs = {"register": _register_into(table, aside, base, plugin_name, origin)}
-            try:
-                impl.function(*(kwargs[arg] for arg in impl.argnames))
-            except PluginError:
-                raise
-            except Exception as exc:
-                raise PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {exc!r}") from exc
+        available, aside = collect_kind(pm, base, hook_name)
+        registry.table(base).update(available)
+        registry.unavailable[base.kind].update(aside)
     return registry
+
+
+def collect_kind(
+    pm: pluggy.PluginManager,
+    base: type[Part],
+    hook_name: str,
+    builtins: tuple[str, Sequence[type[Part]]] | None = None,
+) -> tuple[dict[str, Entry], dict[str, Entry]]:
+    """(available, unavailable) parts of one kind by name, through the one ``register`` callback.
+
+    Every kind is collected here, so a name clash, an invalid class or a plugin whose hook
+    raises reads the same for datasets as for executors. ``builtins`` (a plugin name and its
+    classes) are registered first, by the same callback, for parts the core provides itself
+    without a plugin module (the local executors).
+    """
+    available: dict[str, Entry] = {}
+    aside: dict[str, Entry] = {}
+    if builtins is not None:
+        plugin, classes = builtins
+        register = _register_into(available, aside, base, plugin, builtin_origin(plugin))
+        for cls in classes:
+            register(cls)
+    hook = getattr(pm.hook, hook_name)
+    # pluggy calls implementations last-registered first; keep that order.
+    for impl in reversed(hook.get_hookimpls()):
+        plugin_name = impl.plugin_name
+        kwargs = {"register": _register_into(available, aside, base, plugin_name, plugin_origin(pm, impl.plugin))}
+        try:
+            impl.function(*(kwargs[arg] for arg in impl.argnames))
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {exc!r}") from exc
+    return available, aside
 
 
 def _register_into(

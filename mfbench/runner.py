@@ -33,15 +33,16 @@ from .roofline import fractions as roofline_fractions
 from .stats import (
     UNSTABLE_SPREAD,
     best_decision_rmse,
+    case_throughput,
     case_time_to_target,
     epoch_seconds,
     spread,
     test_at_best_decision,
     timed_epochs,
 )
+from .statuses import STATUSES  # noqa: F401 - runner.STATUSES stays importable
 from .timing import Clock, Sync, synchronize, timed
 
-STATUSES = ("ok", "skipped", "error", "diverged", "timeout")
 #: A train RMSE this many times its value before training means the case diverged.
 DIVERGENCE_FACTOR = 100.0
 
@@ -361,6 +362,7 @@ def summarize(
         return {}
     updates = record["dataset"].get("train_nnz", 0)
     seconds = spread([epoch_seconds(e) for e in epochs])
+    throughput = case_throughput(record)  # the figure report and compare read back
     rates = spread([updates / epoch_seconds(e) if e["seconds"] > 0 else math.inf for e in epochs])
     finals = [r["epochs"][-1] for r in record["repeats"] if r.get("epochs")]
     setups = [r["setup_s"] for r in record["repeats"] if "setup_s" in r]
@@ -371,7 +373,7 @@ def summarize(
         "median_epoch_s": seconds["median"],
         "min_epoch_s": seconds["min"],
         "max_epoch_s": seconds["max"],
-        "median_updates_per_s": updates / seconds["median"] if seconds["median"] > 0 else math.inf,
+        "median_updates_per_s": throughput.median if throughput is not None else math.inf,
         "updates_per_s": rates,
         "relative_iqr": seconds["relative_iqr"],
         "unstable": seconds["relative_iqr"] > UNSTABLE_SPREAD,

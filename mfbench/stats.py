@@ -151,7 +151,13 @@ def updates_per_epoch(case: dict[str, Any]) -> int:
 
 
 def case_throughput(case: dict[str, Any]) -> Throughput | None:
-    """updates/s over counted (non-warm-up) epochs; the median is updates / median epoch seconds, as the runner reports it."""
+    """updates/s over counted (non-warm-up) epochs: the one computation behind the summary's
+    ``median_updates_per_s`` (the runner's), the report and compare.
+
+    The median is updates / median epoch seconds (not the median of per-epoch rates, which differs
+    for an even count); the quartiles and extremes are those of the per-epoch rates. Epochs
+    without a positive, finite time are left out; None when none is left.
+    """
     seconds = [epoch_seconds(e) for e in timed_epochs(case)]
     seconds = [s for s in seconds if s > 0 and math.isfinite(s)]
     if not seconds:

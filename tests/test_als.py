@@ -9,9 +9,10 @@ from torch import nn
 
 import mfbench
 from mfbench import testing
+from mfbench.layout import find_tables
 from mfbench.plugins.models.biased import Biased
 from mfbench.plugins.models.dot import Dot
-from mfbench.plugins.strategies.als import ALS, factor_tables
+from mfbench.plugins.strategies.als import ALS
 from mfbench.registry import collect
 from mfbench.synthetic import planted
 
@@ -85,7 +86,7 @@ def test_registered_through_the_plugin_manager():
 def test_epochs_equal_direct_least_squares(kind, chunk):
     train = tiny_ratings()
     model = build(kind, train, n_factors=3, init_std=0.5)
-    tables, _ = factor_tables(model)
+    tables = find_tables(model, "als").weights()
     P, Q = tables["user_factors"].detach().numpy().copy(), tables["item_factors"].detach().numpy().copy()
     biased = kind == "biased"
     bu = tables["user_bias"].detach().numpy()[:, 0].copy() if biased else None
@@ -172,11 +173,9 @@ def test_runs_the_dot_and_biased_models():
         assert ALS().skip(build(kind, train), CPU) is None
 
 
-@pytest.mark.parametrize("params, words", [({"reg": 0.0}, "reg must be positive"), ({"chunk": 0}, "chunk")])
-def test_rejects_bad_params(params, words):
-    train = tiny_ratings()
-    with pytest.raises(mfbench.MfbenchError, match=words):
-        ALS(**params).setup(build("dot", train), train, CPU, seed=0)
+@pytest.mark.parametrize("params, words", [({"reg": 0.0}, "reg=0.0, must be positive"), ({"chunk": 0}, "chunk=0, must be at least 1")])
+def test_bad_params_are_refused_while_planning(params, words):
+    assert [f"strategy 'als': {words}"] == ALS.check_params(ALS.resolve_params(params))
 
 
 @pytest.mark.cuda

@@ -10,11 +10,12 @@ from torch import nn
 
 import mfbench
 from mfbench import testing
+from mfbench.layout import find_tables
 from mfbench.metrics import rmse
 from mfbench.plugins.models.biased import BiasedDotProduct
 from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.reference import Reference
-from mfbench.plugins.strategies.scripted import ScriptedSGD, find_tables, pair_sgd_epoch, scripted_kernel
+from mfbench.plugins.strategies.scripted import ScriptedSGD, pair_sgd_epoch, scripted_kernel, stacked
 from mfbench.registry import collect
 from mfbench.testing import assert_same_state, hand_written_sgd, model_off_zero as make_model, revisited_ratings as small_ratings
 
@@ -135,26 +136,27 @@ def test_skip_names_what_does_not_fit(model, words):
         assert reason is not None and words in reason
 
 
-def test_skip_accepts_the_builtin_models_and_refuses_bad_params():
+def test_skip_accepts_the_builtin_models_and_planning_refuses_bad_params():
     assert ScriptedSGD().skip(DotProduct(4, 3, 2), CPU) is None
     assert ScriptedSGD().skip(BiasedDotProduct(4, 3, 2, 2.5), CPU) is None
-    assert "lr > 0" in ScriptedSGD(lr=0.0).skip(DotProduct(4, 3, 2), CPU)
-    assert "reg >= 0" in ScriptedSGD(reg=-1.0).skip(DotProduct(4, 3, 2), CPU)
+    assert ScriptedSGD.check_params(ScriptedSGD.resolve_params({"lr": 0.0, "reg": -1.0})) == [
+        "strategy 'scripted': lr=0.0, must be positive",
+        "strategy 'scripted': reg=-1.0, must be non-negative",
+    ]
 
 
 def test_mixed_dtypes_are_refused():
     model = BiasedDotProduct(4, 3, 2, 1.0)
     model.user_bias.double()
-    tables, reason = find_tables(model, "scripted")
-    assert tables is None and "one floating dtype" in reason
+    assert "one floating dtype" in ScriptedSGD().skip(model, CPU)
 
 
 def test_the_kernel_runs_as_plain_python_too():
     """The TorchScript source is ordinary torch code: uncompiled, it gives the same steps."""
     ratings = small_ratings()
     model = make_model("biased", ratings)
-    tables, _ = find_tables(model, "scripted")
-    W_python, W_script = tables.stacked(), tables.stacked()
+    tables = find_tables(model, "scripted")
+    W_python, W_script = stacked(tables), stacked(tables)
     args = (tables.n_users, 1, ratings.users, ratings.items, ratings.values, tables.global_mean, 0.02, 0.05)
     loss_python = pair_sgd_epoch(W_python, *args)
     loss_script = scripted_kernel()(W_script, *args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,8 +22,9 @@ from torch import nn
 
 import mfbench
 from mfbench import testing
-from mfbench.executors import distributed
+from mfbench.executors import distributed, pool
 from mfbench.metrics import rmse
+from mfbench.plan import RunConfig, plan
 from mfbench.plugins.strategies.ddp import DDP, rank_share
 from mfbench.plugins.strategies.minibatch import Minibatch
 from mfbench.plugins.strategies.sharded import Sharded, block_bounds, block_of
@@ -132,14 +134,14 @@ def test_a_dead_or_hung_rank_ends_the_epoch_and_leaves_nothing(method):
         os.kill(victim, signal.SIGKILL if method == "kill" else signal.SIGSTOP)
         started = time.monotonic()
         if method == "kill":
-            with pytest.raises(distributed.WorkerError, match=rf"rank 1 \(pid {victim}\) was killed by signal 9"):
+            with pytest.raises(pool.WorkerError, match=rf"rank 1 \(pid {victim}\) was killed by signal 9"):
                 strategy.run_epoch(1)
             assert time.monotonic() - started < 5
         else:
-            with pytest.raises(distributed.WorkerTimeout, match=r"ranks .*1 \(pid \d+\) did not answer within timeout=2 s"):
+            with pytest.raises(pool.WorkerTimeout, match=r"ranks .*1 \(pid \d+\) did not answer within timeout=2 s"):
                 strategy.run_epoch(1)
             assert time.monotonic() - started < 6
-        with pytest.raises(distributed.WorkerError, match="cannot continue"):
+        with pytest.raises(pool.WorkerError, match="cannot continue"):
             strategy.run_epoch(2)
     finally:
         started = time.monotonic()
@@ -155,19 +157,19 @@ def test_failed_start_up_leaves_nothing():
 
     group_pids = []
     strategy = Broken(world_size=2)
-    original = distributed.WorkerGroup._collect
+    original = pool.WorkerGroup._collect
 
     def spy(self, *args):
         group_pids.extend(self.pids)
         return original(self, *args)
 
     train = small()
-    distributed.WorkerGroup._collect = spy
+    pool.WorkerGroup._collect = spy
     try:
-        with pytest.raises(distributed.WorkerError, match="(?s)failed during start-up.*KeyError: 'nope'"):
+        with pytest.raises(pool.WorkerError, match="(?s)failed during start-up.*KeyError: 'nope'"):
             strategy.setup(model_for("dot", train), train, CPU, seed=0)
     finally:
-        distributed.WorkerGroup._collect = original
+        pool.WorkerGroup._collect = original
         strategy.teardown()
     assert len(group_pids) == 2
     assert_all_gone(group_pids)
@@ -261,7 +263,6 @@ def test_skips_with_reasons(monkeypatch):
     assert "NCCL" in DDP(comm="ddp").skip(dot, torch.device("cuda"))
     assert DDP().skip(dot, torch.device("cuda")) is None  # dense, the default, works on NCCL
     assert DDP(comm="dense").skip(dot, torch.device("cuda")) is None
-    assert "SparseAdam" in DDP(comm="dense", optimizer="sparseadam").skip(dot, CPU)
     assert "user_factors" in Sharded().skip(nn.Linear(2, 1), CPU)
     for key, value in {"RANK": "0", "WORLD_SIZE": "4", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}.items():
         monkeypatch.setenv(key, value)
@@ -270,28 +271,26 @@ def test_skips_with_reasons(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "cls, params, words",
+    "selection, words",
     [
-        (DDP, {"comm": "mpi"}, "comm"),
-        (DDP, {"optimizer": "adam"}, "optimizer"),
-        (DDP, {"batch_size": 0}, "batch_size"),
-        (Sharded, {"lr": 0.0}, "lr"),
-        (Sharded, {"lr_decay": -1.0}, "lr_decay"),
+        ("ddp[comm=mpi]", "comm='mpi', must be one of"),
+        ("ddp[optimizer=adam]", "optimizer='adam', must be one of"),
+        ("ddp[batch_size=0]", "batch_size=0, must be at least 1"),
+        ("ddp[comm=dense,optimizer=sparseadam]", "comm='dense' all-reduces dense gradients and optimizer='sparseadam'"),
+        ("ddp[world_size=0]", "world_size=0, must be at least 1"),
+        ("ddp[timeout=0]", "timeout=0.0, must be positive"),
+        ("sharded[lr=0]", "lr=0.0, must be positive"),
+        ("sharded[lr_decay=-1]", "lr_decay=-1.0, must be non-negative"),
+        ("sharded[row_step=median]", "row_step='median', must be one of"),
+        ("sharded[world_size=0]", "world_size=0, must be at least 1"),
+        ("sharded[timeout=0]", "timeout=0.0, must be positive"),
     ],
 )
-def test_rejects_bad_params(cls, params, words):
-    with pytest.raises(mfbench.MfbenchError, match=words):
-        cls(**params)
-
-
-@pytest.mark.parametrize("cls", [DDP, Sharded])
-def test_rejects_bad_world_size_and_timeout_before_starting(cls):
-    train = small()
-    for params, words in [({"world_size": 0}, "world_size"), ({"timeout": 0.0}, "timeout")]:
-        strategy = cls(**params)
-        with pytest.raises(mfbench.MfbenchError, match=words):
-            strategy.setup(model_for("dot", train), train, CPU, seed=0)
-        assert strategy.group is None
+def test_bad_values_are_refused_while_planning(fresh_pm, selection, words):
+    """A bad value is a usage error before any data is loaded or any rank starts, never a skip or a runtime error."""
+    with pytest.raises(mfbench.SelectionError, match=r"strategy '\w+': " + re.escape(words)):
+        plan(collect(fresh_pm), ["lowrank"], ["dot"], [selection], ["cpu"], RunConfig())
+    assert DDP.check_params(DDP.resolve_params({"comm": "sparse", "optimizer": "sparseadam"})) == []
 
 
 def test_mfbench_run_under_torchrun_writes_one_results_file_from_rank_0(tmp_path):

@@ -32,8 +32,8 @@ def test_readme_plugin_example_is_the_tested_fixture():
 
 
 def test_every_hook_is_documented_and_tested():
-    hooks = [name for name in dir(mfbench.hookspecs) if name.startswith("mfbench_")]
-    assert len(hooks) == 6
+    hooks = mfbench.hookspecs.hook_names()
+    assert hooks and sorted(hooks) == [name for name in dir(mfbench.hookspecs) if name.startswith("mfbench_")]
     tests = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py") if p.name != "test_docs.py")
     for hook in hooks:
         assert f"`{hook}(" in README, f"{hook} is not in the README's hook table"
@@ -48,3 +48,29 @@ def test_readme_example_outputs_are_what_the_tool_prints():
     assert len(module.MARKED.findall(README)) >= 2
     _, changed = module.regenerate(README)
     assert changed == [], f"run python benchmarks/readme_outputs.py: these README blocks differ from the tool: {changed}"
+
+
+def test_every_mfbench_name_the_plugin_guide_uses_is_public():
+    import mfbench
+
+    guide = README[README.index("## Writing a plugin"):README.index("## Benchmarks in pytest")]
+    used = set(re.findall(r"\bmfbench\.(\w+)", guide))
+    names = {name for name in used if importlib.util.find_spec(f"mfbench.{name}") is None}  # not a module
+    assert {"Strategy", "Executor", "Job", "hookimpl"} <= names
+    assert names <= set(mfbench.__all__), f"the README uses mfbench names it does not export: {names - set(mfbench.__all__)}"
+
+
+def test_the_dask_executor_uses_only_what_mfbench_exports():
+    import ast
+
+    import mfbench
+
+    tree = ast.parse((ROOT / "plugins" / "executors" / "dask.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mfbench"):
+            assert node.module == "mfbench", f"the dask plugin imports the internal module {node.module}"
+            assert {alias.name for alias in node.names} <= set(mfbench.__all__)
+        elif isinstance(node, ast.Import):
+            assert all(alias.name == "mfbench" or not alias.name.startswith("mfbench") for alias in node.names)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "mfbench":
+            assert node.attr in mfbench.__all__, f"the dask plugin uses mfbench.{node.attr}, which is not exported"

@@ -131,6 +131,91 @@ def test_dask_needs_a_scheduler_it_can_reach(tmp_path, capsys):
     assert code == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in err and "Traceback" not in err
 
 
+ECHO_PLUGIN = """
+import mfbench
+
+
+class Echo(mfbench.Executor):
+    \"\"\"Runs nothing: every case comes back skipped, and its options are in the results header.\"\"\"
+
+    name = "echo"
+    params = {"url": None, "retries": 0}
+
+    def start(self, job):
+        return {}
+
+    def run(self, job, on_case, on_epoch=None):
+        for case in job.cases:
+            on_case(job.lost_case(case, f"echo at {self.params['url']}", host=None) | {"status": "skipped"})
+
+
+@mfbench.hookimpl
+def mfbench_add_run_options(options):
+    options.add_executor_option("--echo-url", "url", metavar="URL", help="for --executor echo: where it echoes")
+    options.add_help("echo runs nothing at all:\\n  every case comes back skipped.")
+
+
+@mfbench.hookimpl
+def mfbench_register_executors(register):
+    register(Echo)
+"""
+
+
+def test_a_plugin_adds_run_options_whose_values_reach_its_executor(tmp_path, capsys, monkeypatch):
+    (tmp_path / "echo_executor.py").write_text(ECHO_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SystemExit):
+        main(["run", "-p", "echo_executor", "--help"])
+    out = capsys.readouterr().out
+    assert "--echo-url URL" in out and "for --executor echo: where it echoes" in out
+    assert "  echo runs nothing at all:\n    every case comes back skipped.\n" in out  # laid out as given
+    code = main(["run", "-p", "echo_executor", "-d", TINY, "-s", "reference", "--device", "cpu", "--no-calibration",
+                 "--executor", "echo", "--echo-url", "tcp://here:1", "--executor-option", "url=ignored",
+                 "--executor-option", "retries=2", "-o", str(tmp_path / "r.json"), "-q"])
+    assert code == 0
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert document["executor"]["options"] == {"url": "tcp://here:1", "retries": 2}  # the flag wins
+    assert document["cases"][0]["reason"] == "echo at tcp://here:1"
+    capsys.readouterr()
+    # Blocked, the plugin adds nothing: its flag is unknown and its paragraph gone.
+    with pytest.raises(SystemExit):
+        main(["run", "-p", "echo_executor", "-p", "no:echo_executor", "--help"])
+    out = capsys.readouterr().out
+    assert "--echo-url" not in out and "echo runs nothing" not in out
+    with pytest.raises(SystemExit):
+        main(["run", "-p", "echo_executor", "-p", "no:echo_executor", "--echo-url", "x"])
+    assert "unrecognized arguments: --echo-url x" in capsys.readouterr().err
+
+
+def test_dask_options_show_in_run_help_only_while_its_plugin_is_loaded(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "--scheduler ADDRESS_OR_FILE" in out and "dask runs each case on a Dask worker" in out
+    with pytest.raises(SystemExit):
+        main(["run", "-p", f"no:{DASK}", "--help"])
+    out = capsys.readouterr().out
+    assert "--scheduler" not in out and "Dask" not in out and "Exit status:" in out
+
+
+def test_a_run_option_two_plugins_add_names_both(tmp_path, monkeypatch, capsys):
+    for module in ("first_flag", "second_flag"):
+        (tmp_path / f"{module}.py").write_text(
+            "import mfbench\n\n@mfbench.hookimpl\ndef mfbench_add_run_options(options):\n"
+            "    options.add_executor_option('--where', 'where', help='somewhere')\n"
+        )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["run", "-p", "first_flag", "-p", "second_flag", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert "run option --where is added twice: by plugin 'first_flag' and by plugin 'second_flag'" in err
+    (tmp_path / "core_flag.py").write_text(
+        "import mfbench\n\n@mfbench.hookimpl\ndef mfbench_add_run_options(options):\n"
+        "    options.add_executor_option('--executor', 'executor', help='taken')\n"
+    )
+    assert main(["run", "-p", "core_flag", "--help"]) == 2
+    assert "plugin 'core_flag' cannot add run option --executor" in capsys.readouterr().err
+
+
 def test_machine_section_keeps_what_hosts_share_and_each_host_apart():
     probes = [
         {"host": "a", "machine": {"torch": "2", "cpu_model": "x"}, "calibration": {"score": 1.0}},
@@ -252,6 +337,7 @@ def test_a_killed_worker_or_a_failed_task_becomes_an_error_row_naming_the_worker
 
     config = RunConfig(epochs=1, repeats=1)
     case = plan(collect(fresh_pm), [TINY], ["dot"], ["reference"], ["cpu"], config)[0]
+    job = mfbench.Job(fresh_pm, [case], config)
     executor = DaskExecutor(scheduler="tcp://127.0.0.1:1")
     executor.hostnames["tcp://10.0.0.7:4000"] = "node7"
 
@@ -259,11 +345,11 @@ def test_a_killed_worker_or_a_failed_task_becomes_an_error_row_naming_the_worker
         return types.SimpleNamespace(status=status, exception=lambda: exc, traceback=lambda: None)
 
     killed = KilledWorker("k", types.SimpleNamespace(address="tcp://10.0.0.7:4000"), 3)
-    record = executor._record(future("error", killed), case, "tcp://10.0.0.7:4000", config)
+    record = executor._record(future("error", killed), case, "tcp://10.0.0.7:4000", job)
     assert record["status"] == "error" and record["host"] == "node7" and record["worker"] == "tcp://10.0.0.7:4000"
     assert record["reason"].startswith("worker lost: the Dask worker tcp://10.0.0.7:4000 on node7 died")
     assert "KilledWorker" in record["reason"] and record["id"] == case.id and record["summary"] == {}
 
-    record = executor._record(future("error", ImportError("no module named x")), case, "tcp://10.0.0.7:4000", config)
+    record = executor._record(future("error", ImportError("no module named x")), case, "tcp://10.0.0.7:4000", job)
     assert record["reason"] == "ImportError on the Dask worker: no module named x" and "ImportError" in record["traceback"]
-    assert executor._record(future("cancelled"), case, "tcp://10.0.0.7:4000", config)["reason"].endswith("cancelled")
+    assert executor._record(future("cancelled"), case, "tcp://10.0.0.7:4000", job)["reason"].endswith("cancelled")

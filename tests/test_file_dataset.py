@@ -189,8 +189,7 @@ def test_malformed_line_deep_in_a_big_file_is_found(tmp_path, monkeypatch):
 def test_missing_file_empty_file_and_bad_columns(tmp_path):
     with pytest.raises(mfbench.MfbenchError, match="no such file: .*nothing.csv"):
         RatingsFile(path=str(tmp_path / "nothing.csv")).load(0)
-    with pytest.raises(mfbench.MfbenchError, match="needs path="):
-        RatingsFile().load(0)
+    assert any("needs path=" in line for line in RatingsFile.check_params(RatingsFile.resolve_params({})))
     only_header = write(tmp_path, "h.csv", "userId,movieId,rating\n")
     with pytest.raises(mfbench.MfbenchError, match="holds no ratings"):
         RatingsFile(path=str(only_header)).load(0)

@@ -16,9 +16,10 @@ from torch import nn
 
 import mfbench
 from mfbench import testing
+from mfbench.executors.pool import WorkerGroup
 from mfbench.plugins.models.biased import Biased
 from mfbench.plugins.models.dot import Dot
-from mfbench.plugins.strategies.hogwild import Hogwild, HogwildWorkerError, ShardTrainer, shard_bounds, shard_order
+from mfbench.plugins.strategies.hogwild import Hogwild, HogwildWorkerError, ShardTrainer, shard_bounds
 from mfbench.registry import collect
 from mfbench.synthetic import planted
 from mfbench.testing import assert_processes_gone as assert_all_gone, process_gone as gone
@@ -74,9 +75,11 @@ def test_shards_cover_every_rating_once():
         bounds = [shard_bounds(n, workers, rank) for rank in range(workers)]
         assert bounds[0][0] == 0 and bounds[-1][1] == n
         assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
-    assert torch.equal(shard_order(50, 1, 2, 0), shard_order(50, 1, 2, 0))
-    assert not torch.equal(shard_order(50, 1, 2, 0), shard_order(50, 1, 3, 0))
-    assert not torch.equal(shard_order(50, 1, 2, 0), shard_order(50, 1, 2, 1))
+    # Each worker visits its shard in its own stream of the one seeded order: fixed by seed, epoch and worker.
+    order = mfbench.epoch_permutation(50, 1, 2, stream=1)
+    assert torch.equal(order, mfbench.epoch_permutation(50, 1, 2, stream=1))
+    assert not torch.equal(order, mfbench.epoch_permutation(50, 1, 3, stream=1))
+    assert not torch.equal(order, mfbench.epoch_permutation(50, 1, 2, stream=2))
 
 
 @pytest.mark.parametrize("kind", ["dot", "biased"])
@@ -161,13 +164,12 @@ def test_worker_killed_between_epochs_makes_run_epoch_raise(started):
 def test_worker_killed_mid_epoch_makes_run_epoch_raise(started):
     # batch_size=1 makes an epoch long enough (seconds) to be interrupted.
     strategy, _ = started(train=small_ratings(nnz=20_000), workers=2, batch_size=1)
-    strategy.stop_timeout = 0.5  # the surviving worker is mid-epoch at teardown: do not wait it out
     victim = strategy.processes[0].pid
     started_at = time.monotonic()
     timer = threading.Timer(0.2, os.kill, (victim, signal.SIGKILL))
     timer.start()
     try:
-        with pytest.raises(HogwildWorkerError, match="worker 0 .* was killed by signal 9 during epoch 0"):
+        with pytest.raises(HogwildWorkerError, match=r"worker 0 .* was killed by signal 9 \(SIGKILL\) during epoch 0"):
             strategy.run_epoch(0)
     finally:
         timer.join()
@@ -184,51 +186,51 @@ def test_worker_exception_is_reported_with_its_traceback(started):
 
 def test_stuck_worker_times_out_and_teardown_kills_it(started):
     strategy, _ = started(workers=2, timeout=1.0)
-    strategy.stop_timeout = 0.5
     os.kill(strategy.processes[0].pid, signal.SIGSTOP)  # alive but never answers
     t0 = time.monotonic()
-    with pytest.raises(mfbench.CaseTimeout, match=r"workers 0 \(pid \d+\) did not finish within timeout=1.0 s"):
+    with pytest.raises(mfbench.CaseTimeout, match=r"epoch 0: hogwild workers 0 \(pid \d+\) did not answer within timeout=1 s"):
         strategy.run_epoch(0)  # a CaseTimeout: the runner reports the case as timeout, not error
     assert time.monotonic() - t0 < 3
     pids = strategy.pids
     t0 = time.monotonic()
-    strategy.teardown()  # asks, waits 0.5 s, SIGTERM (held while stopped), then SIGKILL
+    strategy.teardown()  # asks, waits 0.5 s (a worker owes an answer), SIGTERM (held while stopped), then SIGKILL
     assert time.monotonic() - t0 < 5
     assert_all_gone(pids)
     with pytest.raises(HogwildWorkerError, match="no running workers"):
         strategy.run_epoch(1)
 
 
-class RecordingHogwild(Hogwild):
-    """Notes the worker pids once they are started, before anything can fail."""
-
-    def collect(self, expected, what):
-        self.pids = [process.pid for process in self.processes]
-        return super().collect(expected, what)
-
-
 def test_a_late_reply_is_not_counted_for_the_next_epoch(started):
     strategy, _ = started(workers=2, timeout=1.0)
     late = strategy.processes[0].pid
     os.kill(late, signal.SIGSTOP)
-    with pytest.raises(HogwildWorkerError, match="did not finish"):
+    with pytest.raises(HogwildWorkerError, match="did not answer"):
         strategy.run_epoch(0)
     os.kill(late, signal.SIGCONT)  # it finishes epoch 0 and answers for it, late
-    loss = strategy.run_epoch(1)
+    loss = strategy.run_epoch(1)  # independent workers: a timeout does not end the group
     assert np.isfinite(loss) and loss > 0
-    strategy.conns[0].send(("epoch", 2))  # one reply in flight per worker now, for epoch 2 only
-    assert strategy.conns[0].poll(5.0)
-    assert strategy.conns[0].recv()[:2] == ("done", 2)
-    assert not strategy.conns[0].poll(0.2)
+    conn = strategy.group.conns[0]
+    conn.send(("call", 99, "run_epoch", (2,)))  # one reply in flight per worker now, for call 99 only
+    assert conn.poll(5.0)
+    assert conn.recv()[:2] == ("done", 99)
+    assert not conn.poll(0.2)
 
 
-def test_failed_setup_leaves_no_worker_behind():
+def test_failed_setup_leaves_no_worker_behind(monkeypatch):
+    pids = []
+    collect = WorkerGroup._collect
+
+    def noting_pids(group, *args):  # the worker pids once they are started, before anything can fail
+        pids.extend(group.pids)
+        return collect(group, *args)
+
+    monkeypatch.setattr(WorkerGroup, "_collect", noting_pids)
     train = small_ratings()
-    strategy = RecordingHogwild(workers=2, timeout=1e-6)  # start-up cannot finish in time
+    strategy = Hogwild(workers=2, timeout=1e-6)  # start-up cannot finish in time
     with pytest.raises(HogwildWorkerError, match="start-up"):
         strategy.setup(build("dot", train), train, CPU, seed=0)
-    assert strategy.processes == [] and len(strategy.pids) == 2
-    assert_all_gone(strategy.pids)
+    assert strategy.processes == [] and len(pids) == 2
+    assert_all_gone(pids)
 
 
 ORPHAN_SCRIPT = """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import pytest
 import torch
@@ -15,9 +16,11 @@ from torch import nn
 
 import mfbench
 from mfbench import testing
+from mfbench.plan import RunConfig, plan
+from mfbench.plugins.common.batching import ExpectedCounts, batch_slices, shuffled
 from mfbench.plugins.models.biased import BiasedDotProduct
 from mfbench.plugins.models.dot import DotProduct
-from mfbench.plugins.strategies.minibatch import ExpectedCounts, Minibatch, batch_slices, shuffled
+from mfbench.plugins.strategies.minibatch import Minibatch
 from mfbench.plugins.strategies.reference import Reference
 from mfbench.plugins.strategies.vectorized import Vectorized
 from mfbench.registry import collect
@@ -266,17 +269,19 @@ def test_minibatch_trains_any_differentiable_model_and_skips_what_it_cannot(smal
 
 
 @pytest.mark.parametrize(
-    "cls,params,words",
+    "selection, words",
     [
-        (Minibatch, {"optimizer": "adam"}, "sparseadam"),
-        (Minibatch, {"batch_size": 0}, "batch_size"),
-        (Vectorized, {"lr": 0.0}, "lr"),
-        (Vectorized, {"reg": -1.0}, "reg"),
+        ("minibatch[optimizer=adam]", "optimizer='adam', must be one of 'sgd', 'adagrad', 'sparseadam'"),
+        ("minibatch[batch_size=0]", "batch_size=0, must be at least 1"),
+        ("minibatch[row_step=median]", "row_step='median', must be one of"),
+        ("vectorized[lr=0]", "lr=0.0, must be positive"),
+        ("vectorized[reg=-1]", "reg=-1.0, must be non-negative"),
     ],
 )
-def test_bad_params_are_refused_with_what_to_do(cls, params, words):
-    with pytest.raises(mfbench.MfbenchError, match=words):
-        cls(**params)
+def test_bad_values_are_refused_while_planning(fresh_pm, selection, words):
+    """A bad value is a usage error before any data is loaded, never an error when the case runs."""
+    with pytest.raises(mfbench.SelectionError, match=r"strategy '\w+': " + re.escape(words)):
+        plan(collect(fresh_pm), ["lowrank"], ["dot"], [selection], ["cpu"], RunConfig())
 
 
 @pytest.mark.cuda

@@ -13,10 +13,10 @@ from torch import nn
 from mfbench import testing
 from mfbench.errors import MfbenchError
 from mfbench.plugins.common import native_build
+from mfbench.plugins.common.blocks import block_layout, stratum_plan
 from mfbench.plugins.models.biased import BiasedDotProduct
 from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.native_sgd import NativeSGD
-from mfbench.plugins.strategies.numba import block_layout, stratum_plan
 from mfbench.synthetic import planted
 from mfbench.testing import assert_same_state
 
@@ -141,12 +141,13 @@ def test_an_empty_training_set_is_a_no_op():
 
 @pytest.mark.parametrize(
     "params, words",
-    [({"threads": 0}, "threads must be at least 1"), ({"blocks": -1}, "blocks must be >= 0"),
-     ({"cell_order": "zigzag"}, "cell_order must be one of"), ({"lr": 0.0}, "needs lr > 0")],
+    [({"threads": 0}, "threads=0, must be at least 1"), ({"blocks": -1}, "blocks=-1, must be at least 0"),
+     ({"cell_order": "zigzag"}, "cell_order='zigzag', must be one of"), ({"lr": 0.0}, "lr=0.0, must be positive"),
+     ({"reg": -1.0}, "reg=-1.0, must be non-negative"), ({"lr_decay": -1.0}, "lr_decay=-1.0, must be non-negative")],
 )
-def test_skip_refuses_bad_params(params, words):
-    ratings = small_ratings()
-    assert words in NativeSGD(**params).skip(make_model("dot", ratings), CPU)
+def test_planning_refuses_bad_params(params, words):
+    problems = NativeSGD.check_params(NativeSGD.resolve_params(params))
+    assert len(problems) == 1 and problems[0].startswith(f"strategy 'native-sgd': {words}"), problems
 
 
 def test_skips_cuda_and_other_dtypes_with_a_reason():

@@ -26,8 +26,9 @@ from mfbench.testing import assert_same_state, hand_written_sgd, revisited_ratin
 
 numba = pytest.importorskip("numba")
 
+from mfbench.plugins.common.blocks import block_layout, stratum_plan  # noqa: E402
 from mfbench.plugins.strategies import numba as numba_sgd  # noqa: E402
-from mfbench.plugins.strategies.numba import NumbaSGD, block_layout, stratum_plan  # noqa: E402
+from mfbench.plugins.strategies.numba import NumbaSGD  # noqa: E402
 
 CPU = torch.device("cpu")
 two_numba_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has a single thread here")
@@ -312,18 +313,24 @@ def test_skip_names_what_does_not_fit(model, words):
 @pytest.mark.parametrize(
     "params, words",
     [
-        ({"lr": 0.0}, "lr > 0"),
-        ({"reg": -1.0}, "reg >= 0"),
-        ({"schedule": "zigzag"}, "schedule must be one of epoch, blocked"),
-        ({"threads": 0}, "at least 1"),
-        ({"threads": 10_000}, "NUMBA_NUM_THREADS"),
-        ({"blocks": -1}, "blocks must be >= 0"),
-        ({"cell_order": "random"}, "cell_order must be one of"),
+        ({"lr": 0.0}, "lr=0.0, must be positive"),
+        ({"reg": -1.0}, "reg=-1.0, must be non-negative"),
+        ({"lr_decay": -1.0}, "lr_decay=-1.0, must be non-negative"),
+        ({"schedule": "zigzag"}, "schedule='zigzag', must be one of 'epoch', 'blocked'"),
+        ({"threads": 0}, "threads=0, must be at least 1"),
+        ({"blocks": -1}, "blocks=-1, must be at least 0"),
+        ({"cell_order": "random"}, "cell_order='random', must be one of 'shuffled', 'user'"),
     ],
 )
-def test_skip_refuses_bad_params(params, words):
-    reason = NumbaSGD(**params).skip(DotProduct(4, 3, 2), CPU)
-    assert reason is not None and words in reason
+def test_planning_refuses_bad_params(params, words):
+    problems = NumbaSGD.check_params(NumbaSGD.resolve_params(params))
+    assert len(problems) == 1 and problems[0].startswith(f"strategy 'numba': {words}"), problems
+
+
+def test_more_threads_than_numbas_pool_is_this_machines_limit_a_skip_not_a_bad_value():
+    assert NumbaSGD.check_params(NumbaSGD.resolve_params({"threads": 10_000})) == []
+    reason = NumbaSGD(threads=10_000).skip(DotProduct(4, 3, 2), CPU)
+    assert reason is not None and "NUMBA_NUM_THREADS" in reason
 
 
 def test_skips_cuda_with_a_reason_and_setup_refuses_what_skip_refuses():

@@ -25,6 +25,7 @@ from mfbench.errors import SelectionError
 from mfbench.plan import RunConfig, plan
 from mfbench.registry import collect
 from mfbench.runner import Runner
+from mfbench.testing import TINY_DATASET as TINY
 
 #: strategy name -> (plugin module, module to import, distribution)
 PEERS = {
@@ -405,11 +406,18 @@ def test_skip_reasons(name):
     assert "nn.Embedding 'user_factors'" in cls().skip(NotMF(), CPU)
     if name == "surprise-svd":
         assert cls().skip(biased, CPU) is None
-        assert "init_mean" in cls(init_mean="high").skip(dot, CPU)
+        assert cls.check_params(cls.resolve_params({"init_mean": "high"})) == [
+            "strategy 'surprise-svd': init_mean must be a number or None (picked from the data), got 'high'"
+        ]
+        assert cls.check_params(cls.resolve_params({"init_mean": 0.5})) == []
     else:
         assert "dot model only" in cls().skip(biased, CPU)
-    bad, needs = ("alpha", "alpha > 0") if name == "implicit-als" else ("lr", "lr > 0")
-    assert needs in cls(**{bad: -1.0}).skip(dot, CPU)
+    # A bad value is a planning error (every problem listed), never a skip when the case runs.
+    bad = "alpha" if name == "implicit-als" else "lr"
+    assert cls(**{bad: -1.0}).skip(dot, CPU) is None
+    with pytest.raises(SelectionError, match=rf"strategy '{name}': {bad}=-1.0, must be positive"):
+        plan(collect(mfbench.make_plugin_manager(entry_points=False, env=False)), [TINY], ["dot"],
+             [f"{name}[{bad}=-1.0]"], ["cpu"], RunConfig())
 
 
 # --- the unavailable path ----------------------------------------------------------------------

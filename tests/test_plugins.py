@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -73,8 +74,9 @@ def test_misspelt_hook_fails_at_load(tmp_path, monkeypatch):
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(PluginError, match="mfbench_register_stratgies"):
+    with pytest.raises(PluginError, match="mfbench_register_stratgies") as info:
         mfbench.make_plugin_manager(["typo_plugin"], entry_points=False, env=False)
+    assert all(hook in str(info.value) for hook in mfbench.hookspecs.hook_names())  # it lists the real ones
 
 
 @pytest.mark.parametrize(
@@ -181,3 +183,17 @@ def test_throwaway_dataset_and_model_are_used_by_a_run(fresh_pm, run_cases):
     assert record["status"] == "ok"
     assert record["dataset"]["nnz"] == 20 and record["dataset"]["label"] == "diagonal[n=20]"
     assert record["model"]["params"] == {"n_factors": 8}  # --factors reaches models that declare n_factors
+
+
+def test_missing_library_says_which_module_is_missing_and_how_to_install_it(tmp_path, monkeypatch):
+    assert mfbench.missing_library("json", "textwrap", install="pip install x") is None
+    assert mfbench.missing_library("json", install="pip install x", load=False) is None
+    reason = mfbench.missing_library("json", "no_such_lib_here", install="pip install 'mfbench[x]'", load=False)
+    assert reason == "no_such_lib_here is not installed (pip install 'mfbench[x]'): no module named 'no_such_lib_here'"
+    (tmp_path / "broken_binding.py").write_text("raise OSError('libfoo.so: cannot open shared object file')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reason = mfbench.missing_library("broken_binding", install="pip install foo", what="foo")
+    assert reason == "foo is not installed (pip install foo): OSError: libfoo.so: cannot open shared object file"
+    monkeypatch.setitem(sys.modules, "blocked_lib", None)
+    assert "blocked_lib is not installed (pip install b)" in mfbench.missing_library("blocked_lib", install="pip install b")
+    assert "blocked_lib" in mfbench.missing_library("blocked_lib", install="pip install b", load=False)

@@ -29,6 +29,13 @@ def test_the_schema_ships_in_the_package_and_is_a_valid_schema():
     assert results_schema()["properties"]["schema"] == {"const": "mfbench.results"}
 
 
+def test_the_schema_allows_exactly_the_statuses_mfbench_defines():
+    from mfbench.statuses import FAILED_STATUSES, STATUSES, TIMED_STATUSES
+
+    assert tuple(results_schema()["$defs"]["case"]["properties"]["status"]["enum"]) == STATUSES
+    assert set(FAILED_STATUSES) < set(STATUSES) and set(TIMED_STATUSES) < set(STATUSES)
+
+
 @pytest.mark.parametrize("path", committed_results(), ids=lambda p: p.name)
 def test_results_files_written_before_still_load(path):
     assert load_results(path)["cases"]
@@ -112,3 +119,60 @@ def test_results_files_are_created_with_the_umask_mode(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "s.json").stat().st_mode) == 0o664
+
+
+# --- the source revision ---
+
+
+def test_the_revision_is_read_from_git_status_and_dirty_means_tracked_changes():
+    from mfbench.revision import describe, parse_status
+
+    clean = "# branch.oid 0123456789abcdef0123456789abcdef01234567\n# branch.head main\n"
+    assert parse_status(clean) == {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False}
+    dirty = parse_status(clean + "1 .M N... 100644 100644 100644 a b mfbench/cli.py\n")
+    assert dirty["dirty"] is True and describe(dirty) == "0123456789ab+dirty"
+    assert parse_status("# branch.oid (initial)\n# branch.head main\n") is None
+    assert describe(None) == "unknown"
+
+
+@pytest.mark.parametrize("failure", ["no git", "hangs", "not a checkout", "installed"])
+def test_without_a_usable_checkout_the_revision_is_null_never_an_error(monkeypatch, failure):
+    import subprocess
+
+    from mfbench import revision
+
+    def run(*args, **kwargs):
+        if failure == "no git":
+            raise FileNotFoundError("git")
+        if failure == "hangs":
+            raise subprocess.TimeoutExpired("git", kwargs["timeout"])
+        return subprocess.CompletedProcess(args, 128, "", "fatal: not a git repository")
+
+    monkeypatch.setattr(revision.subprocess, "run", run)
+    if failure == "installed":
+        monkeypatch.setattr(revision, "PACKAGE_DIR", Path("/usr/lib/python3/site-packages/mfbench"))
+    revision.source_revision.cache_clear()
+    try:
+        assert revision.source_revision() is None
+    finally:
+        revision.source_revision.cache_clear()
+
+
+def test_results_record_the_revision_and_compare_shows_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MFBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setattr("mfbench.execute.source_revision", lambda: {"commit": "a" * 40, "dirty": True})
+    path = tmp_path / "r.json"
+    assert main(["run", "-d", "sprand[n_users=30,n_items=20,density=0.2]", "-s", "reference", "--device", "cpu",
+                 "--epochs", "1", "--repeats", "1", "--warmup", "0", "--no-calibration", "--executor", "inprocess",
+                 "-o", str(path), "-q"]) == 0
+    document = load_results(path)
+    assert document["source_revision"] == {"commit": "a" * 40, "dirty": True}
+    old = sample()  # written before the field existed: still valid, shown as unknown
+    assert "source_revision" not in old
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "old.json"), str(path)]) == 0
+    assert "source: base mfbench 0.1.0 at unknown, new mfbench 0.1.0 at aaaaaaaaaaaa+dirty" in capsys.readouterr().out
+    document["source_revision"] = None  # outside a checkout
+    (tmp_path / "none.json").write_text(json.dumps(document))
+    assert load_results(tmp_path / "none.json")["source_revision"] is None

@@ -117,9 +117,16 @@ def test_returned_loss_is_the_mean_squared_error_before_each_step(interpreter):
 def test_refuses_what_does_not_fit(interpreter):
     ratings = testing.tiny_ratings()
     model = testing.build_model("dot", ratings)
-    assert "order must be one of" in TritonSGD(order="random").skip(model, torch.device("cpu"))
-    assert "programs must be >= 0" in TritonSGD(programs=-1).skip(model, torch.device("cpu"))
-    assert "float32" in TritonSGD().skip(model.double(), torch.device("cpu"))
+    assert "trains float32 tables" in TritonSGD().skip(model.double(), torch.device("cpu"))
+
+
+def test_planning_refuses_bad_params():
+    problems = TritonSGD.check_params(TritonSGD.resolve_params({"order": "random", "programs": -1, "lr_decay": -1.0}))
+    assert problems == [
+        "strategy 'triton-sgd': lr_decay=-1.0, must be non-negative",
+        "strategy 'triton-sgd': programs=-1, must be at least 0",
+        "strategy 'triton-sgd': order='random', must be one of 'once', 'epoch'",
+    ]
 
 
 @pytest.mark.cuda

@@ -3,8 +3,9 @@ and the distributed strategies use, and torchrun.
 
 ``mfbench.executors`` is what plugin authors import (``Executor``, ``Job``); the modules
 behind it are ``base`` (the executor contract, the in-process executor, collecting executors
-from plugins), ``process`` (the default executor: a watched worker process per case) and
-``distributed`` (rank groups and torchrun).
+from plugins), ``pool`` (the one worker pool every worker process goes through), ``process``
+(the default executor: a watched worker process per case) and ``distributed`` (rank groups
+and torchrun).
 """
 
 from .base import (

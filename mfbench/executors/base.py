@@ -33,10 +33,9 @@ import torch
 from .. import hookspecs
 from ..calibration import calibrate
 from ..errors import PluginError, SelectionError, unknown_name
-from ..manager import plugin_origin
 from ..parts import Dataset, Model, Part, Strategy
 from ..plan import Case, Choice, RunConfig
-from ..registry import Entry, Registry, collect, validate_part
+from ..registry import Entry, Registry, collect, collect_kind
 from ..runner import EpochObserver, Observer, Runner
 
 HOOK = "mfbench_register_executors"
@@ -64,6 +63,25 @@ class Job:
     say: Callable[[str], None] = lambda text: None
     #: What went wrong beside the measurement (a plugin's hook that raised...): the results' ``warnings``.
     warnings: list[str] = field(default_factory=list)
+
+    # What an executor that runs cases in other processes sends them, and what it hands back
+    # for a case that never returned: the worker side is mfbench.probe_host and mfbench.run_case_spec.
+
+    def plugin_modules(self) -> list[tuple[str, str]]:
+        """(registered name, module path) of every plugin of this run, for a worker to import (see :func:`plugin_modules`)."""
+        return plugin_modules(self.pm)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The run's settings as a plain dict, to send to a worker."""
+        return config_dict(self.config)
+
+    def case_spec(self, case: Case) -> dict[str, Any]:
+        """What travels to a worker for ``case``: its parts' names and parameters, and its device."""
+        return case_spec(case)
+
+    def lost_case(self, case: Case, reason: str, host: str | None, trace: str | None = None) -> dict[str, Any]:
+        """The ``error`` record of a case that never came back (its worker died, its task failed)."""
+        return lost_case_record(case, self.config, reason, host, trace)
 
 
 class Executor(Part):
@@ -178,38 +196,10 @@ class InProcessExecutor(Executor):
 
 
 def collect_executors(pm: pluggy.PluginManager) -> tuple[dict[str, Entry], dict[str, Entry]]:
-    """(available, unavailable) executors by name: the built-in one, then each plugin's, one plugin at a time."""
+    """(available, unavailable) executors by name: the built-in ones, then each plugin's, one plugin at a time."""
     from .process import ProcessExecutor
 
-    available: dict[str, Entry] = {
-        DEFAULT_EXECUTOR: Entry(ProcessExecutor, BUILTIN_PLUGIN, f"{BUILTIN_PLUGIN} (built-in)"),
-        INPROCESS: Entry(InProcessExecutor, BUILTIN_PLUGIN, f"{BUILTIN_PLUGIN} (built-in)"),
-    }
-    aside: dict[str, Entry] = {}
-    hook = getattr(pm.hook, HOOK)
-    for impl in reversed(hook.get_hookimpls()):  # pluggy calls last-registered first; keep that order
-        plugin = impl.plugin_name
-        origin = plugin_origin(pm, impl.plugin)
-
-        def register(cls: type[Part], plugin: str = plugin, origin: str = origin) -> None:
-            validate_part(cls, Executor, plugin)
-            existing = available.get(cls.name) or aside.get(cls.name)
-            if existing is not None:
-                raise PluginError(
-                    f"executor name {cls.name!r} is registered twice: by plugin {existing.plugin!r} "
-                    f"and by plugin {plugin!r}. Rename one, or block one with -p no:NAME."
-                )
-            target = aside if cls.unavailable else available
-            target[cls.name] = Entry(cls, plugin, origin)
-
-        kwargs = {"register": register}
-        try:
-            impl.function(*(kwargs[arg] for arg in impl.argnames))
-        except PluginError:
-            raise
-        except Exception as exc:
-            raise PluginError(f"plugin {plugin!r} failed in {HOOK}: {exc!r}") from exc
-    return available, aside
+    return collect_kind(pm, Executor, HOOK, builtins=(BUILTIN_PLUGIN, (ProcessExecutor, InProcessExecutor)))
 
 
 def make_executor(pm: pluggy.PluginManager, name: str, options: Mapping[str, Any] | None = None) -> Executor:

@@ -4,7 +4,7 @@ A strategy is code the user may not have written, often native code: a segfault,
 an ``abort()``, an ``os._exit`` or the kernel's OOM killer takes its process
 down with it. Run in a worker, that ends one case, not the suite: the parent
 sees the worker die (its pipe and its process sentinel, through
-:class:`mfbench.executors.distributed.WorkerGroup`), writes one ``error`` row naming the
+:class:`mfbench.executors.pool.WorkerGroup`), writes one ``error`` row naming the
 signal or exit code and the epoch it was in, keeps the epochs that had streamed
 back, and starts the next case in a new worker. The parent also owns the clock
 of ``--timeout``: an epoch that never returns is killed, and the case ends as
@@ -44,7 +44,7 @@ from .base import (
     rebuild_case,
     worker_session,
 )
-from .distributed import WorkerError, WorkerGroup, WorkerTimeout, exit_description
+from .pool import WorkerError, WorkerGroup, WorkerTimeout, exit_description
 
 NAME = "process"
 

@@ -20,15 +20,16 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.strategies.scripted import Tables, find_tables
+from mfbench.layout import LayoutError, Tables, find_tables
 
 #: The extra that installs every peer library.
 EXTRA = "peers"
+INSTALL = f"pip install 'mfbench[{EXTRA}]'"
 
 
-def missing(distribution: str, exc: BaseException) -> str:
-    """The ``unavailable`` reason of a peer whose library could not be imported."""
-    return f"{distribution} is not installed (pip install 'mfbench[{EXTRA}]'): {type(exc).__name__}: {exc}"
+def missing(distribution: str, *modules: str) -> str | None:
+    """The ``unavailable`` reason of a peer whose library (``modules`` of ``distribution``) cannot be imported."""
+    return mfbench.missing_library(*modules, install=INSTALL, what=distribution)
 
 
 def version(distribution: str) -> str | None:
@@ -48,9 +49,10 @@ def model_tables(strategy: mfbench.Strategy, model: nn.Module, device: torch.dev
     device = torch.device(device)
     if device.type not in strategy.devices:
         return None, f"{strategy.name} trains with a CPU library; it runs on cpu, not {device.type}"
-    tables, reason = find_tables(model, strategy.name)
-    if tables is None:
-        return None, reason
+    try:
+        tables = find_tables(model, strategy.name)
+    except LayoutError as exc:
+        return None, str(exc)
     if tables.user_bias is not None and not biases:
         return None, (
             f"{strategy.name} has no user or item biases to train: it runs the dot model only, "

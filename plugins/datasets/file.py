@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -437,11 +439,22 @@ class RatingsFile(mfbench.Dataset):
     name = "file"
     params = {"path": "", "delimiter": "auto", "header": "auto", "user": "0", "item": "1", "rating": "2"}
 
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> list[str]:
+        """What can be told wrong before the file is opened: no path, an unknown header=, an empty delimiter=."""
+        problems = super().check_params(params)
+        prefix = cls.problem_prefix()
+        if not params.get("path"):
+            problems.append(f"{prefix}needs path=: a .csv/.tsv/.txt ratings file or a .npz archive")
+        header = str(params.get("header"))
+        if header.lower() not in HEADER_CHOICES:
+            problems.append(f"{prefix}header={header!r}: use one of {', '.join(HEADER_CHOICES)}")
+        if params.get("delimiter") == "":
+            problems.append(f"{prefix}delimiter= is empty; use auto, one of {', '.join(DELIMITER_NAMES)}, or a string")
+        return problems
+
     def load(self, seed: int) -> mfbench.Ratings:
-        path = self.params["path"]
-        if not path:
-            raise mfbench.MfbenchError("dataset 'file' needs path=: a .csv/.tsv/.txt ratings file or a .npz archive")
-        path = Path(path).expanduser()
+        path = Path(self.params["path"]).expanduser()
         if path.suffix.lower() == ".npz":
             return read_npz(path)
         columns = tuple(str(self.params[key]).strip() for key in ("user", "item", "rating"))

@@ -26,28 +26,24 @@ PLANTED_PARAMS: dict[str, Any] = {
 }
 
 
-def ratings_count(dataset: str, params: Mapping[str, Any]) -> int:
-    """How many ratings to plant: ``nnz``, or ``density`` of the matrix when nnz is 0 (or None).
+def planted_problems(prefix: str, params: Mapping[str, Any]) -> list[str]:
+    """The rule between ``nnz`` and ``density`` that per-parameter constraints cannot state: one, not both.
 
     Giving both is refused rather than one silently winning.
     """
     nnz, density = params["nnz"], params["density"]
-    n_users, n_items = params["n_users"], params["n_items"]
-    if n_users <= 0 or n_items <= 0:
-        raise mfbench.MfbenchError(f"{dataset} needs positive n_users and n_items, got {n_users} x {n_items}")
-    if density is None:
-        if nnz is None or nnz <= 0:
-            raise mfbench.MfbenchError(f"{dataset} needs nnz > 0 (a count of ratings), or nnz=0 and density=")
-        return int(nnz)
-    try:
-        density = float(density)
-    except (TypeError, ValueError):
-        raise mfbench.MfbenchError(f"{dataset} density must be a number in (0, 1], got {density!r}") from None
-    if nnz:
-        raise mfbench.MfbenchError(f"{dataset}: give nnz or density, not both; set nnz=0 to use density={density}")
-    if not 0.0 < density <= 1.0:
-        raise mfbench.MfbenchError(f"{dataset} density must be in (0, 1], got {density}")
-    return max(1, round(density * n_users * n_items))
+    if density is None and not nnz:
+        return [f"{prefix}needs nnz > 0 (a count of ratings), or nnz=0 and density="]
+    if density is not None and nnz:
+        return [f"{prefix}give nnz or density, not both; set nnz=0 to use density={density}"]
+    return []
+
+
+def ratings_count(params: Mapping[str, Any]) -> int:
+    """How many ratings to plant: ``nnz``, or ``density`` of the matrix when nnz is 0 (or None)."""
+    if params["density"] is None:
+        return int(params["nnz"])
+    return max(1, round(float(params["density"]) * params["n_users"] * params["n_items"]))
 
 
 class LowRank(mfbench.Dataset):
@@ -57,9 +53,13 @@ class LowRank(mfbench.Dataset):
     params = dict(PLANTED_PARAMS)
     constraints = {"n_users": ">= 1", "n_items": ">= 1", "nnz": ">= 0", "density": "(0, 1]", "rank": ">= 1", "noise": "non-negative"}
 
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> list[str]:
+        return super().check_params(params) + planted_problems(cls.problem_prefix(), params)
+
     def load(self, seed: int) -> mfbench.Ratings:
         p = self.params
-        nnz = ratings_count(self.name, p)
+        nnz = ratings_count(p)
         return plant(p["n_users"], p["n_items"], nnz, p["rank"], p["noise"], seed, p["mean"])[0]
 
 

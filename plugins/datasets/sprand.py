@@ -17,10 +17,6 @@ class SparseRandom(mfbench.Dataset):
 
     def load(self, seed: int) -> mfbench.Ratings:
         n_users, n_items, density = self.params["n_users"], self.params["n_items"], self.params["density"]
-        if n_users <= 0 or n_items <= 0:
-            raise mfbench.MfbenchError(f"sprand needs positive n_users and n_items, got {n_users} x {n_items}")
-        if not 0.0 < density <= 1.0:
-            raise mfbench.MfbenchError(f"sprand density must be in (0, 1], got {density}")
         rng = np.random.default_rng(seed)
         # Passed positionally: the generator argument is `rng` in new SciPy, `random_state` in old.
         matrix = scipy.sparse.rand(n_users, n_items, density, "coo", None, rng)

@@ -8,10 +8,13 @@ are those of ``lowrank``, so the best achievable RMSE is still the noise σ.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 import mfbench
-from mfbench.plugins.datasets.lowrank import PLANTED_PARAMS, ratings_count
+from mfbench.plugins.datasets.lowrank import PLANTED_PARAMS, planted_problems, ratings_count
 from mfbench.synthetic import plant, power_law
 
 #: Salt for the stream that deals popularity ranks, kept apart from the planted draws.
@@ -26,9 +29,13 @@ class Zipf(mfbench.Dataset):
     constraints = {"n_users": ">= 1", "n_items": ">= 1", "nnz": ">= 0", "density": "(0, 1]", "rank": ">= 1", "noise": "non-negative",
                    "user_exponent": "non-negative", "item_exponent": "non-negative"}
 
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> list[str]:
+        return super().check_params(params) + planted_problems(cls.problem_prefix(), params)
+
     def load(self, seed: int) -> mfbench.Ratings:
         p = self.params
-        nnz = ratings_count(self.name, p)
+        nnz = ratings_count(p)
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, POPULARITY_STREAM])
         user_p = power_law(p["n_users"], p["user_exponent"], rng)
         item_p = power_law(p["n_items"], p["item_exponent"], rng)

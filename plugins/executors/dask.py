@@ -31,47 +31,22 @@ Dask and distributed are an optional extra: ``pip install 'mfbench[dask]'``.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import mfbench
-from mfbench.errors import MfbenchError
-from mfbench.executors import (
-    Executor,
-    Job,
-    case_spec,
-    config_dict,
-    lost_case_record,
-    merge_hosts,
-    plugin_modules,
-    probe_host,
-    run_case_spec,
-)
-from mfbench.plan import Case, RunConfig
-from mfbench.runner import EpochObserver, Observer
+from mfbench import Case, Executor, Job, MfbenchError, merge_hosts, probe_host, run_case_spec
 
 INSTALL = "pip install 'mfbench[dask]'"
 #: How often the parent asks the scheduler which workers are alive (seconds).
 LIVENESS_S = 1.0
 #: How long the parent sleeps when no case came back (seconds).
 POLL_S = 0.05
-
-
-def missing_library() -> str | None:
-    """The first of dask, distributed that cannot be imported here, or None (checked without importing)."""
-    for name in ("dask", "distributed"):
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):  # ValueError: a module entry without a spec (blocked)
-            found = False
-        if not found:
-            return name
-    return None
 
 
 def host_notes(probe: dict[str, Any], workers: int) -> list[str]:
@@ -171,8 +146,8 @@ class DaskExecutor(Executor):
 
     def start(self, job: Job) -> dict[str, Any]:
         self._connect()
-        self.plugins = plugin_modules(job.pm)
-        self.config = config_dict(job.config)
+        self.plugins = job.plugin_modules()
+        self.config = job.config_dict()
         by_ip: dict[str, list[str]] = {}
         for address, info in self._live_workers().items():
             by_ip.setdefault(str(info.get("host")), []).append(address)
@@ -208,7 +183,7 @@ class DaskExecutor(Executor):
 
     # -- run: one case per idle worker, results as they come back ------------
 
-    def run(self, job: Job, on_case: Observer, on_epoch: EpochObserver | None = None) -> None:
+    def run(self, job: Job, on_case: Callable[[dict[str, Any]], None], on_epoch: Any = None) -> None:
         token = uuid.uuid4().hex[:8]
         pending = deque(enumerate(job.cases))
         running: dict[Any, tuple[Case, str]] = {}
@@ -220,7 +195,7 @@ class DaskExecutor(Executor):
                 finished = [future for future in running if future.done()]
                 for future in finished:
                     case, address = running.pop(future)
-                    on_case(self._record(future, case, address, job.config))
+                    on_case(self._record(future, case, address, job))
                 # Ask the scheduler who is alive every LIVENESS_S, and before handing out cases
                 # (so a case never goes to a worker that has just gone).
                 if time.monotonic() - checked >= LIVENESS_S or (pending and len(running) < len(live)):
@@ -229,14 +204,14 @@ class DaskExecutor(Executor):
                         if address not in live and not future.done():
                             del running[future]
                             future.cancel()
-                            on_case(self._lost(case, address, job.config))
+                            on_case(self._lost(case, address, job))
                 busy = {address for _, address in running.values()}
                 idle = [address for address in live if address not in busy]
                 while pending and idle:
                     index, case = pending.popleft()
                     address = idle.pop(0)
                     future = self.client.submit(
-                        run_case_on_worker, self.plugins, self.config, case_spec(case), self.scores,
+                        run_case_on_worker, self.plugins, self.config, job.case_spec(case), self.scores,
                         key=f"mfbench-case-{index}-{token}", workers=[address], allow_other_workers=False, pure=False,
                     )
                     running[future] = (case, address)
@@ -261,20 +236,20 @@ class DaskExecutor(Executor):
         while pending:
             _, case = pending.popleft()
             reason = f"no Dask worker was left to run this case (none for {self.params['timeout']:g} s)"
-            on_case(lost_case_record(case, job.config, reason, host=None))
+            on_case(job.lost_case(case, reason, host=None))
         return None
 
-    def _lost(self, case: Case, address: str, config: RunConfig, detail: str = "") -> dict[str, Any]:
+    def _lost(self, case: Case, address: str, job: Job, detail: str = "") -> dict[str, Any]:
         host = self.hostnames.get(address)
         reason = (
             f"worker lost: the Dask worker {address} on {host} died while running this case "
             f"(a crash, out of memory, or the process exited; see that worker's log); the case was not retried"
         )
-        record = lost_case_record(case, config, reason + (f" [{detail}]" if detail else ""), host=host)
+        record = job.lost_case(case, reason + (f" [{detail}]" if detail else ""), host=host)
         record["worker"] = address
         return record
 
-    def _record(self, future: Any, case: Case, address: str, config: RunConfig) -> dict[str, Any]:
+    def _record(self, future: Any, case: Case, address: str, job: Job) -> dict[str, Any]:
         from distributed.scheduler import KilledWorker
 
         if future.status == "finished":
@@ -282,15 +257,15 @@ class DaskExecutor(Executor):
         if future.status == "error":
             exc = future.exception()
             if isinstance(exc, KilledWorker):
-                return self._lost(case, address, config, f"{type(exc).__name__}: {exc}")
+                return self._lost(case, address, job, f"{type(exc).__name__}: {exc}")
             import traceback
 
             trace = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
-            record = lost_case_record(
-                case, config, f"{type(exc).__name__} on the Dask worker: {exc}", host=self.hostnames.get(address), trace=trace
+            record = job.lost_case(
+                case, f"{type(exc).__name__} on the Dask worker: {exc}", host=self.hostnames.get(address), trace=trace
             )
         else:
-            record = lost_case_record(case, config, f"the Dask task ended as {future.status}", host=self.hostnames.get(address))
+            record = job.lost_case(case, f"the Dask task ended as {future.status}", host=self.hostnames.get(address))
         record["worker"] = address
         return record
 
@@ -317,13 +292,39 @@ class DaskExecutor(Executor):
             self.client = None
 
 
-def unavailable_executor(missing: str) -> type[DaskExecutor]:
+def unavailable_executor(reason: str) -> type[DaskExecutor]:
     """The executor as registered where a library is missing: listed, and refused with the reason."""
-    reason = f"the {missing!r} module is not installed here; the dask executor needs dask and distributed: {INSTALL}"
     return type("DaskExecutor", (DaskExecutor,), {"unavailable": reason, "__doc__": DaskExecutor.__doc__})
+
+
+#: The dask paragraph of ``mfbench run --help``.
+RUN_HELP = f"""\
+dask runs each case on a Dask worker and gathers the records into the one results
+file as they come back: mfbench run --executor dask --scheduler tcp://HOST:8786
+(or --scheduler FILE from `dask scheduler --scheduler-file FILE`). Each worker
+process is sent one case at a time, whatever its --nthreads; workers on one host
+run cases side by side (the run warns), so start one per host for clean timings.
+The calibration is timed once per host, and each case's relative throughput uses
+its own host's score. A worker that dies mid-case gives that case an error row;
+the others finish. Every case records its host (the table shows it when there are
+several). Dask's nanny starts workers with OMP_NUM_THREADS=1: compare with an
+in-process run at --threads 1. Its other option: --executor-option timeout=60
+(seconds to reach the scheduler and its workers). Needs the dask extra:
+{INSTALL}.
+"""
+
+
+@mfbench.hookimpl
+def mfbench_add_run_options(options):
+    options.add_executor_option(
+        "--scheduler", "scheduler", metavar="ADDRESS_OR_FILE",
+        help="for --executor dask: the scheduler's address (tcp://host:8786) or a scheduler file",
+    )
+    options.add_help(RUN_HELP)
 
 
 @mfbench.hookimpl
 def mfbench_register_executors(register):
-    missing = missing_library()
+    # Looked up, not imported: importing distributed here would slow every mfbench command.
+    missing = mfbench.missing_library("dask", "distributed", install=INSTALL, load=False)
     register(DaskExecutor if missing is None else unavailable_executor(missing))

@@ -46,8 +46,6 @@ class Biased(mfbench.Model):
     constraints = {"n_factors": ">= 1", "init_std": "non-negative"}
 
     def build(self, train: mfbench.Ratings) -> nn.Module:
-        if self.params["n_factors"] <= 0:
-            raise mfbench.MfbenchError(f"biased n_factors must be positive, got {self.params['n_factors']}")
         return BiasedDotProduct(
             train.n_users, train.n_items, self.params["n_factors"], train.mean(), self.params["init_std"]
         )

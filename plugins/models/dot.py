@@ -31,8 +31,6 @@ class Dot(mfbench.Model):
     constraints = {"n_factors": ">= 1", "init_std": "non-negative"}
 
     def build(self, train: mfbench.Ratings) -> nn.Module:
-        if self.params["n_factors"] <= 0:
-            raise mfbench.MfbenchError(f"dot n_factors must be positive, got {self.params['n_factors']}")
         return DotProduct(train.n_users, train.n_items, self.params["n_factors"], self.params["init_std"])
 
 

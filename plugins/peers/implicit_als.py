@@ -42,14 +42,12 @@ from mfbench.plugins.common.peers import coo_arrays, copy_rows, missing, model_t
 
 DISTRIBUTION = "implicit"
 
-try:
+UNAVAILABLE = missing(DISTRIBUTION, "scipy.sparse", "implicit.cpu.als")  # optional: registered anyway, set aside
+if UNAVAILABLE is None:
     import scipy.sparse
     from implicit.cpu.als import AlternatingLeastSquares
-except ImportError as exc:  # optional: registered anyway, set aside with the reason
-    AlternatingLeastSquares = None
-    UNAVAILABLE: str | None = missing(DISTRIBUTION, exc)
 else:
-    UNAVAILABLE = None
+    AlternatingLeastSquares = None
 
 try:
     from threadpoolctl import threadpool_limits
@@ -84,15 +82,9 @@ class ImplicitALS(mfbench.Strategy):
     #: What mfbench tune searches (validation RMSE decides).
     search_space = {"reg": mfbench.LogUniform(1e-3, 1.0), "alpha": mfbench.LogUniform(0.1, 100.0)}
 
-    def problem(self) -> str | None:
-        p = self.params
-        if not p["reg"] >= 0 or not p["alpha"] > 0 or p["threads"] < 1:
-            return f"{self.name} needs reg >= 0, alpha > 0 and threads >= 1, got reg={p['reg']}, alpha={p['alpha']}, threads={p['threads']}"
-        return None
-
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         tables, reason = model_tables(self, model, device, biases=False)
-        return reason if tables is None else self.problem()
+        return reason if tables is None else None
 
     def library_options(self, k: int, seed: int) -> dict[str, Any]:
         """The keyword arguments given to ``AlternatingLeastSquares``."""

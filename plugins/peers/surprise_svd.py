@@ -51,13 +51,11 @@ from mfbench.plugins.common.peers import collector_paused, coo_arrays, copy_rows
 
 DISTRIBUTION = "scikit-surprise"
 
-try:
+UNAVAILABLE = missing(DISTRIBUTION, "surprise")  # optional: registered anyway, set aside with the reason
+if UNAVAILABLE is None:
     import surprise
-except ImportError as exc:  # optional: registered anyway, set aside with the reason
-    surprise = None
-    UNAVAILABLE: str | None = missing(DISTRIBUTION, exc)
 else:
-    UNAVAILABLE = None
+    surprise = None
 
 ORDER = (
     "Surprise's trainset order, the same every epoch, no shuffling: users in order of their first "
@@ -155,18 +153,18 @@ class SurpriseSVD(mfbench.Strategy):
     #: What mfbench tune searches (validation RMSE decides).
     search_space = {"lr": mfbench.LogUniform(1e-3, 0.1), "reg": mfbench.LogUniform(1e-3, 0.3)}
 
-    def problem(self) -> str | None:
-        p = self.params
-        if not p["lr"] > 0 or not p["reg"] >= 0 or not p["init_std"] >= 0:
-            return f"{self.name} needs lr > 0, reg >= 0 and init_std >= 0, got lr={p['lr']}, reg={p['reg']}, init_std={p['init_std']}"
-        mean = p["init_mean"]
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> list[str]:
+        """The declared constraints, and init_mean: a default of None takes any type, so its type is checked here."""
+        problems = super().check_params(params)
+        mean = params.get("init_mean")
         if mean is not None and (isinstance(mean, bool) or not isinstance(mean, (int, float)) or not math.isfinite(mean)):
-            return f"{self.name} init_mean must be a number or None (picked from the data), got {mean!r}"
-        return None
+            problems.append(f"{cls.problem_prefix()}init_mean must be a number or None (picked from the data), got {mean!r}")
+        return problems
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         tables, reason = model_tables(self, model, device, biases=True)
-        return reason if tables is None else self.problem()
+        return reason if tables is None else None
 
     def library_options(self, k: int, biased: bool, mean: float, seed: int) -> dict[str, Any]:
         """The keyword arguments given to ``surprise.SVD`` (without ``n_epochs``)."""
@@ -186,8 +184,6 @@ class SurpriseSVD(mfbench.Strategy):
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
         self.tables = tables = setup_tables(self, model, train, device, biases=True)
-        if self.problem():
-            raise mfbench.MfbenchError(self.problem())
         self.biased = tables.user_bias is not None
         self.trainset = build_trainset(train, tables.global_mean if self.biased else None)
         self.options = self.library_options(tables.user_factors.shape[1], self.biased, train.mean(), seed)

@@ -32,44 +32,7 @@ import torch
 from torch import nn
 
 import mfbench
-
-
-def factor_tables(model: nn.Module) -> tuple[dict[str, torch.Tensor] | None, str]:
-    """The raw tables ALS can solve for, or None and the reason it cannot.
-
-    Recognizes the ``dot`` layout (``user_factors``, ``item_factors``) and the
-    ``biased`` layout (those plus ``user_bias``, ``item_bias`` and a
-    ``global_mean`` buffer) by attribute, and refuses a model with any other
-    learned parameter, because ALS would leave it untrained.
-    """
-    names = ["user_factors", "item_factors"]
-    for name in names:
-        if not isinstance(getattr(model, name, None), nn.Embedding):
-            return None, f"model {type(model).__name__} has no nn.Embedding {name!r}: ALS needs the dot or biased layout"
-    biased = hasattr(model, "user_bias") or hasattr(model, "item_bias")
-    if biased:
-        names += ["user_bias", "item_bias"]
-        for name in ("user_bias", "item_bias"):
-            table = getattr(model, name, None)
-            if not isinstance(table, nn.Embedding) or table.embedding_dim != 1:
-                return None, f"model {type(model).__name__} has no one-column nn.Embedding {name!r}"
-        if not isinstance(getattr(model, "global_mean", None), torch.Tensor):
-            return None, f"model {type(model).__name__} has biases but no global_mean tensor"
-    expected = {f"{name}.weight" for name in names}
-    learned = {name for name, p in model.named_parameters() if p.requires_grad}
-    if learned != expected:
-        extra = sorted(learned - expected)
-        return None, (
-            f"model {type(model).__name__} has learned parameters ALS cannot solve for: {', '.join(extra)}"
-            if extra
-            else f"model {type(model).__name__} does not train {', '.join(sorted(expected - learned))}"
-        )
-    tables = {name: getattr(model, name).weight for name in names}
-    if tables["user_factors"].shape[1] != tables["item_factors"].shape[1]:
-        return None, "user_factors and item_factors have different widths"
-    if biased:
-        tables["global_mean"] = model.global_mean
-    return tables, ""
+from mfbench.layout import find_tables, layout_problem
 
 
 @dataclass
@@ -131,7 +94,8 @@ class ALS(mfbench.Strategy):
 
     name = "als"
     params = {
-        # weighted-lambda L2: a row with n ratings is penalized reg * n * ||x||^2 (see module docstring).
+        # weighted-lambda L2: a row with n ratings is penalized reg * n * ||x||^2 (see module docstring);
+        # positive, since a row with fewer ratings than factors has singular normal equations without it.
         # Larger than the SGD strategies' 0.05: ALS reaches the objective's minimizer in a few epochs,
         # while 20 epochs of SGD stop short of it, so at one reg ALS overfits real ratings more.
         "reg": 0.08,
@@ -145,36 +109,19 @@ class ALS(mfbench.Strategy):
     search_space = {"reg": mfbench.LogUniform(1e-3, 1.0)}
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
-        tables, reason = factor_tables(model)
-        return None if tables is not None else reason
+        return layout_problem(model, self.name)
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
-        reg, chunk = self.params["reg"], self.params["chunk"]
-        if not reg > 0:
-            raise mfbench.MfbenchError(
-                f"als reg must be positive, got {reg}: a row with fewer ratings than factors "
-                f"has singular normal equations without it"
-            )
-        if chunk < 1:
-            raise mfbench.MfbenchError(f"als chunk must be a positive number of ratings, got {chunk}")
-        tables, reason = factor_tables(model)
-        if tables is None:
-            raise mfbench.MfbenchError(f"als cannot train this model: {reason}")
-        self.tables = tables
-        self.biased = "user_bias" in tables
-        user_w, item_w = tables["user_factors"], tables["item_factors"]
-        if user_w.shape[0] != train.n_users or item_w.shape[0] != train.n_items:
-            raise mfbench.MfbenchError(
-                f"model tables are {user_w.shape[0]} x {item_w.shape[0]} but the ratings are "
-                f"{train.n_users} x {train.n_items}"
-            )
-        self.dtype = user_w.dtype
-        self.k = user_w.shape[1]
+        chunk = self.params["chunk"]
+        tables = find_tables(model, self.name, ratings=train)
+        self.tables = tables.weights()
+        self.biased = tables.biased
+        self.dtype = tables.dtype
+        self.k = tables.n_factors
         # Features per rating: the other side's factors, plus a constant 1 on the biased model
         # (its coefficient is this row's bias). One more column carries the target.
         self.width = self.k + (1 if self.biased else 0)
-        mean = float(tables["global_mean"]) if self.biased else 0.0
-        targets = (train.values.to(self.dtype) - mean).contiguous()
+        targets = (train.values.to(self.dtype) - tables.global_mean).contiguous()
         self.users = Side(train.users, train.items, targets, train.n_users, train.n_items, chunk)
         self.items = Side(train.items, train.users, targets, train.n_items, train.n_users, chunk)
         largest = max(self.users.largest, self.items.largest, 1)

@@ -22,17 +22,10 @@ with every batch split across ``world_size`` ranks:
   gloo (the loss is scaled by world_size, since DDP averages); ``sparse``
   all-reduces each coalesced sparse gradient itself.
 
-Why ``dense`` is the default, measured here (2-core shared machine, one thread per
-rank, 2 ranks, batch 4096, 1M ratings, 100k x 10k tables, k=20): an epoch took
-~3.0-4.2 s with ddp (158 MB handed to the reducer), ~4.7-6 s with dense (3.9 GB:
-whole tables every step, growing with the tables, not the batch) and ~5.5-10 s
-with sparse (three collectives per table per step). ddp was the fastest, but with
-torch 2.13 on gloo a rank died of heap corruption ("malloc(): unaligned tcache chunk
-detected", SIGABRT) in 3 of 5 runs that came after other distributed cases in the
-same process (once in the first epoch at world size 1), while dense and sparse
-never did: a benchmark that crashes measures nothing. On the contract's small data
-(3k rows) dense is also the quickest (~0.2-0.3 s vs ~0.55 s), its tables being
-smaller than a batch's rows.
+``dense`` is the default because it is the one that measured both safe and
+quick here: ``ddp`` was faster on large tables but its gloo ranks crashed with
+heap corruption in several runs (a benchmark that crashes measures nothing), and
+``sparse`` was the slowest (the measurements: ``results/README.md``, "ddp").
 
 The parent's model ends each epoch trained: rank 0 trains the parent's own
 parameters, moved to shared memory (CPU), while the other ranks train private
@@ -45,6 +38,7 @@ uncoalesced gradients DDP's reducer receives), whole tables for dense.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -53,7 +47,7 @@ from torch import nn
 
 import mfbench
 from mfbench.executors import distributed
-from mfbench.plugins.strategies.minibatch import OPTIMIZERS, ROW_STEPS, RowStepHooks, check_batch_params, model_dtype
+from mfbench.plugins.common.batching import OPTIMIZERS, ROW_STEPS, RowStepHooks, model_dtype
 
 COMMS = ("ddp", "sparse", "dense")
 
@@ -217,7 +211,7 @@ class DataParallelRank:
             self.row_mean.remove()
 
 
-class DDP(distributed.RankStrategy):
+class DDP(mfbench.DistributedStrategy):
     """Data-parallel minibatch SGD over world_size ranks (torch.distributed): minibatch's steps, split."""
 
     name = "ddp"
@@ -239,14 +233,13 @@ class DDP(distributed.RankStrategy):
     #: What mfbench tune searches (validation RMSE decides).
     search_space = {"lr": mfbench.LogUniform(1e-4, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3)}
 
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        if self.params["optimizer"] not in OPTIMIZERS:
-            raise mfbench.MfbenchError(f"ddp: unknown optimizer {self.params['optimizer']!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.params["comm"] not in COMMS:
-            raise mfbench.MfbenchError(f"ddp: unknown comm {self.params['comm']!r}; choose one of {', '.join(COMMS)}")
-        p = self.params
-        check_batch_params("ddp", p["batch_size"], p["lr"], p["reg"], p["row_step"])
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> list[str]:
+        problems = super().check_params(params)
+        if params["optimizer"] == "sparseadam" and params["comm"] == "dense":
+            problems.append(f"{cls.problem_prefix()}comm='dense' all-reduces dense gradients and optimizer='sparseadam' "
+                            f"takes sparse ones only; use comm=sparse or comm=ddp")
+        return problems
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -258,8 +251,6 @@ class DDP(distributed.RankStrategy):
         sparse = [m for m in embeddings if m.sparse]
         comm, optimizer = self.params["comm"], self.params["optimizer"]
         if optimizer == "sparseadam":
-            if comm == "dense":
-                return "comm=dense all-reduces dense gradients and SparseAdam takes sparse ones only; use comm=sparse"
             ids = {id(m.weight) for m in sparse}
             dense = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in ids]
             if dense:

@@ -3,7 +3,7 @@
 What a plain compiled loop reaches on the machine, so every run shows how far each
 strategy is from it. It does exactly what ``numba[schedule=blocked]`` does (the
 same block layout, the same strata drawn from the same seed, the same step; see
-``plugins/strategies/numba.py``), written in C (``native_sgd.c``) and compiled with the
+``plugins/common/blocks.py``), written in C (``native_sgd.c``) and compiled with the
 system compiler at ``-O3 -march=native -fopenmp``. Same order, same arithmetic: with
 the same ``blocks`` the two strategies train the same model up to float rounding
 (the compilers may sum the dot product in different orders).
@@ -31,16 +31,15 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench import roofline
+from mfbench.layout import LayoutError, Tables
 from mfbench.plugins.common import native_build
-from mfbench.plugins.strategies.numba import CELL_ORDERS, auto_block_count, block_layout, stratum_plan
-from mfbench.plugins.strategies.scripted import find_tables
+from mfbench.plugins.common.blocks import BLOCK_CONSTRAINTS, BLOCK_PARAMS, block_layout, grid_size, stratum_plan
+from mfbench.plugins.common.compiled_sgd import STEP_CONSTRAINTS, STEP_PARAMS, CompiledSGD
 
 SOURCE = Path(__file__).with_name("native_sgd.c")
 LIBRARY = "mfbench_native_sgd"
 ABI_VERSION = 1
 KERNELS = {np.dtype(np.float32): ("mf_blocked_f32", ctypes.c_float), np.dtype(np.float64): ("mf_blocked_f64", ctypes.c_double)}
-DTYPES = (torch.float32, torch.float64)
 #: The C kernel takes int32 ids.
 MAX_ROWS = 2**31 - 1
 
@@ -78,69 +77,37 @@ def address(array: np.ndarray) -> int:
     return array.ctypes.data
 
 
-class NativeSGD(mfbench.Strategy):
+class NativeSGD(CompiledSGD):
     """Per-rating SGD in plain C/OpenMP, numba's blocked schedule: what a compiled loop reaches here."""
 
     name = "native-sgd"
     params = {
-        # the same step as numba's: (pred - r)^2 with the factor 2 in the gradient, L2 reg on the touched rows.
-        "lr": 0.01,
-        "reg": 0.05,
-        # epoch e steps with lr / (1 + lr_decay * e).
-        "lr_decay": 0.0,
+        # the same step as numba's.
+        **STEP_PARAMS,
         "threads": 1,
-        # grid size per side; 0 picks it as numba does (~1 MiB of rows per cell, at least 2 per thread).
-        "blocks": 0,
-        # order inside a cell: "user" (grouped by user) or "shuffled" (LIBMF's), as numba's cell_order.
-        "cell_order": "user",
+        # the same grid as numba's blocked schedule: blocks per side (0 picks it as numba does), order inside a cell.
+        **BLOCK_PARAMS,
     }
+    constraints = {**STEP_CONSTRAINTS, "threads": ">= 1", **BLOCK_CONSTRAINTS}
     devices = ("cpu",)
     exact = False
     deterministic = True
     scales_with = "threads"
     unavailable = native_build.no_compiler_reason()
-    #: What mfbench tune searches (validation RMSE decides).
-    search_space = {"lr": mfbench.LogUniform(1e-3, 0.2), "reg": mfbench.LogUniform(1e-4, 0.3)}
 
-    def skip(self, model: nn.Module, device: torch.device) -> str | None:
-        if torch.device(device).type != "cpu":
-            return f"{self.name} is a C loop over CPU tables; it runs on cpu, not {torch.device(device).type}"
-        p = self.params
-        if not p["lr"] > 0 or not p["reg"] >= 0 or not p["lr_decay"] >= 0:
-            return f"{self.name} needs lr > 0, reg >= 0 and lr_decay >= 0, got lr={p['lr']}, reg={p['reg']}, lr_decay={p['lr_decay']}"
-        if p["threads"] < 1:
-            return f"{self.name} threads must be at least 1, got {p['threads']}"
-        if p["blocks"] < 0:
-            return f"{self.name} blocks must be >= 0 (0 picks one), got {p['blocks']}"
-        if p["cell_order"] not in CELL_ORDERS:
-            return f"{self.name} cell_order must be one of {', '.join(CELL_ORDERS)}, got {p['cell_order']!r}"
-        tables, reason = find_tables(model, self.name)
-        if tables is None:
-            return reason
-        if tables.user_factors.dtype not in DTYPES:
-            return f"{self.name} trains float32 or float64 tables, not {tables.user_factors.dtype}"
-        if max(tables.n_users, tables.item_factors.shape[0]) > MAX_ROWS:
-            return f"{self.name} takes int32 ids: at most {MAX_ROWS} users and items"
-        weights = [tables.user_factors, tables.item_factors]
-        if tables.user_bias is not None:
-            weights += [tables.user_bias, tables.item_bias]
-        if not all(w.is_contiguous() for w in weights):
-            return f"{self.name} works in place on contiguous weight tables; this model's are not contiguous"
-        return None
+    def device_problem(self, device: torch.device) -> str | None:
+        if device.type == "cpu":
+            return None
+        return f"{self.name} is a C loop over CPU tables; it runs on cpu, not {device.type}"
+
+    def tables_of(self, model: nn.Module, ratings: mfbench.Ratings | None = None) -> Tables:
+        tables = super().tables_of(model, ratings)
+        if max(tables.n_users, tables.n_items) > MAX_ROWS:
+            raise LayoutError(f"{self.name} takes int32 ids: at most {MAX_ROWS} users and items")
+        return tables
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
-        if self.unavailable:
-            raise mfbench.MfbenchError(self.unavailable)
-        reason = self.skip(model, device)
-        if reason:
-            raise mfbench.MfbenchError(reason)
-        tables, _ = find_tables(model, self.name)
-        assert tables is not None
-        if tables.n_users != train.n_users or tables.item_factors.shape[0] != train.n_items:
-            raise mfbench.MfbenchError(
-                f"model tables are {tables.n_users} x {tables.item_factors.shape[0]} "
-                f"but the ratings are {train.n_users} x {train.n_items}"
-            )
+        tables = self.setup_tables(model, train, device)
         symbol, _ = KERNELS[np.dtype(tables.user_factors.numpy().dtype)]
         self.kernel = getattr(library(), symbol)
         self.seed, self.n = int(seed), len(train)
@@ -156,8 +123,7 @@ class NativeSGD(mfbench.Strategy):
         self.mean = self.scalar(tables.global_mean)
         self.k = self.P.shape[1]
         self.element_bytes = dtype.itemsize
-        self.blocks = self.params["blocks"] or auto_block_count(tables, self.params["threads"])
-        self.blocks = max(1, min(self.blocks, train.n_users, train.n_items))
+        self.blocks = grid_size(self.params["blocks"], tables, self.params["threads"])
         users = train.users.cpu().numpy().astype(np.int32)
         items = train.items.cpu().numpy().astype(np.int32)
         values = train.values.cpu().numpy().astype(dtype)
@@ -174,7 +140,7 @@ class NativeSGD(mfbench.Strategy):
         if self.n == 0:
             return None
         row_perm, col_perm, strata = stratum_plan(self.blocks, self.seed, epoch)
-        lr = self.params["lr"] / (1.0 + self.params["lr_decay"] * epoch)
+        lr = self.epoch_lr(epoch)
         self.kernel(
             address(self.P), address(self.Q), address(self.bu), address(self.bi), int(self.biased), self.k,
             address(self.users), address(self.items), address(self.values), address(self.offsets), self.blocks,
@@ -183,12 +149,6 @@ class NativeSGD(mfbench.Strategy):
             address(self.sse), self.params["threads"],
         )
         return float(self.sse.sum()) / self.n
-
-    def work_per_update(self, model: nn.Module) -> Mapping[str, Any] | None:
-        tables, _ = find_tables(model, self.name)
-        if tables is None:
-            return None
-        return roofline.per_rating_sgd(tables.user_factors.shape[1], tables.user_factors.element_size(), tables.user_bias is not None)
 
     def info(self) -> Mapping[str, Any] | None:
         return {

@@ -29,17 +29,9 @@ Schedules (parameter ``schedule``):
   ratings per cell, so little randomness is lost and each user row is read once
   per cell) or kept in LIBMF's shuffled order (``cell_order="shuffled"``).
 
-Rough speeds (updates/s, biased model, k=20, measured on the shared 2-core AMD EPYC
-with a load average of 1.5-5 from other tenants, so noisy: measure again before relying on them):
-sprand 1000x1000 1% (8,100 training ratings, dot): epoch 1 thread ~24M (of its
-~0.63 ms, ~0.16 ms is ``epoch_permutation``), blocked ~21-34M. Planted 20k x 5k,
-1M: epoch ~7-9M with 1 thread (3.5x slower before the gather buffer), ~11M with
-2; blocked 15-26M with 1 thread, ~14-23M with 2. Planted 200k x 50k, 10M:
-epoch ~3M with 1 thread (0.36 s of each ~3 s epoch is the permutation),
-~3.5M with 2; blocked/shuffled 11-12M (20 blocks; 5M with 8, 3.7M with 4),
-blocked/user 15-19M with 1 thread, 10-16M with 2 (16 blocks best). Two threads
-rarely beat one on that machine: every stratum ends in a barrier, and a
-descheduled thread stalls both.
+The grid and each epoch's plan come from ``mfbench.plugins.common.blocks``, shared with
+``native-sgd``. What the choices below were measured to gain, and the speeds measured
+while writing them, are in ``results/README.md`` ("numba"), with the machine.
 
 Defaults: ``schedule="epoch"`` with one thread, because that is the exact
 reference order (the contract checks exactness on the defaults); for speed on
@@ -62,40 +54,34 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench import roofline
-from mfbench.plugins.strategies.scripted import Tables, find_tables
+from mfbench.layout import Tables
+from mfbench.plugins.common.blocks import BLOCK_CONSTRAINTS, BLOCK_PARAMS, block_layout, grid_size, index_dtype, stratum_plan
+from mfbench.plugins.common.compiled_sgd import STEP_CONSTRAINTS, STEP_PARAMS, CompiledSGD
 
-try:
+# An optional extra: the class still registers, marked unavailable.
+UNAVAILABLE = mfbench.missing_library("numba", "llvmlite.binding", install="pip install 'mfbench[numba]'")
+if UNAVAILABLE is None:
     import llvmlite.binding as llvm
     import numba
     from numba import prange
-except ImportError as exc:  # an optional extra: the class still registers, marked unavailable
+else:
     numba = llvm = None
     prange = range
-    UNAVAILABLE: str | None = f"numba is not installed ({exc}); install it with: pip install 'mfbench[numba]'"
-else:
-    UNAVAILABLE = None
 
 SCHEDULES = ("epoch", "blocked")
-#: Order of the ratings inside one grid cell: shuffled once (LIBMF), or grouped by user (shuffled within).
-CELL_ORDERS = ("shuffled", "user")
-DTYPES = (torch.float32, torch.float64)
 #: Ratings, users and items of the scratch problem that compiles the kernels in setup.
 WARMUP_SHAPE = (8, 5, 3)
 #: LLVM may reorder sums and fuse multiply-adds, nothing else (NaN and infinity keep their meaning, so a
-#: diverging run still shows as NaN). Measured: the step's dot product vectorizes, 42->62M updates/s on
-#: 9k in-cache ratings, 21->29M at 200k (one thread, side by side in one run).
+#: diverging run still shows as NaN). It lets the step's dot product vectorize (measured: results/README.md).
 FASTMATH = {"reassoc", "contract"}
 #: Ratings the epoch schedule gathers at once into a per-thread buffer (fits in L1 with its reads).
 GATHER = 1024
 #: LLVM options set before the kernels compile. LLVM's loop vectorizer interleaves a vector loop 4x
 #: by default, so a k=20 float32 row never enters the 64-wide main loop: the dot product ran as two
 #: 8-wide steps plus 4 scalar ones and the update as five 4-wide steps. Without interleaving both are
-#: one 16-wide and one 4-wide step, as GCC compiles native-sgd's C. Measured side by side with
-#: native-sgd (interleaved epochs, 1 thread, shared 2-core machine under load): 1M ratings
-#: numba/native 0.85-0.94 -> 0.96-1.12, 10M (32 blocks) 0.87 -> 0.94. LLVM's options are
-#: process-wide: numba functions compiled later in the process are compiled this way too (it
-#: changes speed, not results beyond rounding).
+#: one 16-wide and one 4-wide step, as GCC compiles native-sgd's C (the ratio to native-sgd it bought:
+#: results/README.md). LLVM's options are process-wide: numba functions compiled later in the process
+#: are compiled this way too (it changes speed, not results beyond rounding).
 LLVM_OPTIONS = ("-force-vector-interleave=1",)
 
 
@@ -112,7 +98,7 @@ def sgd_step(P, Q, bu, bi, biased, u, i, r, mean, lr2, decay, zero):
     The kernels compile with FASTMATH (reassociation and fused multiply-adds only): the dot
     product's sum may be reordered, which changes results by rounding, never by more.
     """
-    pu = P[u]  # 1-D row views: LLVM keeps the row addresses in registers (~20% faster than P[u, j])
+    pu = P[u]  # 1-D row views: LLVM keeps the row addresses in registers (faster than P[u, j])
     qi = Q[i]
     k = pu.shape[0]
     pred = zero
@@ -142,7 +128,7 @@ def epoch_pass(P, Q, bu, bi, biased, users, items, values, order, threads, mean,
 
     The ratings are first gathered ``GATHER`` at a time into a small buffer: those
     loads are independent of each other, so the CPU overlaps their cache misses,
-    which it cannot do when each one sits inside the dependent SGD step (3x at 1M ratings).
+    which it cannot do when each one sits inside the dependent SGD step.
     """
     n = order.shape[0]
     for c in prange(threads):
@@ -217,130 +203,37 @@ def compiled_kernels() -> Kernels:
     return _KERNELS
 
 
-# ---------------------------------------------------------------------------------------------
-# Data layouts
-
-
-def index_dtype(n: int) -> type:
-    """int32 ids where they fit: less memory traffic per rating than int64."""
-    return np.int32 if n < 2**31 else np.int64
-
-
-def block_of(ids: np.ndarray, n: int, blocks: int) -> np.ndarray:
-    """The block (contiguous id range, sizes differing by at most one id) of each id in ``0..n-1``."""
-    return (ids.astype(np.int64) * blocks // n).astype(np.int64)
-
-
-def block_layout(users: np.ndarray, items: np.ndarray, values: np.ndarray, n_users: int, n_items: int,
-                 blocks: int, seed: int, by_user: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ratings stored cell by cell of a ``blocks x blocks`` grid, shuffled within each cell.
-
-    Returns (users, items, values, offsets) with cell ``b = row_block * blocks + col_block``
-    at ``offsets[b]:offsets[b + 1]``. The shuffle is a seeded permutation followed by a
-    stable sort by cell, so it is reproducible from ``seed``.
-    """
-    cell = block_of(users, n_users, blocks) * blocks + block_of(items, n_items, blocks)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x6C6F636B]))
-    shuffle = rng.permutation(len(cell))
-    key = cell * n_users + users if by_user else cell
-    order = shuffle[np.argsort(key[shuffle], kind="stable")]
-    counts = np.bincount(cell, minlength=blocks * blocks)
-    offsets = np.zeros(blocks * blocks + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return np.take(users, order), np.take(items, order), np.take(values, order), offsets
-
-
-def auto_block_count(tables: Tables, threads: int) -> int:
-    """Enough blocks that one cell's rows take ~1 MiB, at least 2 per thread (at most 64 per side)."""
-    row_bytes = tables.user_factors.shape[1] * tables.user_factors.element_size()
-    table_bytes = (tables.n_users + tables.item_factors.shape[0]) * row_bytes
-    wanted = int(np.ceil(table_bytes / (1 << 20)))
-    return int(min(64, max(2 * threads, wanted)))
-
-
-def stratum_plan(blocks: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """This epoch's row-block and column-block permutations and the strata's order (from the seed)."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), 0x626C6B]))
-    return (rng.permutation(blocks).astype(np.int64), rng.permutation(blocks).astype(np.int64),
-            rng.permutation(blocks).astype(np.int64))
-
-
-class NumbaSGD(mfbench.Strategy):
+class NumbaSGD(CompiledSGD):
     """Per-rating SGD compiled by numba on the model's own weights: exact with one thread, Hogwild or blocked with more."""
 
     name = "numba"
     params = {
-        # per-rating step on (pred - r)^2 (the gradient carries the factor 2), as every mfbench SGD.
-        "lr": 0.01,
-        "reg": 0.05,
-        # epoch e steps with lr / (1 + lr_decay * e); 0 keeps the reference's constant step.
-        "lr_decay": 0.0,
+        **STEP_PARAMS,
         "threads": 1,
         # "epoch": epoch_permutation order (exact with one thread, Hogwild with more);
         # "blocked": a blocks x blocks grid visited in conflict-free strata (LIBMF/DSGD).
         "schedule": "epoch",
-        # grid size of the blocked schedule, per side; 0 picks it from the table sizes and threads.
-        "blocks": 0,
-        # order inside a cell: "user" (grouped by user, shuffled within a user: each user row is
-        # read once per cell, 1.3-1.5x faster at 10M) or "shuffled" (LIBMF's order).
-        "cell_order": "user",
+        # the blocked schedule's grid: blocks per side, and the order inside a cell.
+        **BLOCK_PARAMS,
     }
-    constraints = {"lr": "positive", "reg": "non-negative", "lr_decay": "non-negative", "threads": ">= 1", "schedule": SCHEDULES,
-                   "blocks": ">= 0", "cell_order": CELL_ORDERS}
+    constraints = {**STEP_CONSTRAINTS, "threads": ">= 1", "schedule": SCHEDULES, **BLOCK_CONSTRAINTS}
     devices = ("cpu",)
     exact = True
     deterministic = True
     scales_with = "threads"
     unavailable = UNAVAILABLE
-    #: What mfbench tune searches (validation RMSE decides).
-    search_space = {"lr": mfbench.LogUniform(1e-3, 0.2), "reg": mfbench.LogUniform(1e-4, 0.3)}
 
-    def problem(self, model: nn.Module) -> str | None:
-        """Why ``model`` or the parameters do not fit, or None."""
-        p = self.params
-        if not p["lr"] > 0 or not p["reg"] >= 0 or not p["lr_decay"] >= 0:
-            return f"{self.name} needs lr > 0, reg >= 0 and lr_decay >= 0, got lr={p['lr']}, reg={p['reg']}, lr_decay={p['lr_decay']}"
-        if p["schedule"] not in SCHEDULES:
-            return f"{self.name} schedule must be one of {', '.join(SCHEDULES)}, got {p['schedule']!r}"
-        if p["cell_order"] not in CELL_ORDERS:
-            return f"{self.name} cell_order must be one of {', '.join(CELL_ORDERS)}, got {p['cell_order']!r}"
-        if p["threads"] < 1:
-            return f"{self.name} threads must be at least 1, got {p['threads']}"
-        if numba is not None and p["threads"] > numba.config.NUMBA_NUM_THREADS:
-            return (f"{self.name} threads={p['threads']} is more than numba's pool of "
+    def device_problem(self, device: torch.device) -> str | None:
+        if device.type != "cpu":
+            return f"{self.name} works on numpy views of CPU tensors; it runs on cpu, not {device.type}"
+        # This machine's limit, not a bad value: a suite asking for more threads still plans, and skips here.
+        if numba is not None and self.params["threads"] > numba.config.NUMBA_NUM_THREADS:
+            return (f"{self.name} threads={self.params['threads']} is more than numba's pool of "
                     f"{numba.config.NUMBA_NUM_THREADS} (set NUMBA_NUM_THREADS to allow more)")
-        if p["blocks"] < 0:
-            return f"{self.name} blocks must be >= 0 (0 picks one), got {p['blocks']}"
-        tables, reason = find_tables(model, self.name)
-        if tables is None:
-            return reason
-        if tables.user_factors.dtype not in DTYPES:
-            return f"{self.name} trains float32 or float64 tables, not {tables.user_factors.dtype}"
-        weights = [tables.user_factors, tables.item_factors]
-        if tables.user_bias is not None:
-            weights += [tables.user_bias, tables.item_bias]
-        if not all(w.is_contiguous() for w in weights):
-            return f"{self.name} works in place on contiguous weight tables; this model's are not contiguous"
         return None
 
-    def skip(self, model: nn.Module, device: torch.device) -> str | None:
-        if torch.device(device).type not in self.devices:
-            return f"{self.name} works on numpy views of CPU tensors; it runs on cpu, not {torch.device(device).type}"
-        return self.problem(model)
-
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
-        if self.unavailable:
-            raise mfbench.MfbenchError(self.unavailable)
-        reason = self.skip(model, device)
-        if reason:
-            raise mfbench.MfbenchError(reason)
-        tables, _ = find_tables(model, self.name)
-        assert tables is not None
-        if tables.n_users != train.n_users or tables.item_factors.shape[0] != train.n_items:
-            raise mfbench.MfbenchError(
-                f"model tables are {tables.n_users} x {tables.item_factors.shape[0]} "
-                f"but the ratings are {train.n_users} x {train.n_items}"
-            )
+        tables = self.setup_tables(model, train, device)
         self.seed = int(seed)
         self.n = len(train)
         self.arrays = self.weight_views(tables)
@@ -352,8 +245,7 @@ class NumbaSGD(mfbench.Strategy):
         values = train.values.cpu().numpy().astype(dtype)
         self.blocks = 0
         if self.params["schedule"] == "blocked":
-            self.blocks = self.params["blocks"] or self.auto_blocks(tables)
-            self.blocks = max(1, min(self.blocks, train.n_users, train.n_items))
+            self.blocks = grid_size(self.params["blocks"], tables, self.params["threads"])
             users, items, values, self.offsets = block_layout(
                 users, items, values, train.n_users, train.n_items, self.blocks, self.seed,
                 self.params["cell_order"] == "user",
@@ -379,9 +271,6 @@ class NumbaSGD(mfbench.Strategy):
             return P, Q, dummy, dummy.copy(), False
         return P, Q, tables.user_bias.view(-1).numpy(), tables.item_bias.view(-1).numpy(), True
 
-    def auto_blocks(self, tables: Tables) -> int:
-        return auto_block_count(tables, self.params["threads"])
-
     def warm_up(self) -> None:
         """Compile the kernels this case calls, on a scratch problem of the same types."""
         n, n_users, n_items = WARMUP_SHAPE
@@ -399,7 +288,7 @@ class NumbaSGD(mfbench.Strategy):
 
     def step_scalars(self, epoch: int) -> tuple[Any, Any, Any]:
         """(2 lr, 1 - 2 lr reg, 0) for ``epoch``, in the tables' dtype so float32 math stays float32."""
-        lr = self.params["lr"] / (1.0 + self.params["lr_decay"] * epoch)
+        lr = self.epoch_lr(epoch)
         return self.scalar(2.0 * lr), self.scalar(1.0 - 2.0 * lr * self.params["reg"]), self.scalar(0.0)
 
     def epoch_order(self, arrays, users, items, values, order, epoch: int, sse) -> None:
@@ -438,12 +327,6 @@ class NumbaSGD(mfbench.Strategy):
             order = mfbench.epoch_permutation(self.n, self.seed, epoch).numpy()
             self.epoch_order(self.arrays, self.users, self.items, self.values, order, epoch, self.sse)
         return float(self.sse.sum()) / self.n
-
-    def work_per_update(self, model: nn.Module) -> Mapping[str, Any] | None:
-        tables, _ = find_tables(model, self.name)
-        if tables is None:
-            return None
-        return roofline.per_rating_sgd(tables.user_factors.shape[1], tables.user_factors.element_size(), tables.user_bias is not None)
 
     def info(self) -> Mapping[str, Any] | None:
         facts: dict[str, Any] = {

@@ -17,15 +17,10 @@ matrix. With biases, the scratch buffer holds ``[b_u, p_u, 1]`` and
 ``W`` is filled from the model's weights at the start of each epoch and written
 back at its end (both inside the timed epoch; they cost O(rows), not O(ratings)).
 
-What was measured on the 2-core Xeon (k=20, 20k ratings, one loop, median
-thread time per rating; reg 0 / reg 0.02): one-row ``select`` views with
-``add_`` and ``mul_`` 10 / 20 us (a ``mul_`` by a Python float costs ~5 us),
-``add_(self, alpha)`` for the decay - / 13 us, ``addmv_`` with ``beta`` for the
-decay 10 / 11.5 us, this pair layout 9.5 / 9.5 us; the one-row loop in eager
-Python 21 / 20 us; ``torch.compile`` of a one-rating step ~150 us, of an
-unrolled 16-rating chunk ~15 us after a 36-57 s cold compile. Not kept: a list
-of the pair views made once in setup (~15% faster per rating, but one tensor
-object per training rating).
+This layout was the fastest of the per-rating loops tried (one-row views with
+``add_``/``mul_``, ``addmv_`` with ``beta``, eager Python, ``torch.compile`` of a
+step or of an unrolled chunk); what each cost per rating is in ``results/README.md``
+("scripted").
 
 Semantics are the reference's: visiting order ``mfbench.epoch_permutation``,
 error ``e = pred - r``, the MSE gradient's factor 2, and both rows stepped from
@@ -40,15 +35,13 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 import mfbench
+from mfbench.layout import Tables, find_tables, layout_problem
 
-FACTOR_TABLES = ("user_factors", "item_factors")
-BIAS_TABLES = ("user_bias", "item_bias")
 #: Ratings the warm-up passes in setup train on (a scratch copy of the tables).
 WARMUP_RATINGS = 16
 #: TorchScript's profiling executor specializes a function on its second call.
@@ -117,100 +110,34 @@ def scripted_kernel() -> Callable[..., float]:
         return torch.jit.script(pair_sgd_epoch)
 
 
-@dataclass
-class Tables:
-    """The weights a pair-layout strategy trains, found on a ``dot`` or ``biased`` model."""
-
-    user_factors: torch.Tensor
-    item_factors: torch.Tensor
-    user_bias: torch.Tensor | None = None
-    item_bias: torch.Tensor | None = None
-    global_mean: float = 0.0
-
-    @property
-    def bias(self) -> int:
-        return 0 if self.user_bias is None else 1
-
-    @property
-    def n_users(self) -> int:
-        return self.user_factors.shape[0]
-
-    def stacked(self) -> torch.Tensor:
-        """A fresh ``W``: user rows ``[b_u, p_u]`` then item rows ``[q_i, b_i]`` (no bias columns for dot)."""
-        P, Q = self.user_factors, self.item_factors
-        W = torch.empty(P.shape[0] + Q.shape[0], P.shape[1] + self.bias, dtype=P.dtype, device=P.device)
-        self.pack(W)
-        return W
-
-    @torch.no_grad()
-    def pack(self, W: torch.Tensor) -> None:
-        """Copy the model's weights into ``W``."""
-        n, k, b = self.n_users, self.user_factors.shape[1], self.bias
-        W[:n, b:].copy_(self.user_factors)
-        W[n:, :k].copy_(self.item_factors)
-        if self.user_bias is not None and self.item_bias is not None:
-            W[:n, :1].copy_(self.user_bias)
-            W[n:, k:].copy_(self.item_bias)
-
-    @torch.no_grad()
-    def unpack(self, W: torch.Tensor) -> None:
-        """Copy ``W`` back into the model's weights."""
-        n, k, b = self.n_users, self.user_factors.shape[1], self.bias
-        self.user_factors.copy_(W[:n, b:])
-        self.item_factors.copy_(W[n:, :k])
-        if self.user_bias is not None and self.item_bias is not None:
-            self.user_bias.copy_(W[:n, :1])
-            self.item_bias.copy_(W[n:, k:])
+def stacked(tables: Tables) -> torch.Tensor:
+    """A fresh ``W``: user rows ``[b_u, p_u]`` then item rows ``[q_i, b_i]`` (no bias columns for dot)."""
+    P, Q = tables.user_factors, tables.item_factors
+    W = torch.empty(P.shape[0] + Q.shape[0], P.shape[1] + int(tables.biased), dtype=P.dtype, device=P.device)
+    pack(tables, W)
+    return W
 
 
-def find_tables(model: nn.Module, strategy: str) -> tuple[Tables | None, str]:
-    """The weights of a ``dot`` or ``biased`` layout, or None and the reason this model does not fit.
+@torch.no_grad()
+def pack(tables: Tables, W: torch.Tensor) -> None:
+    """Copy the model's weights into ``W``."""
+    n, k, b = tables.n_users, tables.n_factors, int(tables.biased)
+    W[:n, b:].copy_(tables.user_factors)
+    W[n:, :k].copy_(tables.item_factors)
+    if tables.user_bias is not None and tables.item_bias is not None:
+        W[:n, :1].copy_(tables.user_bias)
+        W[n:, k:].copy_(tables.item_bias)
 
-    The layout is told by attributes: ``user_factors`` and ``item_factors``
-    embeddings (dot), plus one-column ``user_bias`` and ``item_bias`` embeddings
-    and a ``global_mean`` tensor (biased). A model with any other learned
-    parameter is refused: the hand-written step would leave it untrained.
-    """
-    kind = type(model).__name__
-    names = list(FACTOR_TABLES)
-    biased = any(hasattr(model, name) for name in BIAS_TABLES)
-    if biased:
-        names += BIAS_TABLES
-        mean = getattr(model, "global_mean", None)
-        if not isinstance(mean, torch.Tensor) or mean.numel() != 1:
-            return None, f"model {kind} has bias tables but no one-element global_mean tensor; {strategy} trains the dot and biased layouts only"
-    weights = {}
-    for name in names:
-        table = getattr(model, name, None)
-        if not isinstance(table, nn.Embedding):
-            return None, f"model {kind} has no nn.Embedding {name!r}: {strategy} trains the dot and biased layouts only"
-        weights[name] = table.weight.detach()
-    if biased and any(weights[name].shape[1] != 1 for name in BIAS_TABLES):
-        return None, f"model {kind}'s bias tables must have one column each"
-    if weights["user_factors"].shape[1] != weights["item_factors"].shape[1]:
-        return None, f"model {kind}'s user and item factors differ in width"
-    expected = {f"{name}.weight" for name in names}
-    learned = {name for name, p in model.named_parameters() if p.requires_grad}
-    if learned - expected:
-        return None, f"model {kind} has parameters {strategy} does not train: {sorted(learned - expected)}"
-    dtypes = {w.dtype for w in weights.values()}
-    devices = {w.device for w in weights.values()}
-    if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
-        return None, f"model {kind}'s tables must share one floating dtype, got {sorted(map(str, dtypes))}"
-    if len(devices) != 1:
-        return None, f"model {kind}'s tables are on several devices: {sorted(map(str, devices))}"
-    if not biased:
-        return Tables(weights["user_factors"], weights["item_factors"]), ""
-    return (
-        Tables(
-            weights["user_factors"],
-            weights["item_factors"],
-            weights["user_bias"],
-            weights["item_bias"],
-            float(model.global_mean),
-        ),
-        "",
-    )
+
+@torch.no_grad()
+def unpack(tables: Tables, W: torch.Tensor) -> None:
+    """Copy ``W`` back into the model's weights."""
+    n, k, b = tables.n_users, tables.n_factors, int(tables.biased)
+    tables.user_factors.copy_(W[:n, b:])
+    tables.item_factors.copy_(W[n:, :k])
+    if tables.user_bias is not None and tables.item_bias is not None:
+        tables.user_bias.copy_(W[:n, :1])
+        tables.item_bias.copy_(W[n:, k:])
 
 
 class ScriptedSGD(mfbench.Strategy):
@@ -235,20 +162,13 @@ class ScriptedSGD(mfbench.Strategy):
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         if device.type not in self.devices:
             return f"{self.name} runs on {', '.join(self.devices)}, not {device.type}"
-        tables, reason = find_tables(model, self.name)
-        if tables is None:
-            return reason
-        if self.params["lr"] <= 0 or self.params["reg"] < 0:
-            return f"{self.name} needs lr > 0 and reg >= 0, got lr={self.params['lr']}, reg={self.params['reg']}"
-        return None
+        return layout_problem(model, self.name)
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
-        tables, reason = find_tables(model, self.name)
-        if tables is None:
-            raise mfbench.MfbenchError(reason)
+        tables = find_tables(model, self.name, ratings=train)
         self.tables = tables
         self.seed = seed
-        self.W = tables.stacked()
+        self.W = stacked(tables)
         # The loop reads host lists: keep host copies so each epoch only permutes them.
         self.users = train.users.cpu()
         self.items = train.items.cpu()
@@ -269,7 +189,7 @@ class ScriptedSGD(mfbench.Strategy):
         return self.kernel(
             W,
             self.tables.n_users,
-            self.tables.bias,
+            int(self.tables.biased),
             users,
             items,
             values,
@@ -288,14 +208,14 @@ class ScriptedSGD(mfbench.Strategy):
         if n == 0:
             return None
         order = mfbench.epoch_permutation(n, self.seed, epoch)
-        self.tables.pack(self.W)
+        pack(self.tables, self.W)
         squared = self.step(
             self.W,
             self.users.index_select(0, order),
             self.items.index_select(0, order),
             self.values.index_select(0, order),
         )
-        self.tables.unpack(self.W)
+        unpack(self.tables, self.W)
         return squared / n
 
     def teardown(self) -> None:

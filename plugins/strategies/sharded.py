@@ -19,12 +19,13 @@ moving block (its factors and bias, float32) from every rank, i.e. ``(world_size
 - 1) x n_moving x (k [+ 1]) x 4`` bytes in all, whatever the number of
 ratings. ``info()`` reports what was actually sent.
 
-Within a block the update is minibatch SGD by hand, as ``vectorized`` computes
-it: per-rating objective ``(pred - r)**2 + reg * (||p_u||^2 + ||q_i||^2 [+ b_u^2
-+ b_i^2])``, a batch gives each row the sum of its ratings' steps from pre-batch
-values, divided as ``vectorized`` divides it (``row_step``), and the step of epoch e is ``lr / (1 + lr_decay * e)``. Each block is visited in a
-fresh order every epoch (drawn from seed, epoch and block); at world_size=1 the
-one block is visited in :func:`mfbench.epoch_permutation`'s order, so sharded
+Within a block the update is the hand-written minibatch SGD step ``vectorized``
+takes (``plugins.common.sgd.sgd_batch``): per-rating objective ``(pred - r)**2 +
+reg * (||p_u||^2 + ||q_i||^2 [+ b_u^2 + b_i^2])``, a batch gives each row the sum
+of its ratings' steps from pre-batch values, divided as ``vectorized`` divides it
+(``row_step``), and the step of epoch e is ``lr / (1 + lr_decay * e)``. Each block is visited in a fresh order every epoch
+(:func:`mfbench.epoch_permutation` of seed and epoch, in the block's own stream); at
+world_size=1 the one block is visited in the default order, so sharded
 with ``lr_decay=0`` takes exactly ``vectorized``'s steps (tested).
 
 The parent's model holds the trained values after each epoch: in a single-host
@@ -38,15 +39,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
 import mfbench
 from mfbench.executors import distributed
-from mfbench.plugins.strategies.minibatch import ROW_STEPS, RowCounts, row_weights
-from mfbench.plugins.strategies.vectorized import column, find_tables
+from mfbench.layout import find_tables, layout_problem
+from mfbench.plugins.common.batching import ROW_STEPS, RowCounts, batch_slices, row_weights
+from mfbench.plugins.common.sgd import sgd_batch
 
 
 def block_bounds(n: int, world: int, block: int) -> tuple[int, int]:
@@ -60,12 +61,10 @@ def block_of(index: torch.Tensor, n: int, world: int) -> torch.Tensor:
     return torch.bucketize(index, starts.to(index.device), right=True)
 
 
-def block_order(n: int, seed: int, epoch: int, fixed: int, moving: int, world: int) -> torch.Tensor:
-    """The order of a block's ratings in ``epoch``; at world_size 1 the order every single-process strategy uses."""
-    if world == 1:
-        return mfbench.epoch_permutation(n, seed, epoch)
-    child = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), fixed, moving, world]).generate_state(1, np.uint64)[0]
-    return torch.randperm(n, generator=torch.Generator().manual_seed(int(child) & 0x7FFFFFFFFFFFFFFF))
+def block_stream(fixed: int, moving: int, world: int) -> tuple[int, ...]:
+    """The ``epoch_permutation`` stream of block (fixed, moving); at world_size 1 none, the order
+    every single-process strategy uses."""
+    return () if world == 1 else (fixed, moving, world)
 
 
 class BlockRank:
@@ -104,7 +103,7 @@ class BlockRank:
             self.blocks.append((fixed.index_select(0, pick) - self.lo, moving.index_select(0, pick) - mlo,
                                 targets.to(device).index_select(0, pick)))
         self.gathered = 0
-        # What a row's summed step in a batch is divided by (minibatch.ExpectedCounts, RowCounts), per block:
+        # What a row's summed step in a batch is divided by (batching.ExpectedCounts, RowCounts), per block:
         # expected counts are those of the block's own ratings, the ones its batches are drawn from.
         row_step, dtype = config["row_step"], self.F.dtype
         self.block_counts: list[tuple[Any, Any] | None] = [None] * self.world
@@ -121,43 +120,16 @@ class BlockRank:
     def train_block(self, block: int, epoch: int) -> torch.Tensor:
         """Minibatch SGD over this rank's ratings of moving block ``block``; returns the sum of squared errors."""
         a_all, b_all, t_all = self.blocks[block]
-        order = block_order(len(t_all), self.seed, epoch, self.rank, block, self.world).to(t_all.device)
+        stream = block_stream(self.rank, block, self.world)
+        order = mfbench.epoch_permutation(len(t_all), self.seed, epoch, stream=stream).to(t_all.device)
         a_all, b_all, t_all = (x.index_select(0, order) for x in (a_all, b_all, t_all))
-        F, M, fb, mb = self.F, self.M, self.fb, self.mb
-        counts = self.block_counts[block]
+        biases = (self.fb, self.mb) if self.biased else None
         step = -2.0 * self.lr / (1.0 + self.lr_decay * epoch)
         decay = step * self.reg
         squared = torch.zeros((), dtype=torch.float64, device=t_all.device)
-        for start in range(0, len(t_all), self.batch_size):
-            a, b = a_all[start: start + self.batch_size], b_all[start: start + self.batch_size]
-            p, q = F.index_select(0, a), M.index_select(0, b)
-            error = torch.bmm(p.unsqueeze(1), q.unsqueeze(2)).view(-1)
-            error -= t_all[start: start + self.batch_size]
-            if self.biased:
-                ba, bb = fb.index_select(0, a), mb.index_select(0, b)
-                error += ba
-                error += bb
-            squared += torch.dot(error, error).double()
-            scaled = error.mul_(step)
-            if counts is None:
-                scaled_a = scaled_b = scaled
-                decay_a = decay_b = decay
-            else:
-                inv_a, inv_b = counts[0].inverse(a), counts[1].inverse(b)
-                scaled_a, scaled_b = scaled * inv_a, scaled * inv_b
-                decay_a, decay_b = inv_a.mul_(decay), inv_b.mul_(decay)
-            # Steps scaled before index_add_, never through alpha: see vectorized's measurements.
-            if decay:
-                step_q = q.mul(column(decay_b)).addcmul_(p, scaled_b.unsqueeze(1))
-                step_p = p.mul_(column(decay_a)).addcmul_(q, scaled_a.unsqueeze(1))
-            else:
-                step_q = p * scaled_b.unsqueeze(1)
-                step_p = q.mul_(scaled_a.unsqueeze(1))
-            F.index_add_(0, a, step_p)
-            M.index_add_(0, b, step_q)
-            if self.biased:
-                fb.index_add_(0, a, ba.mul_(decay_a).add_(scaled_a) if decay else scaled_a)
-                mb.index_add_(0, b, bb.mul_(decay_b).add_(scaled_b) if decay else scaled_b)
+        for part in batch_slices(len(t_all), self.batch_size):
+            squared += sgd_batch(self.F, self.M, biases, a_all[part], b_all[part], t_all[part], step, decay,
+                                 self.block_counts[block]).double()
         return squared
 
     def pass_block(self) -> int:
@@ -216,7 +188,7 @@ class BlockRank:
         return (float(self.gathered),)
 
 
-class Sharded(distributed.RankStrategy):
+class Sharded(mfbench.DistributedStrategy):
     """Model-parallel DSGD over world_size ranks: each owns a row slice of the tables; blocks rotate."""
 
     name = "sharded"
@@ -244,28 +216,11 @@ class Sharded(distributed.RankStrategy):
     #: What mfbench tune searches (validation RMSE decides).
     search_space = {"lr": mfbench.LogUniform(1e-3, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3)}
 
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        p = self.params
-        if p["batch_size"] < 1:
-            raise mfbench.MfbenchError(f"sharded: batch_size must be at least 1, got {p['batch_size']}")
-        if not p["lr"] > 0:
-            raise mfbench.MfbenchError(f"sharded: lr must be positive, got {p['lr']}")
-        if p["row_step"] not in ROW_STEPS:
-            raise mfbench.MfbenchError(f"sharded: row_step must be one of {', '.join(ROW_STEPS)}, got {p['row_step']!r}")
-        if p["reg"] < 0 or p["lr_decay"] < 0:
-            raise mfbench.MfbenchError(f"sharded: reg and lr_decay must be >= 0, got {p['reg']} and {p['lr_decay']}")
-
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
-        tables, reason = find_tables(model)
-        if tables is None:
-            return reason.replace("vectorized", "sharded")
-        return super().skip(model, device)
+        return layout_problem(model, self.name) or super().skip(model, device)
 
     def payloads(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> list[dict[str, Any]]:
-        tables, reason = find_tables(model)
-        if tables is None:
-            raise mfbench.MfbenchError(reason)
+        tables = find_tables(model, self.name).weights()
         world = self.params["world_size"]
         if self.launcher == "spawn":
             distributed.share_model(model)  # in place: the ranks write their rows into the runner's model

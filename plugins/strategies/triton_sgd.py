@@ -29,7 +29,6 @@ rebound in setup, no copy per epoch), so the runner evaluates what the kernel tr
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -39,12 +38,11 @@ from torch import nn
 
 import mfbench
 from mfbench import roofline
-from mfbench.plugins.strategies.scripted import find_tables
+from mfbench.layout import LayoutError
+from mfbench.plugins.common.compiled_sgd import STEP_CONSTRAINTS, STEP_PARAMS, CompiledSGD
 
 INSTALL = "pip install 'mfbench[triton]'"
-UNAVAILABLE: str | None = (
-    None if importlib.util.find_spec("triton") is not None else f"triton is not installed; install it with: {INSTALL}"
-)
+UNAVAILABLE = mfbench.missing_library("triton", install=INSTALL, load=False)  # imported where a kernel runs
 INTERPRET_ENV = "TRITON_INTERPRET"
 ORDERS = ("once", "epoch")
 #: Programs per streaming multiprocessor when ``programs=0`` (resident warps hide the loads' latency).
@@ -93,53 +91,34 @@ def pad_in_place(weight: torch.Tensor, width: int) -> torch.Tensor:
     return padded
 
 
-class TritonSGD(mfbench.Strategy):
+class TritonSGD(CompiledSGD):
     """Per-rating SGD as a Triton kernel: programs stream slices of a shuffled order, lock-free (cuMF_SGD's scheme)."""
 
     name = "triton-sgd"
     params = {
-        "lr": 0.01,
-        "reg": 0.05,
-        # epoch e steps with lr / (1 + lr_decay * e).
-        "lr_decay": 0.0,
+        **STEP_PARAMS,
         # concurrent programs (one warp each); 0 picks 32 per multiprocessor (4 under the interpreter).
         "programs": 0,
         # "once": shuffled once in setup (nothing but the kernel is timed); "epoch": epoch_permutation each epoch.
         "order": "once",
     }
+    constraints = {**STEP_CONSTRAINTS, "programs": ">= 0", "order": ORDERS}
     devices = ("cuda",)
     exact = False
     deterministic = False
     unavailable = UNAVAILABLE
-    #: What mfbench tune searches (validation RMSE decides).
-    search_space = {"lr": mfbench.LogUniform(1e-3, 0.2), "reg": mfbench.LogUniform(1e-4, 0.3)}
+    #: The kernel computes in fp32.
+    table_dtypes = (torch.float32,)
+    #: The tables are copied into padded ones in setup, whatever their strides.
+    in_place = False
 
-    def skip(self, model: nn.Module, device: torch.device) -> str | None:
-        device = torch.device(device)
-        if device.type != "cuda" and not (device.type == "cpu" and interpreting()):
-            return f"{self.name} runs on cuda (on cpu only through Triton's interpreter, {INTERPRET_ENV}=1, for tests)"
-        p = self.params
-        if not p["lr"] > 0 or not p["reg"] >= 0 or not p["lr_decay"] >= 0:
-            return f"{self.name} needs lr > 0, reg >= 0 and lr_decay >= 0, got lr={p['lr']}, reg={p['reg']}, lr_decay={p['lr_decay']}"
-        if p["programs"] < 0:
-            return f"{self.name} programs must be >= 0 (0 picks one), got {p['programs']}"
-        if p["order"] not in ORDERS:
-            return f"{self.name} order must be one of {', '.join(ORDERS)}, got {p['order']!r}"
-        tables, reason = find_tables(model, self.name)
-        if tables is None:
-            return reason
-        if tables.user_factors.dtype != torch.float32:
-            return f"{self.name} trains float32 tables, not {tables.user_factors.dtype}"
-        return None
+    def device_problem(self, device: torch.device) -> str | None:
+        if device.type == "cuda" or (device.type == "cpu" and interpreting()):
+            return None
+        return f"{self.name} runs on cuda (on cpu only through Triton's interpreter, {INTERPRET_ENV}=1, for tests)"
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
-        if self.unavailable:
-            raise mfbench.MfbenchError(self.unavailable)
-        reason = self.skip(model, device)
-        if reason:
-            raise mfbench.MfbenchError(reason)
-        tables, _ = find_tables(model, self.name)
-        assert tables is not None
+        tables = self.setup_tables(model, train, device)
         self.device, self.seed, self.n = torch.device(device), int(seed), len(train)
         self.k = tables.user_factors.shape[1]
         self.width = padded_width(self.k)
@@ -188,7 +167,7 @@ class TritonSGD(mfbench.Strategy):
         if self.n == 0:
             return None
         users, items, values = (self.users, self.items, self.values) if self.params["order"] == "once" else self.gathered(epoch)
-        lr = self.params["lr"] / (1.0 + self.params["lr_decay"] * epoch)
+        lr = self.epoch_lr(epoch)
         self.kernel[(self.programs,)](
             self.P, self.Q, self.bu, self.bi, users, items, values, self.sse, self.n, self.per_program,
             self.mean, 2.0 * lr, 1.0 - 2.0 * lr * self.params["reg"],
@@ -198,8 +177,11 @@ class TritonSGD(mfbench.Strategy):
 
     def work_per_update(self, model: nn.Module) -> Mapping[str, Any] | None:
         """Padded rows move whole: the bytes are the padded width's."""
-        biased = find_tables(model, self.name)[0]
-        return roofline.per_rating_sgd(padded_width(model.user_factors.weight.shape[1]), 4, bool(biased and biased.user_bias is not None))
+        try:
+            tables = self.tables_of(model)
+        except LayoutError:
+            return None
+        return roofline.per_rating_sgd(padded_width(tables.n_factors), 4, tables.biased)
 
     def info(self) -> Mapping[str, Any] | None:
         import triton

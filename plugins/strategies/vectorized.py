@@ -16,24 +16,11 @@ step. A row that occurs several times in the batch receives the sum of its terms
 divided by its expected count in a batch when that exceeds 1 (``row_step=expected``,
 the default), by its count in this batch (``mean``), or not divided (``sum``): the
 plain sum moves a popular row by about count x lr and diverges on real data at
-steps per-rating SGD takes safely (see ``minibatch.ExpectedCounts``).
+steps per-rating SGD takes safely (see ``batching.ExpectedCounts``).
 
-What was measured (1M planted ratings, k=20, batch 4096, one thread, 2-core
-Xeon):
-
-- ``index_add_`` with ``alpha != 1`` on a 2-D table takes a path 3-4x slower
-  than without (~690 vs ~180 us per 4096 x 20 batch), so the steps are scaled
-  before the scatter, never through ``alpha``. Fixing only this took the dot
-  model from ~1.9M to ~3.4M updates/s.
-- ``index_select`` / ``index_add_`` on an ``(n, 1)`` bias table cost ~4x / ~30x
-  what they cost on its 1-D view, so the biases are updated through 1-D views
-  (biased model: ~1.1M to ~2.6M updates/s).
-- ``bmm`` of (B,1,k) x (B,k,1) forms the dot products a little faster than
-  ``(p * q).sum(1)`` (~70 vs ~88 us). Preallocated ``out=`` buffers were
-  within the machine's noise (+-20%) and are not used; each gathered row
-  block is overwritten in place by its own step once nothing reads it.
-- The reshuffle (``epoch_permutation`` and three gathers, ~80 ms per 1M
-  ratings) is about a third of an epoch; without it the same loop ran ~5M/s.
+The step itself is ``plugins.common.sgd.sgd_batch``, shared with ``sharded`` and
+``hogwild``; why it is written the way it is, measured, is in ``results/README.md``
+("vectorized").
 """
 
 from __future__ import annotations
@@ -44,46 +31,9 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.strategies.minibatch import ROW_STEPS, batch_slices, check_batch_params, row_weights, shuffled
-
-DOT_TABLES = ("user_factors", "item_factors")
-BIAS_TABLES = ("user_bias", "item_bias")
-
-
-def find_tables(model: nn.Module) -> tuple[dict[str, torch.Tensor] | None, str]:
-    """The weight tensors of a ``dot`` or ``biased`` layout, or None and why not.
-
-    The layout is told by attributes: ``user_factors`` and ``item_factors``
-    embeddings (dot), plus one-column ``user_bias`` and ``item_bias`` embeddings
-    and a ``global_mean`` tensor (biased). A model with any other learned
-    parameter is refused, since the hand-written gradient would leave it untrained.
-    """
-    kind = type(model).__name__
-    names = list(DOT_TABLES)
-    if any(hasattr(model, name) for name in BIAS_TABLES):
-        names += BIAS_TABLES
-        if not isinstance(getattr(model, "global_mean", None), torch.Tensor):
-            return None, f"model {kind} has bias tables but no global_mean tensor; vectorized knows the biased layout only"
-    for name in names:
-        table = getattr(model, name, None)
-        if not isinstance(table, nn.Embedding):
-            return None, f"model {kind} has no nn.Embedding {name!r}: vectorized trains the dot and biased layouts only"
-        if name in BIAS_TABLES and table.embedding_dim != 1:
-            return None, f"model {kind}'s {name} has {table.embedding_dim} columns, not 1"
-    expected = {f"{name}.weight" for name in names}
-    learned = {name for name, p in model.named_parameters() if p.requires_grad}
-    if learned != expected:
-        extra, missing = sorted(learned - expected), sorted(expected - learned)
-        if extra:
-            return None, f"model {kind} has parameters vectorized cannot train: {', '.join(extra)}"
-        return None, f"model {kind} does not train {', '.join(missing)}"
-    tables = {name: getattr(model, name).weight for name in names}
-    if tables["user_factors"].shape[1] != tables["item_factors"].shape[1]:
-        return None, f"model {kind}'s user_factors and item_factors have different widths"
-    dtypes = {t.dtype for t in tables.values()}
-    if len(dtypes) != 1:
-        return None, f"model {kind} mixes dtypes {sorted(map(str, dtypes))} across its tables"
-    return tables, ""
+from mfbench.layout import find_tables, layout_problem
+from mfbench.plugins.common.batching import ROW_STEPS, batch_slices, row_weights, shuffled
+from mfbench.plugins.common.sgd import sgd_batch
 
 
 def row_counts(row_step: str, train: mfbench.Ratings, batch_size: int, dtype: torch.dtype) -> tuple[Any, Any] | None:
@@ -92,11 +42,6 @@ def row_counts(row_step: str, train: mfbench.Ratings, batch_size: int, dtype: to
         return None
     return (row_weights(row_step, train.users, train.n_users, batch_size, dtype),
             row_weights(row_step, train.items, train.n_items, batch_size, dtype))
-
-
-def column(factor: float | torch.Tensor) -> float | torch.Tensor:
-    """A per-position factor shaped to scale rows of a (batch, k) block; a scalar as it is."""
-    return factor.unsqueeze(1) if isinstance(factor, torch.Tensor) else factor
 
 
 class Vectorized(mfbench.Strategy):
@@ -125,18 +70,13 @@ class Vectorized(mfbench.Strategy):
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        p = self.params
-        check_batch_params("vectorized", p["batch_size"], p["lr"], p["reg"], p["row_step"])
         self.counts: tuple[Any, Any] | None = None
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
-        tables, reason = find_tables(model)
-        return None if tables is not None else reason
+        return layout_problem(model, self.name)
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
-        tables, reason = find_tables(model)
-        if tables is None:
-            raise mfbench.MfbenchError(reason)
+        tables = find_tables(model, self.name).weights()
         # Detached views share storage with the parameters: the steps land in the model itself.
         self.tables = {name: weight.detach() for name, weight in tables.items()}
         self.biased = "user_bias" in tables
@@ -160,42 +100,10 @@ class Vectorized(mfbench.Strategy):
         step = -2.0 * self.params["lr"]
         decay = step * self.params["reg"]  # the reg part of a step is decay * row
         squared = torch.zeros((), dtype=targets.dtype, device=targets.device)
-        if self.biased:
-            # 1-D views: index_select/index_add_ on an (n, 1) table cost ~4x and ~30x more here.
-            user_bias, item_bias = self.tables["user_bias"].view(-1), self.tables["item_bias"].view(-1)
+        # 1-D views of the bias tables: gathering and scattering (n, 1) tables costs several times more.
+        biases = (self.tables["user_bias"].view(-1), self.tables["item_bias"].view(-1)) if self.biased else None
         for part in batch_slices(len(targets), self.params["batch_size"]):
-            u, i = users[part], items[part]
-            p, q = P.index_select(0, u), Q.index_select(0, i)
-            error = torch.bmm(p.unsqueeze(1), q.unsqueeze(2)).view(-1)
-            error -= targets[part]
-            if self.biased:
-                bu, bi = user_bias.index_select(0, u), item_bias.index_select(0, i)
-                error += bu
-                error += bi
-            squared += torch.dot(error, error)
-            # Per-position step factors of the user and the item rows: scalars for row_step=sum,
-            # 1-D tensors (divided by each row's count in the batch) for row_step=mean.
-            scaled = error.mul_(step)
-            if self.counts is None:
-                scaled_u = scaled_i = scaled
-                decay_u = decay_i = decay
-            else:
-                inv_u, inv_i = self.counts[0].inverse(u), self.counts[1].inverse(i)
-                scaled_u, scaled_i = scaled * inv_u, scaled * inv_i
-                decay_u, decay_i = inv_u.mul_(decay), inv_i.mul_(decay)
-            # The steps are scaled here, not through index_add_'s alpha: on CPU an alpha != 1
-            # sends a 2-D index_add_ down a path measured 3-4x slower.
-            if decay:
-                step_q = q.mul(column(decay_i)).addcmul_(p, scaled_i.unsqueeze(1))
-                step_p = p.mul_(column(decay_u)).addcmul_(q, scaled_u.unsqueeze(1))  # p is not needed after this
-            else:
-                step_q = p * scaled_i.unsqueeze(1)
-                step_p = q.mul_(scaled_u.unsqueeze(1))  # q is not needed after this
-            P.index_add_(0, u, step_p)
-            Q.index_add_(0, i, step_q)
-            if self.biased:
-                user_bias.index_add_(0, u, bu.mul_(decay_u).add_(scaled_u) if decay else scaled_u)
-                item_bias.index_add_(0, i, bi.mul_(decay_i).add_(scaled_i) if decay else scaled_i)
+            squared += sgd_batch(P, Q, biases, users[part], items[part], targets[part], step, decay, self.counts)
         return float(squared) / max(len(targets), 1)
 
     def teardown(self) -> None:
