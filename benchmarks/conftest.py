@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import pytest
@@ -110,7 +110,7 @@ def benchmark_cases(registry: Registry, devices: list[str] | None = None, datase
     ]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _registry() -> Registry:
     return collect(mfbench.make_plugin_manager())
 

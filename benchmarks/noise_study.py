@@ -34,8 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the test strategy module `slowed`
@@ -79,7 +80,7 @@ class Load:
         self.processes = processes
         self.workers: list[multiprocessing.Process] = []
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         for _ in range(self.processes):
             worker = multiprocessing.Process(target=spin, daemon=True)
             worker.start()
@@ -162,7 +163,10 @@ def pytest_sessions(count: int, say: Callable[[str], None]) -> list[dict[str, fl
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(1)
     pm = mfbench.make_plugin_manager(["slowed"])
-    say = (lambda text: print(text, file=sys.stderr, flush=True))
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
     document: dict[str, Any] = {
         "schema": "mfbench.noise-study", "created": now_iso(), "command": sys.argv,
         "machine": machine_info(pm), "dataset": DATASET, "model": MODEL, "factors": FACTORS,

@@ -24,7 +24,6 @@ from torch import nn
 import mfbench
 from mfbench.plugins.strategies.vectorized import Vectorized
 
-
 #: Ratings in the scratch slice: small, so one slice of repeated work overshoots the target by little.
 SCRATCH_RATINGS = 128
 

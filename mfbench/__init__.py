@@ -11,17 +11,17 @@ are internal and may change.
 """
 
 from .errors import CaseTimeout, MfbenchError, PluginError, SelectionError
+from .executors import Executor, Job, merge_hosts, probe_host, run_case_spec
+from .executors.distributed import DistributedStrategy, RankStrategy
 from .hookspecs import hookimpl, hookspec
 from .layout import LayoutError, Tables, find_tables, layout_problem
-from .parts import Dataset, Model, Part, Strategy, epoch_permutation
 from .manager import make_plugin_manager
-from .ratings import Ratings
-from .plan import Case
-from .options import RunOptions
 from .optional import missing_library
-from .executors import Executor, Job, merge_hosts, probe_host, run_case_spec
+from .options import RunOptions
+from .parts import Dataset, Model, Part, Strategy, epoch_permutation
+from .plan import Case
+from .ratings import Ratings
 from .search_space import Categorical, IntRange, LogUniform, Uniform
-from .executors.distributed import DistributedStrategy, RankStrategy
 
 __version__ = "0.1.0"
 

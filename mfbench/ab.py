@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pluggy
 
@@ -35,6 +36,7 @@ from .plan import Case, RunConfig, plan
 from .registry import collect
 from .runner import Runner
 from .stats import epoch_seconds, timed_epochs
+
 # Block statuses whose timed epochs still count (speed is compared here; quality is compare's job).
 from .statuses import TIMED_STATUSES
 from .timing import Clock

@@ -6,35 +6,35 @@ import argparse
 import signal
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pluggy
 import torch
 from tabulate import tabulate
 
 from . import __version__
-from .executors import distributed
-from .execute import Overrides, config_for, execute, plan_suite
-from .executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS, collect_executors
 from .errors import MfbenchError, SelectionError, unknown_name
+from .execute import Overrides, config_for, execute, plan_suite
+from .executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS, collect_executors, distributed
 from .manager import PLUGINS_ENV, make_plugin_manager
 from .options import RunOptions, collect_run_options
-from .parts import Dataset
+from .parts import Dataset, Strategy
 from .paths import cache_dir, check_writable, default_results_dir
 from .plan import RunConfig, parse_target
+from .profile import performance_profile
 from .registry import Registry, collect
 from .report import check_format, render_csv, render_table
-from .tablefit import View, parse_columns, terminal_width
 from .report_tuning import render_profile, render_tuning
-from .profile import performance_profile
 from .results import default_results_path, load_results
 from .resume import previous_run
+from .search_space import describe_space
+from .selection import GRAMMAR_HELP, format_params, parse_value
 from .stats import case_time_to_target
 from .suite import DEFAULT_SUITE, SETTINGS, Suite, builtin_suites, load_suite
-from .selection import GRAMMAR_HELP, format_params, parse_value
-from .search_space import describe_space
+from .tablefit import View, parse_columns, terminal_width
 from .tuning import PRUNERS, SAMPLERS
 
 DESCRIPTION = "mfbench: which matrix-factorization training strategy is fastest to a given quality, on your data and hardware?"
@@ -277,7 +277,10 @@ def build_parser(suite: Suite | None = None, run_options: RunOptions | None = No
         help="where studies live: a SQLite file path or any Optuna storage URL (default %(default)s)",
     )
     tune.add_argument("--sampler", default="qmc", choices=SAMPLERS, help="qmc: scrambled Sobol quasi-random points (default); tpe; random")
-    tune.add_argument("--pruner", default="median", choices=PRUNERS, help="median: stop trials behind the median of earlier ones at the same epoch (default); none")
+    tune.add_argument(
+        "--pruner", default="median", choices=PRUNERS,
+        help="median: stop trials behind the median of earlier ones at the same epoch (default); none",
+    )
     tune.add_argument("--params", metavar="P1,P2", help="tune only these parameters of the search space (default: all it declares)")
     tune.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
 
@@ -487,13 +490,13 @@ def shows_hosts(document: dict) -> bool | None:
     return True if name not in LOCAL_EXECUTORS else None
 
 
-def strategy_kind(cls: type) -> str:
+def strategy_kind(cls: type[Strategy]) -> str:
     """exact/approximate, and what else a reader of ``list`` must know before comparing it."""
-    words = ["exact" if cls.exact else "approximate"]  # type: ignore[attr-defined]
-    if not cls.stepwise:  # type: ignore[attr-defined]
+    words = ["exact" if cls.exact else "approximate"]
+    if not cls.stepwise:
         words.append("whole fits")
-    if cls.objective != "rating":  # type: ignore[attr-defined]
-        words.append(f"{cls.objective} objective")  # type: ignore[attr-defined]
+    if cls.objective != "rating":
+        words.append(f"{cls.objective} objective")
     return ", ".join(words)
 
 
@@ -506,7 +509,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             entry = table[name]
             row = [name, format_params(dict(entry.cls.params)), entry.origin, entry.cls.summary()]
             if title == "strategies":
-                cls = entry.cls
+                cls: type[Strategy] = entry.cls  # type: ignore[assignment]
                 row[2:2] = [",".join(cls.devices), strategy_kind(cls)]
                 row.insert(2, describe_space(getattr(cls, "search_space", {})) or "(none)")
             if title == "datasets" and getattr(entry.cls, "downloads", None):

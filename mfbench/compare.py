@@ -49,19 +49,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import tablefit
-
 from .errors import MfbenchError
 from .report import check_format
+from .revision import describe as describe_revision
 from .selection import format_selection
 from .stats import (
-    UNSTABLE_SPREAD, FinalRmse, Throughput, as_number as _number, case_throughput, case_time_to_target, epoch_seconds,
+    UNSTABLE_SPREAD,
+    FinalRmse,
+    Throughput,
+    as_number as _number,
+    case_throughput,
+    case_time_to_target,
+    epoch_seconds,
     final_test_rmse,
 )
-from .revision import describe as describe_revision
 from .statuses import FAILED_STATUSES
 from .verdict import (
-    DEFAULT_MARGIN, NOISY, SLOWER, Interval, advice, bootstrap_ratio, calibration_scores, could_be_slower_than, decide,
-    drift_factor, widen,
+    DEFAULT_MARGIN,
+    NOISY,
+    SLOWER,
+    Interval,
+    advice,
+    bootstrap_ratio,
+    calibration_scores,
+    could_be_slower_than,
+    decide,
+    drift_factor,
+    widen,
 )
 
 #: Relative change of held-out RMSE below which quality counts as unchanged.
@@ -496,7 +510,7 @@ def summary_lines(comparison: Comparison) -> list[str]:
     lines = [
         f"{comparison.count('both')} case(s) matched, {comparison.count('only in base')} only in base, "
         f"{comparison.count('only in new')} only in new. Ratios are new/base. Speed: {verdict_counts(comparison)}.",
-        f"speed: from a 95% bootstrap interval of the ratio of median epoch times (repeats and epochs resampled)"
+        "speed: from a 95% bootstrap interval of the ratio of median epoch times (repeats and epochs resampled)"
         + (f", widened x{comparison.drift:.3f} for the machine's drift seen by the calibration" if comparison.drift > 1 else "")
         + f"; 'no change' = the interval within +-{comparison.margin:g}%; "
         f"quality '~': held-out RMSE moved by at most max({RMSE_TOLERANCE:.0%}, spread across repeats).",

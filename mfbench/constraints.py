@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 import operator
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .errors import PluginError
 

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pluggy
 
 from . import __version__
-from .executors import distributed
 from .devices import DEFAULT_DEVICES
-from .executors import DEFAULT_EXECUTOR, INPROCESS, Job, call_observers, make_executor
-from .revision import source_revision
+from .executors import DEFAULT_EXECUTOR, INPROCESS, Job, call_observers, distributed, make_executor
 from .plan import AUTO_TARGET, Case, RunConfig, plan
 from .profile import performance_profile
-from .targets import apply_targets, derive_targets
 from .progress import Progress
 from .registry import Registry
 from .results import ResultsFile
 from .resume import kept_cases
+from .revision import source_revision
 from .suite import ALL, Suite
+from .targets import apply_targets, derive_targets
 
 
 @dataclass
@@ -43,7 +43,7 @@ def config_for(suite: Suite, overrides: Overrides) -> RunConfig:
 FALLBACK = {"datasets": ["sprand"], "models": ["dot"], "strategies": [ALL]}
 
 
-def effective_groups(suite: Suite, overrides: Overrides) -> list[dict[str, list[str]]]:
+def effective_groups(suite: Suite, overrides: Overrides) -> list[dict[str, Any]]:
     """The suite's groups, or one group when the command line selects parts (see mfbench.suite)."""
     given = {"datasets": overrides.datasets, "models": overrides.models, "strategies": overrides.strategies}
     if any(given.values()):

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 FOLD_ROWS = 12
 
 
-def headline(comparison: "Comparison") -> str:
+def headline(comparison: Comparison) -> str:
     """One line: the gate's outcome (with a threshold) or what changed."""
     from .compare import EXIT_NOISY, verdict_counts
 
@@ -35,7 +35,7 @@ def headline(comparison: "Comparison") -> str:
     return f"**mfbench compare: passed** (threshold {threshold}): {counts}"
 
 
-def markdown_comparison(comparison: "Comparison", table: str, notes: list[str]) -> str:
+def markdown_comparison(comparison: Comparison, table: str, notes: list[str]) -> str:
     """Headline, table (folded when long) and notes as a Markdown list."""
     parts = [headline(comparison), ""]
     if len(comparison.rows) > FOLD_ROWS:

@@ -8,7 +8,8 @@ and mfbench can tell the user which plugin each part came from.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -72,7 +73,7 @@ def mfbench_register_executors(register: Callable[[type], None]) -> None:
 
 
 @hookspec
-def mfbench_add_run_options(options: "RunOptions") -> None:
+def mfbench_add_run_options(options: RunOptions) -> None:
     """Add options of the plugin's own to ``mfbench run`` (an executor's ``--scheduler``...).
 
     Called once the plugins named with ``-p`` are loaded and before the arguments are parsed,

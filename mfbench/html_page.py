@@ -12,7 +12,8 @@ script failed: the browser test reads both.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from .svgcharts import esc
 

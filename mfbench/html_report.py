@@ -21,8 +21,8 @@ from .colors import device_dash, strategy_color
 from .html_page import data_table, facts, legend, page, section
 from .plot import rmse_curve
 from .report import case_target, results_table, table_shape
-from .selection import format_selection
 from .revision import describe as describe_revision
+from .selection import format_selection
 from .stats import as_number, case_throughput, case_time_to_target, scaling_efficiencies
 from .svgcharts import Bar, Series, bar_chart, esc, fmt_number, line_chart
 from .tablefit import collapse_skipped
@@ -103,10 +103,10 @@ def answers(cases: list[dict[str, Any]], target: float | None) -> list[str]:
             lines.append(text + ".")
             continue
         speeds = [(case_throughput(c), c) for c in ok]
-        speeds = [(s.median, c) for s, c in speeds if s is not None]
-        if not speeds:
+        rates = [(s.median, c) for s, c in speeds if s is not None]
+        if not rates:
             continue
-        rate, fastest = max(speeds, key=lambda pair: pair[0])
+        rate, fastest = max(rates, key=lambda pair: pair[0])
         text = f"<b>{esc(name)}</b>: "
         if target is not None:
             text += f"none reached held-out RMSE {target:g}; "
@@ -146,7 +146,7 @@ def _profile_body(profile: dict[str, Any], entries: list[dict[str, Any]]) -> str
     workloads = [str(w) for w in profile.get("workloads") or []]
     bars, curves = [], []
     rows = []
-    for index, entry in enumerate(entries):
+    for entry in entries:
         name = str(entry.get("strategy", "?"))
         color = strategy_color(name.split("[")[0])
         value = as_number(entry.get("score"))
@@ -169,7 +169,9 @@ def _profile_body(profile: dict[str, Any], entries: list[dict[str, Any]]) -> str
         )
     body = '<div class="workloads">' + "".join(f'<div class="panel">{p}</div>' for p in panels) + "</div>"
     body += data_table(["strategy", "score", "reached"] + [f"ratio on {w}" for w in workloads], rows)
-    notes = [profile.get("rule")] + ([f"left out (no strategy reached the target): {', '.join(map(str, profile['left_out']))}"] if profile.get("left_out") else [])
+    notes = [profile.get("rule")]
+    if profile.get("left_out"):
+        notes.append(f"left out (no strategy reached the target): {', '.join(map(str, profile['left_out']))}")
     return body + "".join(f'<p class="note">{esc(n)}</p>' for n in notes if n)
 
 

@@ -37,8 +37,8 @@ as a skip reason (:func:`layout_problem`); ``setup`` lets the error propagate.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 import torch
 from torch import nn
@@ -69,8 +69,8 @@ class Tables:
 
     user_factors: torch.Tensor
     item_factors: torch.Tensor
-    user_bias: Optional[torch.Tensor] = None
-    item_bias: Optional[torch.Tensor] = None
+    user_bias: torch.Tensor | None = None
+    item_bias: torch.Tensor | None = None
     global_mean: float = 0.0
 
     @property
@@ -172,6 +172,7 @@ def find_tables(
     detached = {name: weight.detach() for name, weight in weights.items()}
     if not biased:
         return Tables(detached["user_factors"], detached["item_factors"])
+    assert isinstance(mean, torch.Tensor)  # refused above when it is not
     return Tables(detached["user_factors"], detached["item_factors"], detached["user_bias"], detached["item_bias"], float(mean))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import pluggy
 

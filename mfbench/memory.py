@@ -49,7 +49,7 @@ class PeakMemory:
             if rss is not None and rss > self._peak:
                 self._peak = rss
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
             self.method = "torch.cuda.max_memory_allocated"

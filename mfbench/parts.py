@@ -9,8 +9,9 @@ instance per case with the resolved parameters in ``self.params``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -57,8 +58,9 @@ class Part:
     kind: ClassVar[str] = "part"
     #: Unique name within its kind, used on the command line and in results.
     name: ClassVar[str] = ""
-    #: Declared parameters and their defaults (bool, int, float, str or None).
-    params: ClassVar[Mapping[str, Any]] = {}
+    #: Declared parameters and their defaults (bool, int, float, str or None). Not a ClassVar:
+    #: an instance's ``params`` are its resolved values, the defaults overridden by what it was given.
+    params: Mapping[str, Any] = {}
     #: What values parameters may take, checked while planning (see mfbench.constraints):
     #: ``{"lr": "positive", "density": "(0, 1]", "batch_size": ">= 1", "optimizer": ("sgd", "adam")}``.
     constraints: ClassVar[Mapping[str, Any]] = {}
@@ -71,7 +73,7 @@ class Part:
     unavailable: ClassVar[str | None] = None
 
     def __init__(self, **params: Any) -> None:
-        self.params: dict[str, Any] = self.resolve_params(params)
+        self.params = self.resolve_params(params)
 
     @classmethod
     def resolve_params(cls, given: Mapping[str, Any]) -> dict[str, Any]:

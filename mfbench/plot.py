@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from .colors import device_dash, strategy_color
-from .stats import case_throughput
 from .errors import MfbenchError
 from .selection import format_selection
+from .stats import case_throughput
 
 MISSING = "plotting needs matplotlib: pip install 'mfbench[plot]'"
 #: Use a log axis for throughput when max/min of the medians exceeds this.

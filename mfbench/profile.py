@@ -17,7 +17,8 @@ out (and listed). Cases with an implicit objective have no time-to-target and ar
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .stats import as_number
 from .targets import workload_key, workload_name
@@ -83,7 +84,7 @@ def performance_profile(cases: Iterable[dict[str, Any]], tau_max: float = TAU_MA
     """The profile of a run: per strategy its ratios per workload and its score, best first."""
     table, dropped = ratios(list(cases))
     workloads = sorted({w for r in table.values() for w in r})
-    strategies = [
+    strategies: list[dict[str, Any]] = [
         {
             "strategy": key,
             "score": score(r, workloads, tau_max),

@@ -25,7 +25,6 @@ from .report import case_line
 from .tablefit import shorten_middle
 
 
-
 def _tqdm() -> Any:
     """tqdm's bar class, imported only when a live bar is drawn, or None where tqdm is missing."""
     try:
@@ -78,7 +77,7 @@ class Progress:
         self.done = 0
         self.epochs_seen = 0  # of the case running now
         self.bar: Any = None
-        if self.live:
+        if bar_class is not None:
             self.bar = bar_class(
                 total=max(1, total * self.per_case), file=self.stream, bar_format=BAR_FORMAT, ncols=self._width(),
                 nrows=stream_size(self.stream)[1],

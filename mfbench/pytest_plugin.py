@@ -23,7 +23,8 @@ it, so torch and the harness are imported only when a test asks for a fixture.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 

@@ -50,7 +50,7 @@ class Ratings:
                     raise ValueError(f"Ratings {name} index range [{lo}, {hi}] is outside [0, {bound})")
 
     @classmethod
-    def from_arrays(cls, users, items, values, n_users: int | None = None, n_items: int | None = None) -> "Ratings":
+    def from_arrays(cls, users, items, values, n_users: int | None = None, n_items: int | None = None) -> Ratings:
         """Build from any array-likes (numpy, lists, tensors); shape defaults to max index + 1."""
         u = torch.as_tensor(np.asarray(users), dtype=torch.int64)
         i = torch.as_tensor(np.asarray(items), dtype=torch.int64)
@@ -74,7 +74,7 @@ class Ratings:
         """Mean rating (0.0 for an empty set), accumulated in float64."""
         return float(self.values.double().mean()) if len(self) else 0.0
 
-    def to(self, device: torch.device | str) -> "Ratings":
+    def to(self, device: torch.device | str) -> Ratings:
         device = torch.device(device)
         if self.device == device:
             return self
@@ -82,18 +82,18 @@ class Ratings:
             self.users.to(device), self.items.to(device), self.values.to(device), self.n_users, self.n_items
         )
 
-    def subset(self, index: torch.Tensor) -> "Ratings":
+    def subset(self, index: torch.Tensor) -> Ratings:
         """The ratings at ``index`` (a tensor of positions), same shape."""
         return Ratings(self.users[index], self.items[index], self.values[index], self.n_users, self.n_items)
 
-    def split(self, test_fraction: float, seed: int) -> tuple["Ratings", "Ratings"]:
+    def split(self, test_fraction: float, seed: int) -> tuple[Ratings, Ratings]:
         """Deterministic (train, held-out) split: the same seed gives the same split everywhere."""
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
         test_idx, _, train_idx = split_positions(len(self), test_fraction, 0.0, seed)
         return self.subset(train_idx), self.subset(test_idx)
 
-    def split_three(self, valid_fraction: float, test_fraction: float, seed: int) -> "Split":
+    def split_three(self, valid_fraction: float, test_fraction: float, seed: int) -> Split:
         """Deterministic train / validation / test split from ``seed``.
 
         The test set is the one :meth:`split` holds out with the same seed and fraction;

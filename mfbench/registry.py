@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import pluggy
 
 from .constraints import check_declaration
 from .errors import PluginError, SelectionError, unknown_name
-from .parts import DEVICE_TYPES, NAME_PATTERN, OBJECTIVES, PARAM_TYPES, Dataset, Model, Part, Strategy
 from .manager import builtin_origin, plugin_origin
+from .parts import DEVICE_TYPES, NAME_PATTERN, OBJECTIVES, PARAM_TYPES, Dataset, Model, Part, Strategy
 from .search_space import validate_search_space
 
 HOOKS: dict[type[Part], str] = {
@@ -88,7 +89,7 @@ def validate_part(cls: Any, base: type[Part], plugin: str) -> None:
         check_declaration(cls)
     except PluginError as exc:
         raise PluginError(f"{where}: {base.kind} {name!r}: {exc}") from None
-    if base is Strategy:
+    if base is Strategy and issubclass(cls, Strategy):
         unknown = [d for d in cls.devices if d not in DEVICE_TYPES]
         if unknown or not cls.devices:
             raise PluginError(
@@ -149,16 +150,16 @@ def collect_kind(
 
 def _register_into(
     table: dict[str, Entry], aside: dict[str, Entry], base: type[Part], plugin: str, origin: str
-) -> Callable[[type], None]:
-    def register(cls: type) -> None:
+) -> Callable[[type[Part]], None]:
+    def register(cls: type[Part]) -> None:
         validate_part(cls, base, plugin)
-        existing = table.get(cls.name) or aside.get(cls.name)  # type: ignore[attr-defined]
+        existing = table.get(cls.name) or aside.get(cls.name)
         if existing is not None:
             raise PluginError(
-                f"{base.kind} name {cls.name!r} is registered twice: by plugin {existing.plugin!r} "  # type: ignore[attr-defined]
+                f"{base.kind} name {cls.name!r} is registered twice: by plugin {existing.plugin!r} "
                 f"and by plugin {plugin!r}. Rename one, or block one with -p no:NAME."
             )
-        target = aside if cls.unavailable else table  # type: ignore[attr-defined]
-        target[cls.name] = Entry(cls, plugin, origin)  # type: ignore[arg-type, attr-defined]
+        target = aside if cls.unavailable else table
+        target[cls.name] = Entry(cls, plugin, origin)
 
     return register

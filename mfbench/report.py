@@ -5,16 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from tabulate import tabulate_formats
 
 from .errors import SelectionError, unknown_name
-from .selection import format_params, format_selection
 from .report_tuning import tuning_cost
+from .selection import format_params, format_selection
 from .stats import case_time_to_target, scaling_efficiencies
 from .tablefit import WIDE, Table, View, render
+
 
 def check_format(fmt: str) -> str:
     if fmt not in tabulate_formats:

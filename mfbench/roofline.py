@@ -15,7 +15,8 @@ bandwidth fraction can exceed what DRAM alone could give.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 #: Bytes of one stored rating: user id and item id (int32) and the rating (float32).
 RATING_BYTES = 4 + 4 + 4

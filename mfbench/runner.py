@@ -9,27 +9,37 @@ stops the run: it becomes a row with a status and a reason.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import socket
 import statistics
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from .devices import unavailable_reason
-from .errors import CaseTimeout
+from .errors import CaseTimeout, MfbenchError
 from .memory import PeakMemory
 from .metrics import rmse
-from .parts import Strategy
+from .parts import Dataset, Strategy
 from .plan import Case, RunConfig
-from .errors import MfbenchError
 from .ratings import Ratings
 from .roofline import fractions as roofline_fractions
-from .stats import UNSTABLE_SPREAD, best_decision_rmse, case_throughput, case_time_to_target, test_at_best_decision, epoch_seconds, spread, timed_epochs
+from .stats import (
+    UNSTABLE_SPREAD,
+    best_decision_rmse,
+    case_throughput,
+    case_time_to_target,
+    epoch_seconds,
+    spread,
+    test_at_best_decision,
+    timed_epochs,
+)
 from .statuses import STATUSES  # noqa: F401 - runner.STATUSES stays importable
 from .timing import Clock, Sync, synchronize, timed
 
@@ -108,7 +118,7 @@ class Runner:
         return self._data
 
     def _load(self, case: Case) -> LoadedData:
-        dataset = case.dataset.make()
+        dataset: Dataset = case.dataset.make()  # type: ignore[assignment]
         start = self.clock()
         ratings = dataset.load(self.config.seed)
         load_s = self.clock() - start
@@ -261,7 +271,7 @@ class Runner:
                     result["epochs"][-1]["epochs_covered"] = total
                     return
                 for epoch in range(total):
-                    loss, seconds = timed(lambda: strategy.run_epoch(epoch), device, self.sync, self.clock)
+                    loss, seconds = timed(functools.partial(strategy.run_epoch, epoch), device, self.sync, self.clock)
                     self._epoch_done(case, repeat, epoch, loss, seconds, model, train, held_out, baseline, result)
                     elapsed = self.clock() - started
                     last = repeat == config.repeats - 1 and epoch == total - 1

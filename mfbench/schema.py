@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterable
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 
 #: Deeper than any results file mfbench writes (about 8 levels); far below what would exhaust the stack.
 MAX_DEPTH = 64

@@ -12,8 +12,9 @@ and Optuna's examples do: their useful values span decades.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any
 
 from .errors import PluginError
 
@@ -104,7 +105,7 @@ class Categorical:
         return None
 
 
-Dimension = Union[LogUniform, Uniform, IntRange, Categorical]
+Dimension = LogUniform | Uniform | IntRange | Categorical
 DIMENSIONS = (LogUniform, Uniform, IntRange, Categorical)
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 #: A case whose IQR of epoch times exceeds this share of their median is flagged
 #: unstable (±10%): on shared 2-core machines a quiet case stays well under it.
@@ -135,7 +136,7 @@ class Throughput:
     n: int
     relative_iqr: float
 
-    def scaled(self, factor: float) -> "Throughput":
+    def scaled(self, factor: float) -> Throughput:
         return Throughput(
             self.median / factor, self.q1 / factor, self.q3 / factor, self.min / factor, self.max / factor,
             self.n, self.relative_iqr,

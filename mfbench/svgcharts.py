@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 WIDTH = 600
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 46

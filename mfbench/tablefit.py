@@ -24,8 +24,9 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence, TextIO
+from typing import TextIO
 
 from tabulate import tabulate
 
@@ -213,7 +214,7 @@ def _lift_constants(fitted: _Fitted, keep: Sequence[str]) -> None:
     """A column with one value in every row says it once, below the table."""
     if len(fitted.rows) < 2:
         return
-    lifted = []
+    lifted: list[str] = []
     for index in reversed(range(len(fitted.headers))):
         values = {row[index] for row in fitted.rows}
         if len(values) == 1 and "" not in values and fitted.headers[index] not in keep:
@@ -254,8 +255,8 @@ def fit(headers: list[str], rows: list[list[str]], fmt: str, width: int, table: 
         fitted = _Fitted([h for h in headers if h not in dropped], [])
         fitted.rows = [[cell for h, cell in zip(headers, row) if h not in dropped] for row in rows]
         steps = (
-            lambda: _footnote(fitted, table.shorten),
-            lambda: _lift_constants(fitted, keep=() if not chosen else fitted.headers),
+            lambda fitted=fitted: _footnote(fitted, table.shorten),
+            lambda fitted=fitted: _lift_constants(fitted, keep=() if not chosen else fitted.headers),
         )
         for step in steps:
             if _line_width(_render(fitted.headers, fitted.rows, fmt)) <= width:

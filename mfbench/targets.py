@@ -24,7 +24,8 @@ results say they come from untuned cases.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .stats import best_decision_rmse, case_time_to_target
 

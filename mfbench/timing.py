@@ -8,7 +8,8 @@ before starting the clock and before stopping it.
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 

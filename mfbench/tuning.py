@@ -29,10 +29,11 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from .errors import MfbenchError
 from .plan import Case, Choice, RunConfig

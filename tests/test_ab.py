@@ -6,9 +6,7 @@ a known cost; one test times a strategy made 3x slower for real.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,10 +17,10 @@ from mfbench import MfbenchError, SelectionError
 from mfbench.ab import plan_side, run_ab, same_strategy_sides
 from mfbench.cli import main
 from mfbench.plan import RunConfig
+from mfbench.testing import TINY_DATASET as TINY
 from mfbench.verdict import NOISY, SAME, SLOWER, decide
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = "sprand[n_users=40,n_items=30,density=0.2]"
 #: ~0.7 ms epochs for vectorized: long enough that scheduler noise does not dominate a block
 SMALL = "lowrank[n_users=300,n_items=200,nnz=6000]"
 

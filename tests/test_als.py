@@ -10,9 +10,9 @@ from torch import nn
 import mfbench
 from mfbench import testing
 from mfbench.layout import find_tables
-from mfbench.plugins.strategies.als import ALS
 from mfbench.plugins.models.biased import Biased
 from mfbench.plugins.models.dot import Dot
+from mfbench.plugins.strategies.als import ALS
 from mfbench.registry import collect
 from mfbench.synthetic import planted
 

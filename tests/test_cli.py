@@ -9,9 +9,7 @@ import json
 import pytest
 
 from mfbench.cli import main
-
-from conftest import TINY
-from test_plugins import write_plugin_module
+from mfbench.testing import TINY_DATASET as TINY
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +114,7 @@ def test_run_exits_1_when_a_case_errors(capsys, tmp_path, monkeypatch):
     assert "reference" in captured.out  # the other case still ran and is in the table
 
 
-def test_p_module_appears_in_list_and_run(capsys, tmp_path, monkeypatch):
+def test_p_module_appears_in_list_and_run(capsys, tmp_path, monkeypatch, write_plugin_module):
     write_plugin_module(tmp_path, "cli_plugin", "from-cli")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["list", "-p", "cli_plugin"]) == 0

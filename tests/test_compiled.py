@@ -10,69 +10,17 @@ from torch import nn
 
 import mfbench
 from mfbench import testing
+from mfbench.layout import find_tables
 from mfbench.metrics import rmse
 from mfbench.plugins.models.biased import BiasedDotProduct
-from mfbench.layout import find_tables
-from mfbench.plugins.strategies.scripted import ScriptedSGD, pair_sgd_epoch, scripted_kernel, stacked
 from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.reference import Reference
+from mfbench.plugins.strategies.scripted import ScriptedSGD, pair_sgd_epoch, scripted_kernel, stacked
 from mfbench.registry import collect
-from mfbench.synthetic import planted
+from mfbench.testing import assert_same_state, hand_written_sgd, model_off_zero as make_model, revisited_ratings as small_ratings
 
 CPU = torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-def small_ratings(seed: int = 0) -> mfbench.Ratings:
-    """Small enough for the reference, dense enough that rows are revisited within an epoch."""
-    return planted(15, 11, 90, rank=3, noise=0.1, seed=seed)
-
-
-def make_model(kind: str, ratings: mfbench.Ratings, seed: int = 0, k: int = 4) -> nn.Module:
-    torch.manual_seed(seed)
-    if kind == "dot":
-        return DotProduct(ratings.n_users, ratings.n_items, k, init_std=0.3)
-    model = BiasedDotProduct(ratings.n_users, ratings.n_items, k, ratings.mean(), init_std=0.3)
-    with torch.no_grad():  # start the biases away from zero so a wrong bias step cannot hide
-        model.user_bias.weight.normal_(0.0, 0.2)
-        model.item_bias.weight.normal_(0.0, 0.2)
-    return model
-
-
-def train(strategy: mfbench.Strategy, model: nn.Module, ratings: mfbench.Ratings, epochs: int, seed: int = 5, device=CPU):
-    strategy.setup(model, ratings.to(device), device, seed)
-    try:
-        return [strategy.run_epoch(epoch) for epoch in range(epochs)]
-    finally:
-        strategy.teardown()
-
-
-def hand_written_sgd(model: nn.Module, ratings: mfbench.Ratings, epochs: int, seed: int, lr: float, reg: float) -> None:
-    """Per-rating SGD on (pred - r)^2 + reg * (squared norms of the touched rows), in plain Python."""
-    P, Q = model.user_factors.weight.detach(), model.item_factors.weight.detach()
-    biased = hasattr(model, "user_bias")
-    if biased:
-        bu, bi, mean = model.user_bias.weight.detach(), model.item_bias.weight.detach(), model.global_mean.item()
-    for epoch in range(epochs):
-        for k in mfbench.epoch_permutation(len(ratings), seed, epoch).tolist():
-            u, i, r = int(ratings.users[k]), int(ratings.items[k]), float(ratings.values[k])
-            p, q = P[u].clone(), Q[i].clone()
-            pred = float(p @ q) + (mean + float(bu[u, 0]) + float(bi[i, 0]) if biased else 0.0)
-            err = pred - r
-            P[u] = p - lr * (2 * err * q + 2 * reg * p)
-            Q[i] = q - lr * (2 * err * p + 2 * reg * q)
-            if biased:
-                bu[u, 0] = bu[u, 0] - lr * (2 * err + 2 * reg * bu[u, 0])
-                bi[i, 0] = bi[i, 0] - lr * (2 * err + 2 * reg * bi[i, 0])
-
-
-def assert_same_state(got: nn.Module, want: nn.Module, start: nn.Module, atol: float) -> None:
-    moved = False
-    for name, expected in want.state_dict().items():
-        actual = got.state_dict()[name].cpu()
-        torch.testing.assert_close(actual, expected, atol=atol, rtol=0, msg=lambda m: f"{name}: {m}")
-        moved |= not torch.equal(expected, start.state_dict()[name])
-    assert moved, "training did not change the model: the comparison would prove nothing"
 
 
 @pytest.mark.parametrize("kind", ["dot", "biased"])
@@ -81,8 +29,8 @@ def test_equals_the_reference_strategy(kind, dtype, atol):
     ratings = small_ratings()
     start = make_model(kind, ratings).to(dtype)
     expected, actual = copy.deepcopy(start), copy.deepcopy(start)
-    train(Reference(lr=0.01), expected, ratings, epochs=2)
-    train(ScriptedSGD(lr=0.01, reg=0.0), actual, ratings, epochs=2)
+    testing.fit(Reference(lr=0.01), expected, ratings, epochs=2, seed=5)
+    testing.fit(ScriptedSGD(lr=0.01, reg=0.0), actual, ratings, epochs=2, seed=5)
     assert_same_state(actual, expected, start, atol)
 
 
@@ -98,7 +46,7 @@ def test_regularized_step_equals_a_hand_written_loop(kind, dtype, atol):
     start = make_model(kind, ratings, seed=1).to(dtype)
     expected, actual = copy.deepcopy(start), copy.deepcopy(start)
     hand_written_sgd(expected, ratings, epochs=3, seed=2, lr=0.03, reg=0.1)
-    train(ScriptedSGD(lr=0.03, reg=0.1), actual, ratings, epochs=3, seed=2)
+    testing.fit(ScriptedSGD(lr=0.03, reg=0.1), actual, ratings, epochs=3, seed=2)
     assert_same_state(actual, expected, start, atol)
 
 
@@ -106,8 +54,8 @@ def test_regularization_changes_the_result():
     ratings = small_ratings()
     start = make_model("biased", ratings)
     plain, shrunk = copy.deepcopy(start), copy.deepcopy(start)
-    train(ScriptedSGD(lr=0.03, reg=0.0), plain, ratings, epochs=1)
-    train(ScriptedSGD(lr=0.03, reg=0.2), shrunk, ratings, epochs=1)
+    testing.fit(ScriptedSGD(lr=0.03, reg=0.0), plain, ratings, epochs=1, seed=5)
+    testing.fit(ScriptedSGD(lr=0.03, reg=0.2), shrunk, ratings, epochs=1, seed=5)
     assert shrunk.user_factors.weight.norm() < plain.user_factors.weight.norm()
     assert shrunk.user_bias.weight.norm() < plain.user_bias.weight.norm()
 
@@ -117,7 +65,7 @@ def test_returned_loss_is_the_mean_squared_error_before_each_step():
     model = make_model("biased", ratings)
     before = rmse(model, ratings) ** 2
     # With a vanishing step the model does not move, so every error is the starting model's.
-    (loss,) = train(ScriptedSGD(lr=1e-30, reg=0.0), model, ratings, epochs=1)
+    (loss,) = testing.fit(ScriptedSGD(lr=1e-30, reg=0.0), model, ratings, epochs=1, seed=5).losses
     assert loss == pytest.approx(before, rel=1e-5)
 
 
@@ -146,7 +94,7 @@ def test_an_empty_training_set_is_a_no_op():
     empty = mfbench.Ratings.from_arrays([], [], [], 4, 3)
     model = DotProduct(4, 3, 2)
     before = copy.deepcopy(model.state_dict())
-    assert train(ScriptedSGD(), model, empty, epochs=1) == [None]
+    assert testing.fit(ScriptedSGD(), model, empty, epochs=1, seed=5).losses == [None]
     assert torch.equal(model.user_factors.weight, before["user_factors.weight"])
 
 
@@ -231,6 +179,6 @@ def test_cuda_matches_cpu(kind):
     ratings = small_ratings()
     start = make_model(kind, ratings).double()
     on_cpu, on_gpu = copy.deepcopy(start), copy.deepcopy(start).cuda()
-    train(ScriptedSGD(lr=0.02, reg=0.05), on_cpu, ratings, epochs=2)
-    train(ScriptedSGD(lr=0.02, reg=0.05), on_gpu, ratings, epochs=2, device=torch.device("cuda"))
+    testing.fit(ScriptedSGD(lr=0.02, reg=0.05), on_cpu, ratings, epochs=2, seed=5)
+    testing.fit(ScriptedSGD(lr=0.02, reg=0.05), on_gpu, ratings, epochs=2, device=torch.device("cuda"), seed=5)
     assert_same_state(on_gpu, on_cpu, start, atol=1e-10)

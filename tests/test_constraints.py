@@ -34,9 +34,11 @@ def test_a_malformed_or_stray_declaration_is_refused_at_registration():
         pm = mfbench.make_plugin_manager(entry_points=False, env=False)
 
         class Plugin:
+            part = cls
+
             @mfbench.hookimpl
             def mfbench_register_strategies(self, register):
-                register(cls)
+                register(self.part)
 
         pm.register(Plugin())
         with pytest.raises(PluginError, match=words):

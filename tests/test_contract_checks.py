@@ -11,25 +11,16 @@ import mfbench
 from mfbench import testing
 
 
-class DoesNothing(mfbench.Strategy):
+class DoesNothing(testing.Idle):
     name = "does-nothing"
 
-    def setup(self, model, train, device, seed):
-        pass
 
-    def run_epoch(self, epoch):
-        return None
-
-
-class AlmostReference(mfbench.Strategy):
+class AlmostReference(testing.Idle):
     """Per-rating SGD with the wrong constant: it drops MSELoss's factor 2."""
 
     name = "almost"
     params = {"lr": 0.01, "reg": 0.0}
     exact = True
-
-    def setup(self, model, train, device, seed):
-        self.model, self.train, self.seed = model, train, seed
 
     @torch.no_grad()
     def run_epoch(self, epoch):
@@ -42,11 +33,8 @@ class AlmostReference(mfbench.Strategy):
             Q[i] -= self.params["lr"] * err * p
 
 
-class Noisy(mfbench.Strategy):
+class Noisy(testing.Idle):
     name = "noisy"
-
-    def setup(self, model, train, device, seed):
-        self.model = model
 
     @torch.no_grad()
     def run_epoch(self, epoch):

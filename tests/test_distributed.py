@@ -30,6 +30,7 @@ from mfbench.plugins.strategies.minibatch import Minibatch
 from mfbench.plugins.strategies.sharded import Sharded, block_bounds, block_of
 from mfbench.plugins.strategies.vectorized import Vectorized
 from mfbench.registry import collect
+from mfbench.testing import assert_processes_gone as assert_all_gone, process_gone as gone
 
 CPU = torch.device("cpu")
 TARGET = testing.LEARN_RATIO * testing.NOISE
@@ -43,39 +44,10 @@ def model_for(kind: str, train: mfbench.Ratings) -> nn.Module:
     return testing.build_model(kind, train, **testing.model_params_for_learning(kind))
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:  # a zombie is dead, only not yet reaped (the fork server reaps its children)
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def assert_all_gone(pids, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and not all(gone(pid) for pid in pids):
-        time.sleep(0.05)
-    assert all(gone(pid) for pid in pids), [pid for pid in pids if not gone(pid)]
-
-
 def train_epochs(strategy, model, train, epochs, test=None, stop_below=None):
-    strategy.setup(model, train, CPU, seed=0)
-    history = []
-    try:
-        for epoch in range(epochs):
-            strategy.run_epoch(epoch)
-            if test is not None:
-                history.append(rmse(model, test))
-                if stop_below is not None and history[-1] <= stop_below:
-                    break
-        info = strategy.info()
-    finally:
-        strategy.teardown()
-    return history, info
+    result = testing.fit(strategy, model, train, epochs, test=test, stop_below=stop_below)
+    assert result.skipped is None, result.skipped
+    return result.test_rmse, result.info
 
 
 def max_difference(a: nn.Module, b: nn.Module) -> float:

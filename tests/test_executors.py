@@ -11,13 +11,12 @@ import types
 
 import pytest
 
+import executor_plugins
 import mfbench
 from mfbench.cli import main
 from mfbench.errors import PluginError
 from mfbench.executors import DEFAULT_EXECUTOR, Executor, InProcessExecutor, collect_executors, make_executor, merge_hosts
-
-import executor_plugins
-from conftest import TINY
+from mfbench.testing import TINY_DATASET as TINY
 
 DASK = "mfbench.plugins.executors.dask"
 SUITE = ["-d", TINY, "-m", "dot", "-s", "vectorized", "-s", "reference", "-s", "always-fails",

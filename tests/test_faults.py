@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from mfbench.cli import main
-
-from conftest import TINY
+from mfbench.testing import TINY_DATASET as TINY
 
 TESTS = Path(__file__).parent
 FAULTS = ["raise", "segfault", "abort", "exit", "sigkill", "hang", "memory", "info"]

@@ -15,12 +15,14 @@ import torch
 from torch import nn
 
 import mfbench
+from mfbench import testing
+from mfbench.executors.pool import WorkerGroup
 from mfbench.plugins.models.biased import Biased
 from mfbench.plugins.models.dot import Dot
-from mfbench.executors.pool import WorkerGroup
 from mfbench.plugins.strategies.hogwild import Hogwild, HogwildWorkerError, ShardTrainer, shard_bounds
 from mfbench.registry import collect
 from mfbench.synthetic import planted
+from mfbench.testing import assert_processes_gone as assert_all_gone, process_gone as gone
 
 CPU = torch.device("cpu")
 TARGET = 0.575  # 15% above the planted noise 0.5
@@ -38,26 +40,6 @@ def build(kind: str, train: mfbench.Ratings, **model_params) -> nn.Module:
 def rmse(model: nn.Module, data: mfbench.Ratings) -> float:
     with torch.no_grad():
         return float((model(data.users, data.items) - data.values).square().mean().sqrt())
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie is dead but not yet reaped by its parent (the fork server reaps forkserver workers).
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def assert_all_gone(pids, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and not all(gone(pid) for pid in pids):
-        time.sleep(0.05)
-    assert all(gone(pid) for pid in pids), [pid for pid in pids if not gone(pid)]
 
 
 @pytest.fixture
@@ -159,19 +141,10 @@ def planted_split():
 def test_defaults_learn_planted_data_at_its_l2(kind, model_params, epochs):
     train, test = planted_split()
     model = build(kind, train, **model_params)
-    strategy = Hogwild(reg=0.02)
-    strategy.setup(model, train, CPU, seed=0)
-    try:
-        # The model's own parameters are the shared tables the workers write into.
-        assert all(p.is_shared() for p in model.parameters())
-        history, losses = [], []
-        for epoch in range(epochs):
-            losses.append(strategy.run_epoch(epoch))
-            history.append(rmse(model, test))
-            if history[-1] <= TARGET:
-                break
-    finally:
-        strategy.teardown()
+    result = testing.fit(Hogwild(reg=0.02), model, train, epochs, test=test, stop_below=TARGET)
+    # The model's own parameters are the shared tables the workers wrote into.
+    assert all(p.is_shared() for p in model.parameters())
+    history, losses = result.test_rmse, result.losses
     assert history[-1] <= TARGET, history
     assert history[0] > TARGET
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]

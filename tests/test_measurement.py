@@ -9,14 +9,13 @@ import time
 import pytest
 import torch
 
-import mfbench
+from mfbench import testing
 from mfbench.plan import RunConfig, plan
 from mfbench.registry import collect
 from mfbench.runner import Runner
 from mfbench.stats import case_time_to_target, quantile, spread, time_to_target
+from mfbench.testing import TINY_DATASET as TINY
 from mfbench.timing import timed
-
-from conftest import TINY
 
 
 class AsyncDevice:
@@ -45,24 +44,16 @@ def test_timer_waits_for_the_devices_work():
     assert synced >= 0.3
 
 
-def test_runner_epochs_include_the_devices_work(fresh_pm):
+def test_runner_epochs_include_the_devices_work(fresh_pm, register_strategies):
     device = AsyncDevice()
 
-    class Launching(mfbench.Strategy):
+    class Launching(testing.Idle):
         name = "launching"
-
-        def setup(self, model, train, device_, seed):
-            pass
 
         def run_epoch(self, epoch):
             device.launch(0.25)
 
-    class Parts:
-        @mfbench.hookimpl
-        def mfbench_register_strategies(self, register):
-            register(Launching)
-
-    fresh_pm.register(Parts(), name="parts")
+    register_strategies(fresh_pm, Launching)
     config = RunConfig(epochs=2, repeats=1, warmup=0)
     cases = plan(collect(fresh_pm), [TINY], ["dot"], ["launching"], ["cpu"], config)
     record = Runner(config, sync=device.synchronize).run(cases)[0]

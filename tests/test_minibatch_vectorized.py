@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.models.biased import BiasedDotProduct
-from mfbench.plugins.models.dot import DotProduct
+from mfbench import testing
 from mfbench.plan import RunConfig, plan
 from mfbench.plugins.common.batching import ExpectedCounts, batch_slices, shuffled
+from mfbench.plugins.models.biased import BiasedDotProduct
+from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.minibatch import Minibatch
 from mfbench.plugins.strategies.reference import Reference
 from mfbench.plugins.strategies.vectorized import Vectorized
@@ -42,22 +43,11 @@ def make_model(kind: str, ratings: mfbench.Ratings, k: int, seed: int = 0, dtype
 
 def train(strategy: mfbench.Strategy, model: nn.Module, ratings: mfbench.Ratings, epochs: int, seed: int = 0,
           test: mfbench.Ratings | None = None, stop_below: float | None = None) -> list[float]:
-    """Run the runner's protocol; held-out RMSE after each epoch when ``test`` is given."""
-    assert strategy.skip(model, CPU) is None
-    strategy.setup(model, ratings, CPU, seed)
-    curve = []
-    try:
-        for epoch in range(epochs):
-            loss = strategy.run_epoch(epoch)
-            assert loss is None or math.isfinite(loss)
-            if test is not None:
-                with torch.no_grad():
-                    curve.append(float((model(test.users, test.items) - test.values).square().mean().sqrt()))
-                if stop_below is not None and curve[-1] <= stop_below:
-                    break
-    finally:
-        strategy.teardown()
-    return curve
+    """Run the runner's protocol (mfbench.testing.fit); held-out RMSE after each epoch when ``test`` is given."""
+    result = testing.fit(strategy, model, ratings, epochs, test=test, seed=seed, stop_below=stop_below)
+    assert result.skipped is None, result.skipped
+    assert all(loss is None or math.isfinite(loss) for loss in result.losses), result.losses
+    return result.test_rmse
 
 
 @pytest.fixture(scope="module")

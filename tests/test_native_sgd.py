@@ -13,13 +13,12 @@ from torch import nn
 from mfbench import testing
 from mfbench.errors import MfbenchError
 from mfbench.plugins.common import native_build
+from mfbench.plugins.common.blocks import block_layout, stratum_plan
 from mfbench.plugins.models.biased import BiasedDotProduct
 from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.native_sgd import NativeSGD
-from mfbench.plugins.common.blocks import block_layout, stratum_plan
 from mfbench.synthetic import planted
-
-from test_compiled import assert_same_state, train
+from mfbench.testing import assert_same_state
 
 pytestmark = pytest.mark.skipif(NativeSGD.unavailable is not None, reason=str(NativeSGD.unavailable))
 
@@ -84,7 +83,7 @@ def test_equals_the_blocked_schedule_written_out_in_float64(kind, threads):
     expected, actual = copy.deepcopy(start), copy.deepcopy(start)
     with torch.no_grad():
         want = hand_written_blocked_sgd(expected, ratings, epochs=2, seed=4, lr=0.03, reg=0.05, blocks=3)
-    got = train(NativeSGD(lr=0.03, reg=0.05, blocks=3, threads=threads), actual, ratings, epochs=2, seed=4)
+    got = testing.fit(NativeSGD(lr=0.03, reg=0.05, blocks=3, threads=threads), actual, ratings, epochs=2, seed=4).losses
     assert_same_state(actual, expected, start, atol=1e-12)
     assert got == pytest.approx(want, rel=1e-12)
 
@@ -99,8 +98,8 @@ def test_trains_the_same_model_as_numba_blocked(kind, dtype, atol):
     start = make_model(kind, ratings, k=7, seed=1).to(dtype)  # k=7: the vector loops' tails run too
     native, numba_model = copy.deepcopy(start), copy.deepcopy(start)
     common = dict(lr=0.03, reg=0.05, lr_decay=0.5, blocks=4, cell_order="shuffled")
-    native_losses = train(NativeSGD(threads=2, **common), native, ratings, epochs=3, seed=2)
-    numba_losses = train(NumbaSGD(schedule="blocked", **common), numba_model, ratings, epochs=3, seed=2)
+    native_losses = testing.fit(NativeSGD(threads=2, **common), native, ratings, epochs=3, seed=2).losses
+    numba_losses = testing.fit(NumbaSGD(schedule="blocked", **common), numba_model, ratings, epochs=3, seed=2).losses
     assert_same_state(native, numba_model, start, atol=atol)
     assert native_losses == pytest.approx(numba_losses, rel=1e-5)
 
@@ -109,8 +108,8 @@ def test_any_thread_count_gives_the_same_model_bit_for_bit():
     train_set, _ = testing.planted_split(n_users=300, n_items=200, nnz=6000)
     start = make_model("biased", train_set)
     one, three = copy.deepcopy(start), copy.deepcopy(start)
-    train(NativeSGD(blocks=6), one, train_set, epochs=2)
-    train(NativeSGD(blocks=6, threads=3), three, train_set, epochs=2)
+    testing.fit(NativeSGD(blocks=6), one, train_set, epochs=2, seed=5)
+    testing.fit(NativeSGD(blocks=6, threads=3), three, train_set, epochs=2, seed=5)
     for key, value in one.state_dict().items():
         assert torch.equal(value, three.state_dict()[key]), key
 
@@ -124,7 +123,7 @@ def test_two_threads_on_shuffled_cells_learn():
 
 def test_a_diverging_run_reports_a_non_finite_loss():
     ratings = small_ratings()
-    losses = train(NativeSGD(lr=5.0, reg=0.0), make_model("dot", ratings), ratings, epochs=6)
+    losses = testing.fit(NativeSGD(lr=5.0, reg=0.0), make_model("dot", ratings), ratings, epochs=6, seed=5).losses
     assert not np.isfinite(losses[-1])
 
 
@@ -133,7 +132,7 @@ def test_an_empty_training_set_is_a_no_op():
     empty = ratings.subset(torch.zeros(0, dtype=torch.long))
     model = make_model("dot", ratings)
     before = copy.deepcopy(model.state_dict())
-    assert train(NativeSGD(), model, empty, epochs=1) == [None]
+    assert testing.fit(NativeSGD(), model, empty, epochs=1, seed=5).losses == [None]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import math
 import sys
@@ -21,45 +22,24 @@ from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.reference import Reference
 from mfbench.registry import collect
 from mfbench.synthetic import planted
-
-from test_compiled import hand_written_sgd, train  # the per-rating SGD written out, and the protocol
+from mfbench.testing import assert_same_state, hand_written_sgd, revisited_ratings as small_ratings
 
 numba = pytest.importorskip("numba")
 
-from mfbench.plugins.strategies import numba as numba_sgd  # noqa: E402
 from mfbench.plugins.common.blocks import block_layout, stratum_plan  # noqa: E402
+from mfbench.plugins.strategies import numba as numba_sgd  # noqa: E402
 from mfbench.plugins.strategies.numba import NumbaSGD  # noqa: E402
 
 CPU = torch.device("cpu")
 two_numba_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has a single thread here")
 
 
-def small_ratings(seed: int = 0) -> mfbench.Ratings:
-    """Small enough for the reference, dense enough that rows are revisited within an epoch."""
-    return planted(15, 11, 90, rank=3, noise=0.1, seed=seed)
-
-
-def make_model(kind: str, ratings: mfbench.Ratings, seed: int = 0, k: int = 5) -> nn.Module:
-    torch.manual_seed(seed)
-    if kind == "dot":
-        return DotProduct(ratings.n_users, ratings.n_items, k, init_std=0.3)
-    model = BiasedDotProduct(ratings.n_users, ratings.n_items, k, ratings.mean(), init_std=0.3)
-    with torch.no_grad():  # start the biases away from zero so a wrong bias step cannot hide
-        model.user_bias.weight.normal_(0.0, 0.2)
-        model.item_bias.weight.normal_(0.0, 0.2)
-    return model
+#: The kit's exactness model (biases off zero too), five factors wide unless told.
+make_model = functools.partial(testing.model_off_zero, k=5)
 
 
 def states_equal(a: nn.Module, b: nn.Module) -> bool:
     return all(torch.equal(a.state_dict()[key], value) for key, value in b.state_dict().items())
-
-
-def assert_same_state(got: nn.Module, want: nn.Module, start: nn.Module, atol: float) -> None:
-    moved = False
-    for name, expected in want.state_dict().items():
-        torch.testing.assert_close(got.state_dict()[name], expected, atol=atol, rtol=0, msg=lambda m: f"{name}: {m}")
-        moved |= not torch.equal(expected, start.state_dict()[name])
-    assert moved, "training did not change the model: the comparison would prove nothing"
 
 
 # --- exactness --------------------------------------------------------------------------------
@@ -76,8 +56,8 @@ def test_equals_the_reference_strategy_in_float64(kind):
     ratings = small_ratings()
     start = make_model(kind, ratings).double()
     expected, actual = copy.deepcopy(start), copy.deepcopy(start)
-    train(Reference(lr=0.01), expected, ratings, epochs=3)
-    train(NumbaSGD(lr=0.01, reg=0.0), actual, ratings, epochs=3)
+    testing.fit(Reference(lr=0.01), expected, ratings, epochs=3, seed=5)
+    testing.fit(NumbaSGD(lr=0.01, reg=0.0), actual, ratings, epochs=3, seed=5)
     assert actual.user_factors.weight.dtype == torch.float64
     assert_same_state(actual, expected, start, atol=1e-12)
 
@@ -88,7 +68,7 @@ def test_regularized_step_equals_a_hand_written_loop(kind):
     start = make_model(kind, ratings, seed=1).double()
     expected, actual = copy.deepcopy(start), copy.deepcopy(start)
     hand_written_sgd(expected, ratings, epochs=3, seed=2, lr=0.03, reg=0.1)
-    train(NumbaSGD(lr=0.03, reg=0.1), actual, ratings, epochs=3, seed=2)
+    testing.fit(NumbaSGD(lr=0.03, reg=0.1), actual, ratings, epochs=3, seed=2)
     assert_same_state(actual, expected, start, atol=1e-12)
 
 
@@ -98,8 +78,8 @@ def test_factor_width_not_a_multiple_of_four_is_handled():
     for k in (1, 6, 7):
         start = make_model("biased", ratings, k=k).double()
         expected, actual = copy.deepcopy(start), copy.deepcopy(start)
-        train(Reference(lr=0.02), expected, ratings, epochs=1)
-        train(NumbaSGD(lr=0.02, reg=0.0), actual, ratings, epochs=1)
+        testing.fit(Reference(lr=0.02), expected, ratings, epochs=1, seed=5)
+        testing.fit(NumbaSGD(lr=0.02, reg=0.0), actual, ratings, epochs=1, seed=5)
         assert_same_state(actual, expected, start, atol=1e-12)
 
 
@@ -134,7 +114,7 @@ def test_returned_loss_is_the_mean_squared_error_before_each_step():
     model = make_model("biased", ratings)
     before = rmse(model, ratings) ** 2
     # With a vanishing step the model does not move, so every error is the starting model's.
-    (loss,) = train(NumbaSGD(lr=1e-30, reg=0.0), model, ratings, epochs=1)
+    (loss,) = testing.fit(NumbaSGD(lr=1e-30, reg=0.0), model, ratings, epochs=1, seed=5).losses
     assert loss == pytest.approx(before, rel=1e-5)
 
 
@@ -170,7 +150,7 @@ def test_decaying_step_learns_in_fewer_epochs():
 def test_a_diverging_run_reports_a_non_finite_loss_instead_of_crashing():
     ratings = small_ratings()
     model = make_model("dot", ratings)
-    losses = train(NumbaSGD(lr=1e3), model, ratings, epochs=3)
+    losses = testing.fit(NumbaSGD(lr=1e3), model, ratings, epochs=3, seed=5).losses
     assert not math.isfinite(losses[-1])
 
 
@@ -188,7 +168,7 @@ def test_blocked_schedule_is_reproducible_and_seeded():
     runs = []
     for seed in (5, 5, 6):
         model = copy.deepcopy(start)
-        train(NumbaSGD(schedule="blocked", blocks=3), model, ratings, epochs=2, seed=seed)
+        testing.fit(NumbaSGD(schedule="blocked", blocks=3), model, ratings, epochs=2, seed=seed)
         runs.append(model)
     assert states_equal(runs[0], runs[1])
     assert not states_equal(runs[0], runs[2])
@@ -200,8 +180,8 @@ def test_blocked_schedule_gives_the_same_model_on_any_thread_count():
     train_set, _ = testing.planted_split(n_users=300, n_items=200, nnz=6000)
     start = make_model("biased", train_set)
     one, two = copy.deepcopy(start), copy.deepcopy(start)
-    loss_one = train(NumbaSGD(schedule="blocked", blocks=4), one, train_set, epochs=2)
-    loss_two = train(NumbaSGD(schedule="blocked", blocks=4, threads=2), two, train_set, epochs=2)
+    loss_one = testing.fit(NumbaSGD(schedule="blocked", blocks=4), one, train_set, epochs=2, seed=5).losses
+    loss_two = testing.fit(NumbaSGD(schedule="blocked", blocks=4, threads=2), two, train_set, epochs=2, seed=5).losses
     assert states_equal(one, two)
     assert loss_one == loss_two
     assert not states_equal(one, start)
@@ -255,7 +235,7 @@ def test_info_records_threads_layer_and_blocks():
 def test_numba_threads_are_restored_and_torch_threads_untouched():
     ratings = small_ratings()
     numba_before, torch_before = numba.get_num_threads(), torch.get_num_threads()
-    train(NumbaSGD(threads=min(2, numba.config.NUMBA_NUM_THREADS)), make_model("dot", ratings), ratings, epochs=1)
+    testing.fit(NumbaSGD(threads=min(2, numba.config.NUMBA_NUM_THREADS)), make_model("dot", ratings), ratings, epochs=1, seed=5)
     assert numba.get_num_threads() == numba_before
     assert torch.get_num_threads() == torch_before
 
@@ -291,7 +271,7 @@ def test_an_empty_training_set_is_a_no_op():
     empty = mfbench.Ratings.from_arrays([], [], [], 4, 3)
     model = DotProduct(4, 3, 2)
     before = copy.deepcopy(model.state_dict())
-    assert train(NumbaSGD(), model, empty, epochs=1) == [None]
+    assert testing.fit(NumbaSGD(), model, empty, epochs=1, seed=5).losses == [None]
     assert torch.equal(model.user_factors.weight, before["user_factors.weight"])
 
 

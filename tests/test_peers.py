@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 import threading
 import time
-import sys
 from importlib import metadata
 
 import numpy as np
@@ -25,8 +25,7 @@ from mfbench.errors import SelectionError
 from mfbench.plan import RunConfig, plan
 from mfbench.registry import collect
 from mfbench.runner import Runner
-
-from conftest import TINY
+from mfbench.testing import TINY_DATASET as TINY
 
 #: strategy name -> (plugin module, module to import, distribution)
 PEERS = {

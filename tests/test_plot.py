@@ -186,5 +186,5 @@ def test_each_workload_draws_its_own_target_when_the_run_has_none_single():
     one, two = make_case("a", dataset="one"), make_case("a", dataset="two")
     one["summary"], two["summary"] = {"target_rmse": 0.9}, {"target_rmse": 0.8}
     figure = build_figure(make_doc(one, two, target_rmse="auto"))
-    assert "target 0.9" in [l.get_label() for l in figure.axes[0].get_lines()]
-    assert "target 0.8" in [l.get_label() for l in figure.axes[2].get_lines()]
+    assert "target 0.9" in [line.get_label() for line in figure.axes[0].get_lines()]
+    assert "target 0.8" in [line.get_label() for line in figure.axes[2].get_lines()]

@@ -131,31 +131,7 @@ def test_blocking_a_builtin_by_a_name_it_does_not_have_says_its_name(old, new):
         mfbench.make_plugin_manager(["no:mfbench.plugins.strategies.nothing_here"], entry_points=False, env=False)
 
 
-def write_plugin_module(directory, module="my_strategies", strategy="mine"):
-    (directory / f"{module}.py").write_text(
-        textwrap.dedent(
-            f"""
-            import mfbench
-
-            class Mine(mfbench.Strategy):
-                name = "{strategy}"
-                params = {{"lr": 0.5}}
-
-                def setup(self, model, train, device, seed):
-                    pass
-
-                def run_epoch(self, epoch):
-                    return None
-
-            @mfbench.hookimpl
-            def mfbench_register_strategies(register):
-                register(Mine)
-            """
-        )
-    )
-
-
-def test_load_module_with_p_and_env_var(tmp_path, monkeypatch):
+def test_load_module_with_p_and_env_var(tmp_path, monkeypatch, write_plugin_module):
     write_plugin_module(tmp_path, "by_flag", "flagged")
     write_plugin_module(tmp_path, "by_env", "from-env")
     monkeypatch.syspath_prepend(str(tmp_path))

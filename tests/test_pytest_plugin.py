@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 pytest_plugins = ["pytester"]
 
 KIT = "mfbench.pytest_plugin"

@@ -10,8 +10,7 @@ from mfbench.plan import RunConfig, plan
 from mfbench.registry import collect
 from mfbench.report import render_csv
 from mfbench.runner import Runner
-
-from conftest import TINY
+from mfbench.testing import TINY_DATASET as TINY
 
 CEILINGS = {"memory_bytes_per_s": 1e10, "peak_flops_per_s": 1e11}
 

@@ -10,8 +10,7 @@ import pytest
 
 import mfbench
 from mfbench.cli import main
-
-from conftest import TINY
+from mfbench.testing import TINY_DATASET as TINY
 
 
 @pytest.fixture

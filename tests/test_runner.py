@@ -8,20 +8,17 @@ import pytest
 import torch
 
 import mfbench
+from mfbench import testing
 from mfbench.plan import RunConfig, plan
 from mfbench.registry import collect
 from mfbench.report import render_table
 from mfbench.results import ResultsFile, load_results
 from mfbench.runner import STATUSES, Runner
+from mfbench.testing import TINY_DATASET as TINY
 
-from conftest import TINY
 
-
-class Raising(mfbench.Strategy):
+class Raising(testing.Idle):
     name = "raising"
-
-    def setup(self, model, train, device, seed):
-        pass
 
     def run_epoch(self, epoch):
         raise ValueError("this strategy is broken on purpose")
@@ -63,17 +60,9 @@ class Counting(mfbench.Strategy):
         Counting.calls.append(("teardown",))
 
 
-class Parts:
-    @mfbench.hookimpl
-    def mfbench_register_strategies(self, register):
-        for cls in (Raising, Exploding, Counting):
-            register(cls)
-
-
 @pytest.fixture
-def pm(fresh_pm):
-    fresh_pm.register(Parts(), name="test-parts")
-    return fresh_pm
+def pm(fresh_pm, register_strategies):
+    return register_strategies(fresh_pm, Raising, Exploding, Counting, name="test-parts")
 
 
 def test_a_raising_strategy_is_an_error_row_and_the_run_goes_on(pm, run_cases):
@@ -89,17 +78,12 @@ def test_unavailable_device_is_skipped_with_the_reason(pm, run_cases):
     assert "CUDA is not available" in records[1]["reason"]
 
 
-def test_strategy_device_support_and_skip_hook(pm, run_cases):
+def test_strategy_device_support_and_skip_hook(pm, run_cases, register_strategies):
     class CpuOnly(Counting):
         name = "cpu-only"
         devices = ("cpu",)
 
-    class More:
-        @mfbench.hookimpl
-        def mfbench_register_strategies(self, register):
-            register(CpuOnly)
-
-    pm.register(More(), name="more")
+    register_strategies(pm, CpuOnly)
     if torch.cuda.is_available():
         records = run_cases(pm, ["cpu-only"], devices=("cuda",))
         assert records[0]["status"] == "skipped" and "supports cpu only" in records[0]["reason"]
@@ -128,25 +112,20 @@ def test_protocol_setup_epochs_teardown_and_summary(pm, run_cases):
     assert record["dataset"]["nnz"] == 240 and len(record["dataset"]["fingerprint"]) == 16
 
 
-def test_teardown_runs_after_an_error(pm, run_cases):
+def test_teardown_runs_after_an_error(pm, run_cases, register_strategies):
     class Failing(Counting):
         name = "failing"
 
         def run_epoch(self, epoch):
             raise RuntimeError("nope")
 
-    class More:
-        @mfbench.hookimpl
-        def mfbench_register_strategies(self, register):
-            register(Failing)
-
-    pm.register(More(), name="more")
+    register_strategies(pm, Failing)
     Counting.calls.clear()
     records = run_cases(pm, ["failing"])
     assert records[0]["status"] == "error" and Counting.calls[-1] == ("teardown",)
 
 
-def test_timeout_is_checked_between_epochs(pm):
+def test_timeout_is_checked_between_epochs(pm, register_strategies):
     now = [0.0]
 
     class Slow(Counting):
@@ -156,12 +135,7 @@ def test_timeout_is_checked_between_epochs(pm):
             now[0] += 10.0
             return None
 
-    class More:
-        @mfbench.hookimpl
-        def mfbench_register_strategies(self, register):
-            register(Slow)
-
-    pm.register(More(), name="more")
+    register_strategies(pm, Slow)
     config = RunConfig(epochs=5, repeats=1, timeout=25.0)
     cases = plan(collect(pm), [TINY], ["dot"], ["slow"], ["cpu"], config)
     record = Runner(config, clock=lambda: now[0]).run(cases)[0]

@@ -1,8 +1,8 @@
 """The strategy contract, run over every registered strategy (mfbench.testing does the checking).
 
 Epoch budgets for the learning check are stated here, per strategy and model,
-from measurements on this project's 2-core machines (the note of the
-strategies issue has the curves). A newly registered strategy gets the
+from measurements on this project's 2-core machines (``EPOCH_BUDGET`` gives the
+measured epochs beside each budget). A newly registered strategy gets the
 contract's default budget of 30 epochs.
 """
 
@@ -13,8 +13,6 @@ import torch
 
 from mfbench import testing
 
-REGISTRY = testing.builtin_registry()
-STRATEGIES = sorted(REGISTRY.strategies)
 MODELS = ("biased", "dot")
 
 #: Most epochs each strategy may take to reach 1.15 x noise with its defaults and PLANTED_L2,
@@ -45,8 +43,33 @@ PLANTED_L2 = {"reg": 0.02}
 NOT_LEARNING = {"reference": "keeps the notebook's lr 1e-6 by design"}
 
 
-def strategy(name):
-    return REGISTRY.strategies[name].cls
+def pytest_generate_tests(metafunc):
+    """Every registered strategy by ``name`` (those that run on CUDA, for tests marked cuda), and ``model``.
+
+    The registry is built here, at collection, not when the module is imported; the tests get
+    their own through the ``registry`` fixture.
+    """
+    if "name" not in metafunc.fixturenames:
+        return
+    registry = testing.builtin_registry()
+    names = sorted(registry.strategies)
+    if metafunc.definition.get_closest_marker("cuda"):
+        names = [name for name in names if "cuda" in registry.strategies[name].cls.devices]
+    if "model" in metafunc.fixturenames:
+        metafunc.parametrize("model", MODELS)
+    metafunc.parametrize("name", names)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    """The built-in parts (a fresh manager, built once for this module's tests)."""
+    return testing.builtin_registry()
+
+
+@pytest.fixture
+def cls(registry, name):
+    """The strategy class under test."""
+    return registry.strategies[name].cls
 
 
 def skip_unsupported(cls, model):
@@ -58,41 +81,33 @@ def skip_unsupported(cls, model):
         pytest.skip(f"{cls.name} declines {model}: {reason}")
 
 
-@pytest.mark.parametrize("name", STRATEGIES)
-@pytest.mark.parametrize("model", MODELS)
-def test_exact_strategies_equal_the_reference(name, model):
-    cls = strategy(name)
+def test_exact_strategies_equal_the_reference(name, model, cls):
     if not cls.exact:
         pytest.skip(f"{name} declares itself approximate")
     skip_unsupported(cls, model)
     testing.assert_exact(cls, model)
 
 
-@pytest.mark.parametrize("name", STRATEGIES)
-@pytest.mark.parametrize("model", MODELS)
-def test_deterministic_strategies_repeat_themselves(name, model):
-    cls = strategy(name)
+def test_deterministic_strategies_repeat_themselves(name, model, cls):
     if not cls.deterministic:
         pytest.skip(f"{name} declares itself non-deterministic")
     skip_unsupported(cls, model)
     testing.assert_deterministic(cls, model, epochs=1)
 
 
-@pytest.mark.parametrize("name", STRATEGIES)
-@pytest.mark.parametrize("model", MODELS)
-def test_defaults_learn_planted_data_at_its_l2(name, model):
+def test_defaults_learn_planted_data_at_its_l2(name, model, cls):
     if name in NOT_LEARNING:
         pytest.skip(NOT_LEARNING[name])
-    if strategy(name).objective != "rating":
-        pytest.skip(f"{name} optimizes an {strategy(name).objective}-feedback objective, not ratings")
-    skip_unsupported(strategy(name), model)
+    if cls.objective != "rating":
+        pytest.skip(f"{name} optimizes an {cls.objective}-feedback objective, not ratings")
+    skip_unsupported(cls, model)
     budget = EPOCH_BUDGET.get(name, (30, 30))[MODELS.index(model)]
-    testing.assert_learns(strategy(name), model, max_epochs=budget, params=PLANTED_L2)
+    testing.assert_learns(cls, model, max_epochs=budget, params=PLANTED_L2)
 
 
-def test_every_strategy_declares_what_the_contract_needs():
-    for name in STRATEGIES:
-        cls = strategy(name)
+def test_every_strategy_declares_what_the_contract_needs(registry):
+    for name, entry in sorted(registry.strategies.items()):
+        cls = entry.cls
         assert isinstance(cls.exact, bool) and isinstance(cls.deterministic, bool), name
         assert cls.summary(), f"{name} has no description"
         if name not in NOT_LEARNING:
@@ -101,7 +116,6 @@ def test_every_strategy_declares_what_the_contract_needs():
 
 # --- the same contract on a GPU (marked cuda: benchmarks/gpu_check.sh runs these) -------------------
 
-CUDA_STRATEGIES = [name for name in STRATEGIES if "cuda" in strategy(name).devices]
 #: Per-rating loops driven from Python or TorchScript: on a GPU each rating is a few kernel launches
 #: (minutes per learning check); their CUDA steps are checked against the CPU's in their own tests.
 SLOW_ON_CUDA = {"scripted": "a TorchScript loop over ratings: kernel launches per rating"}
@@ -110,9 +124,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 @pytest.mark.cuda
 @needs_cuda
-@pytest.mark.parametrize("name", CUDA_STRATEGIES)
-def test_exact_strategies_equal_the_reference_on_cuda(name):
-    cls = strategy(name)
+def test_exact_strategies_equal_the_reference_on_cuda(name, cls):
     if not cls.exact:
         pytest.skip(f"{name} declares itself approximate")
     testing.assert_exact(cls, "biased", device="cuda")
@@ -120,11 +132,10 @@ def test_exact_strategies_equal_the_reference_on_cuda(name):
 
 @pytest.mark.cuda
 @needs_cuda
-@pytest.mark.parametrize("name", CUDA_STRATEGIES)
-def test_defaults_learn_planted_data_on_cuda(name):
+def test_defaults_learn_planted_data_on_cuda(name, cls):
     if name in NOT_LEARNING or name in SLOW_ON_CUDA:
         pytest.skip(NOT_LEARNING.get(name) or SLOW_ON_CUDA[name])
-    if strategy(name).objective != "rating":
-        pytest.skip(f"{name} optimizes an {strategy(name).objective}-feedback objective, not ratings")
+    if cls.objective != "rating":
+        pytest.skip(f"{name} optimizes an {cls.objective}-feedback objective, not ratings")
     budget = EPOCH_BUDGET.get(name, (30, 30))[MODELS.index("biased")]
-    testing.assert_learns(strategy(name), "biased", max_epochs=budget, device="cuda")
+    testing.assert_learns(cls, "biased", max_epochs=budget, device="cuda")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import mfbench
+from mfbench import testing
 from mfbench.cli import main
 from mfbench.errors import PluginError, SelectionError
 from mfbench.registry import collect
@@ -37,29 +38,17 @@ class WholeFit(mfbench.Strategy):
         return {"library": "fake-lib 1.0", "epochs_asked": WholeFit.calls[-1]}
 
 
-class Implicit(mfbench.Strategy):
+class Implicit(testing.Idle):
     name = "implicit-thing"
     objective = "implicit"
 
-    def setup(self, model, train, device, seed):
-        pass
 
-    def run_epoch(self, epoch):
-        return None
-
-
-class Threaded(mfbench.Strategy):
+class Threaded(testing.Idle):
     """Pretends to scale: each extra worker gives 1.5x, so efficiency is 1.5/w."""
 
     name = "threaded"
     params = {"threads": 1, "lr": 0.1}
     scales_with = "threads"
-
-    def setup(self, model, train, device, seed):
-        pass
-
-    def run_epoch(self, epoch):
-        return None
 
 
 class BrokenInfo(Implicit):
@@ -75,17 +64,12 @@ class Missing(mfbench.Strategy):
     unavailable = "fakelib is not installed (pip install 'mfbench[fake]')"
 
 
-class Parts:
-    @mfbench.hookimpl
-    def mfbench_register_strategies(self, register):
-        for cls in (WholeFit, Implicit, Threaded, BrokenInfo, Missing):
-            register(cls)
+KINDS = (WholeFit, Implicit, Threaded, BrokenInfo, Missing)
 
 
 @pytest.fixture
-def pm(fresh_pm):
-    fresh_pm.register(Parts(), name="kinds")
-    return fresh_pm
+def pm(fresh_pm, register_strategies):
+    return register_strategies(fresh_pm, *KINDS, name="kinds")
 
 
 def test_a_whole_fit_is_one_timed_call_covering_every_epoch(pm, run_cases):
@@ -153,17 +137,12 @@ def test_scaling_efficiency_pairs_cases_that_differ_only_in_the_knob(pm, run_cas
     assert "scaling" in render_csv([one, two]).splitlines()[0]
 
 
-def test_scales_with_must_name_a_parameter(fresh_pm):
+def test_scales_with_must_name_a_parameter(fresh_pm, register_strategies):
     class Bad(Threaded):
         name = "bad-knob"
         scales_with = "workers"
 
-    class Plugin:
-        @mfbench.hookimpl
-        def mfbench_register_strategies(self, register):
-            register(Bad)
-
-    fresh_pm.register(Plugin(), name="bad")
+    register_strategies(fresh_pm, Bad)
     with pytest.raises(PluginError, match="scales_with 'workers'"):
         collect(fresh_pm)
 
@@ -183,8 +162,11 @@ def test_an_unavailable_part_is_set_aside_and_its_cases_are_skipped_saying_why(p
         run_cases(pm, ["needs-lib[typo=1]"])
 
 
-def test_list_shows_unavailable_parts(monkeypatch, capsys):
-    monkeypatch.setattr("mfbench.cli.make_plugin_manager", lambda plugins: _with_parts())
+def test_list_shows_unavailable_parts(monkeypatch, capsys, register_strategies):
+    def with_kinds(plugins):
+        return register_strategies(mfbench.make_plugin_manager(entry_points=False, env=False), *KINDS, name="kinds")
+
+    monkeypatch.setattr("mfbench.cli.make_plugin_manager", with_kinds)
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     section = out[out.index("unavailable here"):]
@@ -192,15 +174,7 @@ def test_list_shows_unavailable_parts(monkeypatch, capsys):
     assert "whole fits" in out and "implicit objective" in out
 
 
-def _with_parts():
-    pm = mfbench.make_plugin_manager(entry_points=False, env=False)
-    pm.register(Parts(), name="kinds")
-    return pm
-
-
 def test_the_contract_trains_a_whole_fit_strategy_through_fit():
-    from mfbench import testing
-
     WholeFit.calls.clear()
     train, test = testing.planted_split(n_users=30, n_items=20, nnz=200)
     net = testing.build_model("dot", train)
@@ -217,13 +191,8 @@ class Hanging(Implicit):
         raise mfbench.CaseTimeout("workers 1 did not answer within 2 s")
 
 
-def test_a_strategy_watchdog_ends_the_case_as_timeout(fresh_pm, run_cases):
-    class Plugin:
-        @mfbench.hookimpl
-        def mfbench_register_strategies(self, register):
-            register(Hanging)
-
-    fresh_pm.register(Plugin(), name="hanging")
+def test_a_strategy_watchdog_ends_the_case_as_timeout(fresh_pm, run_cases, register_strategies):
+    register_strategies(fresh_pm, Hanging)
     [case] = run_cases(fresh_pm, ["hanging"])
     assert case["status"] == "timeout"
     assert case["reason"] == "CaseTimeout: workers 1 did not answer within 2 s"

@@ -67,7 +67,7 @@ def test_one_program_is_the_exact_reference_sgd_in_its_order(interpreter, kind):
     moved = False
     for name, want in expected.state_dict().items():
         got = actual.state_dict()[name]
-        torch.testing.assert_close(got, want, atol=1e-6, rtol=0, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
         moved |= not torch.equal(want, start.state_dict()[name])
     assert moved
     assert actual.user_factors.weight.shape == start.user_factors.weight.shape, "the model keeps its width"
@@ -96,7 +96,7 @@ def test_program_slices_cover_every_rating_once_in_order(interpreter):
     testing.fit(Reference, expected, ratings, 1, params={"lr": 0.05}, seed=3)
     testing.fit(TritonSGD, actual, ratings, 1, params={"lr": 0.05, "reg": 0.0, "programs": 7, "order": "epoch"}, seed=3)
     for name, want in expected.state_dict().items():
-        torch.testing.assert_close(actual.state_dict()[name], want, atol=1e-6, rtol=0, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(actual.state_dict()[name], want, atol=1e-6, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
 
 
 @needs_triton

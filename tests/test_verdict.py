@@ -7,8 +7,18 @@ import math
 import pytest
 
 from mfbench.verdict import (
-    FASTER, NOISY, SAME, SLOWER, Interval, bootstrap_ratio, calibration_scores, could_be_slower_than, decide,
-    drift_factor, median_interval, widen,
+    FASTER,
+    NOISY,
+    SAME,
+    SLOWER,
+    Interval,
+    bootstrap_ratio,
+    calibration_scores,
+    could_be_slower_than,
+    decide,
+    drift_factor,
+    median_interval,
+    widen,
 )
 
 

@@ -23,8 +23,9 @@ import json
 import os
 import socket
 import types
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import pluggy
 import torch
@@ -151,7 +152,7 @@ def machine_info(pm: pluggy.PluginManager, warnings: list[str] | None = None) ->
     return info
 
 
-def calibrated_machine(job: "Job") -> tuple[dict[str, Any], float | None, dict[str, Any] | None]:
+def calibrated_machine(job: Job) -> tuple[dict[str, Any], float | None, dict[str, Any] | None]:
     """The machine's facts, with the calibration timed when the job asks for it; its score and ceilings."""
     machine = machine_info(job.pm, job.warnings)
     if not job.calibration:
@@ -274,7 +275,8 @@ def rebuild_case(registry: Registry, spec: Mapping[str, Any]) -> Case:
         name, params = spec[key]
         entry = registry.get(base, name)
         choices.append(Choice(entry, entry.cls.resolve_params(params)))
-    case = Case(*choices, torch.device(spec["device"]), spec.get("target_rmse"))
+    dataset, model, strategy = choices
+    case = Case(dataset, model, strategy, torch.device(spec["device"]), spec.get("target_rmse"))
     if case.id != spec["id"]:
         raise PluginError(
             f"the worker on {socket.gethostname()} rebuilt case {spec['id']!r} as {case.id!r}: "

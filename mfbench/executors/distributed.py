@@ -24,8 +24,9 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
@@ -92,7 +93,7 @@ def join_torchrun_group(backend: str, timeout: float | None = None) -> None:
         return
     if backend == "nccl":
         torch.cuda.set_device(local_rank())
-    kwargs = {"timeout": timedelta(seconds=timeout)} if timeout else {}
+    kwargs: dict[str, Any] = {"timeout": timedelta(seconds=timeout)} if timeout else {}
     dist.init_process_group(backend, init_method="env://", **kwargs)
 
 

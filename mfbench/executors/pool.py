@@ -31,10 +31,11 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -243,7 +244,8 @@ class WorkerGroup:
                 # Only a forked child inherits (copies of) the parent's ends; spawn and forkserver pass
                 # just the arguments, and pickling a parent end for them would hand them a duplicate.
                 inherited = (*self.conns, *self.lifelines, parent_end, life_write) if self.start_method == "fork" else ()
-                process = context.Process(
+                # typeshed's BaseContext, what get_context(str) returns, lacks Process; every start method's context has it.
+                process = context.Process(  # type: ignore[attr-defined]
                     target=_worker_main, args=(rank_, spec, child_end, life_read, factory, payload, inherited),
                     name=f"{self.name}-{rank_}", daemon=self.daemon,
                 )
@@ -264,7 +266,7 @@ class WorkerGroup:
         for key in ("import_s", "process_group_s", "rank_setup_s"):
             self.startup[key] = max(reply[3][key] for reply in replies)
 
-    def call(self, method: str, *args: Any, timeout: float | None | str = "default",
+    def call(self, method: str, *args: Any, timeout: float | None | Literal["default"] = "default",
              on_event: Callable[[int, Any], None] | None = None, what: str | None = None) -> list[Any]:
         """Call ``method(*args)`` on every worker's object; the replies in worker order.
 
@@ -286,7 +288,7 @@ class WorkerGroup:
                 conn.send(("call", self._seq, method, args))
             except (BrokenPipeError, ConnectionResetError, OSError):
                 raise self._broke(self._died(rank_, what)) from None
-        limit = self.timeout if timeout == "default" else timeout
+        limit = self.timeout if isinstance(timeout, str) else timeout
         return [reply[2] for reply in self._collect("done", what, self._seq, limit, on_event)]
 
     def _broke(self, error: WorkerError) -> WorkerError:
@@ -296,7 +298,9 @@ class WorkerGroup:
     def _late(self, error: WorkerTimeout) -> WorkerTimeout:
         """A timeout ends a process group (a collective may be stuck half-way); independent workers
         may answer late, and their late answers are skipped by sequence number."""
-        return self._broke(error) if self.backend is not None else error
+        if self.backend is not None:
+            self._broke(error)
+        return error
 
     def _collect(self, expected: str, what: str, seq: int, timeout: float | None,
                  on_event: Callable[[int, Any], None] | None) -> list[tuple]:

@@ -25,18 +25,26 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
-from .pool import WorkerError, WorkerGroup, WorkerTimeout, exit_description
 from ..errors import PluginError
-from .base import (
-    Executor, Job, calibrated_machine, case_spec, config_dict, plugin_modules, rebuild_case, worker_session,
-)
 from ..plan import Case, RunConfig
 from ..runner import EpochObserver, Observer, Runner, summarize
+from .base import (
+    Executor,
+    Job,
+    calibrated_machine,
+    case_spec,
+    config_dict,
+    plugin_modules,
+    rebuild_case,
+    worker_session,
+)
+from .pool import WorkerError, WorkerGroup, WorkerTimeout, exit_description
 
 NAME = "process"
 

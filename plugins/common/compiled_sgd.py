@@ -9,7 +9,8 @@ same work per update; each adds its own schedule and kernel.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn

@@ -11,9 +11,9 @@ computed by ``model(users, items)``, the same way as for every other strategy.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
-from typing import Iterator
 
 import numpy as np
 import torch

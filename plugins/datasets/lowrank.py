@@ -8,7 +8,8 @@ other strategy to compare against. Ratings are continuous (not rounded or clippe
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import mfbench
 from mfbench.synthetic import plant

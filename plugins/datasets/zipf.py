@@ -8,14 +8,14 @@ are those of ``lowrank``, so the best achievable RMSE is still the noise σ.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 import mfbench
-from mfbench.synthetic import plant, power_law
-
 from mfbench.plugins.datasets.lowrank import PLANTED_PARAMS, planted_problems, ratings_count
+from mfbench.synthetic import plant, power_law
 
 #: Salt for the stream that deals popularity ranks, kept apart from the planted draws.
 POPULARITY_STREAM = 0x5A1F

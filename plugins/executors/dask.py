@@ -36,7 +36,8 @@ import socket
 import time
 import uuid
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import mfbench
 from mfbench import Case, Executor, Job, MfbenchError, merge_hosts, probe_host, run_case_spec

@@ -30,7 +30,8 @@ What implicit 0.7.3 does, read from its source (``implicit/cpu/als.py``):
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch

@@ -46,7 +46,8 @@ import ctypes
 import io
 import math
 import threading
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch

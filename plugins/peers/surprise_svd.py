@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,7 +86,7 @@ def grouped(keys: np.ndarray, others: np.ndarray, values: np.ndarray, by_first_a
     return table
 
 
-def build_trainset(train: mfbench.Ratings, global_mean: float | None = None) -> "surprise.Trainset":
+def build_trainset(train: mfbench.Ratings, global_mean: float | None = None) -> surprise.Trainset:
     """A Surprise trainset whose inner ids are mfbench's user and item indices.
 
     ``n_users``/``n_items`` are the full index ranges (Surprise sizes its factor

@@ -38,7 +38,8 @@ uncoalesced gradients DDP's reducer receives), whole tables for dense.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.distributed as dist

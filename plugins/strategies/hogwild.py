@@ -31,7 +31,8 @@ kill), and workers exit by themselves when the parent dies.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.multiprocessing as mp

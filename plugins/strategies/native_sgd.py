@@ -22,8 +22,9 @@ It is not ``exact`` in the contract's sense: its order is the block grid's, not
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch

@@ -46,7 +46,8 @@ problem of the model's dtype, never on the real tables.
 from __future__ import annotations
 
 import types
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Callable, List
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -68,9 +68,9 @@ def pair_sgd_epoch(
     """
     if not W.is_contiguous() or W.storage_offset() != 0 or W.size(0) <= n_users:
         raise ValueError("W must be a contiguous (n_users + n_items, width) tensor that owns its storage from offset 0")
-    user_list: List[int] = users.tolist()
-    item_list: List[int] = items.tolist()
-    value_list: List[float] = values.tolist()
+    user_list: list[int] = users.tolist()
+    item_list: list[int] = items.tolist()
+    value_list: list[float] = values.tolist()
     width = W.size(1)
     k = width - bias
     span = k + 2 * bias  # length of the augmented rows [b_u, p_u, 1] and [1, q_i, b_i]
@@ -97,7 +97,7 @@ def pair_sgd_epoch(
     return squared
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def scripted_kernel() -> Callable[..., float]:
     """The TorchScript version of :func:`pair_sgd_epoch`, compiled on first use (not at import).
 

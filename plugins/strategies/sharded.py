@@ -176,7 +176,7 @@ class BlockRank:
             n = self.n_fixed if fixed else self.n_moving
             shift = 0 if fixed else (self.holding - self.rank)  # every rank is as far along the rotation
             bounds = [block_bounds(n, self.world, (r + shift) % self.world) for r in range(self.world)]
-            padded = torch.zeros((max(h - l for l, h in bounds), rows.shape[1]), dtype=rows.dtype, device=rows.device)
+            padded = torch.zeros((max(stop - start for start, stop in bounds), rows.shape[1]), dtype=rows.dtype, device=rows.device)
             padded[: len(rows)] = rows
             parts = [torch.empty_like(padded) for _ in range(self.world)]
             dist.all_gather(parts, padded)

@@ -30,7 +30,8 @@ rebound in setup, no copy per epoch), so the runner evaluates what the kernel tr
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -35,6 +35,7 @@ from mfbench.layout import find_tables, layout_problem
 from mfbench.plugins.common.batching import ROW_STEPS, batch_slices, row_weights, shuffled
 from mfbench.plugins.common.sgd import sgd_batch
 
+
 def row_counts(row_step: str, train: mfbench.Ratings, batch_size: int, dtype: torch.dtype) -> tuple[Any, Any] | None:
     """What the user and the item row steps are divided by under ``row_step``; None for ``sum``."""
     if row_step == "sum":
