@@ -127,8 +127,9 @@ def measure(strategy: str, base_plugins: list[str], threshold: float, blocks: in
         return Outcome(strategy, module, "not measured", note=f"BASE does not load here: {exc!r}"[:160], undecided=True)
     try:
         base = plan_side("BASE", base_pm, DATASET, MODEL, strategy, "cpu", config)
-        new = plan_side("NEW", mfbench.make_plugin_manager(entry_points=False, env=False),
-                        DATASET, MODEL, strategy, "cpu", config)
+        new = plan_side(
+            "NEW", mfbench.make_plugin_manager(entry_points=False, env=False), DATASET, MODEL, strategy, "cpu", config
+        )
         if base.case.strategy.entry.cls.unavailable:
             return Outcome(strategy, module, "not measured", note=f"unavailable: {base.case.strategy.entry.cls.unavailable}")
         result = run_ab(base, new, blocks=blocks, block_seconds=BLOCK_SECONDS)
@@ -144,16 +145,24 @@ def measure(strategy: str, base_plugins: list[str], threshold: float, blocks: in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base-ref", default="main", help="the git ref BASE's plugin code comes from (default %(default)s)")
-    parser.add_argument("--strategies", nargs="+", metavar="NAME", help="measure these, changed or not (default: the changed ones)")
-    parser.add_argument("--threshold", type=float, default=THRESHOLD, help="fail beyond this slowdown, in percent (default %(default)s)")
+    parser.add_argument(
+        "--strategies", nargs="+", metavar="NAME", help="measure these, changed or not (default: the changed ones)"
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=THRESHOLD, help="fail beyond this slowdown, in percent (default %(default)s)"
+    )
     parser.add_argument("--blocks", type=int, default=BLOCKS, help="block pairs per measurement (default %(default)s)")
-    parser.add_argument("--budget", type=float, default=BUDGET_S, help="seconds after which no new measurement starts (default %(default)s)")
+    parser.add_argument(
+        "--budget", type=float, default=BUDGET_S, help="seconds after which no new measurement starts (default %(default)s)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # a script that owns its process: one thread is steadier on shared machines
     try:
         git("rev-parse", "--verify", f"{args.base_ref}^{{commit}}")
     except (OSError, subprocess.CalledProcessError):
-        print(f"gate: cannot resolve git ref {args.base_ref!r} in {ROOT}; give --base-ref (fetch it first in CI)", file=sys.stderr)
+        print(
+            f"gate: cannot resolve git ref {args.base_ref!r} in {ROOT}; give --base-ref (fetch it first in CI)", file=sys.stderr
+        )
         return 2
     base_commit = git("merge-base", args.base_ref, "HEAD").decode().strip()  # what this branch changed, not what REF gained
     started = time.perf_counter()
@@ -174,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             if time.perf_counter() - started > args.budget:
                 outcomes.append(Outcome(name, module, "not measured", note=f"over the {args.budget:g} s budget"))
                 continue
-            short = module[len(BUILTIN_PREFIX):]
+            short = module[len(BUILTIN_PREFIX) :]
             base_module = f"{BASE_PACKAGE}.{short}"
             if name not in strategies_of(base_module):
                 outcomes.append(Outcome(name, module, "new", note=f"not in {base_commit[:10]}"))
@@ -184,8 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     print(tabulate(rows, headers=["strategy", "plugin", "NEW/BASE speed [95%]", "verdict", "note"], disable_numparse=True))
     failed = [o for o in outcomes if o.failed]
     undecided = [o for o in outcomes if o.undecided]
-    print(f"\ngate: BASE = plugins/ at {base_commit[:10]} (merge-base of {args.base_ref} and HEAD), NEW = this checkout; {DATASET}, {MODEL}; fail beyond "
-          f"{args.threshold:g}% slower; {len(jobs)} strateg(ies) measured in {time.perf_counter() - started:.0f} s.")
+    print(
+        f"\ngate: BASE = plugins/ at {base_commit[:10]} (merge-base of {args.base_ref} and HEAD), NEW = this checkout; "
+        f"{DATASET}, {MODEL}; fail beyond "
+        f"{args.threshold:g}% slower; {len(jobs)} strateg(ies) measured in {time.perf_counter() - started:.0f} s."
+    )
     if failed:
         print(f"gate: FAILED: {', '.join(o.strategy for o in failed)}")
         return 1

@@ -26,8 +26,9 @@ TINY = "sprand[n_users=40,n_items=30,density=0.2]"
 
 def wall(args: list[str], output: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mfbench", "run", *args, "-q", "--force", "-o", str(output)],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "mfbench", "run", *args, "-q", "--force", "-o", str(output)], check=True, stdout=subprocess.DEVNULL
+    )
     return time.perf_counter() - started
 
 
@@ -61,12 +62,27 @@ def main() -> None:
         differences = []
         for count in (1, args.cases):  # two sizes separate the cost per run from the cost per case
             sizes = ",".join(str(64 * (i + 1)) for i in range(count))
-            tiny = ["-d", TINY, "-s", f"vectorized[batch_size=[{sizes}]]", "--device", "cpu", "--epochs", "1",
-                    "--repeats", "1", "--warmup", "0", "--no-calibration"]
+            tiny = [
+                "-d",
+                TINY,
+                "-s",
+                f"vectorized[batch_size=[{sizes}]]",
+                "--device",
+                "cpu",
+                "--epochs",
+                "1",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--no-calibration",
+            ]
             differences.append(measure(f"tiny cases x{count}", tiny, args.rounds, Path(folder)))
         per_case = (differences[1] - differences[0]) / (args.cases - 1)
-        print(f"isolation costs {per_case:+.3f} s per case and {differences[0] - per_case:+.2f} s once per run "
-              f"(the worker server's start: torch and the plugins imported once)")
+        print(
+            f"isolation costs {per_case:+.3f} s per case and {differences[0] - per_case:+.2f} s once per run "
+            f"(the worker server's start: torch and the plugins imported once)"
+        )
         if not args.no_quick:
             measure("quick suite (mfbench run)", [], args.rounds, Path(folder))
 

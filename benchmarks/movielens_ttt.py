@@ -2,8 +2,8 @@
 
 The target is the best validation RMSE that Surprise's SVD reaches with its own defaults
 (100 factors, lr 0.005, reg 0.02, init N(0, 0.1), up to its default 20 epochs) on a
-seeded 80/10/10 train/validation/test split; test RMSE is reported, never used to decide. Then each strategy trains the same model on the same split and
-the script reports the training seconds it needs to reach that target:
+seeded 80/10/10 train/validation/test split; test RMSE is reported, never used to decide. Then
+each strategy trains the same model on the same split and the script reports the training seconds it needs to reach that target:
 
 - a strategy that steps epoch by epoch runs once per repeat with ``--target-rmse``
   (the runner's time-to-target: every epoch's seconds until validation RMSE <= target);
@@ -70,8 +70,11 @@ CONTENDERS: list[tuple[str, str]] = [
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ratings", default=str(SHARED_RATINGS) if SHARED_RATINGS.exists() else "ml-latest-small",
-                        help="a MovieLens ratings file, folder or download name (default: %(default)s)")
+    parser.add_argument(
+        "--ratings",
+        default=str(SHARED_RATINGS) if SHARED_RATINGS.exists() else "ml-latest-small",
+        help="a MovieLens ratings file, folder or download name (default: %(default)s)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="repeats per case; medians are reported (default 3)")
     parser.add_argument("--max-epochs", type=int, default=40, help="most epochs any strategy gets (default 40)")
     parser.add_argument("--seed", type=int, default=0, help="split and initialization seed (default 0)")
@@ -90,15 +93,25 @@ class Measurement:
         self.dataset = f"movielens[path={args.ratings}]"
 
     def run(self, strategy: str, model: str, epochs: int, target: float | None = None) -> dict[str, Any]:
-        config = RunConfig(epochs=epochs, repeats=self.args.repeats, warmup=0, seed=self.args.seed,
-                           test_fraction=0.1, target_rmse=target, threads=self.args.threads)
+        config = RunConfig(
+            epochs=epochs,
+            repeats=self.args.repeats,
+            warmup=0,
+            seed=self.args.seed,
+            test_fraction=0.1,
+            target_rmse=target,
+            threads=self.args.threads,
+        )
         [case] = plan(self.registry, [self.dataset], [model], [strategy], ["cpu"], config)
         record = Runner(config).run_case(case)
         self.results.add(record)
         final = final_test_rmse(record)
-        print(f"  {record['id']}: {record['status']}"
-              + (f", test RMSE {final.median:.4f}" if final else "") + (f" ({record['reason']})" if record["reason"] else ""),
-              file=sys.stderr)
+        print(
+            f"  {record['id']}: {record['status']}"
+            + (f", test RMSE {final.median:.4f}" if final else "")
+            + (f" ({record['reason']})" if record["reason"] else ""),
+            file=sys.stderr,
+        )
         return record
 
     def available(self, strategy: str) -> bool:
@@ -130,9 +143,11 @@ def median_fit_seconds(record: dict[str, Any]) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     pm = mfbench.make_plugin_manager()
-    header = {"command": ["python", "benchmarks/movielens_ttt.py", *(argv or sys.argv[1:])],
-              "suite": {"name": "movielens-ttt", "path": None, "description": __doc__.split("\n\n")[0]},
-              "machine": machine_info(pm)}
+    header = {
+        "command": ["python", "benchmarks/movielens_ttt.py", *(argv or sys.argv[1:])],
+        "suite": {"name": "movielens-ttt", "path": None, "description": __doc__.split("\n\n")[0]},
+        "machine": machine_info(pm),
+    }
     try:
         measurement = Measurement(args, ResultsFile(args.output, header))
         if not measurement.available("surprise-svd"):
@@ -167,11 +182,28 @@ def main(argv: list[str] | None = None) -> int:
     except MfbenchError as exc:
         print(f"mfbench: {exc}", file=sys.stderr)
         return 2
-    print(f"\nMovieLens ({args.ratings}), seeded 80/10/10 split (seed {args.seed}), {args.repeats} repeat(s);"
-          f" target validation RMSE {target:.4f} = the best of Surprise SVD's defaults\n")
-    print(tabulate(rows, headers=["strategy", "model", "status", "epochs to target", "time to target s",
-                                  "s/epoch", "setup s", "best test RMSE", "note"],
-                   tablefmt=args.format, disable_numparse=True))
+    print(
+        f"\nMovieLens ({args.ratings}), seeded 80/10/10 split (seed {args.seed}), {args.repeats} repeat(s);"
+        f" target validation RMSE {target:.4f} = the best of Surprise SVD's defaults\n"
+    )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "strategy",
+                "model",
+                "status",
+                "epochs to target",
+                "time to target s",
+                "s/epoch",
+                "setup s",
+                "best test RMSE",
+                "note",
+            ],
+            tablefmt=args.format,
+            disable_numparse=True,
+        )
+    )
     print(f"\nresults: {args.output}")
     return 0
 
@@ -190,7 +222,9 @@ def row(strategy: str, model: str, record: dict[str, Any], ttt: float | None, ep
     summary = record.get("summary") or {}
     best = min((as_number(e.get("test_rmse")) for r in record["repeats"] for e in r.get("epochs", [])), default=math.nan)
     return [
-        strategy, model.split("[")[0], record["status"],
+        strategy,
+        model.split("[")[0],
+        record["status"],
         "" if epochs is None else str(epochs),
         "n/a" if "implicit" in note else ("not reached" if ttt is None else f"{ttt:.3g}"),
         f"{summary['median_epoch_s']:.3g}" if summary.get("median_epoch_s") else "",

@@ -104,8 +104,12 @@ def measure_ab(pm: Any, factor: float) -> dict[str, Any]:
     base = plan_side("BASE", pm, DATASET, MODEL, selection(1.0), "cpu", config)
     new = plan_side("NEW", pm, DATASET, MODEL, selection(factor), "cpu", config)
     result = run_ab(base, new, blocks=AB_BLOCKS, block_seconds=AB_BLOCK_SECONDS)
-    return {"ratios": result.ratios, "epochs_per_block": result.epochs_per_block, "seconds": result.seconds,
-            "interval": [result.interval.estimate, result.interval.low, result.interval.high]}
+    return {
+        "ratios": result.ratios,
+        "epochs_per_block": result.epochs_per_block,
+        "seconds": result.seconds,
+        "interval": [result.interval.estimate, result.interval.low, result.interval.high],
+    }
 
 
 def one_run(pm: Any, factor: float) -> dict[str, Any]:
@@ -128,11 +132,24 @@ def one_run(pm: Any, factor: float) -> dict[str, Any]:
 def slim(document: dict[str, Any]) -> dict[str, Any]:
     """What the analysis needs of a one-case document: epoch seconds and calibration, no model output."""
     case = document["cases"][0]
-    keep = {k: case[k] for k in ("id", "dataset", "model", "strategy", "device", "status", "reason", "summary",
-                                 "calibration_after")}
-    keep["repeats"] = [{"repeat": r["repeat"], "epochs": [{"seconds": e["seconds"], "test_rmse": e["test_rmse"],
-                                                           "train_rmse": e["train_rmse"], **({"warmup": True} if e.get("warmup") else {})}
-                                                          for e in r["epochs"]]} for r in case["repeats"]]
+    keep = {
+        k: case[k] for k in ("id", "dataset", "model", "strategy", "device", "status", "reason", "summary", "calibration_after")
+    }
+    keep["repeats"] = [
+        {
+            "repeat": r["repeat"],
+            "epochs": [
+                {
+                    "seconds": e["seconds"],
+                    "test_rmse": e["test_rmse"],
+                    "train_rmse": e["train_rmse"],
+                    **({"warmup": True} if e.get("warmup") else {}),
+                }
+                for e in r["epochs"]
+            ],
+        }
+        for r in case["repeats"]
+    ]
     return {**document, "cases": [keep]}
 
 
@@ -151,8 +168,22 @@ def pytest_sessions(count: int, say: Callable[[str], None]) -> list[dict[str, fl
         for i in range(count):
             path = Path(folder) / f"s{i}.json"
             subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE), "-k", BENCHMARKS,
-                 f"--benchmark-json={path}"], check=True, capture_output=True, cwd=HERE.parent, timeout=600,
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    str(HERE),
+                    "-k",
+                    BENCHMARKS,
+                    f"--benchmark-json={path}",
+                ],
+                check=True,
+                capture_output=True,
+                cwd=HERE.parent,
+                timeout=600,
             )
             document = json.loads(path.read_text())
             sessions.append({b["name"]: b["stats"]["median"] for b in document["benchmarks"]})
@@ -168,11 +199,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         print(text, file=sys.stderr, flush=True)
 
     document: dict[str, Any] = {
-        "schema": "mfbench.noise-study", "created": now_iso(), "command": sys.argv,
-        "machine": machine_info(pm), "dataset": DATASET, "model": MODEL, "factors": FACTORS,
+        "schema": "mfbench.noise-study",
+        "created": now_iso(),
+        "command": sys.argv,
+        "machine": machine_info(pm),
+        "dataset": DATASET,
+        "model": MODEL,
+        "factors": FACTORS,
         "ab": {"blocks": AB_BLOCKS, "block_seconds": AB_BLOCK_SECONDS},
-        "separate": {"config": {"epochs": SEPARATE_CONFIG.epochs, "repeats": SEPARATE_CONFIG.repeats,
-                                "warmup": SEPARATE_CONFIG.warmup}},
+        "separate": {
+            "config": {"epochs": SEPARATE_CONFIG.epochs, "repeats": SEPARATE_CONFIG.repeats, "warmup": SEPARATE_CONFIG.warmup}
+        },
         "conditions": {},
     }
     started = time.perf_counter()
@@ -216,7 +253,8 @@ def analyze(document: dict[str, Any]) -> dict[str, Any]:
         for factor, runs in condition.get("ab", {}).items():
             verdicts = [decide(Interval(*run["interval"], "ab"), THRESHOLD) for run in runs]
             rows.setdefault(factor, {})["ab"] = {
-                "slower": count(verdicts, SLOWER), "verdicts": verdicts,
+                "slower": count(verdicts, SLOWER),
+                "verdicts": verdicts,
                 "median_ratio": statistics.median(run["interval"][0] for run in runs),
             }
         for factor, pairs in condition.get("separate", {}).items():
@@ -230,7 +268,8 @@ def analyze(document: dict[str, Any]) -> dict[str, Any]:
                 legacy_slower = new_speed.q3 < base_speed.q1 and (1 - new_speed.median / base_speed.median) * 100 > THRESHOLD
                 legacy.append(SLOWER if legacy_slower else "~")
             rows.setdefault(factor, {})["separate"] = {
-                "slower": count(verdicts, SLOWER), "verdicts": verdicts,
+                "slower": count(verdicts, SLOWER),
+                "verdicts": verdicts,
                 "median_ratio": statistics.median(r for r in ratios if r is not None),
                 "interquartile_rule_slower": count(legacy, SLOWER),
             }
@@ -256,9 +295,14 @@ def compact(document: dict[str, Any]) -> dict[str, Any]:
             for pair in pairs:
                 row = compare_documents(pair["base"], pair["new"], fail_threshold=THRESHOLD).rows[0]
                 interval = row.speed_interval
-                slim_pairs.append({"ratio": row.speed_ratio, "verdict": row.speed,
-                                   "interval": [interval.estimate, interval.low, interval.high] if interval else None,
-                                   "widened": interval.widened if interval else None})
+                slim_pairs.append(
+                    {
+                        "ratio": row.speed_ratio,
+                        "verdict": row.speed,
+                        "interval": [interval.estimate, interval.low, interval.high] if interval else None,
+                        "widened": interval.widened if interval else None,
+                    }
+                )
             condition["separate"][factor] = slim_pairs
     return small
 
@@ -269,13 +313,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", type=Path, help="also write the study without the separate runs' raw documents here")
     parser.add_argument("--analyze", type=Path, metavar="STUDY.json", help="analyze a saved study instead of measuring")
     parser.add_argument("--pairs", type=int, default=20, help="pairs per factor and condition (default %(default)s)")
-    parser.add_argument("--separate-pairs", type=int, default=10,
-                        help="of those, pairs also measured as two separate runs (default %(default)s)")
+    parser.add_argument(
+        "--separate-pairs", type=int, default=10, help="of those, pairs also measured as two separate runs (default %(default)s)"
+    )
     parser.add_argument("--sessions", type=int, default=6, help="pytest-benchmark sessions per condition (default %(default)s)")
-    parser.add_argument("--loads", type=int, nargs="+", default=[0, 1], metavar="N",
-                        help="busy-loop processes per condition (default: 0, then 1)")
-    parser.add_argument("--parts", nargs="+", default=["ab", "separate", "pytest-benchmark"],
-                        choices=["ab", "separate", "pytest-benchmark"])
+    parser.add_argument(
+        "--loads", type=int, nargs="+", default=[0, 1], metavar="N", help="busy-loop processes per condition (default: 0, then 1)"
+    )
+    parser.add_argument(
+        "--parts", nargs="+", default=["ab", "separate", "pytest-benchmark"], choices=["ab", "separate", "pytest-benchmark"]
+    )
     args = parser.parse_args(argv)
     if args.analyze:
         document = json.loads(args.analyze.read_text())

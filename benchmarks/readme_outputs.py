@@ -94,9 +94,20 @@ def draw_images() -> None:
     with tempfile.TemporaryDirectory() as folder:
         page = write_report(document, Path(folder) / "report.html")
         subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1900",
-             f"--screenshot={SCREENSHOT}", page.as_uri()],
-            check=True, capture_output=True, timeout=120, env={**os.environ, "HOME": folder},
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1280,1900",
+                f"--screenshot={SCREENSHOT}",
+                page.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            env={**os.environ, "HOME": folder},
         )
 
 
@@ -109,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     updated, changed = regenerate(text)
     if args.check:
         for command in changed:
-            print(f"README.md: the output of `{command}` differs from what the tool prints; run python benchmarks/readme_outputs.py")
+            print(
+                f"README.md: the output of `{command}` differs from what the tool prints; run python benchmarks/readme_outputs.py"
+            )
         return 1 if changed else 0
     README.write_text(updated, encoding="utf-8")
     print(f"README.md: {len(changed)} block(s) rewritten" + (f": {', '.join(changed)}" if changed else ""))

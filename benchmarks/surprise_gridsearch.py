@@ -59,8 +59,13 @@ def surprise_side(split, seed: int, folder: str) -> dict:
     test = [(str(u), str(i), r) for u, i, r in rows(split.test)]
     rmse = accuracy.rmse(model.test(test), verbose=False)
     fits = int(np.prod([len(v) for v in GRID.values()])) * 3
-    return {"best_params": best, "cv_rmse": float(search.best_score["rmse"]), "test_rmse": float(rmse),
-            "tuning_s": search_s, "fits": fits}
+    return {
+        "best_params": best,
+        "cv_rmse": float(search.best_score["rmse"]),
+        "test_rmse": float(rmse),
+        "tuning_s": search_s,
+        "fits": fits,
+    }
 
 
 def mfbench_side(dataset: str, trials: int, epochs: int, seed: int) -> dict:
@@ -72,9 +77,16 @@ def mfbench_side(dataset: str, trials: int, epochs: int, seed: int) -> dict:
     record = Runner(config).run_case(with_params(case, summary["chosen"]))
     epochs_seen = record["repeats"][0]["epochs"]
     best = min(range(len(epochs_seen)), key=lambda e: decision_rmse(epochs_seen[e]))
-    return {"chosen": summary["chosen"], "trials": summary["n_trials"], "counts": summary["counts"],
-            "tuning_s": summary["cost_s"], "best_valid_rmse": decision_rmse(epochs_seen[best]), "best_epoch": best + 1,
-            "test_rmse_at_best_valid": epochs_seen[best]["test_rmse"], "final_test_rmse": epochs_seen[-1]["test_rmse"]}
+    return {
+        "chosen": summary["chosen"],
+        "trials": summary["n_trials"],
+        "counts": summary["counts"],
+        "tuning_s": summary["cost_s"],
+        "best_valid_rmse": decision_rmse(epochs_seen[best]),
+        "best_epoch": best + 1,
+        "test_rmse_at_best_valid": epochs_seen[best]["test_rmse"],
+        "final_test_rmse": epochs_seen[-1]["test_rmse"],
+    }
 
 
 def main() -> int:
@@ -92,16 +104,33 @@ def main() -> int:
     ours = mfbench_side(dataset, args.trials, args.epochs, args.seed)
     with tempfile.TemporaryDirectory() as folder:
         theirs = surprise_side(split, args.seed, folder)
-    print(f"mfbench tune (numba, {ours['trials']} trials x {args.epochs} epochs): {ours['tuning_s']:.1f} s, "
-          f"chose {ours['chosen']}, test RMSE {ours['test_rmse_at_best_valid']:.4f} (epoch {ours['best_epoch']})")
-    print(f"Surprise GridSearchCV ({theirs['fits']} fits): {theirs['tuning_s']:.1f} s, chose {theirs['best_params']}, "
-          f"test RMSE {theirs['test_rmse']:.4f}")
-    print(f"tuning time: mfbench {ours['tuning_s'] / theirs['tuning_s']:.1%} of Surprise's; test RMSE "
-          f"{ours['test_rmse_at_best_valid']:.4f} vs {theirs['test_rmse']:.4f}")
+    print(
+        f"mfbench tune (numba, {ours['trials']} trials x {args.epochs} epochs): {ours['tuning_s']:.1f} s, "
+        f"chose {ours['chosen']}, test RMSE {ours['test_rmse_at_best_valid']:.4f} (epoch {ours['best_epoch']})"
+    )
+    print(
+        f"Surprise GridSearchCV ({theirs['fits']} fits): {theirs['tuning_s']:.1f} s, chose {theirs['best_params']}, "
+        f"test RMSE {theirs['test_rmse']:.4f}"
+    )
+    print(
+        f"tuning time: mfbench {ours['tuning_s'] / theirs['tuning_s']:.1%} of Surprise's; test RMSE "
+        f"{ours['test_rmse_at_best_valid']:.4f} vs {theirs['test_rmse']:.4f}"
+    )
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"ratings": args.ratings, "split": "80/10/10, seed " + str(args.seed),
-                                           "grid": GRID, "mfbench": ours, "surprise": theirs}, indent=1) + "\n")
+        args.output.write_text(
+            json.dumps(
+                {
+                    "ratings": args.ratings,
+                    "split": "80/10/10, seed " + str(args.seed),
+                    "grid": GRID,
+                    "mfbench": ours,
+                    "surprise": theirs,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -57,18 +57,31 @@ def main() -> int:
             summary = tuner.tune(case)
         tuned_lr = summary["best"]["params"]["lr"]
         ratio = max(tuned_lr, best_lr) / min(tuned_lr, best_lr)
-        findings.append({
-            "strategy": name, "grid": grid, "grid_best_valid": scores, "grid_best_lr": best_lr, "grid_s": grid_s,
-            "tuned_lr": tuned_lr, "tuned_best_valid": summary["best"]["best_valid_rmse"], "tuning_s": summary["cost_s"],
-            "trials": summary["n_trials"], "ratio": ratio, "within_2x": ratio <= 2.0,
-        })
-        print(f"{name}: grid best lr {best_lr:.4g} (valid {min(scores):.4f}, {args.grid} points, {grid_s:.0f} s); "
-              f"tuned lr {tuned_lr:.4g} (valid {summary['best']['best_valid_rmse']:.4f}, {summary['n_trials']} trials, "
-              f"{summary['cost_s']:.0f} s): ratio {ratio:.2f} {'<= 2: ok' if ratio <= 2 else '> 2: FAILED'}")
+        findings.append(
+            {
+                "strategy": name,
+                "grid": grid,
+                "grid_best_valid": scores,
+                "grid_best_lr": best_lr,
+                "grid_s": grid_s,
+                "tuned_lr": tuned_lr,
+                "tuned_best_valid": summary["best"]["best_valid_rmse"],
+                "tuning_s": summary["cost_s"],
+                "trials": summary["n_trials"],
+                "ratio": ratio,
+                "within_2x": ratio <= 2.0,
+            }
+        )
+        print(
+            f"{name}: grid best lr {best_lr:.4g} (valid {min(scores):.4f}, {args.grid} points, {grid_s:.0f} s); "
+            f"tuned lr {tuned_lr:.4g} (valid {summary['best']['best_valid_rmse']:.4f}, {summary['n_trials']} trials, "
+            f"{summary['cost_s']:.0f} s): ratio {ratio:.2f} {'<= 2: ok' if ratio <= 2 else '> 2: FAILED'}"
+        )
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"data": DATA, "model": MODEL, "epochs": args.epochs, "findings": findings},
-                                          indent=1) + "\n")
+        args.output.write_text(
+            json.dumps({"data": DATA, "model": MODEL, "epochs": args.epochs, "findings": findings}, indent=1) + "\n"
+        )
     return 0 if all(f["within_2x"] for f in findings) else 1
 
 

@@ -89,6 +89,7 @@ class AbResult:
 
     def document(self, header: dict[str, Any]) -> dict[str, Any]:
         """A results file of its own (``schema`` ``mfbench.ab``): the blocks and the interval."""
+
         def side(s: Side) -> dict[str, Any]:
             record = s.record or {}
             return {
@@ -195,7 +196,9 @@ def run_ab(
         slowest = 0.0
         for side in (base, new):
             side.runner = Runner(pilot, clock=clock)
-            slowest = max(slowest, min(_block(side)))  # the quiet machine's speed: a stalled pilot epoch must not shrink every block
+            slowest = max(
+                slowest, min(_block(side))
+            )  # the quiet machine's speed: a stalled pilot epoch must not shrink every block
         epochs = epochs_for(slowest, block_seconds)
     config = RunConfig(epochs=epochs, repeats=1, warmup=warmup, seed=seed)
     for side in (base, new):

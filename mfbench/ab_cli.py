@@ -41,7 +41,7 @@ BASE and NEW are either
     two installed distributions mfbench ab -s my-sgd --base-plugin no:fast_sgd --new-plugin no:slow_sgd
   (--base-plugin/--new-plugin take what -p takes: a module path to load, or no:NAME to
   block a built-in module or an entry-point name; -p applies to both sides.)
-Both sides train on the same data (-d, -m, default {FALLBACK['datasets'][0]} and {FALLBACK['models'][0]}) on one device.
+Both sides train on the same data (-d, -m, default {FALLBACK["datasets"][0]} and {FALLBACK["models"][0]}) on one device.
 
 Each block is a fresh case run by mfbench's runner: model built, setup, --warmup
 epochs, then the timed epochs. By default a pilot block of each side sets the timed
@@ -62,28 +62,59 @@ def add_parser(sub: Any, plugin_opts: argparse.ArgumentParser) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ab.add_argument("-s", "--strategy", action="append", required=True, metavar="SEL",
-                    help="BASE's then NEW's strategy selection; once with --base-plugin/--new-plugin")
-    ab.add_argument("--base-plugin", action="append", default=[], metavar="MODULE",
-                    help="a -p argument for BASE's side only (repeatable)")
-    ab.add_argument("--new-plugin", action="append", default=[], metavar="MODULE",
-                    help="a -p argument for NEW's side only (repeatable)")
-    ab.add_argument("-d", "--dataset", default=FALLBACK["datasets"][0], metavar="SEL", help="data generator (default %(default)s)")
+    ab.add_argument(
+        "-s",
+        "--strategy",
+        action="append",
+        required=True,
+        metavar="SEL",
+        help="BASE's then NEW's strategy selection; once with --base-plugin/--new-plugin",
+    )
+    ab.add_argument(
+        "--base-plugin", action="append", default=[], metavar="MODULE", help="a -p argument for BASE's side only (repeatable)"
+    )
+    ab.add_argument(
+        "--new-plugin", action="append", default=[], metavar="MODULE", help="a -p argument for NEW's side only (repeatable)"
+    )
+    ab.add_argument(
+        "-d", "--dataset", default=FALLBACK["datasets"][0], metavar="SEL", help="data generator (default %(default)s)"
+    )
     ab.add_argument("-m", "--model", default=FALLBACK["models"][0], metavar="SEL", help="model variant (default %(default)s)")
     ab.add_argument("--device", default="cpu", metavar="DEV", help="cpu, cuda or cuda:N (default %(default)s)")
-    ab.add_argument("--blocks", type=int, default=BLOCKS, metavar="N",
-                    help=f"block pairs (default %(default)s, at least {MIN_BLOCKS})")
-    ab.add_argument("--block-seconds", type=float, default=BLOCK_SECONDS, metavar="S",
-                    help="timed seconds per block of the slower side, which sets the epochs per block (default %(default)s)")
+    ab.add_argument(
+        "--blocks", type=int, default=BLOCKS, metavar="N", help=f"block pairs (default %(default)s, at least {MIN_BLOCKS})"
+    )
+    ab.add_argument(
+        "--block-seconds",
+        type=float,
+        default=BLOCK_SECONDS,
+        metavar="S",
+        help="timed seconds per block of the slower side, which sets the epochs per block (default %(default)s)",
+    )
     ab.add_argument("--epochs", type=int, metavar="N", help="timed epochs per block, instead of sizing blocks by --block-seconds")
-    ab.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed epochs at the start of each block (default %(default)s)")
+    ab.add_argument(
+        "--warmup", type=int, default=1, metavar="N", help="untimed epochs at the start of each block (default %(default)s)"
+    )
     ab.add_argument("--seed", type=int, default=0, help="seed for data, split, init and order (default %(default)s)")
-    ab.add_argument("--threads", type=int, default=1, metavar="N",
-                    help="torch intra-op threads (default %(default)s: steadier on shared machines)")
-    ab.add_argument("--fail-threshold", type=float, metavar="PCT",
-                    help=f"exit 1 when NEW is slower by more than PCT percent, {EXIT_NOISY} when that cannot be ruled out")
-    ab.add_argument("--min-change", type=float, metavar="PCT",
-                    help=f"the margin of 'no change' (default: the fail threshold, else {DEFAULT_MARGIN:g})")
+    ab.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="torch intra-op threads (default %(default)s: steadier on shared machines)",
+    )
+    ab.add_argument(
+        "--fail-threshold",
+        type=float,
+        metavar="PCT",
+        help=f"exit 1 when NEW is slower by more than PCT percent, {EXIT_NOISY} when that cannot be ruled out",
+    )
+    ab.add_argument(
+        "--min-change",
+        type=float,
+        metavar="PCT",
+        help=f"the margin of 'no change' (default: the fail threshold, else {DEFAULT_MARGIN:g})",
+    )
     ab.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format (github: for a job summary)")
     ab.add_argument("-o", "--output", type=Path, help="also write the blocks and the interval to this JSON file")
     ab.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -112,13 +143,23 @@ def render(result: AbResult, verdict: str, margin: float, fmt: str) -> str:
         record = side.record or {}
         updates = (record.get("dataset") or {}).get("train_nnz")
         median = side.median_epoch_s()
-        rows.append([
-            side.name, side.label, side.plugin, f"{median:.4g}",
-            f"{updates / median:,.0f}" if updates and median > 0 else "",
-            sum(len(b) for b in side.seconds), "; ".join(side.notes),
-        ])
-    table = tabulate(rows, headers=["side", "strategy", "plugin", "median s/epoch", "upd/s", "epochs timed", "note"],
-                     tablefmt=fmt, disable_numparse=True)
+        rows.append(
+            [
+                side.name,
+                side.label,
+                side.plugin,
+                f"{median:.4g}",
+                f"{updates / median:,.0f}" if updates and median > 0 else "",
+                sum(len(b) for b in side.seconds),
+                "; ".join(side.notes),
+            ]
+        )
+    table = tabulate(
+        rows,
+        headers=["side", "strategy", "plugin", "median s/epoch", "upd/s", "epochs timed", "note"],
+        tablefmt=fmt,
+        disable_numparse=True,
+    )
     interval = result.interval
     pct = interval.change_pct()
     lines = [
@@ -154,8 +195,16 @@ def cmd_ab(args: argparse.Namespace) -> int:
     say(f"mfbench ab: BASE {base.case.id} ({base.plugin}); NEW {new.case.id} ({new.plugin})")
     started = now_iso()
     calibration_start = calibrate(repeats=3)
-    result = run_ab(base, new, blocks=args.blocks, block_seconds=args.block_seconds, warmup=args.warmup,
-                    seed=args.seed, epochs=args.epochs, say=say)
+    result = run_ab(
+        base,
+        new,
+        blocks=args.blocks,
+        block_seconds=args.block_seconds,
+        warmup=args.warmup,
+        seed=args.seed,
+        epochs=args.epochs,
+        say=say,
+    )
     margin = margin_for(args.fail_threshold, args.min_change)
     verdict = decide(result.interval, margin)
     print(render(result, verdict, margin, fmt))
@@ -163,8 +212,13 @@ def cmd_ab(args: argparse.Namespace) -> int:
         machine = machine_info(new_pm)
         machine["calibration"] = calibration_start
         machine["calibration_end"] = calibrate(repeats=3)
-        header = {"created": started, "finished": now_iso(), "mfbench_version": __version__,
-                  "command": ["mfbench", *sys.argv[1:]], "machine": machine}
+        header = {
+            "created": started,
+            "finished": now_iso(),
+            "mfbench_version": __version__,
+            "command": ["mfbench", *sys.argv[1:]],
+            "machine": machine,
+        }
         document = result.document(header)
         document["verdict"] = {"verdict": verdict, "margin_pct": margin, "fail_threshold_pct": args.fail_threshold}
         atomic_write_json(args.output, document)

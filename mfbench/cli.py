@@ -106,7 +106,8 @@ def default_text(key: str, fallback: str, suite: Suite | None) -> str:
 
 
 def help_suite(argv: Sequence[str]) -> Suite | None:
-    """For ``mfbench run --help`` (and tune's): the suite it would run (--suite, else the default), so help states its settings."""
+    """For ``mfbench run --help`` (and tune's): the suite it would run (--suite, else the
+    default), so help states its settings."""
     if not argv or argv[0] not in ("run", "tune") or not {"-h", "--help"} & set(argv):
         return None
     pre = argparse.ArgumentParser(add_help=False)
@@ -124,6 +125,8 @@ class Terminated(KeyboardInterrupt):
 
 def _terminate(signum: int, frame: Any) -> None:
     raise Terminated()
+
+
 COMPARE_EPILOG = """\
 speed verdicts: the ratio NEW/BASE of median epoch times, with a 95% interval from a
 bootstrap over repeats and epochs, widened by the machine's drift that the calibration
@@ -151,17 +154,18 @@ def build_parser(suite: Suite | None = None, run_options: RunOptions | None = No
         action="append",
         default=[],
         metavar="MODULE",
-        help=f"load plugin MODULE by import path (repeatable), or block one with no:NAME; "
-        f"{PLUGINS_ENV}=mod1,mod2 does the same",
+        help=f"load plugin MODULE by import path (repeatable), or block one with no:NAME; {PLUGINS_ENV}=mod1,mod2 does the same",
     )
     table_opts = argparse.ArgumentParser(add_help=False)
     table_opts.add_argument(
-        "--columns", metavar="LIST",
+        "--columns",
+        metavar="LIST",
         help="comma-separated columns to show, e.g. dataset,strategy,updates/s,test-rmse (default: the essential ones; "
         "--wide lists them all)",
     )
     table_opts.add_argument(
-        "--wide", action="store_true",
+        "--wide",
+        action="store_true",
         help="every column and every row, labels in full (default: fit the terminal, collapse rows skipped for one reason)",
     )
     table_opts.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report to FILE")
@@ -171,36 +175,57 @@ def build_parser(suite: Suite | None = None, run_options: RunOptions | None = No
     case_opts.add_argument("-m", "--model", action="append", metavar="SEL", help="model variant (repeatable)")
     case_opts.add_argument("-s", "--strategy", action="append", metavar="SEL", help="training strategy (repeatable)")
     case_opts.add_argument(
-        "--device", action="append", metavar="DEV",
+        "--device",
+        action="append",
+        metavar="DEV",
         help="cpu, cuda or cuda:N (repeatable; "
-        + (f"default {', '.join(suite.base['devices'])}, the {suite.name} suite's)" if suite and "devices" in suite.base else "default: cpu and cuda)"),
+        + (
+            f"default {', '.join(suite.base['devices'])}, the {suite.name} suite's)"
+            if suite and "devices" in suite.base
+            else "default: cpu and cuda)"
+        ),
     )
-    case_opts.add_argument("--suite", default=DEFAULT_SUITE, metavar="NAME", help="a built-in suite name or a .toml path (default %(default)s)")
-    case_opts.add_argument("--epochs", type=int, help=f"counted epochs per repeat ({default_text('epochs', str(RunConfig.epochs), suite)})")
     case_opts.add_argument(
-        "--warmup", type=int,
+        "--suite", default=DEFAULT_SUITE, metavar="NAME", help="a built-in suite name or a .toml path (default %(default)s)"
+    )
+    case_opts.add_argument(
+        "--epochs", type=int, help=f"counted epochs per repeat ({default_text('epochs', str(RunConfig.epochs), suite)})"
+    )
+    case_opts.add_argument(
+        "--warmup",
+        type=int,
         help=f"uncounted warm-up epochs at the start of each repeat ({default_text('warmup', str(RunConfig.warmup), suite)})",
     )
-    case_opts.add_argument("--seed", type=int, help=f"seed for data, split, init and order ({default_text('seed', str(RunConfig.seed), suite)})")
     case_opts.add_argument(
-        "--factors", type=int,
+        "--seed", type=int, help=f"seed for data, split, init and order ({default_text('seed', str(RunConfig.seed), suite)})"
+    )
+    case_opts.add_argument(
+        "--factors",
+        type=int,
         help=f"n_factors of every model that has it, unless given in -m ({default_text('factors', 'each model its own', suite)})",
     )
     case_opts.add_argument(
-        "--test-fraction", type=float,
-        help=f"share held out as the test set, for final figures only ({default_text('test_fraction', str(RunConfig.test_fraction), suite)})",
+        "--test-fraction",
+        type=float,
+        help="share held out as the test set, for final figures only "
+        f"({default_text('test_fraction', str(RunConfig.test_fraction), suite)})",
     )
     case_opts.add_argument(
-        "--valid-fraction", type=float,
-        help=f"share held out for validation: what targets and tuning see ({default_text('valid_fraction', str(RunConfig.valid_fraction), suite)})",
+        "--valid-fraction",
+        type=float,
+        help="share held out for validation: what targets and tuning see "
+        f"({default_text('valid_fraction', str(RunConfig.valid_fraction), suite)})",
     )
     case_opts.add_argument(
-        "--timeout", type=float,
+        "--timeout",
+        type=float,
         help=f"seconds per case: run kills a case's worker past it (the case is a timeout); tune checks each trial "
         f"after every epoch ({default_text('timeout', 'none', suite)})",
     )
     case_opts.add_argument(
-        "--threads", type=int, metavar="N",
+        "--threads",
+        type=int,
+        metavar="N",
         help="torch intra-op threads for the run (" + default_text("threads", "torch's, one per core", suite) + ")",
     )
     parser = argparse.ArgumentParser(prog="mfbench", description=DESCRIPTION)
@@ -216,42 +241,61 @@ def build_parser(suite: Suite | None = None, run_options: RunOptions | None = No
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
-        "--target-rmse", type=parse_target, metavar="X",
+        "--target-rmse",
+        type=parse_target,
+        metavar="X",
         help="report time-to-target: training seconds until validation RMSE <= X; 'auto' derives one per "
         f"workload from the run (see README, Targets); {default_text('target_rmse', 'none', suite)}",
     )
     run.add_argument(
-        "--target-slack", type=float, metavar="S",
+        "--target-slack",
+        type=float,
+        metavar="S",
         help="for --target-rmse auto: the target is (1 + S) x the best validation RMSE of the workload (default 0.02)",
     )
     run.add_argument(
-        "--repeats", type=int,
+        "--repeats",
+        type=int,
         help=f"repeats per case, each from a fresh model ({default_text('repeats', str(RunConfig.repeats), suite)})",
     )
-    run.add_argument("--no-calibration", action="store_true", help="skip the machine calibration workload (no relative throughput)")
     run.add_argument(
-        "--tune-trials", type=int, metavar="N",
+        "--no-calibration", action="store_true", help="skip the machine calibration workload (no relative throughput)"
+    )
+    run.add_argument(
+        "--tune-trials",
+        type=int,
+        metavar="N",
         help="tune every case first (N trials per study, stored in --tuned or the default studies file), then race "
         "the tuned parameters (default: the suite's tune_trials; most suites do not tune)",
     )
     run.add_argument(
-        "--tuned", metavar="STORAGE",
+        "--tuned",
+        metavar="STORAGE",
         help="race each strategy with the parameters its study in STORAGE chose (made by mfbench tune: a SQLite "
         "path or an Optuna storage URL); without it the race is at the selected (default) parameters",
     )
     run.add_argument(
-        "--executor", default=DEFAULT_EXECUTOR, metavar="NAME",
+        "--executor",
+        default=DEFAULT_EXECUTOR,
+        metavar="NAME",
         help="where the cases run: process (default: a worker process per case), inprocess (for pdb), "
         "or an executor plugin's (mfbench list shows them; see below)",
     )
     run_options.install(run)
     run.add_argument(
-        "--executor-option", action="append", default=[], metavar="KEY=VALUE",
+        "--executor-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="any other option of the executor (repeatable), e.g. timeout=60; mfbench list shows each executor's options",
     )
     run.add_argument("--format", default="simple", metavar="FMT", help=FORMAT_HELP)
     run.add_argument("-o", "--output", type=Path, help=f"results JSON path (default: {default_results_dir()}/run-TIMESTAMP.json)")
-    run.add_argument("--resume", action="store_true", help="with -o FILE: keep FILE's finished cases (same case, data and options), run the rest")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="with -o FILE: keep FILE's finished cases (same case, data and options), run the rest",
+    )
     run.add_argument("--force", action="store_true", help="with -o FILE: overwrite an existing FILE")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress: print only the final table and the results path")
 
@@ -267,21 +311,32 @@ def build_parser(suite: Suite | None = None, run_options: RunOptions | None = No
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tune.add_argument(
-        "--target-rmse", type=parse_target, metavar="X",
+        "--target-rmse",
+        type=parse_target,
+        metavar="X",
         help="make each trial's objective its training seconds until validation RMSE <= X (default: no target; "
         "the objective is the best validation RMSE within the epoch budget; a suite's targets are for races)",
     )
-    tune.add_argument("--trials", type=int, default=20, help="trials per study, counting those it already holds (default %(default)s)")
     tune.add_argument(
-        "--storage", default=DEFAULT_STUDIES,
+        "--trials", type=int, default=20, help="trials per study, counting those it already holds (default %(default)s)"
+    )
+    tune.add_argument(
+        "--storage",
+        default=DEFAULT_STUDIES,
         help="where studies live: a SQLite file path or any Optuna storage URL (default %(default)s)",
     )
-    tune.add_argument("--sampler", default="qmc", choices=SAMPLERS, help="qmc: scrambled Sobol quasi-random points (default); tpe; random")
     tune.add_argument(
-        "--pruner", default="median", choices=PRUNERS,
+        "--sampler", default="qmc", choices=SAMPLERS, help="qmc: scrambled Sobol quasi-random points (default); tpe; random"
+    )
+    tune.add_argument(
+        "--pruner",
+        default="median",
+        choices=PRUNERS,
         help="median: stop trials behind the median of earlier ones at the same epoch (default); none",
     )
-    tune.add_argument("--params", metavar="P1,P2", help="tune only these parameters of the search space (default: all it declares)")
+    tune.add_argument(
+        "--params", metavar="P1,P2", help="tune only these parameters of the search space (default: all it declares)"
+    )
     tune.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
 
     lst = sub.add_parser("list", parents=[plugin_opts], help="list datasets, models and strategies, and their plugins")
@@ -293,7 +348,8 @@ def build_parser(suite: Suite | None = None, run_options: RunOptions | None = No
     rep.add_argument("--csv", action="store_true", help="write every column as CSV with raw numbers (spread as a fraction)")
     rep.add_argument("--target-rmse", type=float, metavar="X", help="time-to-target for this X (default: the run's)")
     rep.add_argument(
-        "--profile", action="store_true",
+        "--profile",
+        action="store_true",
         help="rank strategies over every workload of the run with one score (performance profile, AlgoPerf-style)",
     )
 
@@ -312,14 +368,25 @@ def build_parser(suite: Suite | None = None, run_options: RunOptions | None = No
     cmp.add_argument("--format", default="simple", metavar="FMT", help=FORMAT_HELP)
     cmp.add_argument("--target-rmse", type=float, metavar="X", help="time-to-target threshold (default: the runs' own)")
     cmp.add_argument("--normalize", action="store_true", help="compare calibration-relative throughput (runs from two machines)")
-    cmp.add_argument("--fail-threshold", type=float, metavar="PCT",
-                     help="gate: exit 1 when a case is slower, or its RMSE worse, by more than PCT percent, or a base case is "
-                     "missing from NEW; 3 when too noisy to rule out a slowdown beyond PCT")
-    cmp.add_argument("--allow-missing", action="store_true",
-                     help="with --fail-threshold: base cases missing from (or skipped in) NEW, or an unfinished NEW, do not fail")
-    cmp.add_argument("--min-change", type=float, metavar="PCT",
-                     help="smallest speed change reported as one: 'no change' needs the interval within +-PCT "
-                     "(default: the fail threshold, else 5)")
+    cmp.add_argument(
+        "--fail-threshold",
+        type=float,
+        metavar="PCT",
+        help="gate: exit 1 when a case is slower, or its RMSE worse, by more than PCT percent, or a base case is "
+        "missing from NEW; 3 when too noisy to rule out a slowdown beyond PCT",
+    )
+    cmp.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="with --fail-threshold: base cases missing from (or skipped in) NEW, or an unfinished NEW, do not fail",
+    )
+    cmp.add_argument(
+        "--min-change",
+        type=float,
+        metavar="PCT",
+        help="smallest speed change reported as one: 'no change' needs the interval within +-PCT "
+        "(default: the fail threshold, else 5)",
+    )
 
     from .ab_cli import add_parser as add_ab_parser
 
@@ -383,8 +450,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         if tune_cases(registry, suite, overrides, tuned, trials, say=say) is None:
             return 130
     results, interrupted = execute(
-        pm, registry, suite, overrides, output, calibration=not args.no_calibration, quiet=args.quiet,
-        executor=args.executor, executor_options=given_executor_options, tuned=tuned, previous=previous,
+        pm,
+        registry,
+        suite,
+        overrides,
+        output,
+        calibration=not args.no_calibration,
+        quiet=args.quiet,
+        executor=args.executor,
+        executor_options=given_executor_options,
+        tuned=tuned,
+        previous=previous,
     )
     if results is None:
         raise interrupted or KeyboardInterrupt()  # stopped before the results file began: nothing was measured
@@ -416,8 +492,10 @@ def print_scores(document: dict[str, Any], fmt: str) -> None:
     """The derived targets and, over several workloads, the performance-profile score."""
     for target in document.get("targets") or []:
         origin = "tuned" if target["from_tuned"] else "untuned"
-        print(f"\ntarget {target['workload']}: {target['target_rmse']:.4f} = (1 + {target['slack']:g}) x best validation "
-              f"RMSE {target['best_valid_rmse']:.4f} of {origin} case {target['from_case']}")
+        print(
+            f"\ntarget {target['workload']}: {target['target_rmse']:.4f} = (1 + {target['slack']:g}) x best validation "
+            f"RMSE {target['best_valid_rmse']:.4f} of {origin} case {target['from_case']}"
+        )
     profile = document.get("profile")
     if profile and len(profile["workloads"]) > 1:
         print("\nperformance profile over workloads:")
@@ -430,9 +508,17 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def tune_cases(
-    registry: Registry, suite: Any, overrides: Overrides, storage: str, trials: int, *,
-    sampler: str = "qmc", pruner: str = "median", only: set[str] | None = None,
-    target: float | None = None, say: Any = print,
+    registry: Registry,
+    suite: Any,
+    overrides: Overrides,
+    storage: str,
+    trials: int,
+    *,
+    sampler: str = "qmc",
+    pruner: str = "median",
+    only: set[str] | None = None,
+    target: float | None = None,
+    say: Any = print,
 ) -> list[dict[str, Any]] | None:
     """Tune every planned case into ``storage``; the studies' summaries, or None when interrupted."""
     from .tuning import Tuner
@@ -454,8 +540,10 @@ def tune_cases(
                 say(f"  skipped: {summary['reason']}")
             summaries.append(summary)
     except KeyboardInterrupt:
-        print(f"\nmfbench: interrupted; finished trials are kept in {tuner.storage_text}: "
-              "run the same command again to resume", file=sys.stderr)
+        print(
+            f"\nmfbench: interrupted; finished trials are kept in {tuner.storage_text}: run the same command again to resume",
+            file=sys.stderr,
+        )
         return None
     return summaries
 
@@ -468,13 +556,24 @@ def cmd_tune(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     overrides = Overrides(args.dataset, args.model, args.strategy, args.device, given_settings(args))
     only = set(args.params.split(",")) if args.params else None
-    summaries = tune_cases(registry, suite, overrides, args.storage, args.trials, sampler=args.sampler,
-                           pruner=args.pruner, only=only, target=args.target_rmse)
+    summaries = tune_cases(
+        registry,
+        suite,
+        overrides,
+        args.storage,
+        args.trials,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        only=only,
+        target=args.target_rmse,
+    )
     if summaries is None:
         return 130
     print(render_tuning(summaries, args.format))
     print(f"\nstudies: {args.storage}; race them with: mfbench run ... --tuned {args.storage}")
     return 0
+
+
 def print_warnings(document: dict) -> None:
     """What went wrong beside the measurements (plugins' hooks, info()), once, at the end."""
     warnings = list(document.get("warnings") or [])
@@ -525,7 +624,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     executors, executors_aside = collect_executors(pm)
     rows = [[name, format_params(dict(e.cls.params)), e.origin, e.cls.summary()] for name, e in sorted(executors.items())]
     print("executors (mfbench run --executor NAME):")
-    print(tabulate(rows, headers=["name", "options (defaults)", "plugin", "description"], tablefmt=args.format, disable_numparse=True))
+    print(
+        tabulate(
+            rows, headers=["name", "options (defaults)", "plugin", "description"], tablefmt=args.format, disable_numparse=True
+        )
+    )
     print()
     aside = [
         [kind, name, entry.origin, entry.cls.unavailable]
@@ -554,8 +657,12 @@ def run_profile(document: dict[str, Any], target: float | None) -> dict[str, Any
         return document["profile"]
     cases = document["cases"]
     if target is not None:
-        cases = [dict(c, summary={**(c.get("summary") or {}), "target_rmse": target,
-                                  "time_to_target_s": case_time_to_target(c, target)}) for c in cases]
+        cases = [
+            dict(
+                c, summary={**(c.get("summary") or {}), "target_rmse": target, "time_to_target_s": case_time_to_target(c, target)}
+            )
+            for c in cases
+        ]
     return performance_profile(cases)
 
 
@@ -571,7 +678,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.csv:
         sys.stdout.write(render_csv(document["cases"], args.target_rmse, hosts=shows_hosts(document)))
     else:
-        print(render_table(document["cases"], check_format(args.format), args.target_rmse, hosts=shows_hosts(document), view=view))
+        print(
+            render_table(document["cases"], check_format(args.format), args.target_rmse, hosts=shows_hosts(document), view=view)
+        )
     if args.html:
         print(f"html: {write_html_report(document, args.html, args.target_rmse)}", file=sys.stderr)
     if not document.get("complete"):
@@ -616,7 +725,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.html:
         from .html_report import write_comparison_report
 
-        print(f"html: {write_comparison_report(base, new, comparison, args.html, side_names(args.base, args.new))}", file=sys.stderr)
+        print(
+            f"html: {write_comparison_report(base, new, comparison, args.html, side_names(args.base, args.new))}", file=sys.stderr
+        )
     return comparison.exit_code
 
 

@@ -13,13 +13,44 @@ import zlib
 
 #: Tableau's ten categorical colours, then ten darker and lighter ones distinct from them.
 PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-    "#393b79", "#e6550d", "#31a354", "#843c39", "#7b4173", "#637939", "#3182bd", "#8c6d31", "#636363", "#de9ed6",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#e6550d",
+    "#31a354",
+    "#843c39",
+    "#7b4173",
+    "#637939",
+    "#3182bd",
+    "#8c6d31",
+    "#636363",
+    "#de9ed6",
 )
 #: Strategies shipped with mfbench (and the ones planned beside them), in palette order.
 KNOWN = (
-    "reference", "scripted", "vectorized", "minibatch", "hogwild", "sharded", "ddp", "numba", "als", "surprise-svd",
-    "libmf", "implicit-als", "compiled", "native-sgd", "triton",
+    "reference",
+    "scripted",
+    "vectorized",
+    "minibatch",
+    "hogwild",
+    "sharded",
+    "ddp",
+    "numba",
+    "als",
+    "surprise-svd",
+    "libmf",
+    "implicit-als",
+    "compiled",
+    "native-sgd",
+    "triton",
 )
 #: Dash patterns (SVG ``stroke-dasharray`` and matplotlib's) for the devices a strategy ran on.
 DEVICE_DASHES = {"cpu": "", "cuda": "6,3"}

@@ -141,7 +141,7 @@ def speed_interval(base: dict[str, Any], new: dict[str, Any], scale: float = 1.0
 
 
 def quality_verdict(base: FinalRmse, new: FinalRmse) -> str:
-    """"better"/"worse" when the RMSE moved by more than 1 % of the base and more than either file's spread."""
+    """ "better"/"worse" when the RMSE moved by more than 1 % of the base and more than either file's spread."""
     if not (math.isfinite(base.median) and math.isfinite(new.median)):
         if math.isfinite(base.median) != math.isfinite(new.median):
             return "better" if math.isfinite(new.median) else "worse"
@@ -285,10 +285,14 @@ def _resolve_target(base: dict[str, Any], new: dict[str, Any], target: float | N
     if old_target is not None and old_target == new_target:
         return float(old_target), "config.target_rmse of both files", []
     if old_target != new_target:
-        return None, "", [
-            f"the files have different target RMSEs ({old_target} in base, {new_target} in new): "
-            "give a target to compare time-to-target"
-        ]
+        return (
+            None,
+            "",
+            [
+                f"the files have different target RMSEs ({old_target} in base, {new_target} in new): "
+                "give a target to compare time-to-target"
+            ],
+        )
     return None, "", []
 
 
@@ -297,15 +301,20 @@ def _machine_note(base: dict[str, Any], new: dict[str, Any], normalize: bool) ->
     new_cpu = (new.get("machine") or {}).get("cpu_model")
     if normalize or old_cpu == new_cpu or old_cpu is None or new_cpu is None:
         return []
-    return [f"the machines differ ({old_cpu} vs {new_cpu}): raw updates/s compare the hardware too; normalize to divide by each machine's calibration score"]
+    return [
+        f"the machines differ ({old_cpu} vs {new_cpu}): raw updates/s compare the hardware too; "
+        "normalize to divide by each machine's calibration score"
+    ]
 
 
 def _source_note(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Which mfbench each file came from, where either recorded its source revision (older files did not)."""
     if not (base.get("source_revision") or new.get("source_revision")):
         return []
-    sides = [f"{name} mfbench {doc.get('mfbench_version', '?')} at {describe_revision(doc.get('source_revision'))}"
-             for name, doc in (("base", base), ("new", new))]
+    sides = [
+        f"{name} mfbench {doc.get('mfbench_version', '?')} at {describe_revision(doc.get('source_revision'))}"
+        for name, doc in (("base", base), ("new", new))
+    ]
     return ["source: " + ", ".join(sides)]
 
 
@@ -459,8 +468,18 @@ def _ttt(row: Row, side: str) -> str:
 
 def comparison_headers(comparison: Comparison) -> list[str]:
     unit = "rel. upd/s" if comparison.normalize else "upd/s"
-    headers = ["dataset", "model", "strategy", "device", "status", f"base {unit}", f"new {unit}", "ratio", "95% interval",
-               "speed"]
+    headers = [
+        "dataset",
+        "model",
+        "strategy",
+        "device",
+        "status",
+        f"base {unit}",
+        f"new {unit}",
+        "ratio",
+        "95% interval",
+        "speed",
+    ]
     if comparison.target is not None:
         headers += ["base TTT s", "new TTT s", "TTT ratio"]
     return headers + ["base RMSE", "new RMSE", "RMSE ratio", "quality", "note"]
@@ -476,7 +495,11 @@ def _interval_cell(row: Row) -> str:
 def comparison_row(comparison: Comparison, row: Row) -> list[str]:
     spec = ".4g" if comparison.normalize else ",.0f"
     cells = [
-        row.dataset, row.model, row.strategy, row.device, row.status,
+        row.dataset,
+        row.model,
+        row.strategy,
+        row.device,
+        row.status,
         _fmt(row.speed_base.median if row.speed_base else None, spec),
         _fmt(row.speed_new.median if row.speed_new else None, spec),
         _fmt(row.speed_ratio, ".3f"),
@@ -498,7 +521,7 @@ def comparison_row(comparison: Comparison, row: Row) -> list[str]:
 
 
 def verdict_counts(comparison: Comparison) -> str:
-    """"2 slower, 1 too noisy to tell, 5 no change" over the matched cases with a speed verdict."""
+    """ "2 slower, 1 too noisy to tell, 5 no change" over the matched cases with a speed verdict."""
     from .verdict import VERDICTS
 
     counts = [f"{comparison.count_speed(v)} {v}" for v in VERDICTS if comparison.count_speed(v)]
@@ -531,7 +554,9 @@ def summary_lines(comparison: Comparison) -> list[str]:
                 f"fail threshold {comparison.fail_threshold:g}%: not tripped, but {len(comparison.undecided)} case(s) are "
                 f"too noisy to rule it out (exit {EXIT_NOISY}): rerun with more --repeats, or compare with `mfbench ab`:"
             )
-            lines += [f"  {row.id}: {row.speed_interval.describe() if row.speed_interval else ''}" for row in comparison.undecided]
+            lines += [
+                f"  {row.id}: {row.speed_interval.describe() if row.speed_interval else ''}" for row in comparison.undecided
+            ]
         else:
             lines.append(f"fail threshold {comparison.fail_threshold:g}%: not tripped.")
     return lines
@@ -539,7 +564,14 @@ def summary_lines(comparison: Comparison) -> list[str]:
 
 #: Raw figures of either side: the terminal view shows the ratios and verdicts (--wide adds these).
 COMPARISON_DETAIL = (
-    "base upd/s", "new upd/s", "base rel. upd/s", "new rel. upd/s", "base TTT s", "new TTT s", "base RMSE", "new RMSE",
+    "base upd/s",
+    "new upd/s",
+    "base rel. upd/s",
+    "new rel. upd/s",
+    "base TTT s",
+    "new TTT s",
+    "base RMSE",
+    "new RMSE",
 )
 
 
@@ -553,9 +585,7 @@ def render_comparison(
     ``github`` gives Markdown for a job summary or a pull-request comment: a headline with
     the outcome, the table, and the notes as a list.
     """
-    skipped = [
-        ((row.new or row.base or {}).get("reason") or "") if row.status == "skipped" else None for row in comparison.rows
-    ]
+    skipped = [((row.new or row.base or {}).get("reason") or "") if row.status == "skipped" else None for row in comparison.rows]
     table = tablefit.render(
         tablefit.Table(
             headers=comparison_headers(comparison),

@@ -54,7 +54,9 @@ def effective_groups(suite: Suite, overrides: Overrides) -> list[dict[str, Any]]
     return suite.groups
 
 
-def plan_suite(registry: Registry, suite: Suite, overrides: Overrides, config: RunConfig) -> tuple[list[Case], list[dict[str, Any]]]:
+def plan_suite(
+    registry: Registry, suite: Suite, overrides: Overrides, config: RunConfig
+) -> tuple[list[Case], list[dict[str, Any]]]:
     """Cases of every group, in order; a case in two groups runs once."""
     cases: list[Case] = []
     seen: set[str] = set()
@@ -73,9 +75,7 @@ def plan_suite(registry: Registry, suite: Suite, overrides: Overrides, config: R
         if target is not None:
             chosen["target_rmse"] = target
         groups.append(chosen)
-        for case in plan(
-            registry, chosen["datasets"], chosen["models"], chosen["strategies"], chosen["devices"], config, target
-        ):
+        for case in plan(registry, chosen["datasets"], chosen["models"], chosen["strategies"], chosen["devices"], config, target):
             if case.id not in seen:
                 seen.add(case.id)
                 cases.append(case)
@@ -152,8 +152,9 @@ def execute(
             if case.id in kept:
                 results.add(kept[case.id])
         resumed = f" ({len(kept)} kept from the earlier run)" if previous is not None else ""
-        progress.say(f"mfbench: suite {suite.name!r}, {len(to_run)} case(s) to run{resumed}; "
-                     f"results go to {output} as each finishes")
+        progress.say(
+            f"mfbench: suite {suite.name!r}, {len(to_run)} case(s) to run{resumed}; results go to {output} as each finishes"
+        )
 
         def on_case(record: dict[str, Any]) -> None:
             if record["id"] in tuning:

@@ -30,8 +30,10 @@ def headline(comparison: Comparison) -> str:
         failed = len(comparison.tripped) + len(comparison.trips)
         return f"**mfbench compare: FAILED** ({failed} failure(s) over the {threshold} threshold): {counts}"
     if code == EXIT_NOISY:
-        return (f"**mfbench compare: TOO NOISY TO TELL** ({len(comparison.undecided)} case(s) could be slower than "
-                f"{threshold}): {counts}")
+        return (
+            f"**mfbench compare: TOO NOISY TO TELL** ({len(comparison.undecided)} case(s) could be slower than "
+            f"{threshold}): {counts}"
+        )
     return f"**mfbench compare: passed** (threshold {threshold}): {counts}"
 
 

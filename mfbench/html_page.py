@@ -44,7 +44,8 @@ svg.chart .target { stroke: #111; stroke-dasharray: 5,4; } svg.chart .target-lab
 svg.chart .whisker { stroke: #222; stroke-width: 1.2; } svg.chart .value { fill: #222; } svg.chart .value.inside { fill: #fff; }
 .highlighting svg.chart .series:not(.hl) { opacity: 0.18; }
 .legend { list-style: none; padding: 0; margin: 2px 0 8px; display: flex; flex-wrap: wrap; gap: 2px 14px; font-size: 12px; }
-.legend li { cursor: default; } .swatch { display: inline-block; width: 14px; height: 4px; vertical-align: middle; margin-right: 5px; }
+.legend li { cursor: default; }
+.swatch { display: inline-block; width: 14px; height: 4px; vertical-align: middle; margin-right: 5px; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; font-size: 12.5px; margin: 0; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 .columns { display: grid; grid-template-columns: repeat(auto-fit, minmax(380px, 1fr)); gap: 16px 32px; }
@@ -83,7 +84,7 @@ ERROR_TRAP = (
 def page(title: str, sections: Iterable[str]) -> str:
     """A complete HTML document: ``sections`` are HTML fragments, in order."""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{STYLE}</style><script>{ERROR_TRAP}</script></head>\n<body>\n"
@@ -112,15 +113,38 @@ def legend(entries: Iterable[tuple[str, str, str, int]]) -> str:
     """Colour swatches naming curves: (label, colour, dash, case index)."""
     items = []
     for label, color, dash, case in entries:
-        style = f"background:{color}" if not dash else f"background:repeating-linear-gradient(90deg,{color} 0 5px,transparent 5px 8px)"
+        style = (
+            f"background:{color}"
+            if not dash
+            else f"background:repeating-linear-gradient(90deg,{color} 0 5px,transparent 5px 8px)"
+        )
         items.append(f'<li data-case="{case}"><span class="swatch" style="{style}"></span>{esc(label)}</li>')
     return '<ul class="legend">' + "".join(items) + "</ul>"
 
 
-NUMERIC = ("updates/s", "spread", "s/epoch", "setup s", "scaling", "time to", "train RMSE", "test RMSE", "peak MB", "ratio", "upd/s", "RMSE", "TTT")
+NUMERIC = (
+    "updates/s",
+    "spread",
+    "s/epoch",
+    "setup s",
+    "scaling",
+    "time to",
+    "train RMSE",
+    "test RMSE",
+    "peak MB",
+    "ratio",
+    "upd/s",
+    "RMSE",
+    "TTT",
+)
 
 
-def data_table(headers: Sequence[str], rows: Sequence[Sequence[str]], details: Sequence[str] | None = None, cases: Sequence[int] | None = None) -> str:
+def data_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    details: Sequence[str] | None = None,
+    cases: Sequence[int] | None = None,
+) -> str:
     """A table of already formatted cells; each row may carry a hidden detail row opened by a click."""
     numeric = [any(word in h for word in NUMERIC) for h in headers]
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)

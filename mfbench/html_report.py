@@ -93,7 +93,10 @@ def answers(cases: list[dict[str, Any]], target: float | None) -> list[str]:
         reached.sort(key=lambda pair: pair[0])
         if reached:
             seconds, best = reached[0]
-            text = f"<b>{esc(name)}</b>: <b>{esc(case_name(best, devices))}</b> reached held-out RMSE {target:g} first, in {seconds:.3g} s of training"
+            text = (
+                f"<b>{esc(name)}</b>: <b>{esc(case_name(best, devices))}</b> reached held-out RMSE {target:g} first, "
+                f"in {seconds:.3g} s of training"
+            )
             if len(reached) > 1:
                 second_s, second = reached[1]
                 text += f"; next {esc(case_name(second, devices))}, {second_s / seconds:.3g}× as long" if seconds > 0 else ""
@@ -135,9 +138,14 @@ def profile_section(profile: Any) -> str:
     source = profile["scores"] if isinstance(profile.get("scores"), dict) else profile
     scores = {str(k): as_number(v.get("score") if isinstance(v, dict) else v) for k, v in source.items()}
     scores = {k: v for k, v in scores.items() if math.isfinite(v)}
-    bars = [Bar(name, value, strategy_color(name.split("[")[0]), text=f"{value:.3g}") for name, value in sorted(scores.items(), key=lambda p: -p[1])]
+    bars = [
+        Bar(name, value, strategy_color(name.split("[")[0]), text=f"{value:.3g}")
+        for name, value in sorted(scores.items(), key=lambda p: -p[1])
+    ]
     others = {k: v for k, v in profile.items() if k != "scores" and k not in scores}
-    return section("profile-score", "Profile score", (bar_chart(bars, x_label="score", log=False) if bars else "") + facts(others))
+    return section(
+        "profile-score", "Profile score", (bar_chart(bars, x_label="score", log=False) if bars else "") + facts(others)
+    )
 
 
 def _profile_body(profile: dict[str, Any], entries: list[dict[str, Any]]) -> str:
@@ -157,14 +165,22 @@ def _profile_body(profile: dict[str, Any], entries: list[dict[str, Any]]) -> str
             steps = [1.0 + i * (tau_max - 1.0) / 200 for i in range(201)]
             points = [(tau, sum(r <= tau for r in ratios.values()) / len(workloads)) for tau in steps]
             curves.append(Series(f"{name} ({value:.2f})", color, points, "", -1))
-        rows.append([name, f"{value:.3f}", f"{entry.get('reached', '')}/{len(workloads)}"]
-                    + [("not reached" if not math.isfinite(ratios[w]) else f"{ratios[w]:.3g}") for w in workloads])
+        rows.append(
+            [name, f"{value:.3f}", f"{entry.get('reached', '')}/{len(workloads)}"]
+            + [("not reached" if not math.isfinite(ratios[w]) else f"{ratios[w]:.3g}") for w in workloads]
+        )
     panels = []
     if bars:
         panels.append(bar_chart(bars, x_label=f"score (1: fastest everywhere; 0: never within {tau_max:g}×)", log=False))
     if curves:
         panels.append(
-            line_chart(curves, x_label="tau: time-to-target within tau × the fastest", y_label="rho(tau): share of workloads", log_x=False, height=280)
+            line_chart(
+                curves,
+                x_label="tau: time-to-target within tau × the fastest",
+                y_label="rho(tau): share of workloads",
+                log_x=False,
+                height=280,
+            )
             + legend((s.label, s.color, s.dash, s.case) for s in curves)
         )
     body = '<div class="workloads">' + "".join(f'<div class="panel">{p}</div>' for p in panels) + "</div>"
@@ -196,12 +212,13 @@ def case_detail(case: dict[str, Any]) -> str:
 def table_section(cases: list[dict[str, Any]], target: float | None) -> str:
     table = results_table(cases, table_shape(cases, target, None))
     keep, lines = collapse_skipped(table)
-    body = data_table(
-        table.headers, [table.rows[i] for i in keep], details=[case_detail(cases[i]) for i in keep], cases=keep
-    )
+    body = data_table(table.headers, [table.rows[i] for i in keep], details=[case_detail(cases[i]) for i in keep], cases=keep)
     if lines:
         body += "".join(f'<p class="note">{esc(line)}</p>' for line in lines)
-    body += '<p class="note">Click a row for its parameters. spread: ± half the interquartile range of epoch times, relative to their median.</p>'
+    body += (
+        '<p class="note">Click a row for its parameters. '
+        "spread: ± half the interquartile range of epoch times, relative to their median.</p>"
+    )
     return section("table", "Results", body)
 
 
@@ -222,23 +239,43 @@ def workload_panels(cases: list[dict[str, Any]], target: float | None) -> str:
                 continue
             times, values = rmse_curve(case)
             curves.append(
-                Series(case_name(case, devices), strategy_color(case["strategy"]["name"]), list(zip(times, values)), device_dash(case["device"]), i)
+                Series(
+                    case_name(case, devices),
+                    strategy_color(case["strategy"]["name"]),
+                    list(zip(times, values)),
+                    device_dash(case["device"]),
+                    i,
+                )
             )
         html = f'<div class="panel"><h3>{esc(name)}</h3>'
         if curves:
             html += line_chart(
-                curves, x_label="cumulative training seconds (log; warm-up epochs included)", y_label="held-out RMSE", target=target
+                curves,
+                x_label="cumulative training seconds (log; warm-up epochs included)",
+                y_label="held-out RMSE",
+                target=target,
             )
             html += legend((s.label, s.color, s.dash, s.case) for s in curves)
         if implicit:
-            html += f'<p class="note">Left out of the RMSE chart (implicit-feedback objective, RMSE not comparable): {esc(", ".join(implicit))}.</p>'
+            html += (
+                '<p class="note">Left out of the RMSE chart (implicit-feedback objective, RMSE not comparable): '
+                f"{esc(', '.join(implicit))}.</p>"
+            )
         bars = []
         for i in ok:
             speed = case_throughput(cases[i])
             if speed is not None:
                 bars.append(
-                    Bar(case_name(cases[i], devices), speed.median, strategy_color(cases[i]["strategy"]["name"]), speed.min, speed.max,
-                        f"{speed.median:,.0f}", i, device_dash(cases[i]["device"]))
+                    Bar(
+                        case_name(cases[i], devices),
+                        speed.median,
+                        strategy_color(cases[i]["strategy"]["name"]),
+                        speed.min,
+                        speed.max,
+                        f"{speed.median:,.0f}",
+                        i,
+                        device_dash(cases[i]["device"]),
+                    )
                 )
         bars.sort(key=lambda b: -b.value)
         html += bar_chart(bars, x_label="median updates/s, whiskers min-max over counted epochs")
@@ -247,11 +284,23 @@ def workload_panels(cases: list[dict[str, Any]], target: float | None) -> str:
             for i in ok:
                 seconds = case_time_to_target(cases[i], target)
                 if seconds is not None:
-                    reached.append(Bar(case_name(cases[i], devices), seconds, strategy_color(cases[i]["strategy"]["name"]), text=f"{seconds:.3g} s", case=i))
+                    reached.append(
+                        Bar(
+                            case_name(cases[i], devices),
+                            seconds,
+                            strategy_color(cases[i]["strategy"]["name"]),
+                            text=f"{seconds:.3g} s",
+                            case=i,
+                        )
+                    )
             reached.sort(key=lambda b: b.value)
             if reached:
                 html += bar_chart(reached, x_label=f"training seconds to held-out RMSE {target:g} (shorter is better)")
-            missed = [case_name(cases[i], devices) for i in ok if rating_objective(cases[i]) and case_time_to_target(cases[i], target) is None]
+            missed = [
+                case_name(cases[i], devices)
+                for i in ok
+                if rating_objective(cases[i]) and case_time_to_target(cases[i], target) is None
+            ]
             if missed:
                 html += f'<p class="note">Did not reach {target:g}: {esc(", ".join(missed))}.</p>'
         panels.append(html + "</div>")
@@ -279,9 +328,15 @@ def scaling_section(cases: list[dict[str, Any]]) -> str:
     ]
     chart = line_chart(series, x_label="workers", y_label="median updates/s", log_x=False)
     bars = [
-        Bar(f"{case_name(cases[i], True)} on {workload(cases[i])}", found[cases[i]["id"]] * 100, strategy_color(cases[i]["strategy"]["name"]),
-            text=f"{found[cases[i]['id']] * 100:.0f}%", case=i)
-        for i in range(len(cases)) if cases[i]["id"] in found
+        Bar(
+            f"{case_name(cases[i], True)} on {workload(cases[i])}",
+            found[cases[i]["id"]] * 100,
+            strategy_color(cases[i]["strategy"]["name"]),
+            text=f"{found[cases[i]['id']] * 100:.0f}%",
+            case=i,
+        )
+        for i in range(len(cases))
+        if cases[i]["id"] in found
     ]
     body = chart + legend((s.label, s.color, s.dash, s.case) for s in series)
     body += bar_chart(bars, x_label="scaling efficiency, % (updates/s over workers × one worker's)", log=False)
@@ -298,11 +353,14 @@ def problems_section(cases: list[dict[str, Any]]) -> str:
         if case["status"] == "skipped":
             skipped.setdefault(case.get("reason") or "no reason given", []).append(case["id"])
         else:
-            items.append(f"<li><b>{esc(case['status'])}</b> {esc(case['id'])}: {esc(case.get('reason') or 'no reason given')}</li>")
+            items.append(
+                f"<li><b>{esc(case['status'])}</b> {esc(case['id'])}: {esc(case.get('reason') or 'no reason given')}</li>"
+            )
     for reason, ids in skipped.items():
         items.append(
             f"<li><b>skipped</b> ({len(ids)}) — {esc(reason)}<details><summary>which cases</summary>"
-            + "".join(f"<div><code>{esc(i)}</code></div>" for i in ids) + "</details></li>"
+            + "".join(f"<div><code>{esc(i)}</code></div>" for i in ids)
+            + "</details></li>"
         )
     return section("problems", "Failed and skipped cases", "<ul>" + "".join(items) + "</ul>")
 
@@ -340,8 +398,8 @@ def header(document: dict[str, Any], title: str) -> str:
     bits = [document.get("created"), machine.get("cpu_model"), f"{len(document.get('cases', []))} cases"]
     if not document.get("complete", True):
         bits.append("incomplete run: the cases that finished")
-    description = f'<p>{esc(suite.get("description"))}</p>' if suite.get("description") else ""
-    return f"<header><h1>{esc(title)}</h1>{description}<p class=\"meta\">{esc(' · '.join(str(b) for b in bits if b))}</p></header>"
+    description = f"<p>{esc(suite.get('description'))}</p>" if suite.get("description") else ""
+    return f'<header><h1>{esc(title)}</h1>{description}<p class="meta">{esc(" · ".join(str(b) for b in bits if b))}</p></header>'
 
 
 def render_report(document: dict[str, Any], target: float | None = None) -> str:
@@ -353,8 +411,10 @@ def render_report(document: dict[str, Any], target: float | None = None) -> str:
         target = None  # a suite group's target: each workload answers to its own, or to none
     per_workload = target is None and any(workload_target([c], None) is not None for c in cases)
     question = (
-        f"Which strategy is fastest to a held-out RMSE of {target:g}?" if target is not None
-        else "Which strategy is fastest to each workload's target RMSE?" if per_workload
+        f"Which strategy is fastest to a held-out RMSE of {target:g}?"
+        if target is not None
+        else "Which strategy is fastest to each workload's target RMSE?"
+        if per_workload
         else "Which strategy is fastest, at what quality?"
     )
     items = "".join(f"<li>{line}</li>" for line in answers(cases, target)) or "<li>No case ended ok.</li>"
@@ -370,7 +430,9 @@ def render_report(document: dict[str, Any], target: float | None = None) -> str:
         machine_section(document),
         f'<footer class="note">Written by mfbench {esc(__version__)}; this page fetches nothing.</footer>',
     ]
-    return page(f"mfbench {(document.get('suite') or {}).get('name', '')} {document.get('created', '')}", [s for s in sections if s])
+    return page(
+        f"mfbench {(document.get('suite') or {}).get('name', '')} {document.get('created', '')}", [s for s in sections if s]
+    )
 
 
 def write_page(text: str, path: Path) -> Path:
@@ -388,7 +450,9 @@ def write_report(document: dict[str, Any], path: Path, target: float | None = No
 # -- two runs compared -----------------------------------------------------------------
 
 
-def render_comparison_report(base: dict[str, Any], new: dict[str, Any], comparison: Any, names: tuple[str, str] = ("base", "new")) -> str:
+def render_comparison_report(
+    base: dict[str, Any], new: dict[str, Any], comparison: Any, names: tuple[str, str] = ("base", "new")
+) -> str:
     """The page for ``mfbench compare --html``: the verdicts first, the table, ratio charts, both machines."""
     from .compare import comparison_headers, comparison_row, summary_lines
 
@@ -404,10 +468,13 @@ def render_comparison_report(base: dict[str, Any], new: dict[str, Any], comparis
         ratio = getattr(row, "speed_ratio", None)
         if ratio is not None and ratio > 0:
             label = f"{row.strategy} @ {row.device}"
-            bars.append(Bar(label, ratio, strategy_color(row.strategy.split("[")[0]), text=f"{ratio:.3g}× {row.speed}", case=index))
+            bars.append(
+                Bar(label, ratio, strategy_color(row.strategy.split("[")[0]), text=f"{ratio:.3g}× {row.speed}", case=index)
+            )
     chart = (
         bar_chart(bars, x_label="updates/s, new over base (right of 1: faster)", log=True, origin=1.0, label_width=260)
-        if bars else '<p class="empty">No case has figures on both sides.</p>'
+        if bars
+        else '<p class="empty">No case has figures on both sides.</p>'
     )
     machines = (
         '<div class="columns">'
@@ -426,5 +493,7 @@ def render_comparison_report(base: dict[str, Any], new: dict[str, Any], comparis
     return page(f"mfbench compare {names[0]} {names[1]}", sections)
 
 
-def write_comparison_report(base: dict[str, Any], new: dict[str, Any], comparison: Any, path: Path, names: tuple[str, str] = ("base", "new")) -> Path:
+def write_comparison_report(
+    base: dict[str, Any], new: dict[str, Any], comparison: Any, path: Path, names: tuple[str, str] = ("base", "new")
+) -> Path:
     return write_page(render_comparison_report(base, new, comparison, names), path)

@@ -143,7 +143,9 @@ def find_tables(
         )
     for bias, factors in zip(BIAS_TABLES, FACTOR_TABLES):
         if bias in weights and (weights[bias].shape[1] != 1 or weights[bias].shape[0] != weights[factors].shape[0]):
-            raise refuse(f"its {bias} is {tuple(weights[bias].shape)}, not one column of {factors}'s {weights[factors].shape[0]} rows")
+            raise refuse(
+                f"its {bias} is {tuple(weights[bias].shape)}, not one column of {factors}'s {weights[factors].shape[0]} rows"
+            )
     frozen = sorted(f"{name}.weight" for name, weight in weights.items() if not weight.requires_grad)
     if frozen:
         raise refuse(
@@ -164,7 +166,9 @@ def find_tables(
     devices = {weight.device for weight in weights.values()}
     if len(devices) != 1:
         raise refuse(f"its tables are on several devices: {sorted(map(str, devices))}")
-    if ratings is not None and (weights["user_factors"].shape[0] != ratings.n_users or weights["item_factors"].shape[0] != ratings.n_items):
+    if ratings is not None and (
+        weights["user_factors"].shape[0] != ratings.n_users or weights["item_factors"].shape[0] != ratings.n_items
+    ):
         raise refuse(
             f"its tables are {weights['user_factors'].shape[0]} x {weights['item_factors'].shape[0]} "
             f"but the ratings are {ratings.n_users} x {ratings.n_items}"

@@ -59,7 +59,7 @@ def split_plugin_args(args: Iterable[str]) -> tuple[list[str], list[str]]:
             if not item:
                 continue
             if item.startswith(BLOCK_PREFIX):
-                block.append(item[len(BLOCK_PREFIX):])
+                block.append(item[len(BLOCK_PREFIX) :])
             else:
                 load.append(item)
     return load, block
@@ -88,11 +88,12 @@ def import_plugin(pm: pluggy.PluginManager, module_name: str) -> None:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise PluginError(
-            f"cannot import plugin module {module_name!r}: {exc}. "
-            f"Check the name and that its folder is on PYTHONPATH."
+            f"cannot import plugin module {module_name!r}: {exc}. Check the name and that its folder is on PYTHONPATH."
         ) from exc
     except SyntaxError as exc:
-        raise PluginError(f"plugin module {module_name!r} has a syntax error: {exc.filename} line {exc.lineno}: {exc.msg}") from None
+        raise PluginError(
+            f"plugin module {module_name!r} has a syntax error: {exc.filename} line {exc.lineno}: {exc.msg}"
+        ) from None
     except Exception as exc:  # the module raised while it was imported
         raise PluginError(f"plugin module {module_name!r} failed while importing: {type(exc).__name__}: {exc}") from None
     pm.register(module, name=module_name)

@@ -47,9 +47,7 @@ def coerce_param(part: str, key: str, default: Any, value: Any) -> Any:
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-    raise SelectionError(
-        f"{part}: parameter {key!r} takes a {kind.__name__} (default {default!r}), got {value!r}"
-    )
+    raise SelectionError(f"{part}: parameter {key!r} takes a {kind.__name__} (default {default!r}), got {value!r}")
 
 
 class Part:

@@ -167,8 +167,11 @@ def plan(
     for kind, chosen in (("dataset", data_choices), ("model", model_choices), ("strategy", strategy_choices)):
         if not chosen:
             raise SelectionError(f"no {kind} selected")
-    problems = [line for choice in (*data_choices, *model_choices, *strategy_choices)
-                for line in choice.entry.cls.check_params(choice.params)]
+    problems = [
+        line
+        for choice in (*data_choices, *model_choices, *strategy_choices)
+        for line in choice.entry.cls.check_params(choice.params)
+    ]
     if problems:
         raise SelectionError("parameter values out of range:\n  " + "\n  ".join(dict.fromkeys(problems)))
     if not device_list:

@@ -64,9 +64,7 @@ def median_repeat(case: dict[str, Any]) -> dict[str, Any] | None:
     repeats = [r for r in case.get("repeats", []) if r.get("epochs")]
     if not repeats:
         return None
-    totals = sorted(
-        ((sum(_finite(e.get("seconds")) or 0.0 for e in r["epochs"]), index) for index, r in enumerate(repeats))
-    )
+    totals = sorted(((sum(_finite(e.get("seconds")) or 0.0 for e in r["epochs"]), index) for index, r in enumerate(repeats)))
     return repeats[totals[(len(totals) - 1) // 2][1]]
 
 
@@ -145,7 +143,7 @@ def _title(document: dict[str, Any], plotted: list[dict[str, Any]], left_out: li
 
 
 def throughput_scale(medians: list[float]) -> str:
-    """"log" when the fastest and slowest median differ by more than ``LOG_RANGE``, else "linear"."""
+    """ "log" when the fastest and slowest median differ by more than ``LOG_RANGE``, else "linear"."""
     present = [m for m in medians if m > 0]
     return "log" if present and max(present) / min(present) > LOG_RANGE else "linear"
 
@@ -177,8 +175,14 @@ def _draw_curves(curves: Any, plotted: list[dict[str, Any]], labels: list[str], 
         times, values = rmse_curve(case)
         if times:
             curves.plot(
-                times, values, marker=marker, markersize=4, linewidth=1.6, color=strategy_color(case["strategy"]["name"]),
-                linestyle=line_style(case["device"]), label=label,
+                times,
+                values,
+                marker=marker,
+                markersize=4,
+                linewidth=1.6,
+                color=strategy_color(case["strategy"]["name"]),
+                linestyle=line_style(case["device"]),
+                label=label,
             )
     if target is not None:
         curves.axhline(target, color="black", linestyle="--", linewidth=1, label=f"target {target:g}")
@@ -229,7 +233,9 @@ def workloads(cases: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Cases by data set and model, in the order they first appear."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for case in cases:
-        key = " / ".join(c.get("label") or format_selection(c["name"], c.get("params", {})) for c in (case["dataset"], case["model"]))
+        key = " / ".join(
+            c.get("label") or format_selection(c["name"], c.get("params", {})) for c in (case["dataset"], case["model"])
+        )
         groups.setdefault(key, []).append(case)
     return groups
 

@@ -33,6 +33,7 @@ def _tqdm() -> Any:
         return None
     return tqdm
 
+
 #: The bar is 12 characters wide whatever the terminal: the rest of the line names the case and epoch.
 BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar:12}| {elapsed}<{remaining}{postfix}"
 #: Characters of a drawn bar besides its description and postfix (hours in the times included).
@@ -79,9 +80,16 @@ class Progress:
         self.bar: Any = None
         if bar_class is not None:
             self.bar = bar_class(
-                total=max(1, total * self.per_case), file=self.stream, bar_format=BAR_FORMAT, ncols=self._width(),
+                total=max(1, total * self.per_case),
+                file=self.stream,
+                bar_format=BAR_FORMAT,
+                ncols=self._width(),
                 nrows=stream_size(self.stream)[1],
-                mininterval=0.1, smoothing=0, leave=False, unit="epoch", desc=f"0/{total} cases",
+                mininterval=0.1,
+                smoothing=0,
+                leave=False,
+                unit="epoch",
+                desc=f"0/{total} cases",
             )
 
     def _width(self) -> int:

@@ -102,9 +102,7 @@ def mfbench_run_case(mfbench_plugin_manager) -> Callable[..., list[dict[str, Any
         if require_ok:
             failed = [r for r in records if r["status"] != "ok"]
             if failed:
-                details = "\n".join(
-                    f"{r['id']}: {r['status']}: {r['reason']}\n{r.get('traceback', '')}" for r in failed
-                )
+                details = "\n".join(f"{r['id']}: {r['status']}: {r['reason']}\n{r.get('traceback', '')}" for r in failed)
                 pytest.fail(f"{len(failed)} of {len(records)} cases did not finish ok:\n{details}", pytrace=False)
         return records
 

@@ -29,17 +29,14 @@ class Ratings:
 
     def __post_init__(self) -> None:
         if self.users.dtype != torch.int64 or self.items.dtype != torch.int64:
-            raise TypeError(
-                f"Ratings users/items must be int64 tensors, got {self.users.dtype} and {self.items.dtype}"
-            )
+            raise TypeError(f"Ratings users/items must be int64 tensors, got {self.users.dtype} and {self.items.dtype}")
         if not self.values.is_floating_point():
             raise TypeError(f"Ratings values must be a floating tensor, got {self.values.dtype}")
         if not (self.users.dim() == self.items.dim() == self.values.dim() == 1):
             raise ValueError("Ratings users, items and values must be one-dimensional")
         if not (len(self.users) == len(self.items) == len(self.values)):
             raise ValueError(
-                f"Ratings users, items and values differ in length: "
-                f"{len(self.users)}, {len(self.items)}, {len(self.values)}"
+                f"Ratings users, items and values differ in length: {len(self.users)}, {len(self.items)}, {len(self.values)}"
             )
         if self.n_users <= 0 or self.n_items <= 0:
             raise ValueError(f"Ratings need a positive shape, got {self.n_users} x {self.n_items}")
@@ -78,9 +75,7 @@ class Ratings:
         device = torch.device(device)
         if self.device == device:
             return self
-        return Ratings(
-            self.users.to(device), self.items.to(device), self.values.to(device), self.n_users, self.n_items
-        )
+        return Ratings(self.users.to(device), self.items.to(device), self.values.to(device), self.n_users, self.n_items)
 
     def subset(self, index: torch.Tensor) -> Ratings:
         """The ratings at ``index`` (a tensor of positions), same shape."""

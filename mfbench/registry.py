@@ -72,9 +72,7 @@ def validate_part(cls: Any, base: type[Part], plugin: str) -> None:
         raise PluginError(f"{where} registered {cls!r}, which is not a subclass of mfbench.{base.__name__}")
     name = getattr(cls, "name", "")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise PluginError(
-            f"{where} registered {cls.__qualname__} with invalid name {name!r}: use letters, digits, '_', '.', '-'"
-        )
+        raise PluginError(f"{where} registered {cls.__qualname__} with invalid name {name!r}: use letters, digits, '_', '.', '-'")
     if not isinstance(cls.params, dict) and not hasattr(cls.params, "items"):
         raise PluginError(f"{where}: {base.kind} {name!r} params must be a dict of defaults")
     for key, default in cls.params.items():
@@ -82,8 +80,7 @@ def validate_part(cls: Any, base: type[Part], plugin: str) -> None:
             raise PluginError(f"{where}: {base.kind} {name!r} has an invalid parameter name {key!r}")
         if not isinstance(default, PARAM_TYPES):
             raise PluginError(
-                f"{where}: {base.kind} {name!r} parameter {key!r} default {default!r} must be "
-                f"a bool, int, float, str or None"
+                f"{where}: {base.kind} {name!r} parameter {key!r} default {default!r} must be a bool, int, float, str or None"
             )
     try:
         check_declaration(cls)

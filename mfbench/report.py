@@ -180,8 +180,20 @@ def _display(name: str, value: Any, case: dict[str, Any]) -> str:
 #: ``params`` joins them when some strategy ran with non-default parameters; ``host`` and
 #: ``scaling`` whenever the table has them (they are only there when they say something).
 DEFAULT_COLUMNS = (
-    "dataset", "model", "strategy", "device", "host", "status", "updates/s", "spread", "scaling",
-    "target", "time-to-target", "tuning", "test RMSE", "note",
+    "dataset",
+    "model",
+    "strategy",
+    "device",
+    "host",
+    "status",
+    "updates/s",
+    "spread",
+    "scaling",
+    "target",
+    "time-to-target",
+    "tuning",
+    "test RMSE",
+    "note",
 )
 #: Shortened to fit a terminal: labels in the middle, the note turned into footnotes.
 SHORTENED = {"dataset": "middle", "model": "middle", "params": "middle", "note": "footnote"}

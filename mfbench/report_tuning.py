@@ -31,7 +31,8 @@ def tuning_cost(tuning: dict[str, Any] | None) -> str:
         return f"untuned ({tuning.get('reason', '')})"
     counts = tuning.get("counts", {})
     extra = [f"{counts[k]} {k}" for k in ("pruned", "fail") if counts.get(k)]
-    return f"{tuning.get('n_trials', 0)} trials{' (' + ', '.join(extra) + ')' if extra else ''}, {_num(tuning.get('cost_s'), '.0f')} s"
+    counted = f" ({', '.join(extra)})" if extra else ""
+    return f"{tuning.get('n_trials', 0)} trials{counted}, {_num(tuning.get('cost_s'), '.0f')} s"
 
 
 def render_tuning(summaries: list[dict[str, Any]], fmt: str = "simple") -> str:
@@ -43,14 +44,17 @@ def render_tuning(summaries: list[dict[str, Any]], fmt: str = "simple") -> str:
             continue
         best = s.get("best") or {}
         objective = s.get("objective") or ""
-        rows.append([
-            s["id"],
-            s["status"],
-            format_params(s["chosen"]) if s.get("chosen") else "",
-            _num(best.get("best_valid_rmse"), ".4f"),
-            _num(best.get("value"), ".4g") + (" s" if "seconds" in objective and math.isfinite(as_number(best.get("value"))) else ""),
-            tuning_cost(s) + ("" if s["status"] == "ok" else f"; {s.get('reason', '')}"),
-        ])
+        rows.append(
+            [
+                s["id"],
+                s["status"],
+                format_params(s["chosen"]) if s.get("chosen") else "",
+                _num(best.get("best_valid_rmse"), ".4f"),
+                _num(best.get("value"), ".4g")
+                + (" s" if "seconds" in objective and math.isfinite(as_number(best.get("value"))) else ""),
+                tuning_cost(s) + ("" if s["status"] == "ok" else f"; {s.get('reason', '')}"),
+            ]
+        )
     return tabulate(
         rows,
         headers=["case", "status", "chosen parameters", "best valid RMSE", "objective", "tuning"],
@@ -65,11 +69,13 @@ def render_profile(profile: dict[str, Any], fmt: str = "simple") -> str:
     headers = ["strategy", f"score (tau<={profile['tau_max']:g})", *workloads]
     rows = []
     for entry in profile["strategies"]:
-        rows.append([
-            entry["strategy"],
-            f"{entry['score']:.3f}",
-            *(("-" if not math.isfinite(entry["ratios"][w]) else f"{entry['ratios'][w]:.2f}x") for w in workloads),
-        ])
+        rows.append(
+            [
+                entry["strategy"],
+                f"{entry['score']:.3f}",
+                *(("-" if not math.isfinite(entry["ratios"][w]) else f"{entry['ratios'][w]:.2f}x") for w in workloads),
+            ]
+        )
     text = tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
     notes = [f"ratio to the fastest time-to-target per workload ('-': not reached); {profile['rule']}"]
     if profile.get("left_out"):

@@ -134,12 +134,10 @@ def load_results(path: Path | str) -> dict[str, Any]:
     except RecursionError:
         raise MfbenchError(f"{path} is nested too deeply to be a results file") from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
-        raise MfbenchError(f"{path} is not an mfbench results file (no \"schema\": \"{SCHEMA}\")")
+        raise MfbenchError(f'{path} is not an mfbench results file (no "schema": "{SCHEMA}")')
     version = document.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise MfbenchError(
-            f"{path} has results schema version {version}; this mfbench reads version {SCHEMA_VERSION}"
-        )
+        raise MfbenchError(f"{path} has results schema version {version}; this mfbench reads version {SCHEMA_VERSION}")
     if not isinstance(document.get("cases"), list):
         raise MfbenchError(f"{path} has no list of cases")
     problem = schema_problem(document)

@@ -30,7 +30,11 @@ def source_revision() -> dict[str, Any] | None:
     try:
         done = subprocess.run(
             ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
-            cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False,
+            cwd=PACKAGE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):  # no git, or it hung
         return None

@@ -188,8 +188,11 @@ class Runner:
         """Why ``case`` cannot run here at all (a missing library, no such device), known without running it."""
         strategy_cls: type[Strategy] = case.strategy.entry.cls  # type: ignore[assignment]
         reason = next(
-            (f"{c.entry.cls.kind} {c.name!r} is unavailable here: {c.entry.cls.unavailable}"
-             for c in (case.dataset, case.model, case.strategy) if c.entry.cls.unavailable),
+            (
+                f"{c.entry.cls.kind} {c.name!r} is unavailable here: {c.entry.cls.unavailable}"
+                for c in (case.dataset, case.model, case.strategy)
+                if c.entry.cls.unavailable
+            ),
             None,
         ) or unavailable_reason(case.device)
         if reason is None and case.device.type not in strategy_cls.devices:
@@ -289,8 +292,11 @@ class Runner:
                     result["info"] = json_checked(dict(info))
             except Exception as exc:  # what info() could not say must not hide the case's own outcome
                 result["info"] = {"error": f"{type(exc).__name__}: {exc}"}
-                self.warn(case, f"strategy {case.strategy.name!r} (plugin {case.strategy.entry.plugin!r}): "
-                          f"info() failed, the repeat's info is left out: {type(exc).__name__}: {exc}")
+                self.warn(
+                    case,
+                    f"strategy {case.strategy.name!r} (plugin {case.strategy.entry.plugin!r}): "
+                    f"info() failed, the repeat's info is left out: {type(exc).__name__}: {exc}",
+                )
             strategy.teardown()
 
     def warn(self, case: Case, message: str) -> None:
@@ -312,6 +318,7 @@ class Runner:
         if self.on_epoch is not None:
             self.on_epoch(case, repeat, epoch, entry)
         check_divergence(entry, baseline, repeat, epoch)
+
 
 def evaluate(model, train: Ratings, valid: Ratings, test: Ratings) -> dict[str, float]:
     """Train, validation and test RMSE: the same code for every strategy, outside the timed region."""

@@ -138,8 +138,13 @@ class Throughput:
 
     def scaled(self, factor: float) -> Throughput:
         return Throughput(
-            self.median / factor, self.q1 / factor, self.q3 / factor, self.min / factor, self.max / factor,
-            self.n, self.relative_iqr,
+            self.median / factor,
+            self.q1 / factor,
+            self.q3 / factor,
+            self.min / factor,
+            self.max / factor,
+            self.n,
+            self.relative_iqr,
         )
 
 
@@ -215,8 +220,11 @@ def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:
     def key(case: dict[str, Any], knob: str) -> tuple:
         params = {k: v for k, v in case["strategy"].get("params", {}).items() if k != knob}
         return (
-            (case.get("dataset") or {}).get("label"), (case.get("model") or {}).get("label"),
-            case["strategy"]["name"], case.get("device"), tuple(sorted((k, repr(v)) for k, v in params.items())),
+            (case.get("dataset") or {}).get("label"),
+            (case.get("model") or {}).get("label"),
+            case["strategy"]["name"],
+            case.get("device"),
+            tuple(sorted((k, repr(v)) for k, v in params.items())),
         )
 
     by_id = {case["id"]: case for case in cases}

@@ -20,7 +20,8 @@ When the command line selects datasets, models or strategies, the groups give
 way: the run is one group of the lists given and, for those not given, the
 suite's top-level lists (else ``sprand``, ``dot`` and every strategy).
 
-The built-in suites live in ``mfbench/suites/`` (the package ``mfbench.suites``); ``--suite NAME`` finds them, ``--suite PATH.toml`` reads any file.
+The built-in suites live in ``mfbench/suites/`` (the package ``mfbench.suites``); ``--suite NAME``
+finds them, ``--suite PATH.toml`` reads any file.
 """
 
 from __future__ import annotations
@@ -75,11 +76,7 @@ class Suite:
 
 def builtin_suites() -> dict[str, Path]:
     folder = resources.files("mfbench.suites")
-    return {
-        entry.name[: -len(".toml")]: Path(str(entry))
-        for entry in folder.iterdir()
-        if entry.name.endswith(".toml")
-    }
+    return {entry.name[: -len(".toml")]: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".toml")}
 
 
 def find_suite(name_or_path: str) -> Path:

@@ -125,7 +125,9 @@ def _x_axis(parts: list[str], axis: Axis, y: float, top: float, label: str, widt
         parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="tick" x="{x:.1f}" y="{y + 14:.1f}" text-anchor="middle">{esc(fmt_number(tick))}</text>')
     parts.append(f'<line class="axis" x1="{left}" y1="{y:.1f}" x2="{width - RIGHT}" y2="{y:.1f}"/>')
-    parts.append(f'<text class="label" x="{(left + width - RIGHT) / 2:.1f}" y="{y + 32:.1f}" text-anchor="middle">{esc(label)}</text>')
+    parts.append(
+        f'<text class="label" x="{(left + width - RIGHT) / 2:.1f}" y="{y + 32:.1f}" text-anchor="middle">{esc(label)}</text>'
+    )
 
 
 def line_chart(
@@ -167,7 +169,9 @@ def line_chart(
     if target is not None:
         y = y_axis(target)
         parts.append(f'<line class="target" x1="{LEFT}" y1="{y:.1f}" x2="{width - RIGHT}" y2="{y:.1f}"/>')
-        parts.append(f'<text class="target-label" x="{width - RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end">target {target:g}</text>')
+        parts.append(
+            f'<text class="target-label" x="{width - RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end">target {target:g}</text>'
+        )
     for s in series:
         drawn = [(x_axis(x), y_axis(y), x, y) for x, y in s.points if (x > 0 or not log_x) and math.isfinite(y)]
         if not drawn:
@@ -227,11 +231,16 @@ def bar_chart(
         y = top + index * row
         x0, x1 = sorted((base, axis(bar.value)))
         dash = f' stroke="{bar.color}" stroke-dasharray="{bar.dash}" fill-opacity="0.55"' if bar.dash else ""
-        parts.append(f'<g class="series" data-case="{bar.case}"><title>{esc(bar.label)}: {esc(bar.text or fmt_number(bar.value))}</title>')
         parts.append(
-            f'<text class="bar-label" x="{left - 6}" y="{y + row / 2 + 4:.1f}" text-anchor="end">{esc(_clip(bar.label, label_width))}</text>'
+            f'<g class="series" data-case="{bar.case}"><title>{esc(bar.label)}: {esc(bar.text or fmt_number(bar.value))}</title>'
         )
-        parts.append(f'<rect x="{x0:.1f}" y="{y + 3:.1f}" width="{max(1.0, x1 - x0):.1f}" height="{row - 6}" fill="{bar.color}"{dash}/>')
+        parts.append(
+            f'<text class="bar-label" x="{left - 6}" y="{y + row / 2 + 4:.1f}" text-anchor="end">'
+            f"{esc(_clip(bar.label, label_width))}</text>"
+        )
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{y + 3:.1f}" width="{max(1.0, x1 - x0):.1f}" height="{row - 6}" fill="{bar.color}"{dash}/>'
+        )
         if bar.low is not None and bar.high is not None and bar.low > 0 and bar.high > 0:
             a, b = axis(bar.low), axis(bar.high)
             parts.append(f'<line class="whisker" x1="{a:.1f}" y1="{y + row / 2:.1f}" x2="{b:.1f}" y2="{y + row / 2:.1f}"/>')
@@ -243,7 +252,9 @@ def bar_chart(
             end = axis(bar.high) if bar.high is not None and bar.high > 0 else x1
             parts.append(f'<text class="value" x="{max(x1, end) + 4:.1f}" y="{y + row / 2 + 4:.1f}">{esc(text)}</text>')
         else:
-            parts.append(f'<text class="value inside" x="{x1 - 4:.1f}" y="{y + row / 2 + 4:.1f}" text-anchor="end">{esc(text)}</text>')
+            parts.append(
+                f'<text class="value inside" x="{x1 - 4:.1f}" y="{y + row / 2 + 4:.1f}" text-anchor="end">{esc(text)}</text>'
+            )
         parts.append("</g>")
     parts.append("</svg>")
     return "".join(parts)
@@ -255,4 +266,4 @@ def _clip(label: str, pixels: int) -> str:
     if len(label) <= room:
         return label
     head = room // 2
-    return label[:head] + "…" + label[len(label) - (room - 1 - head):]
+    return label[:head] + "…" + label[len(label) - (room - 1 - head) :]

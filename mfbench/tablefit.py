@@ -35,9 +35,25 @@ from .errors import SelectionError, unknown_name
 #: Formats drawn for a person at a terminal; every other tabulate format is an export.
 TERMINAL_FORMATS = frozenset(
     {
-        "simple", "plain", "grid", "simple_grid", "rounded_grid", "heavy_grid", "mixed_grid", "double_grid",
-        "fancy_grid", "outline", "simple_outline", "rounded_outline", "heavy_outline", "mixed_outline",
-        "double_outline", "fancy_outline", "psql", "presto", "pretty",
+        "simple",
+        "plain",
+        "grid",
+        "simple_grid",
+        "rounded_grid",
+        "heavy_grid",
+        "mixed_grid",
+        "double_grid",
+        "fancy_grid",
+        "outline",
+        "simple_outline",
+        "rounded_outline",
+        "heavy_outline",
+        "mixed_outline",
+        "double_outline",
+        "fancy_outline",
+        "psql",
+        "presto",
+        "pretty",
     }
 )
 ELLIPSIS = "…"
@@ -172,7 +188,7 @@ def shorten_middle(text: str, width: int) -> str:
         return name + "[" + shorten_middle(inner[:-1], width - len(name) - 2) + "]"
     keep = width - 1
     head = (keep + 1) // 2
-    return text[:head] + ELLIPSIS + text[len(text) - (keep - head):]
+    return text[:head] + ELLIPSIS + text[len(text) - (keep - head) :]
 
 
 def _render(headers: list[str], rows: list[list[str]], fmt: str) -> str:

@@ -67,19 +67,21 @@ def derive_targets(cases: Iterable[dict[str, Any]], slack: float = DEFAULT_SLACK
     for key in order:
         value, case = best[key]
         tuned = (case.get("tuning") or {}).get("status") == "ok"
-        targets.append({
-            "workload": workload_name(key),
-            "dataset": key[0],
-            "model": key[1],
-            "device": key[2],
-            "target_rmse": value * (1 + slack),
-            "best_valid_rmse": value,
-            "slack": slack,
-            "from_case": case["id"],
-            "from_tuned": tuned,
-            "repeats": len(case.get("repeats", [])),
-            "rule": RULE,
-        })
+        targets.append(
+            {
+                "workload": workload_name(key),
+                "dataset": key[0],
+                "model": key[1],
+                "device": key[2],
+                "target_rmse": value * (1 + slack),
+                "best_valid_rmse": value,
+                "slack": slack,
+                "from_case": case["id"],
+                "from_tuned": tuned,
+                "repeats": len(case.get("repeats", [])),
+                "rule": RULE,
+            }
+        )
     return targets
 
 

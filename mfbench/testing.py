@@ -5,6 +5,7 @@ runs the same checks on theirs::
 
     from mfbench import testing
 
+
     def test_my_strategy_learns():
         testing.assert_learns(MyStrategy, model="biased", max_epochs=20)
 
@@ -85,7 +86,9 @@ def planted_split(seed: int = 0, **overrides: Any) -> tuple[Ratings, Ratings]:
     return planted(seed=seed, **spec).split(0.1, seed)
 
 
-def build_model(model: str | type[Model], train: Ratings, seed: int = 0, registry: Registry | None = None, **params: Any) -> nn.Module:
+def build_model(
+    model: str | type[Model], train: Ratings, seed: int = 0, registry: Registry | None = None, **params: Any
+) -> nn.Module:
     """A seeded model of the given registered name (or Model class) for ``train``."""
     cls = (registry or builtin_registry()).models[model].cls if isinstance(model, str) else model
     torch.manual_seed(seed)
@@ -227,7 +230,9 @@ def assert_exact(
         raise AssertionError(f"{strategy.name} skipped model {model!r}: {result.skipped}")
     moved = False
     for (name, want), (_, got) in zip(expected.state_dict().items(), result.model.state_dict().items()):
-        torch.testing.assert_close(got.cpu(), want, atol=atol, rtol=0, msg=functools.partial("{} {}: {}".format, strategy.name, name))
+        torch.testing.assert_close(
+            got.cpu(), want, atol=atol, rtol=0, msg=functools.partial("{} {}: {}".format, strategy.name, name)
+        )
         moved |= not torch.equal(want, start.state_dict()[name])
     assert moved, "the reference did not change the model: the comparison would prove nothing"
 

@@ -24,7 +24,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable[[], T], device: torch.device, sync: Sync = synchronize, clock: Clock = time.perf_counter) -> tuple[T, float]:
+def timed(
+    fn: Callable[[], T], device: torch.device, sync: Sync = synchronize, clock: Clock = time.perf_counter
+) -> tuple[T, float]:
     """Run ``fn`` and return (its result, the seconds it took including the device's work)."""
     sync(device)
     start = clock()

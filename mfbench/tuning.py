@@ -92,7 +92,7 @@ def open_storage(url: str, attempts: int = 5):
     # A generous lock timeout: several tuners may share one SQLite file.
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT, grace_period=GRACE)
@@ -280,11 +280,17 @@ class Tuner:
         """Run trials until the case's study holds the budget; return its summary."""
         space = tuned_space(case, self.only)
         if not space:
-            return {"id": case.id, "status": "skipped", "reason": "nothing to tune: the strategy declares no search space "
-                    "(or the selection fixes every parameter in it)"}
+            return {
+                "id": case.id,
+                "status": "skipped",
+                "reason": "nothing to tune: the strategy declares no search space (or the selection fixes every parameter in it)",
+            }
         if getattr(case.strategy.entry.cls, "objective", "rating") != "rating":
-            return {"id": case.id, "status": "skipped", "reason": "implicit-feedback objective: validation RMSE "
-                    "does not judge it, so it is not tuned on it"}
+            return {
+                "id": case.id,
+                "status": "skipped",
+                "reason": "implicit-feedback objective: validation RMSE does not judge it, so it is not tuned on it",
+            }
         skip = self.runner.skip_reason(case)
         if skip:
             return {"id": case.id, "status": "skipped", "reason": skip}
@@ -392,8 +398,14 @@ class Tuner:
         value, best = objective_value(epochs, target)  # type: ignore[arg-type]
         curve = [decision_rmse(e) for e in epochs]
         seconds = [as_number(e.get("seconds")) for e in epochs]
-        for key, item in (("status", status), ("reason", reason), ("valid_curve", curve),
-                          ("epoch_seconds", seconds), ("wall_s", wall), ("best_valid_rmse", best)):
+        for key, item in (
+            ("status", status),
+            ("reason", reason),
+            ("valid_curve", curve),
+            ("epoch_seconds", seconds),
+            ("wall_s", wall),
+            ("best_valid_rmse", best),
+        ):
             trial.set_user_attr(key, _json_number(item))
         if status == "pruned":
             state, told = "pruned", study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -424,21 +436,23 @@ def summarize_study(study, case_id: str) -> dict[str, Any]:
     trials = []
     for t in study.get_trials(deepcopy=False):
         attrs = t.user_attrs
-        trials.append({
-            "number": t.number,
-            "params": dict(t.params),
-            "state": t.state.name.lower(),
-            "status": attrs.get("status", t.state.name.lower()),
-            "reason": attrs.get("reason", ""),
-            "value": t.value,
-            "best_valid_rmse": as_number(attrs.get("best_valid_rmse")),
-            "valid_curve": [as_number(v) for v in attrs.get("valid_curve", [])],
-            "epoch_seconds": [as_number(v) for v in attrs.get("epoch_seconds", [])],
-            "wall_s": as_number(attrs.get("wall_s")),
-            "defaults": bool(attrs.get("defaults")),
-            "worker": attrs.get("worker"),
-            **({"interrupted": True} if attrs.get("interrupted") else {}),
-        })
+        trials.append(
+            {
+                "number": t.number,
+                "params": dict(t.params),
+                "state": t.state.name.lower(),
+                "status": attrs.get("status", t.state.name.lower()),
+                "reason": attrs.get("reason", ""),
+                "value": t.value,
+                "best_valid_rmse": as_number(attrs.get("best_valid_rmse")),
+                "valid_curve": [as_number(v) for v in attrs.get("valid_curve", [])],
+                "epoch_seconds": [as_number(v) for v in attrs.get("epoch_seconds", [])],
+                "wall_s": as_number(attrs.get("wall_s")),
+                "defaults": bool(attrs.get("defaults")),
+                "worker": attrs.get("worker"),
+                **({"interrupted": True} if attrs.get("interrupted") else {}),
+            }
+        )
     best = choose_best(trials)
     counts = {state: sum(t["state"] == state for t in trials) for state in ("complete", "pruned", "fail", "running")}
     attrs = study.user_attrs
@@ -507,4 +521,3 @@ def tuned_cases(cases: list[Case], storage_text: str) -> tuple[list[Case], dict[
         out.append(tuned)
         facts[tuned.id] = summary
     return out, facts, notes
-

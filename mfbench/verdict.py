@@ -183,8 +183,7 @@ def widen(interval: Interval, factor: float) -> Interval:
     """The interval stretched by ``factor`` (>= 1) on each side, in ratio terms: [low / f, high * f]."""
     if factor <= 1.0 or not interval.known:
         return interval
-    return Interval(interval.estimate, interval.low / factor, interval.high * factor, interval.method,
-                    interval.widened * factor)
+    return Interval(interval.estimate, interval.low / factor, interval.high * factor, interval.method, interval.widened * factor)
 
 
 def calibration_scores(document: dict) -> list[float]:
@@ -231,4 +230,3 @@ def _half_relative_iqr(values: Sequence[float]) -> float:
     q3 = quantile(ordered, 0.75)
     median = statistics.median(ordered)
     return (q3 - q1) / (2.0 * median) if median > 0 else 0.0
-

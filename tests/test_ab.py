@@ -69,8 +69,10 @@ def pm():
 def sides(base_sel, new_sel):
     config = RunConfig(epochs=1, repeats=1, warmup=0)
     manager = pm()
-    return (plan_side("BASE", manager, TINY, "dot", base_sel, "cpu", config),
-            plan_side("NEW", manager, TINY, "dot", new_sel, "cpu", config))
+    return (
+        plan_side("BASE", manager, TINY, "dot", base_sel, "cpu", config),
+        plan_side("NEW", manager, TINY, "dot", new_sel, "cpu", config),
+    )
 
 
 def test_a_known_slowdown_gives_its_ratio_and_a_slower_verdict():
@@ -127,8 +129,32 @@ def test_the_command_times_a_strategy_made_three_times_slower(tmp_path, monkeypa
     # 12 pairs: the interval runs from the 3rd to the 10th ratio, so two stalled pairs on a loaded machine cannot hide it
     threads = torch.get_num_threads()  # the command sets one thread (two under contention ruin timings)
     try:
-        code = main(["ab", "-q", "-p", "slowed", "-s", "slowed", "-s", "slowed[slowdown=3.0]", "-d", SMALL, "-m", "biased",
-                     "--blocks", "12", "--epochs", "9", "--fail-threshold", "20", "--format", "github", "-o", str(out)])
+        code = main(
+            [
+                "ab",
+                "-q",
+                "-p",
+                "slowed",
+                "-s",
+                "slowed",
+                "-s",
+                "slowed[slowdown=3.0]",
+                "-d",
+                SMALL,
+                "-m",
+                "biased",
+                "--blocks",
+                "12",
+                "--epochs",
+                "9",
+                "--fail-threshold",
+                "20",
+                "--format",
+                "github",
+                "-o",
+                str(out),
+            ]
+        )
     finally:
         torch.set_num_threads(threads)  # leave the test process as it was
     text = capsys.readouterr().out

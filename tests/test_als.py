@@ -31,8 +31,16 @@ def tiny_ratings() -> mfbench.Ratings:
     return mfbench.Ratings.from_arrays(users, items, values, n_users=8, n_items=7)
 
 
-def ridge_rows(fixed: np.ndarray, fixed_bias: np.ndarray | None, rows: np.ndarray, others: np.ndarray,
-               values: np.ndarray, n_rows: int, reg: float, mean: float) -> tuple[np.ndarray, np.ndarray | None]:
+def ridge_rows(
+    fixed: np.ndarray,
+    fixed_bias: np.ndarray | None,
+    rows: np.ndarray,
+    others: np.ndarray,
+    values: np.ndarray,
+    n_rows: int,
+    reg: float,
+    mean: float,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Solve each row's weighted-lambda ridge regression directly, as a stacked least-squares problem."""
     k = fixed.shape[1]
     biased = fixed_bias is not None
@@ -173,7 +181,9 @@ def test_runs_the_dot_and_biased_models():
         assert ALS().skip(build(kind, train), CPU) is None
 
 
-@pytest.mark.parametrize("params, words", [({"reg": 0.0}, "reg=0.0, must be positive"), ({"chunk": 0}, "chunk=0, must be at least 1")])
+@pytest.mark.parametrize(
+    "params, words", [({"reg": 0.0}, "reg=0.0, must be positive"), ({"chunk": 0}, "chunk=0, must be at least 1")]
+)
 def test_bad_params_are_refused_while_planning(params, words):
     assert [f"strategy 'als': {words}"] == ALS.check_params(ALS.resolve_params(params))
 

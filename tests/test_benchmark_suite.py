@@ -48,7 +48,9 @@ def test_the_gate_unpacks_plugins_at_a_ref_as_an_importable_package(tmp_path, mo
 
 
 def test_the_gate_lists_only_changed_builtin_strategy_modules(monkeypatch):
-    listing = "plugins/strategies/vectorized.py\nplugins/README.md\nplugins/strategies/not_a_default.py\nplugins/common/peers.py\n"
+    listing = (
+        "plugins/strategies/vectorized.py\nplugins/README.md\nplugins/strategies/not_a_default.py\nplugins/common/peers.py\n"
+    )
     monkeypatch.setattr(gate, "git", lambda *args: listing.encode())
     assert gate.changed_modules("HEAD") == ["mfbench.plugins.strategies.vectorized"]
 
@@ -60,7 +62,9 @@ def test_the_gate_refuses_an_unknown_ref(capsys, monkeypatch):
 
 
 def test_a_base_module_that_does_not_load_is_not_a_pass():
-    outcome = gate.measure("vectorized", ["no:mfbench.plugins.strategies.vectorized", "mfbench_gate_base_missing.vectorized"], 10.0, 6)
+    outcome = gate.measure(
+        "vectorized", ["no:mfbench.plugins.strategies.vectorized", "mfbench_gate_base_missing.vectorized"], 10.0, 6
+    )
     assert outcome.verdict == "not measured" and outcome.undecided and not outcome.failed
 
 
@@ -81,7 +85,11 @@ def pytest_in_subprocess(*args, extra_env=None):
     env = {**os.environ, **(extra_env or {})}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -116,7 +124,11 @@ def test_a_saved_run_with_a_declined_case_is_written_and_readable_by_pytest_benc
     """biased-libmf: libmf's skip() declines the biased model; the JSON must still be written."""
     saved = tmp_path / "run.json"
     result = pytest_in_subprocess(
-        "benchmarks/", "-q", "-k", "biased-vectorized-cpu or biased-libmf-cpu", f"--benchmark-json={saved}",
+        "benchmarks/",
+        "-q",
+        "-k",
+        "biased-vectorized-cpu or biased-libmf-cpu",
+        f"--benchmark-json={saved}",
         extra_env={"MFBENCH_BENCH_MIN_TIME": "0.005"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -128,7 +140,10 @@ def test_a_saved_run_with_a_declined_case_is_written_and_readable_by_pytest_benc
     assert bench["extra_info"]["rounds"] == bench["stats"]["rounds"] >= bench_conftest.ROUNDS
     assert document["machine_info"]["mfbench"]["calibration"]["score"] > 0
     shown = subprocess.run(
-        [str(Path(sys.executable).with_name("pytest-benchmark")), "compare", str(saved)], capture_output=True, text=True, timeout=60
+        [str(Path(sys.executable).with_name("pytest-benchmark")), "compare", str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "test_epoch[biased-vectorized-cpu]" in shown.stdout

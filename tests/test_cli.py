@@ -29,8 +29,25 @@ def test_list_shows_parts_params_and_plugins(capsys):
 
 def test_run_prints_lines_then_a_table_and_writes_results(capsys, tmp_path):
     out_path = tmp_path / "r.json"
-    code = main(["run", "-d", TINY, "-s", "reference", "--epochs", "1", "--repeats", "1", "--device", "cpu",
-                 "--device", "cuda:99", "-o", str(out_path)])
+    code = main(
+        [
+            "run",
+            "-d",
+            TINY,
+            "-s",
+            "reference",
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+            "--device",
+            "cpu",
+            "--device",
+            "cuda:99",
+            "-o",
+            str(out_path),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     assert "[1/2]" in captured.err and "[2/2]" in captured.err
@@ -60,8 +77,27 @@ def test_default_output_goes_under_dot_mfbench(capsys, tmp_path):
 
 
 def test_format_option_accepts_tabulate_formats(capsys):
-    assert main(["run", "-d", TINY, "-s", "reference", "--epochs", "1", "--repeats", "1", "--device", "cpu",
-                 "--format", "github", "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-d",
+                TINY,
+                "-s",
+                "reference",
+                "--epochs",
+                "1",
+                "--repeats",
+                "1",
+                "--device",
+                "cpu",
+                "--format",
+                "github",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert "| dataset" in capsys.readouterr().out
 
 
@@ -106,8 +142,25 @@ def test_run_exits_1_when_a_case_errors(capsys, tmp_path, monkeypatch):
         "def mfbench_register_strategies(register): register(Bad)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    code = main(["run", "-p", "bad_plugin", "-d", TINY, "-s", "bad", "-s", "reference", "--device", "cpu",
-                 "--epochs", "1", "--repeats", "1"])
+    code = main(
+        [
+            "run",
+            "-p",
+            "bad_plugin",
+            "-d",
+            TINY,
+            "-s",
+            "bad",
+            "-s",
+            "reference",
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "RuntimeError: kaputt" in captured.err and "1 case(s) ended in error" in captured.err
@@ -119,8 +172,12 @@ def test_p_module_appears_in_list_and_run(capsys, tmp_path, monkeypatch, write_p
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["list", "-p", "cli_plugin"]) == 0
     assert "from-cli" in capsys.readouterr().out
-    assert main(["run", "-p", "cli_plugin", "-d", TINY, "-s", "from-cli", "--device", "cpu", "--epochs", "1",
-                 "--repeats", "1", "-q"]) == 0
+    assert (
+        main(
+            ["run", "-p", "cli_plugin", "-d", TINY, "-s", "from-cli", "--device", "cpu", "--epochs", "1", "--repeats", "1", "-q"]
+        )
+        == 0
+    )
     assert "from-cli" in capsys.readouterr().out
 
 
@@ -138,8 +195,24 @@ def test_no_command_prints_help(capsys):
 
 def small_run(tmp_path, name, *extra):
     path = tmp_path / name
-    argv = ["run", "-d", TINY, "-s", "reference", "--device", "cpu", "--epochs", "2", "--repeats", "1",
-            "--no-calibration", "-q", "-o", str(path), *extra]
+    argv = [
+        "run",
+        "-d",
+        TINY,
+        "-s",
+        "reference",
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--repeats",
+        "1",
+        "--no-calibration",
+        "-q",
+        "-o",
+        str(path),
+        *extra,
+    ]
     assert main(argv) == 0
     return path
 

@@ -44,8 +44,14 @@ def make_case(
         if warmup:
             epochs = [{"epoch": -1, "seconds": warmup[r], "train_rmse": 9.0, "test_rmse": 9.0, "warmup": True}] + epochs
         repeats.append({"repeat": r, "setup_s": 0.01, "epochs": epochs})
-    dataset = {"name": "planted", "label": "planted", "params": dataset_params or {"n": 10}, "train_nnz": UPDATES,
-               "split_seed": 0, "test_fraction": 0.1}
+    dataset = {
+        "name": "planted",
+        "label": "planted",
+        "params": dataset_params or {"n": 10},
+        "train_nnz": UPDATES,
+        "split_seed": 0,
+        "test_fraction": 0.1,
+    }
     if fingerprint is not None:
         dataset["fingerprint"] = fingerprint
     params = params if params is not None else {"lr": 0.05}

@@ -14,15 +14,18 @@ from mfbench.plan import RunConfig, plan
 from mfbench.registry import collect
 
 
-@pytest.mark.parametrize("spec, good, bad", [
-    ("positive", [1e-9, 3], [0, -1, math.nan, "x", True]),
-    ("non-negative", [0, 2.5], [-1e-9, math.nan]),
-    (">= 1", [1, 7], [0, 0.5]),
-    ("< 10", [9.9, -3], [10, 11]),
-    ("(0, 1]", [1, 0.5], [0, 1.01, math.nan]),
-    ("[0, 1)", [0, 0.99], [1, -0.1]),
-    (("sgd", "adagrad"), ["sgd"], ["adam", 1]),
-])
+@pytest.mark.parametrize(
+    "spec, good, bad",
+    [
+        ("positive", [1e-9, 3], [0, -1, math.nan, "x", True]),
+        ("non-negative", [0, 2.5], [-1e-9, math.nan]),
+        (">= 1", [1, 7], [0, 0.5]),
+        ("< 10", [9.9, -3], [10, 11]),
+        ("(0, 1]", [1, 0.5], [0, 1.01, math.nan]),
+        ("[0, 1)", [0, 0.99], [1, -0.1]),
+        (("sgd", "adagrad"), ["sgd"], ["adam", 1]),
+    ],
+)
 def test_each_form_accepts_and_refuses(spec, good, bad):
     check, _ = compile_constraint(spec)
     assert all(check(v) for v in good) and not any(check(v) for v in bad)
@@ -54,12 +57,23 @@ def test_every_built_in_part_accepts_its_own_defaults(fresh_pm):
 
 def test_planning_lists_every_violation_before_any_data(fresh_pm):
     with pytest.raises(SelectionError) as raised:
-        plan(collect(fresh_pm), ["sprand[density=2]"], ["dot[n_factors=0]"],
-             ["vectorized[batch_size=0]", "hogwild[lr=-1,workers=0]", "minibatch[optimizer=adam]"], ["cpu"], RunConfig())
+        plan(
+            collect(fresh_pm),
+            ["sprand[density=2]"],
+            ["dot[n_factors=0]"],
+            ["vectorized[batch_size=0]", "hogwild[lr=-1,workers=0]", "minibatch[optimizer=adam]"],
+            ["cpu"],
+            RunConfig(),
+        )
     message = str(raised.value)
-    for line in ("dataset 'sprand': density=2.0, must be in (0, 1]", "model 'dot': n_factors=0, must be at least 1",
-                 "strategy 'vectorized': batch_size=0, must be at least 1", "strategy 'hogwild': workers=0",
-                 "strategy 'hogwild': lr=-1.0, must be positive", "optimizer='adam', must be one of"):
+    for line in (
+        "dataset 'sprand': density=2.0, must be in (0, 1]",
+        "model 'dot': n_factors=0, must be at least 1",
+        "strategy 'vectorized': batch_size=0, must be at least 1",
+        "strategy 'hogwild': workers=0",
+        "strategy 'hogwild': lr=-1.0, must be positive",
+        "optimizer='adam', must be one of",
+    ):
         assert line in message
 
 

@@ -55,7 +55,9 @@ def max_difference(a: nn.Module, b: nn.Module) -> float:
 
 
 def test_registered_through_the_plugin_manager():
-    pm = mfbench.make_plugin_manager(["mfbench.plugins.strategies.ddp", "mfbench.plugins.strategies.sharded"], entry_points=False, env=False)
+    pm = mfbench.make_plugin_manager(
+        ["mfbench.plugins.strategies.ddp", "mfbench.plugins.strategies.sharded"], entry_points=False, env=False
+    )
     strategies = collect(pm).strategies
     assert strategies["ddp"].cls is DDP and strategies["sharded"].cls is Sharded
     for cls in (DDP, Sharded):
@@ -72,8 +74,9 @@ def test_batches_and_blocks_cover_everything_once():
     assert [block_bounds(10, 3, b) for b in range(3)] == [(0, 3), (3, 6), (6, 10)]
 
 
-@pytest.mark.parametrize("comm, row_step", [("ddp", "expected"), ("sparse", "expected"), ("dense", "expected"),
-                                            ("dense", "mean"), ("sparse", "sum")])
+@pytest.mark.parametrize(
+    "comm, row_step", [("ddp", "expected"), ("sparse", "expected"), ("dense", "expected"), ("dense", "mean"), ("sparse", "sum")]
+)
 def test_ddp_takes_minibatchs_steps_at_two_ranks(comm, row_step):
     train = small()
     start = model_for("biased", train)
@@ -243,7 +246,10 @@ def test_under_torchrun_every_rank_joins_and_holds_the_trained_model(tmp_path):
     script.write_text(TORCHRUN_SCRIPT)
     done = subprocess.run(
         ["torchrun", "--standalone", "--nproc-per-node", "2", str(script), str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     primary = json.loads((tmp_path / "out.rank0").read_text())
@@ -299,10 +305,38 @@ def test_bad_values_are_refused_while_planning(fresh_pm, selection, words):
 def test_mfbench_run_under_torchrun_writes_one_results_file_from_rank_0(tmp_path):
     out = tmp_path / "run.json"
     done = subprocess.run(
-        ["torchrun", "--standalone", "--nproc-per-node", "2", "-m", "mfbench", "run", "--no-calibration",
-         "-d", "lowrank[n_users=300,n_items=200,nnz=3000]", "-m", "biased", "-s", "sharded", "-s", "vectorized",
-         "--device", "cpu", "--epochs", "1", "--repeats", "1", "--warmup", "0", "-o", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            "torchrun",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "mfbench",
+            "run",
+            "--no-calibration",
+            "-d",
+            "lowrank[n_users=300,n_items=200,nnz=3000]",
+            "-m",
+            "biased",
+            "-s",
+            "sharded",
+            "-s",
+            "vectorized",
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("results: ") == 1  # rank 1 prints nothing

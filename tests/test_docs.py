@@ -53,7 +53,7 @@ def test_readme_example_outputs_are_what_the_tool_prints():
 def test_every_mfbench_name_the_plugin_guide_uses_is_public():
     import mfbench
 
-    guide = README[README.index("## Writing a plugin"):README.index("## Benchmarks in pytest")]
+    guide = README[README.index("## Writing a plugin") : README.index("## Benchmarks in pytest")]
     used = set(re.findall(r"\bmfbench\.(\w+)", guide))
     names = {name for name in used if importlib.util.find_spec(f"mfbench.{name}") is None}  # not a module
     assert {"Strategy", "Executor", "Job", "hookimpl"} <= names

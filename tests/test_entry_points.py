@@ -23,8 +23,19 @@ def installed(tmp_path_factory):
     shutil.copytree(FIXTURE, source)
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(target), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(source),
+        ],
         check=True,
         capture_output=True,
     )
@@ -34,8 +45,9 @@ def installed(tmp_path_factory):
 def mfbench_cli(args, site, tmp_path, **env):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MFBENCH_")}
     environment.update(PYTHONPATH=str(site), **env)
-    return subprocess.run([sys.executable, "-m", "mfbench", *args], capture_output=True, text=True,
-                          cwd=tmp_path, env=environment, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mfbench", *args], capture_output=True, text=True, cwd=tmp_path, env=environment, timeout=300
+    )
 
 
 def test_installed_plugin_is_listed_with_its_distribution(installed, tmp_path):
@@ -46,8 +58,24 @@ def test_installed_plugin_is_listed_with_its_distribution(installed, tmp_path):
 
 
 def test_installed_plugin_runs(installed, tmp_path):
-    result = mfbench_cli(["run", "-d", "sprand[n_users=40,n_items=30,density=0.2]", "-s", "my-adagrad",
-                          "--device", "cpu", "--epochs", "1", "--repeats", "1", "-q"], installed, tmp_path)
+    result = mfbench_cli(
+        [
+            "run",
+            "-d",
+            "sprand[n_users=40,n_items=30,density=0.2]",
+            "-s",
+            "my-adagrad",
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+            "-q",
+        ],
+        installed,
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "my-adagrad" in result.stdout and " ok " in result.stdout
 
@@ -69,7 +97,11 @@ def test_installed_plugin_joins_the_benchmark_suite(installed, tmp_path):
     environment["PYTHONPATH"] = str(installed)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(root / "benchmarks")],
-        capture_output=True, text=True, cwd=tmp_path, env=environment, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "my-adagrad" in result.stdout

@@ -19,8 +19,28 @@ from mfbench.executors import DEFAULT_EXECUTOR, Executor, InProcessExecutor, col
 from mfbench.testing import TINY_DATASET as TINY
 
 DASK = "mfbench.plugins.executors.dask"
-SUITE = ["-d", TINY, "-m", "dot", "-s", "vectorized", "-s", "reference", "-s", "always-fails",
-         "--device", "cpu", "--device", "cuda:99", "--epochs", "1", "--repeats", "1", "--warmup", "0"]
+SUITE = [
+    "-d",
+    TINY,
+    "-m",
+    "dot",
+    "-s",
+    "vectorized",
+    "-s",
+    "reference",
+    "-s",
+    "always-fails",
+    "--device",
+    "cpu",
+    "--device",
+    "cuda:99",
+    "--epochs",
+    "1",
+    "--repeats",
+    "1",
+    "--warmup",
+    "0",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -107,14 +127,29 @@ def test_without_dask_the_executor_says_how_to_install_it(tmp_path, capsys, monk
 
 
 def test_local_runs_record_their_executor(tmp_path):
-    code, document = run_cli(tmp_path, "-d", TINY, "-s", "reference", "--device", "cpu", "--epochs", "1",
-                             "--repeats", "1", "--no-calibration", "--executor", "inprocess")
+    code, document = run_cli(
+        tmp_path,
+        "-d",
+        TINY,
+        "-s",
+        "reference",
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        "--repeats",
+        "1",
+        "--no-calibration",
+        "--executor",
+        "inprocess",
+    )
     assert code == 0
     assert document["executor"] == {"name": "inprocess", "options": {}}
     assert [c["host"] for c in document["cases"]] == [socket.gethostname()]
     (tmp_path / "r.json").unlink()
-    code, document = run_cli(tmp_path, "-d", TINY, "-s", "reference", "--device", "cpu", "--epochs", "1",
-                             "--repeats", "1", "--no-calibration")
+    code, document = run_cli(
+        tmp_path, "-d", TINY, "-s", "reference", "--device", "cpu", "--epochs", "1", "--repeats", "1", "--no-calibration"
+    )
     assert code == 0
     assert document["executor"]["name"] == "process" and document["executor"]["workers_started"] == 1
     assert [c["host"] for c in document["cases"]] == [socket.gethostname()]
@@ -125,8 +160,9 @@ def test_dask_needs_a_scheduler_it_can_reach(tmp_path, capsys):
     assert code == 2 and "needs --scheduler ADDRESS_OR_FILE" in capsys.readouterr().err
     code, _ = run_cli(tmp_path, "-s", "reference", "--executor", "dask", "--scheduler", "no-such-file.json")
     assert code == 2 and "neither a scheduler address" in capsys.readouterr().err
-    code, _ = run_cli(tmp_path, "-s", "reference", "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1",
-                      "--executor-option", "timeout=1")
+    code, _ = run_cli(
+        tmp_path, "-s", "reference", "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--executor-option", "timeout=1"
+    )
     err = capsys.readouterr().err
     assert code == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in err and "Traceback" not in err
 
@@ -169,9 +205,31 @@ def test_a_plugin_adds_run_options_whose_values_reach_its_executor(tmp_path, cap
     out = capsys.readouterr().out
     assert "--echo-url URL" in out and "for --executor echo: where it echoes" in out
     assert "  echo runs nothing at all:\n    every case comes back skipped.\n" in out  # laid out as given
-    code = main(["run", "-p", "echo_executor", "-d", TINY, "-s", "reference", "--device", "cpu", "--no-calibration",
-                 "--executor", "echo", "--echo-url", "tcp://here:1", "--executor-option", "url=ignored",
-                 "--executor-option", "retries=2", "-o", str(tmp_path / "r.json"), "-q"])
+    code = main(
+        [
+            "run",
+            "-p",
+            "echo_executor",
+            "-d",
+            TINY,
+            "-s",
+            "reference",
+            "--device",
+            "cpu",
+            "--no-calibration",
+            "--executor",
+            "echo",
+            "--echo-url",
+            "tcp://here:1",
+            "--executor-option",
+            "url=ignored",
+            "--executor-option",
+            "retries=2",
+            "-o",
+            str(tmp_path / "r.json"),
+            "-q",
+        ]
+    )
     assert code == 0
     document = json.loads((tmp_path / "r.json").read_text())
     assert document["executor"]["options"] == {"url": "tcp://here:1", "retries": 2}  # the flag wins
@@ -223,8 +281,12 @@ def test_machine_section_keeps_what_hosts_share_and_each_host_apart():
     ]
     machine = merge_hosts(probes, {"a": ["tcp://a:1"], "b": ["tcp://b:1", "tcp://b:2"]})
     assert machine["torch"] == "2" and "cpu_model" not in machine and "calibration" not in machine
-    assert machine["hosts"]["b"] == {"torch": "2", "cpu_model": "y", "calibration": {"score": 2.0},
-                                     "workers": ["tcp://b:1", "tcp://b:2"]}
+    assert machine["hosts"]["b"] == {
+        "torch": "2",
+        "cpu_model": "y",
+        "calibration": {"score": 2.0},
+        "workers": ["tcp://b:1", "tcp://b:2"],
+    }
     one = merge_hosts(probes[:1], {"a": ["tcp://a:1"]})
     assert one["cpu_model"] == "x" and one["calibration"] == {"score": 1.0}
 
@@ -276,8 +338,7 @@ def cluster(local_cluster):
 
 def test_dask_gives_the_same_cases_and_statuses_as_in_process(cluster, tmp_path):
     code_here, here = run_cli(tmp_path, *SUITE, "--no-calibration", name="here.json")
-    code_dask, there = run_cli(tmp_path, *SUITE, "--executor", "dask", "--scheduler", cluster.scheduler_address,
-                               name="dask.json")
+    code_dask, there = run_cli(tmp_path, *SUITE, "--executor", "dask", "--scheduler", cluster.scheduler_address, name="dask.json")
     assert code_here == code_dask == 1  # always-fails is an error row on both
     assert outcomes(there) == outcomes(here)
     assert {status for _, status in outcomes(there)} == {"ok", "skipped", "error"}
@@ -297,7 +358,8 @@ def test_dask_gives_the_same_cases_and_statuses_as_in_process(cluster, tmp_path)
         if case["status"] == "ok":
             summary = case["summary"]
             assert summary["relative_updates_per_s"] == pytest.approx(
-                summary["median_updates_per_s"] / host["calibration"]["score"])
+                summary["median_updates_per_s"] / host["calibration"]["score"]
+            )
     failed = next(c for c in there["cases"] if c["status"] == "error")
     assert "this strategy always fails" in failed["reason"] and "Traceback" in failed["traceback"]
 
@@ -306,8 +368,7 @@ def test_a_scheduler_file_works_and_ctrl_c_keeps_finished_cases(cluster, tmp_pat
     scheduler_file = tmp_path / "scheduler.json"
     scheduler_file.write_text(json.dumps({"address": cluster.scheduler_address}))
     executor_plugins.INTERRUPT_AFTER = 1
-    code, document = run_cli(tmp_path, *SUITE, "--executor", "dask", "--scheduler", str(scheduler_file),
-                             "--no-calibration")
+    code, document = run_cli(tmp_path, *SUITE, "--executor", "dask", "--scheduler", str(scheduler_file), "--no-calibration")
     assert code == 130
     assert len(document["cases"]) == 1 and document["complete"] is False
     assert document["executor"]["scheduler"] == cluster.scheduler_address
@@ -315,13 +376,33 @@ def test_a_scheduler_file_works_and_ctrl_c_keeps_finished_cases(cluster, tmp_pat
 
 def test_a_worker_lost_mid_case_is_one_error_row_and_the_others_finish(cluster, tmp_path):
     # Planned last, so no case is left to hand out when its worker dies: only the periodic liveness check sees it.
-    code, document = run_cli(tmp_path, "-d", TINY, "-s", "reference", "-s", "vectorized", "-s", "reference[lr=0.001]",
-                             "-s", "ends-its-process", "--device", "cpu", "--epochs", "1", "--repeats", "1",
-                             "--executor", "dask", "--scheduler", cluster.scheduler_address, "--no-calibration")
+    code, document = run_cli(
+        tmp_path,
+        "-d",
+        TINY,
+        "-s",
+        "reference",
+        "-s",
+        "vectorized",
+        "-s",
+        "reference[lr=0.001]",
+        "-s",
+        "ends-its-process",
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        "--repeats",
+        "1",
+        "--executor",
+        "dask",
+        "--scheduler",
+        cluster.scheduler_address,
+        "--no-calibration",
+    )
     assert code == 1
     statuses = {c["strategy"]["label"]: c["status"] for c in document["cases"]}
-    assert statuses == {"ends-its-process": "error", "reference": "ok", "vectorized": "ok",
-                        "reference[lr=0.001]": "ok"}
+    assert statuses == {"ends-its-process": "error", "reference": "ok", "vectorized": "ok", "reference[lr=0.001]": "ok"}
     lost = next(c for c in document["cases"] if c["status"] == "error")
     assert lost["reason"].startswith("worker lost: the Dask worker tcp://127.0.0.1:")
     assert lost["worker"] in lost["reason"] and document["complete"] is True

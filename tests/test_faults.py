@@ -26,17 +26,46 @@ FAULTS = ["raise", "segfault", "abort", "exit", "sigkill", "hang", "memory", "in
 def mfbench_run(tmp_path, *args, name="r.json", env=None):
     """``mfbench run`` in a subprocess (signals and exit codes as a user sees them)."""
     out = tmp_path / name
-    command = [sys.executable, "-m", "mfbench", "run", "-p", "fault_plugins", "-d", TINY, "--device", "cpu",
-               "--no-calibration", "-q", "-o", str(out), *args]
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-                   "MFBENCH_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})}
+    command = [
+        sys.executable,
+        "-m",
+        "mfbench",
+        "run",
+        "-p",
+        "fault_plugins",
+        "-d",
+        TINY,
+        "--device",
+        "cpu",
+        "--no-calibration",
+        "-q",
+        "-o",
+        str(out),
+        *args,
+    ]
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        "MFBENCH_DISABLE_PLUGIN_AUTOLOAD": "1",
+        **(env or {}),
+    }
     return command, environment, out
 
 
 def test_each_fault_is_one_row_and_the_suite_goes_on(tmp_path):
     command, env, out = mfbench_run(
-        tmp_path, *(arg for fault in FAULTS for arg in ("-s", f"fault-{fault}")), "-s", "vectorized",
-        "--epochs", "2", "--warmup", "0", "--repeats", "1", "--timeout", "8",  # generous: the machine may be loaded
+        tmp_path,
+        *(arg for fault in FAULTS for arg in ("-s", f"fault-{fault}")),
+        "-s",
+        "vectorized",
+        "--epochs",
+        "2",
+        "--warmup",
+        "0",
+        "--repeats",
+        "1",
+        "--timeout",
+        "8",  # generous: the machine may be loaded
         env={"MFBENCH_TEST_BROKEN_OBSERVERS": "1"},
     )
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
@@ -78,16 +107,54 @@ def test_each_fault_is_one_row_and_the_suite_goes_on(tmp_path):
 
 def test_a_strategy_with_worker_processes_of_its_own_runs_in_a_case_worker(tmp_path):
     out = tmp_path / "r.json"
-    code = main(["run", "-d", TINY, "-s", "hogwild[workers=1,lr=0.001]", "--device", "cpu", "--epochs", "1",
-                 "--repeats", "1", "--warmup", "0", "--no-calibration", "-q", "-o", str(out)])
+    code = main(
+        [
+            "run",
+            "-d",
+            TINY,
+            "-s",
+            "hogwild[workers=1,lr=0.001]",
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--no-calibration",
+            "-q",
+            "-o",
+            str(out),
+        ]
+    )
     [case] = json.loads(out.read_text())["cases"]
     assert code == 0 and case["status"] == "ok", case["reason"]
 
 
 def test_inprocess_executor_runs_in_this_process(tmp_path):
     out = tmp_path / "r.json"
-    code = main(["run", "-d", TINY, "-s", "vectorized", "--device", "cpu", "--epochs", "1", "--repeats", "1",
-                 "--no-calibration", "-q", "-o", str(out), "--executor", "inprocess"])
+    code = main(
+        [
+            "run",
+            "-d",
+            TINY,
+            "-s",
+            "vectorized",
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+            "--no-calibration",
+            "-q",
+            "-o",
+            str(out),
+            "--executor",
+            "inprocess",
+        ]
+    )
     assert code == 0
     assert json.loads(out.read_text())["executor"]["name"] == "inprocess"
 
@@ -106,8 +173,9 @@ def wait_for_cases(path: Path, count: int, process: subprocess.Popen, limit: flo
 
 
 def test_sigterm_keeps_the_finished_cases_and_exits_143(tmp_path):
-    command, env, out = mfbench_run(tmp_path, "-s", "vectorized", "-s", "fault-hang", "--epochs", "2",
-                                    "--warmup", "0", "--repeats", "1")
+    command, env, out = mfbench_run(
+        tmp_path, "-s", "vectorized", "-s", "fault-hang", "--epochs", "2", "--warmup", "0", "--repeats", "1"
+    )
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_cases(out, 1, process)
     process.send_signal(signal.SIGTERM)
@@ -119,8 +187,22 @@ def test_sigterm_keeps_the_finished_cases_and_exits_143(tmp_path):
 
 
 def test_resume_after_sigkill_runs_only_what_is_missing(tmp_path, capsys):
-    args = ["-s", "vectorized", "-s", "vectorized[batch_size=64]", "-s", "reference", "-s", "fault-hang",
-            "--epochs", "2", "--warmup", "0", "--repeats", "1"]
+    args = [
+        "-s",
+        "vectorized",
+        "-s",
+        "vectorized[batch_size=64]",
+        "-s",
+        "reference",
+        "-s",
+        "fault-hang",
+        "--epochs",
+        "2",
+        "--warmup",
+        "0",
+        "--repeats",
+        "1",
+    ]
     command, env, out = mfbench_run(tmp_path, *args)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_cases(out, 2, process)
@@ -129,7 +211,7 @@ def test_resume_after_sigkill_runs_only_what_is_missing(tmp_path, capsys):
     first = json.loads(out.read_text())
     assert first["complete"] is False and len(first["cases"]) in (2, 3)
 
-    in_process = command[command.index("run"):]  # the refusals come before anything runs
+    in_process = command[command.index("run") :]  # the refusals come before anything runs
     assert main(in_process) == 2
     err = capsys.readouterr().err
     assert f"{out} exists: add --resume" in err and "or --force to overwrite it" in err
@@ -150,10 +232,13 @@ def test_resume_after_sigkill_runs_only_what_is_missing(tmp_path, capsys):
     assert document["cases"][0]["repeats"] == first["cases"][0]["repeats"]  # kept, not measured again
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p.mkdir(), "is a folder"),
-    (lambda p: None, "cannot create the folder"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.mkdir(), "is a folder"),
+        (lambda p: None, "cannot create the folder"),
+    ],
+)
 def test_output_paths_are_checked_before_the_run(tmp_path, capsys, make, message):
     target = tmp_path / "out.json"
     make(target)
@@ -180,8 +265,10 @@ def test_ctrl_c_during_calibration_is_a_message(monkeypatch, tmp_path, capsys):
     assert code == 130 and "mfbench: interrupted" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("source, words", [("def broken(:\n", "has a syntax error"),
-                                           ("raise RuntimeError('at import')\n", "failed while importing: RuntimeError")])
+@pytest.mark.parametrize(
+    "source, words",
+    [("def broken(:\n", "has a syntax error"), ("raise RuntimeError('at import')\n", "failed while importing: RuntimeError")],
+)
 def test_a_plugin_module_that_cannot_import_is_a_message(tmp_path, monkeypatch, capsys, source, words):
     (tmp_path / "broken_plugin_module.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))

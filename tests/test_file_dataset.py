@@ -41,8 +41,18 @@ def test_csv_with_header_and_columns_by_name(tmp_path):
 
 @pytest.mark.parametrize(
     "delimiter, given",
-    [("\t", "auto"), ("\t", "tab"), (";", "semicolon"), (";", "auto"), ("|", "pipe"), (" ", "space"),
-     ("::", "colons"), ("::", "auto"), (",", ","), (",", "comma")],
+    [
+        ("\t", "auto"),
+        ("\t", "tab"),
+        (";", "semicolon"),
+        (";", "auto"),
+        ("|", "pipe"),
+        (" ", "space"),
+        ("::", "colons"),
+        ("::", "auto"),
+        (",", ","),
+        (",", "comma"),
+    ],
 )
 def test_delimiters_named_given_or_sniffed(tmp_path, delimiter, given):
     text = "".join(delimiter.join(row) + "\n" for row in (["1", "2", "5"], ["1", "3", "4"], ["9", "2", "2.5"]))

@@ -28,8 +28,12 @@ RESULTS = Path(__file__).parent.parent / "results"
 
 def examples(default: int) -> settings:
     count = int(os.environ.get("MFBENCH_FUZZ_EXAMPLES", default))
-    return settings(max_examples=count, deadline=None, derandomize=count == default,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    return settings(
+        max_examples=count,
+        deadline=None,
+        derandomize=count == default,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
 
 
 def same(a: Any, b: Any) -> bool:
@@ -64,19 +68,25 @@ def test_every_parsed_selection_formats_back_to_itself(text):
 
 
 values = st.one_of(
-    st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
     st.text(alphabet="ab 1.,[]='\"-\t\\", max_size=8).filter(lambda s: not ("'" in s and '"' in s)),
 )
 
 
 @examples(300)
-@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,8}", fullmatch=True),
-       st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), values, max_size=4))
+@given(
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,8}", fullmatch=True),
+    st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), values, max_size=4),
+)
 def test_every_part_label_parses_back(name, params):
     round_trips(name, params)
 
 
 # --- results files, and what reads them ------------------------------------------
+
 
 def sample() -> dict[str, Any]:
     document = json.loads((RESULTS / "quick-cpu-2core.json").read_text())
@@ -89,9 +99,17 @@ def sample() -> dict[str, Any]:
 
 SAMPLE = sample()
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.floats(allow_nan=False, allow_infinity=False),
-              st.sampled_from(["nan", "inf", "-inf", "", "ok", "error", "cpu"])),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["a", "name", "epochs", "seconds"]), children, max_size=3),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-3, 10**6),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.sampled_from(["nan", "inf", "-inf", "", "ok", "error", "cpu"]),
+    ),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "name", "epochs", "seconds"]), children, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -149,8 +167,11 @@ def test_mutated_results_files_load_or_say_why(tmp_path, document):
 
 
 @examples(150)
-@given(st.dictionaries(st.sampled_from(["schema", "schema_version", "cases", "config", "machine", "complete"]),
-                       json_values, max_size=6))
+@given(
+    st.dictionaries(
+        st.sampled_from(["schema", "schema_version", "cases", "config", "machine", "complete"]), json_values, max_size=6
+    )
+)
 def test_generated_documents_load_or_say_why(tmp_path, document):
     document.setdefault("schema", "mfbench.results")
     document.setdefault("schema_version", 1)
@@ -179,8 +200,30 @@ def test_mutated_results_files_plot_or_say_why(tmp_path, document):
 
 ratings_bytes = st.one_of(
     st.binary(max_size=200),
-    st.lists(st.sampled_from([b"1", b"2", b"-3", b"4.5", b"1e39", b"nan", b"x", b"", b",", b"\t", b"\n", b"\r\n",
-                              b'"', b"::", b" ", b"\xff", b"user,item,rating\n"]), max_size=40).map(b"".join),
+    st.lists(
+        st.sampled_from(
+            [
+                b"1",
+                b"2",
+                b"-3",
+                b"4.5",
+                b"1e39",
+                b"nan",
+                b"x",
+                b"",
+                b",",
+                b"\t",
+                b"\n",
+                b"\r\n",
+                b'"',
+                b"::",
+                b" ",
+                b"\xff",
+                b"user,item,rating\n",
+            ]
+        ),
+        max_size=40,
+    ).map(b"".join),
 )
 
 
@@ -209,11 +252,28 @@ def test_npz_files_of_random_bytes_load_or_say_why(tmp_path, content):
         pass
 
 
-suite_text = st.lists(st.sampled_from([
-    "epochs = 2\n", "epochs = 'x'\n", "timeout = nan\n", "datasets = ['sprand']\n", "models = [1]\n",
-    "strategies = '*'\n", "group = [5]\n", "[[group]]\n", "devices = []\n", "description = 3\n", "[x]\n",
-    "test_fraction = inf\n", "\xff\n", "= = =\n", "strategies = ['reference']\n",
-]), max_size=8).map("".join)
+suite_text = st.lists(
+    st.sampled_from(
+        [
+            "epochs = 2\n",
+            "epochs = 'x'\n",
+            "timeout = nan\n",
+            "datasets = ['sprand']\n",
+            "models = [1]\n",
+            "strategies = '*'\n",
+            "group = [5]\n",
+            "[[group]]\n",
+            "devices = []\n",
+            "description = 3\n",
+            "[x]\n",
+            "test_fraction = inf\n",
+            "\xff\n",
+            "= = =\n",
+            "strategies = ['reference']\n",
+        ]
+    ),
+    max_size=8,
+).map("".join)
 
 
 @examples(200)

@@ -96,8 +96,7 @@ def test_one_batch_combines_per_rating_steps_from_pre_batch_values(kind, reg, ro
     before = {name: t.numpy().copy() for name, t in tables.items()}
     lr, decay, epoch = 0.05, 0.5, 2
     mean = float(model.global_mean) if kind == "biased" else 0.0
-    config = dict(global_mean=mean, lr=lr, reg=reg, lr_decay=decay, batch_size=len(train), seed=0, workers=1,
-                  row_step=row_step)
+    config = dict(global_mean=mean, lr=lr, reg=reg, lr_decay=decay, batch_size=len(train), seed=0, workers=1, row_step=row_step)
     trainer = ShardTrainer(tables, (train.users, train.items, train.values), 0, config)
     sse, count = trainer.run_epoch(epoch)
 
@@ -116,8 +115,10 @@ def test_one_batch_combines_per_rating_steps_from_pre_batch_values(kind, reg, ro
         if kind == "biased":
             delta["user_bias"][u] -= step * 2 * (err + reg * before["user_bias"][u])
             delta["item_bias"][i] -= step * 2 * (err + reg * before["item_bias"][i])
-    counts = {side: np.maximum(np.bincount(rows.numpy(), minlength=len(before[f"{side}_factors"])), 1)[:, None]
-              for side, rows in (("user", train.users), ("item", train.items))}
+    counts = {
+        side: np.maximum(np.bincount(rows.numpy(), minlength=len(before[f"{side}_factors"])), 1)[:, None]
+        for side, rows in (("user", train.users), ("item", train.items))
+    }
     assert len(set(train.items.tolist())) < len(train), "the batch should repeat some rows"
     assert count == len(train) and sse == pytest.approx(want_sse, rel=1e-12)
     for name in names:

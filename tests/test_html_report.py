@@ -68,7 +68,12 @@ PROFILE = {
     "left_out": [],
     "strategies": [
         {"strategy": "als", "score": 1.0, "ratios": {"lowrank / biased / cpu": 1.0, "sprand / dot / cpu": 1.0}, "reached": 2},
-        {"strategy": "hogwild", "score": 0.31, "ratios": {"lowrank / biased / cpu": 2.1, "sprand / dot / cpu": "inf"}, "reached": 1},
+        {
+            "strategy": "hogwild",
+            "score": 0.31,
+            "ratios": {"lowrank / biased / cpu": 2.1, "sprand / dot / cpu": "inf"},
+            "reached": 1,
+        },
     ],
     "rule": "ratio = time-to-target / best time-to-target on the workload",
 }
@@ -99,8 +104,30 @@ def test_the_commands_write_pages(tmp_path, capsys):
     assert main(["report", str(QUICK), "--html", str(tmp_path / "r.html")]) == 0
     assert main(["compare", str(QUICK), str(QUICK), "--html", str(tmp_path / "c.html")]) == 0
     tiny = "sprand[n_users=60,n_items=50,density=0.1]"
-    assert main(["run", "-d", tiny, "-s", "vectorized", "--device", "cpu", "--epochs", "1", "--repeats", "1", "-q",
-                 "--no-calibration", "-o", str(tmp_path / "run.json"), "--html", str(tmp_path / "run.html")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-d",
+                tiny,
+                "-s",
+                "vectorized",
+                "--device",
+                "cpu",
+                "--epochs",
+                "1",
+                "--repeats",
+                "1",
+                "-q",
+                "--no-calibration",
+                "-o",
+                str(tmp_path / "run.json"),
+                "--html",
+                str(tmp_path / "run.html"),
+            ]
+        )
+        == 0
+    )
     for name in ("r.html", "c.html", "run.html"):
         assert (tmp_path / name).read_text().startswith("<!DOCTYPE html>")
     assert f"html: {tmp_path / 'run.html'}" in capsys.readouterr().out
@@ -113,8 +140,15 @@ def browser() -> str | None:
 def render_in_browser(page: Path, screenshot: Path) -> str:
     """The DOM after the page's scripts ran, and a screenshot of it, from headless Chromium."""
     command = [
-        browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,2400",
-        f"--screenshot={screenshot}", "--dump-dom", page.as_uri(),
+        browser(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--window-size=1280,2400",
+        f"--screenshot={screenshot}",
+        "--dump-dom",
+        page.as_uri(),
     ]
     env = {**os.environ, "HOME": str(page.parent)}  # a profile of its own, wherever HOME is
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=True).stdout

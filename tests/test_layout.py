@@ -142,7 +142,7 @@ def test_the_readme_example_is_an_exact_strategy():
     from mfbench import testing
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### The model layout contract"): readme.index("### Checking your strategy")]
+    section = readme[readme.index("### The model layout contract") : readme.index("### Checking your strategy")]
     scope = {"mfbench": mfbench, "torch": torch}
     exec(re.findall(r"```python\n(.*?)```", section, flags=re.S)[0], scope)
     for kind in ("dot", "biased"):

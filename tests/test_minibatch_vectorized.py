@@ -41,8 +41,15 @@ def make_model(kind: str, ratings: mfbench.Ratings, k: int, seed: int = 0, dtype
     return model.to(dtype)
 
 
-def train(strategy: mfbench.Strategy, model: nn.Module, ratings: mfbench.Ratings, epochs: int, seed: int = 0,
-          test: mfbench.Ratings | None = None, stop_below: float | None = None) -> list[float]:
+def train(
+    strategy: mfbench.Strategy,
+    model: nn.Module,
+    ratings: mfbench.Ratings,
+    epochs: int,
+    seed: int = 0,
+    test: mfbench.Ratings | None = None,
+    stop_below: float | None = None,
+) -> list[float]:
     """Run the runner's protocol (mfbench.testing.fit); held-out RMSE after each epoch when ``test`` is given."""
     result = testing.fit(strategy, model, ratings, epochs, test=test, seed=seed, stop_below=stop_below)
     assert result.skipped is None, result.skipped
@@ -72,7 +79,10 @@ def contract_split():
 
 def test_both_register_through_their_plugins():
     pm = mfbench.make_plugin_manager(
-        ["mfbench.plugins.strategies.minibatch", "mfbench.plugins.strategies.vectorized"], defaults=False, entry_points=False, env=False
+        ["mfbench.plugins.strategies.minibatch", "mfbench.plugins.strategies.vectorized"],
+        defaults=False,
+        entry_points=False,
+        env=False,
     )
     strategies = collect(pm).strategies
     assert strategies["minibatch"].cls is Minibatch
@@ -156,8 +166,9 @@ def test_expected_counts_divide_only_rows_expected_more_than_once_per_batch():
     """A row with n of N ratings is expected n * B / N times in a batch of B; below 1 it is not divided."""
     index = torch.tensor([0] * 8 + [1])
     weights = ExpectedCounts(index, n_rows=3, batch_size=3, dtype=torch.float64)
-    torch.testing.assert_close(weights.inverse(torch.tensor([1, 0, 2, 0])),
-                               torch.tensor([1.0, 9 / 24, 1.0, 9 / 24], dtype=torch.float64))
+    torch.testing.assert_close(
+        weights.inverse(torch.tensor([1, 0, 2, 0])), torch.tensor([1.0, 9 / 24, 1.0, 9 / 24], dtype=torch.float64)
+    )
     # A batch larger than the data holds every rating once: the expected count is the count.
     whole = ExpectedCounts(index, n_rows=3, batch_size=100, dtype=torch.float64)
     torch.testing.assert_close(whole.inverse(torch.tensor([0, 1])), torch.tensor([1 / 8, 1.0], dtype=torch.float64))

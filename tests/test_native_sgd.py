@@ -41,13 +41,21 @@ def make_model(kind: str, ratings, k: int = 5, seed: int = 0) -> nn.Module:
     return model
 
 
-def hand_written_blocked_sgd(model: nn.Module, ratings, epochs: int, seed: int, lr: float, reg: float, blocks: int) -> list[float]:
+def hand_written_blocked_sgd(
+    model: nn.Module, ratings, epochs: int, seed: int, lr: float, reg: float, blocks: int
+) -> list[float]:
     """numba's blocked schedule written out in Python: the grid layout, then strata in each epoch's plan."""
     P, Q = model.user_factors.weight.detach(), model.item_factors.weight.detach()
     biased = hasattr(model, "user_bias")
     users, items, values, offsets = block_layout(
-        ratings.users.numpy(), ratings.items.numpy(), ratings.values.numpy().astype(np.float64),
-        ratings.n_users, ratings.n_items, blocks, seed, True,
+        ratings.users.numpy(),
+        ratings.items.numpy(),
+        ratings.values.numpy().astype(np.float64),
+        ratings.n_users,
+        ratings.n_items,
+        blocks,
+        seed,
+        True,
     )
     losses = []
     for epoch in range(epochs):
@@ -61,7 +69,9 @@ def hand_written_blocked_sgd(model: nn.Module, ratings, epochs: int, seed: int, 
                     p, q = P[u].clone(), Q[i].clone()
                     err = float(p @ q) - r
                     if biased:
-                        err += model.global_mean.item() + float(model.user_bias.weight[u, 0]) + float(model.item_bias.weight[i, 0])
+                        err += (
+                            model.global_mean.item() + float(model.user_bias.weight[u, 0]) + float(model.item_bias.weight[i, 0])
+                        )
                     total += err * err
                     P[u] = p - lr * (2 * err * q + 2 * reg * p)
                     Q[i] = q - lr * (2 * err * p + 2 * reg * q)
@@ -141,9 +151,14 @@ def test_an_empty_training_set_is_a_no_op():
 
 @pytest.mark.parametrize(
     "params, words",
-    [({"threads": 0}, "threads=0, must be at least 1"), ({"blocks": -1}, "blocks=-1, must be at least 0"),
-     ({"cell_order": "zigzag"}, "cell_order='zigzag', must be one of"), ({"lr": 0.0}, "lr=0.0, must be positive"),
-     ({"reg": -1.0}, "reg=-1.0, must be non-negative"), ({"lr_decay": -1.0}, "lr_decay=-1.0, must be non-negative")],
+    [
+        ({"threads": 0}, "threads=0, must be at least 1"),
+        ({"blocks": -1}, "blocks=-1, must be at least 0"),
+        ({"cell_order": "zigzag"}, "cell_order='zigzag', must be one of"),
+        ({"lr": 0.0}, "lr=0.0, must be positive"),
+        ({"reg": -1.0}, "reg=-1.0, must be non-negative"),
+        ({"lr_decay": -1.0}, "lr_decay=-1.0, must be non-negative"),
+    ],
 )
 def test_planning_refuses_bad_params(params, words):
     problems = NativeSGD.check_params(NativeSGD.resolve_params(params))

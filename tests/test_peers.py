@@ -416,8 +416,14 @@ def test_skip_reasons(name):
     bad = "alpha" if name == "implicit-als" else "lr"
     assert cls(**{bad: -1.0}).skip(dot, CPU) is None
     with pytest.raises(SelectionError, match=rf"strategy '{name}': {bad}=-1.0, must be positive"):
-        plan(collect(mfbench.make_plugin_manager(entry_points=False, env=False)), [TINY], ["dot"],
-             [f"{name}[{bad}=-1.0]"], ["cpu"], RunConfig())
+        plan(
+            collect(mfbench.make_plugin_manager(entry_points=False, env=False)),
+            [TINY],
+            ["dot"],
+            [f"{name}[{bad}=-1.0]"],
+            ["cpu"],
+            RunConfig(),
+        )
 
 
 # --- the unavailable path ----------------------------------------------------------------------

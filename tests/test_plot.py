@@ -27,7 +27,12 @@ needs_matplotlib = pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="needs matplot
 def make_case(strategy="sgd", params=None, *, status="ok", seconds=((1.0, 1.0),), rmse=None, dataset="planted", device="cpu"):
     rmse = rmse or [[1.0 - 0.1 * e for e in range(len(s))] for s in seconds]
     repeats = [
-        {"repeat": r, "epochs": [{"epoch": e, "seconds": t, "test_rmse": v, "train_rmse": v} for e, (t, v) in enumerate(zip(times, values))]}
+        {
+            "repeat": r,
+            "epochs": [
+                {"epoch": e, "seconds": t, "test_rmse": v, "train_rmse": v} for e, (t, v) in enumerate(zip(times, values))
+            ],
+        }
         for r, (times, values) in enumerate(zip(seconds, rmse))
     ]
     return {
@@ -43,8 +48,14 @@ def make_case(strategy="sgd", params=None, *, status="ok", seconds=((1.0, 1.0),)
 
 
 def make_doc(*cases, target_rmse=None):
-    return {"schema": "mfbench.results", "schema_version": 1, "created": "2026-01-01T00:00:00+00:00",
-            "machine": {"cpu_model": "test cpu"}, "config": {"target_rmse": target_rmse}, "cases": list(cases)}
+    return {
+        "schema": "mfbench.results",
+        "schema_version": 1,
+        "created": "2026-01-01T00:00:00+00:00",
+        "machine": {"cpu_model": "test cpu"},
+        "config": {"target_rmse": target_rmse},
+        "cases": list(cases),
+    }
 
 
 @needs_matplotlib
@@ -58,7 +69,10 @@ def test_writes_a_png_and_returns_its_path(tmp_path):
 @needs_matplotlib
 def test_panels_curves_target_and_left_out_cases():
     doc = make_doc(
-        make_case("a"), make_case("b"), make_case("c", status="skipped"), make_case("d", status="error"),
+        make_case("a"),
+        make_case("b"),
+        make_case("c", status="skipped"),
+        make_case("d", status="error"),
         make_case("e", status="skipped"),
     )
     figure = build_figure(doc, target=0.95)
@@ -140,8 +154,10 @@ def test_plots_a_real_run(fresh_pm, run_cases, tmp_path):
 @needs_matplotlib
 def test_one_row_of_panels_per_workload_and_one_colour_per_strategy():
     doc = make_doc(
-        make_case("als", dataset="one"), make_case("numba", dataset="one"),
-        make_case("numba", dataset="two"), make_case("als", dataset="two"),
+        make_case("als", dataset="one"),
+        make_case("numba", dataset="one"),
+        make_case("numba", dataset="two"),
+        make_case("als", dataset="two"),
     )
     figure = build_figure(doc, target=0.95)
     assert len(figure.axes) == 4  # per workload: curves, then throughput

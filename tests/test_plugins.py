@@ -119,11 +119,14 @@ def test_block_a_builtin_plugin():
     assert "dot" in collect(pm).models
 
 
-@pytest.mark.parametrize("old, new", [
-    ("mfbench.plugins.vectorized", "mfbench.plugins.strategies.vectorized"),
-    ("mfbench.plugins.numba_sgd", "mfbench.plugins.strategies.numba"),
-    ("mfbench.plugins.dask_executor", "mfbench.plugins.executors.dask"),
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("mfbench.plugins.vectorized", "mfbench.plugins.strategies.vectorized"),
+        ("mfbench.plugins.numba_sgd", "mfbench.plugins.strategies.numba"),
+        ("mfbench.plugins.dask_executor", "mfbench.plugins.executors.dask"),
+    ],
+)
 def test_blocking_a_builtin_by_a_name_it_does_not_have_says_its_name(old, new):
     with pytest.raises(PluginError, match=rf"cannot block '{old}'.*did you mean no:{new}\?"):
         mfbench.make_plugin_manager([f"no:{old}"], entry_points=False, env=False)

@@ -20,8 +20,15 @@ def case(workload: str, strategy: str, seconds: float | None, status: str = "ok"
         "strategy": {"name": strategy.split("[")[0], "label": strategy, "objective": objective},
         "device": "cpu",
         "status": status,
-        "repeats": [{"repeat": 0, "epochs": [{"epoch": e, "seconds": 1.0, "train_rmse": 1.0, "valid_rmse": v, "test_rmse": 9.0}
-                                         for e, v in enumerate(curve)]}],
+        "repeats": [
+            {
+                "repeat": 0,
+                "epochs": [
+                    {"epoch": e, "seconds": 1.0, "train_rmse": 1.0, "valid_rmse": v, "test_rmse": 9.0}
+                    for e, v in enumerate(curve)
+                ],
+            }
+        ],
         "summary": {"target_rmse": 0.9, "time_to_target_s": seconds} if status == "ok" else {},
     }
     if base:
@@ -30,9 +37,14 @@ def case(workload: str, strategy: str, seconds: float | None, status: str = "ok"
 
 
 CASES = [
-    case("A", "x", 10.0), case("A", "y", 20.0), case("A", "z", None),
-    case("B", "x", 30.0), case("B", "y", 10.0), case("B", "z", 50.0),
-    case("C", "x", None), case("C", "y", None, status="error"),  # nobody reached C's target
+    case("A", "x", 10.0),
+    case("A", "y", 20.0),
+    case("A", "z", None),
+    case("B", "x", 30.0),
+    case("B", "y", 10.0),
+    case("B", "z", 50.0),
+    case("C", "x", None),
+    case("C", "y", None, status="error"),  # nobody reached C's target
     case("A", "implicit", 1.0, objective="implicit"),
 ]
 
@@ -62,16 +74,25 @@ def test_the_score_is_the_integral_of_rho():
 
 
 def test_tuned_cases_are_matched_by_their_label_before_tuning():
-    cases = [case("A", "x[lr=0.1]", 10.0, base="x"), case("B", "x[lr=0.3]", 10.0, base="x"),
-             case("A", "y", 20.0), case("B", "y", 5.0)]
+    cases = [
+        case("A", "x[lr=0.1]", 10.0, base="x"),
+        case("B", "x[lr=0.3]", 10.0, base="x"),
+        case("A", "y", 20.0),
+        case("B", "y", 5.0),
+    ]
     by = {s["strategy"]: s for s in performance_profile(cases)["strategies"]}
     assert set(by) == {"x", "y"} and by["x"]["ratios"]["B / m / cpu"] == 2.0
 
 
 def test_auto_target_is_one_percent_above_the_best_median_validation_rmse():
-    cases = [case("A", "x", None, curve=(1.0, 0.8, 0.85)), case("A", "y", None, curve=(0.95, 0.9)),
-             case("A", "z", None, status="diverged", curve=(0.1,))]
-    cases[0]["repeats"].append({"repeat": 1, "epochs": [{"epoch": 0, "seconds": 1.0, "valid_rmse": 0.9}]})  # x: median of 0.8 and 0.9
+    cases = [
+        case("A", "x", None, curve=(1.0, 0.8, 0.85)),
+        case("A", "y", None, curve=(0.95, 0.9)),
+        case("A", "z", None, status="diverged", curve=(0.1,)),
+    ]
+    cases[0]["repeats"].append(
+        {"repeat": 1, "epochs": [{"epoch": 0, "seconds": 1.0, "valid_rmse": 0.9}]}
+    )  # x: median of 0.8 and 0.9
     (target,) = derive_targets(cases, slack=0.01)
     assert target["best_valid_rmse"] == pytest.approx(0.85) and target["target_rmse"] == pytest.approx(0.8585)
     assert target["from_case"] == cases[0]["id"] and not target["from_tuned"]

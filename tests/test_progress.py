@@ -10,8 +10,12 @@ import pytest
 
 from mfbench.progress import Progress
 
-CASE = {"id": "sprand / dot / reference / cpu", "status": "ok", "summary": {"median_updates_per_s": 1234.0,
-        "final_test_rmse": 1.5}, "reason": ""}
+CASE = {
+    "id": "sprand / dot / reference / cpu",
+    "status": "ok",
+    "summary": {"median_updates_per_s": 1234.0, "final_test_rmse": 1.5},
+    "reason": "",
+}
 
 
 class Terminal(io.StringIO):
@@ -89,4 +93,6 @@ def test_without_tqdm_a_terminal_gets_plain_lines(monkeypatch):
     progress = Progress(total=1, repeats=1, epochs_per_repeat=1, stream=stream)
     progress.epoch(CASE["id"], 0, 0, {"seconds": 1.0, "test_rmse": 2.0})
     progress.case(CASE)
-    assert not progress.live and stream.getvalue() == "[1/1] sprand / dot / reference / cpu: ok  1,234 updates/s  test RMSE 1.5000\n"
+    assert (
+        not progress.live and stream.getvalue() == "[1/1] sprand / dot / reference / cpu: ok  1,234 updates/s  test RMSE 1.5000\n"
+    )

@@ -192,15 +192,31 @@ def test_example_package_tests_pass_with_the_kit(tmp_path):
     shutil.copytree(FIXTURE_PACKAGE, source)
     site = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(site), str(source)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MFBENCH_", "PYTEST_"))}
     env["PYTHONPATH"] = str(site)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", *kit_args(), "-p", "no:cacheprovider", "-q", "tests"],
-        cwd=source, env=env, capture_output=True, text=True, timeout=300,
+        cwd=source,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout

@@ -47,14 +47,19 @@ def sample() -> dict:
     return document
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d["cases"][1]["repeats"][0]["epochs"][2].pop("seconds"), "cases[1].repeats[0].epochs[2].seconds: missing"),
-    (lambda d: d["cases"][0]["repeats"][0]["epochs"][0].update(test_rmse="low"),
-     'cases[0].repeats[0].epochs[0].test_rmse: "low" is not a number'),
-    (lambda d: d["cases"][0].update(status="fine"), "cases[0].status: \"fine\" is not one of 'ok'"),
-    (lambda d: d["cases"][0]["summary"].update(updates_per_s=[1]), "cases[0].summary.updates_per_s: [1] is not of type"),
-    (lambda d: d["cases"].append(7), "cases[2]: 7 is not of type"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["cases"][1]["repeats"][0]["epochs"][2].pop("seconds"), "cases[1].repeats[0].epochs[2].seconds: missing"),
+        (
+            lambda d: d["cases"][0]["repeats"][0]["epochs"][0].update(test_rmse="low"),
+            'cases[0].repeats[0].epochs[0].test_rmse: "low" is not a number',
+        ),
+        (lambda d: d["cases"][0].update(status="fine"), "cases[0].status: \"fine\" is not one of 'ok'"),
+        (lambda d: d["cases"][0]["summary"].update(updates_per_s=[1]), "cases[0].summary.updates_per_s: [1] is not of type"),
+        (lambda d: d["cases"].append(7), "cases[2]: 7 is not of type"),
+    ],
+)
 def test_a_malformed_file_is_one_line_naming_the_file_and_the_place(tmp_path, capsys, mutate, message):
     document = sample()
     mutate(document)
@@ -80,12 +85,19 @@ def test_other_properties_are_allowed_for_later_versions(tmp_path):
     assert load_results(path)["tuning"] == {"trials": 3}
 
 
-@pytest.mark.parametrize("content, words", [
-    (b'{"schema": "mfbench.results", "\xff": 1}', r"is not UTF-8 text \(byte 31\)"),
-    (b"[" * 100_000, "nested too deeply"),
-    (json.dumps({"schema": "mfbench.results", "schema_version": 1, "cases": [], "machine": {"x": [[[[[]]]]] * 1}}).replace(
-        "[[[[[]]]]]", "[" * 70 + "]" * 70).encode(), "nested more than 64 levels deep"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b'{"schema": "mfbench.results", "\xff": 1}', r"is not UTF-8 text \(byte 31\)"),
+        (b"[" * 100_000, "nested too deeply"),
+        (
+            json.dumps({"schema": "mfbench.results", "schema_version": 1, "cases": [], "machine": {"x": [[[[[]]]]] * 1}})
+            .replace("[[[[[]]]]]", "[" * 70 + "]" * 70)
+            .encode(),
+            "nested more than 64 levels deep",
+        ),
+    ],
+)
 def test_non_utf8_and_deep_nesting_are_messages(tmp_path, content, words):
     path = tmp_path / "odd.json"
     path.write_bytes(content)
@@ -162,9 +174,32 @@ def test_results_record_the_revision_and_compare_shows_it(tmp_path, capsys, monk
     monkeypatch.setenv("MFBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
     monkeypatch.setattr("mfbench.execute.source_revision", lambda: {"commit": "a" * 40, "dirty": True})
     path = tmp_path / "r.json"
-    assert main(["run", "-d", "sprand[n_users=30,n_items=20,density=0.2]", "-s", "reference", "--device", "cpu",
-                 "--epochs", "1", "--repeats", "1", "--warmup", "0", "--no-calibration", "--executor", "inprocess",
-                 "-o", str(path), "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-d",
+                "sprand[n_users=30,n_items=20,density=0.2]",
+                "-s",
+                "reference",
+                "--device",
+                "cpu",
+                "--epochs",
+                "1",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--no-calibration",
+                "--executor",
+                "inprocess",
+                "-o",
+                str(path),
+                "-q",
+            ]
+        )
+        == 0
+    )
     document = load_results(path)
     assert document["source_revision"] == {"commit": "a" * 40, "dirty": True}
     old = sample()  # written before the field existed: still valid, shown as unknown

@@ -37,8 +37,30 @@ def observer_module(monkeypatch):
 def test_case_finished_sees_every_case_and_machine_info_is_merged(observer_module, tmp_path, capsys):
     out = tmp_path / "r.json"
     # The module lives only in this process's sys.modules: worker processes could not import it.
-    code = main(["run", "-p", "observer_plugin", "-d", TINY, "-s", "reference", "--device", "cpu",
-                 "--device", "cuda:99", "--epochs", "1", "--repeats", "1", "-o", str(out), "-q", "--executor", "inprocess"])
+    code = main(
+        [
+            "run",
+            "-p",
+            "observer_plugin",
+            "-d",
+            TINY,
+            "-s",
+            "reference",
+            "--device",
+            "cpu",
+            "--device",
+            "cuda:99",
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+            "-o",
+            str(out),
+            "-q",
+            "--executor",
+            "inprocess",
+        ]
+    )
     assert code == 0
     assert observer_module.seen == [("reference", "cpu", "ok"), ("reference", "cuda:99", "skipped")]
     machine = json.loads(out.read_text())["machine"]

@@ -169,7 +169,7 @@ def test_list_shows_unavailable_parts(monkeypatch, capsys, register_strategies):
     monkeypatch.setattr("mfbench.cli.make_plugin_manager", with_kinds)
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    section = out[out.index("unavailable here"):]
+    section = out[out.index("unavailable here") :]
     assert "needs-lib" in section and "pip install 'mfbench[fake]'" in section
     assert "whole fits" in out and "implicit objective" in out
 

@@ -34,7 +34,10 @@ def write(tmp_path, text):
 
 def test_groups_and_overrides(tmp_path, fresh_pm):
     registry = collect(fresh_pm)
-    suite = load_suite(write(tmp_path, """
+    suite = load_suite(
+        write(
+            tmp_path,
+            """
 description = "two groups"
 epochs = 4
 datasets = ["sprand"]
@@ -45,7 +48,9 @@ strategies = ["reference"]
 datasets = ["sprand[density=0.02]"]
 models = ["biased"]
 devices = ["cpu"]
-"""))
+""",
+        )
+    )
     config = config_for(suite, Overrides())
     assert config.epochs == 4
     cases, groups = plan_suite(registry, suite, Overrides(), config)

@@ -19,7 +19,7 @@ def arrays(ratings: mfbench.Ratings):
 def top_share(index: np.ndarray, n: int, fraction: float = 0.1) -> float:
     """Share of the ratings held by the most-rated ``fraction`` of ids."""
     counts = np.sort(np.bincount(index, minlength=n))
-    return counts[-max(1, int(n * fraction)):].sum() / len(index)
+    return counts[-max(1, int(n * fraction)) :].sum() / len(index)
 
 
 def test_plugins_register_lowrank_and_zipf():

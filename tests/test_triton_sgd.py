@@ -59,7 +59,11 @@ def test_without_triton_it_is_unavailable_with_the_install_command(monkeypatch):
 def test_one_program_is_the_exact_reference_sgd_in_its_order(interpreter, kind):
     """programs=1, order=epoch: the reference's per-rating SGD, rating by rating (k=5 runs padded to 8)."""
     ratings = testing.tiny_ratings()
-    start = testing.build_model(kind, ratings, n_factors=5, init_std=0.3) if kind == "dot" else testing.build_model(kind, ratings, n_factors=5)
+    start = (
+        testing.build_model(kind, ratings, n_factors=5, init_std=0.3)
+        if kind == "dot"
+        else testing.build_model(kind, ratings, n_factors=5)
+    )
     expected, actual = copy.deepcopy(start), copy.deepcopy(start)
     testing.fit(Reference, expected, ratings, 2, params={"lr": 0.05}, seed=3)
     result = testing.fit(TritonSGD, actual, ratings, 2, params={"lr": 0.05, "reg": 0.0, "programs": 1, "order": "epoch"}, seed=3)
@@ -145,7 +149,9 @@ def test_on_cuda_one_program_is_the_exact_reference():
     start = testing.build_model("biased", ratings, n_factors=5)
     expected, actual = copy.deepcopy(start), copy.deepcopy(start)
     testing.fit(Reference, expected, ratings, 2, params={"lr": 0.05}, seed=3)
-    testing.fit(TritonSGD, actual, ratings, 2, params={"lr": 0.05, "reg": 0.0, "programs": 1, "order": "epoch"}, seed=3, device="cuda")
+    testing.fit(
+        TritonSGD, actual, ratings, 2, params={"lr": 0.05, "reg": 0.0, "programs": 1, "order": "epoch"}, seed=3, device="cuda"
+    )
     for name, want in expected.state_dict().items():
         torch.testing.assert_close(actual.state_dict()[name].cpu(), want, atol=1e-5, rtol=0)
 

@@ -215,14 +215,45 @@ def test_failed_trials_are_failures_not_crashes(fresh_pm, tmp_path):
 def test_tune_then_race_with_the_tuned_parameters(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MFBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
     storage = tmp_path / "studies.db"
-    common = ["-d", PLANTED, "-m", "biased[n_factors=3]", "-s", FAST, "-s", "numba", "--device", "cpu",
-              "--epochs", "3", "--warmup", "0"]
+    common = [
+        "-d",
+        PLANTED,
+        "-m",
+        "biased[n_factors=3]",
+        "-s",
+        FAST,
+        "-s",
+        "numba",
+        "--device",
+        "cpu",
+        "--epochs",
+        "3",
+        "--warmup",
+        "0",
+    ]
     assert main(["tune", *common, "--trials", "3", "--storage", str(storage)]) == 0
     tuned_out = capsys.readouterr().out
     assert "3 trials" in tuned_out and "chosen parameters" in tuned_out
     out = tmp_path / "r.json"
-    assert main(["run", *common, "--repeats", "1", "--tuned", str(storage), "--target-rmse", "auto", "-o", str(out), "-q",
-                 "--no-calibration"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                *common,
+                "--repeats",
+                "1",
+                "--tuned",
+                str(storage),
+                "--target-rmse",
+                "auto",
+                "-o",
+                str(out),
+                "-q",
+                "--no-calibration",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     document = json.loads(out.read_text())
     for case in document["cases"]:
@@ -241,9 +272,34 @@ def test_auto_targets_are_deterministic_for_a_seed(tmp_path, monkeypatch):
     targets = []
     for run in range(2):
         out = tmp_path / f"r{run}.json"
-        assert main(["run", "-d", PLANTED, "-m", "biased[n_factors=3]", "-s", FAST, "-s", "numba", "--device", "cpu",
-                     "--epochs", "3", "--repeats", "1", "--target-rmse", "auto", "-o", str(out), "-q",
-                     "--no-calibration"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "-d",
+                    PLANTED,
+                    "-m",
+                    "biased[n_factors=3]",
+                    "-s",
+                    FAST,
+                    "-s",
+                    "numba",
+                    "--device",
+                    "cpu",
+                    "--epochs",
+                    "3",
+                    "--repeats",
+                    "1",
+                    "--target-rmse",
+                    "auto",
+                    "-o",
+                    str(out),
+                    "-q",
+                    "--no-calibration",
+                ]
+            )
+            == 0
+        )
         targets.append(json.loads(out.read_text())["targets"])
     assert targets[0] == targets[1]
     assert not targets[0][0]["from_tuned"]
@@ -254,11 +310,31 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
     env = dict(os.environ, MFBENCH_DISABLE_PLUGIN_AUTOLOAD="1")
     # Trials long enough (~0.3 s) that both processes are at work before the budget is spent.
     data = "lowrank[n_users=300,n_items=200,nnz=20000,rank=3]"
-    command = [sys.executable, "-m", "mfbench", "tune", "-d", data, "-m", "biased[n_factors=3]", "-s", FAST,
-               "--device", "cpu", "--epochs", "4", "--warmup", "0", "--trials", "10", "--storage", str(storage),
-               "--pruner", "none"]
-    workers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for _ in range(2)]
+    command = [
+        sys.executable,
+        "-m",
+        "mfbench",
+        "tune",
+        "-d",
+        data,
+        "-m",
+        "biased[n_factors=3]",
+        "-s",
+        FAST,
+        "--device",
+        "cpu",
+        "--epochs",
+        "4",
+        "--warmup",
+        "0",
+        "--trials",
+        "10",
+        "--storage",
+        str(storage),
+        "--pruner",
+        "none",
+    ]
+    workers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [w.communicate(timeout=300)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     study = optuna.load_study(study_name=f"{data} / biased[n_factors=3] / {FAST} / cpu", storage=f"sqlite:///{storage}")

@@ -29,12 +29,12 @@ def interval(estimate, low, high):
 @pytest.mark.parametrize(
     ("estimate", "low", "high", "expected"),
     [
-        (0.80, 0.75, 0.85, SLOWER),      # wholly below 1, estimate beyond the 5% margin
+        (0.80, 0.75, 0.85, SLOWER),  # wholly below 1, estimate beyond the 5% margin
         (1.20, 1.15, 1.25, FASTER),
-        (1.00, 0.97, 1.03, SAME),        # wholly inside +-5%
-        (0.99, 0.96, 0.999, SAME),       # significant but smaller than the margin: no change worth reporting
-        (0.97, 0.85, 0.99, NOISY),       # below 1, but it cannot say whether by more than 5%
-        (0.80, 0.60, 1.10, NOISY),       # could be anything
+        (1.00, 0.97, 1.03, SAME),  # wholly inside +-5%
+        (0.99, 0.96, 0.999, SAME),  # significant but smaller than the margin: no change worth reporting
+        (0.97, 0.85, 0.99, NOISY),  # below 1, but it cannot say whether by more than 5%
+        (0.80, 0.60, 1.10, NOISY),  # could be anything
         (math.nan, math.nan, math.nan, NOISY),
     ],
 )
@@ -110,7 +110,9 @@ def test_an_in_process_run_times_the_calibration_again_after_every_case(fresh_pm
     from mfbench.registry import collect
 
     config = RunConfig(epochs=1, repeats=1, warmup=0)
-    cases = plan(collect(fresh_pm), ["sprand[n_users=40,n_items=30,density=0.2]"], ["dot"], ["vectorized", "als"], ["cpu"], config)
+    cases = plan(
+        collect(fresh_pm), ["sprand[n_users=40,n_items=30,density=0.2]"], ["dot"], ["vectorized", "als"], ["cpu"], config
+    )
     executor = InProcessExecutor()
     machine = executor.start(Job(fresh_pm, cases, config, calibration=True))
     records: list[dict] = []

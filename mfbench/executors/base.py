@@ -315,7 +315,13 @@ def worker_session(plugins: Sequence[Sequence[str]], config: Mapping[str, Any]) 
 
 #: Environment variables that change timings (allocator behaviour, thread pools); a worker
 #: launcher may set them where an interactive shell does not (Dask's nanny sets all of these).
-TIMING_ENVIRONMENT = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+TIMING_ENVIRONMENT = (
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_MMAP_THRESHOLD_",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+)
 
 
 def timing_environment() -> dict[str, str]:

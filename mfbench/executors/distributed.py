@@ -190,8 +190,13 @@ class DistributedStrategy(Strategy):
             return
         payloads = self.payloads(model, train, device, seed)
         self.group = WorkerGroup(
-            self.params["world_size"], backend=backend, device_type=device.type, timeout=self.params["timeout"],
-            start_method=self.start_method, preimport=self.preimport, name=f"mfbench-{self.name}",
+            self.params["world_size"],
+            backend=backend,
+            device_type=device.type,
+            timeout=self.params["timeout"],
+            start_method=self.start_method,
+            preimport=self.preimport,
+            name=f"mfbench-{self.name}",
         )
         self.group.start(self.rank_worker, payloads)
         self.startup = dict(self.group.startup, total_s=time.perf_counter() - began)

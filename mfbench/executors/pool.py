@@ -111,8 +111,15 @@ def _exit_when_orphaned(lifeline: Connection) -> None:
     os._exit(ORPHAN_EXIT)
 
 
-def _worker_main(rank_: int, spec: dict[str, Any], conn: Connection, lifeline: Connection,
-                 factory: Callable[..., Any], payload: Mapping[str, Any], inherited: tuple[Connection, ...]) -> None:
+def _worker_main(
+    rank_: int,
+    spec: dict[str, Any],
+    conn: Connection,
+    lifeline: Connection,
+    factory: Callable[..., Any],
+    payload: Mapping[str, Any],
+    inherited: tuple[Connection, ...],
+) -> None:
     """A worker process: join the group if any, build the served object, answer calls until told to stop."""
     for parent_end in inherited:  # forked children hold copies of the parent's ends: drop them
         parent_end.close()
@@ -134,8 +141,9 @@ def _worker_main(rank_: int, spec: dict[str, Any], conn: Connection, lifeline: C
             store = dist.TCPStore(spec["host"], spec["port"], is_master=False, timeout=timeout)
             dist.init_process_group(spec["backend"], store=store, rank=rank_, world_size=spec["world_size"], timeout=timeout)
         grouped = time.perf_counter()
-        context = WorkerContext(rank_, spec["world_size"], spec["backend"], rank_device(spec["device_type"], rank_),
-                                "spawn", notify)
+        context = WorkerContext(
+            rank_, spec["world_size"], spec["backend"], rank_device(spec["device_type"], rank_), "spawn", notify
+        )
         worker = factory(context, **payload)
         built = time.perf_counter()
         times = {"import_s": imported - started, "process_group_s": grouped - imported, "rank_setup_s": built - grouped}
@@ -189,9 +197,20 @@ class WorkerGroup:
     #: What teardown waits instead when the group cannot continue or a worker is still busy with a call.
     quick_stop_timeout: float = 0.5
 
-    def __init__(self, world_size: int, *, backend: str | None = "gloo", device_type: str = "cpu", timeout: float = 600.0,
-                 start_method: str = "forkserver", threads: int | None = 1, preimport: Sequence[str] = (),
-                 name: str = "mfbench-rank", daemon: bool = True, label: str = "rank") -> None:
+    def __init__(
+        self,
+        world_size: int,
+        *,
+        backend: str | None = "gloo",
+        device_type: str = "cpu",
+        timeout: float = 600.0,
+        start_method: str = "forkserver",
+        threads: int | None = 1,
+        preimport: Sequence[str] = (),
+        name: str = "mfbench-rank",
+        daemon: bool = True,
+        label: str = "rank",
+    ) -> None:
         if world_size < 1:
             raise MfbenchError(f"world_size must be at least 1, got {world_size}")
         if start_method not in START_METHODS or start_method not in mp.get_all_start_methods():
@@ -229,11 +248,19 @@ class WorkerGroup:
         began = time.perf_counter()
         try:
             if self.backend is not None:
-                self.store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False,
-                                           timeout=timedelta(seconds=self.timeout))
-            spec = {"host": "127.0.0.1", "port": self.store.port if self.store else None, "world_size": self.world_size,
-                    "backend": self.backend, "device_type": self.device_type, "timeout": self.timeout,
-                    "threads": self.threads, "preimport": self.preimport}
+                self.store = dist.TCPStore(
+                    "127.0.0.1", 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=self.timeout)
+                )
+            spec = {
+                "host": "127.0.0.1",
+                "port": self.store.port if self.store else None,
+                "world_size": self.world_size,
+                "backend": self.backend,
+                "device_type": self.device_type,
+                "timeout": self.timeout,
+                "threads": self.threads,
+                "preimport": self.preimport,
+            }
             context = mp.get_context(self.start_method)
             if self.start_method == "forkserver":
                 # Takes effect only if this process has not started its fork server yet.
@@ -246,8 +273,10 @@ class WorkerGroup:
                 inherited = (*self.conns, *self.lifelines, parent_end, life_write) if self.start_method == "fork" else ()
                 # typeshed's BaseContext, what get_context(str) returns, lacks Process; every start method's context has it.
                 process = context.Process(  # type: ignore[attr-defined]
-                    target=_worker_main, args=(rank_, spec, child_end, life_read, factory, payload, inherited),
-                    name=f"{self.name}-{rank_}", daemon=self.daemon,
+                    target=_worker_main,
+                    args=(rank_, spec, child_end, life_read, factory, payload, inherited),
+                    name=f"{self.name}-{rank_}",
+                    daemon=self.daemon,
                 )
                 self.conns.append(parent_end)
                 self.lifelines.append(life_write)
@@ -266,8 +295,14 @@ class WorkerGroup:
         for key in ("import_s", "process_group_s", "rank_setup_s"):
             self.startup[key] = max(reply[3][key] for reply in replies)
 
-    def call(self, method: str, *args: Any, timeout: float | None | Literal["default"] = "default",
-             on_event: Callable[[int, Any], None] | None = None, what: str | None = None) -> list[Any]:
+    def call(
+        self,
+        method: str,
+        *args: Any,
+        timeout: float | None | Literal["default"] = "default",
+        on_event: Callable[[int, Any], None] | None = None,
+        what: str | None = None,
+    ) -> list[Any]:
         """Call ``method(*args)`` on every worker's object; the replies in worker order.
 
         :param timeout: seconds to wait for every reply (default: the group's ``timeout``;
@@ -302,8 +337,9 @@ class WorkerGroup:
             self._broke(error)
         return error
 
-    def _collect(self, expected: str, what: str, seq: int, timeout: float | None,
-                 on_event: Callable[[int, Any], None] | None) -> list[tuple]:
+    def _collect(
+        self, expected: str, what: str, seq: int, timeout: float | None, on_event: Callable[[int, Any], None] | None
+    ) -> list[tuple]:
         """One ``expected`` reply per worker, in worker order; raise if one fails, dies or is late."""
         deadline = None if timeout is None else time.monotonic() + timeout
         pending = dict(enumerate(self.conns))
@@ -313,9 +349,9 @@ class WorkerGroup:
             if remaining is not None and remaining <= 0:
                 late = ", ".join(f"{r} (pid {self.processes[r].pid})" for r in sorted(pending))
                 hint = "hung, or waiting in a collective for a rank that is" if self.backend is not None else "hung?"
-                raise self._late(WorkerTimeout(
-                    f"{what}: {self.label}s {late} did not answer within timeout={timeout:g} s ({hint})"
-                ))
+                raise self._late(
+                    WorkerTimeout(f"{what}: {self.label}s {late} did not answer within timeout={timeout:g} s ({hint})")
+                )
             sentinels = {self.processes[r].sentinel: r for r in pending}
             ready = wait(list(pending.values()) + list(sentinels), timeout=remaining)
             # Messages first: a worker that fails sends its traceback, then exits.

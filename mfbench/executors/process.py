@@ -52,9 +52,16 @@ NAME = "process"
 class CaseWorker:
     """The worker side: rebuilds the run's plugins, then runs the case it is sent, streaming its epochs."""
 
-    def __init__(self, context: Any, plugins: Sequence[Sequence[str]], config: Mapping[str, Any],
-                 sys_path: Sequence[str], calibration_score: float | None, crash_log: str,
-                 ceilings: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        context: Any,
+        plugins: Sequence[Sequence[str]],
+        config: Mapping[str, Any],
+        sys_path: Sequence[str],
+        calibration_score: float | None,
+        crash_log: str,
+        ceilings: Mapping[str, Any] | None = None,
+    ) -> None:
         # Ctrl-C reaches every process of the terminal's group: the parent handles it and stops this worker.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         # A crash in native code writes where the Python code was; the parent puts it in the case's row.
@@ -176,8 +183,9 @@ class ProcessExecutor(Executor):
                 continue
             on_case(self.run_one(case, job.config, payload, preload, on_epoch))
 
-    def run_one(self, case: Case, config: RunConfig, payload: Mapping[str, Any], preload: Sequence[str],
-                on_epoch: EpochObserver | None) -> dict[str, Any]:
+    def run_one(
+        self, case: Case, config: RunConfig, payload: Mapping[str, Any], preload: Sequence[str], on_epoch: EpochObserver | None
+    ) -> dict[str, Any]:
         progress = CaseProgress(case, config)
 
         def on_event(_rank: int, event: tuple) -> None:
@@ -188,9 +196,16 @@ class ProcessExecutor(Executor):
         crash_log = tempfile.NamedTemporaryFile(prefix="mfbench-crash-", suffix=".txt", delete=False)
         crash_log.close()
         payload = {**payload, "crash_log": crash_log.name}
-        group = WorkerGroup(1, backend=None, timeout=self.params["start_timeout"], start_method="forkserver",
-                            threads=config.threads, preimport=preload, name="mfbench-case",
-                            daemon=False)  # a strategy may start worker processes of its own
+        group = WorkerGroup(
+            1,
+            backend=None,
+            timeout=self.params["start_timeout"],
+            start_method="forkserver",
+            threads=config.threads,
+            preimport=preload,
+            name="mfbench-case",
+            daemon=False,
+        )  # a strategy may start worker processes of its own
         limit = None if config.timeout is None else config.timeout + self.params["grace"]
         began = None
         try:
@@ -203,8 +218,10 @@ class ProcessExecutor(Executor):
             if began is None:
                 return progress.record("error", f"the case's worker could not start: {exc}", self.calibration_score)
             self.killed += 1
-            reason = (f"worker killed after {time.monotonic() - began:.1f} s, over the {config.timeout:g} s limit, "
-                      f"{progress.where()}; finished epochs are kept")
+            reason = (
+                f"worker killed after {time.monotonic() - began:.1f} s, over the {config.timeout:g} s limit, "
+                f"{progress.where()}; finished epochs are kept"
+            )
             return progress.record("timeout", reason, self.calibration_score)
         except WorkerError as exc:
             process = group.processes[0] if group.processes else None
@@ -213,8 +230,9 @@ class ProcessExecutor(Executor):
             code = process.exitcode if process is not None else None
             if code is None or code == 0:  # it answered with an exception of its own
                 what = "could not start" if began is None else "failed"
-                return progress.record("error", f"the case's worker {what}: {str(exc).splitlines()[-1]}",
-                                       self.calibration_score) | {"traceback": str(exc)}
+                return progress.record(
+                    "error", f"the case's worker {what}: {str(exc).splitlines()[-1]}", self.calibration_score
+                ) | {"traceback": str(exc)}
             self.crashed += 1
             how = exit_description(code).replace("was killed by", "killed by")
             hint = " (out of memory? killed from outside?)" if code == -signal.SIGKILL else ""

@@ -91,16 +91,22 @@ class RowStepHooks:
     embedding's lookups. Lookups made without gradients (evaluation) are left alone.
     """
 
-    def __init__(self, model: nn.Module, row_step: str, users: torch.Tensor, items: torch.Tensor, batch_size: int,
-                 reduce: Callable[[torch.Tensor], None] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        row_step: str,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        batch_size: int,
+        reduce: Callable[[torch.Tensor], None] | None = None,
+    ) -> None:
         self.reduce = reduce
         embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
         self.counts: dict[nn.Module, RowCounts | ExpectedCounts] = {}
         if row_step == "expected":
             looked_up = training_lookups(model, embeddings, users, items, batch_size)
             for module in embeddings:
-                self.counts[module] = ExpectedCounts(looked_up[module], module.num_embeddings, batch_size,
-                                                     module.weight.dtype)
+                self.counts[module] = ExpectedCounts(looked_up[module], module.num_embeddings, batch_size, module.weight.dtype)
         else:
             for module in embeddings:
                 self.counts[module] = RowCounts(module.num_embeddings, module.weight.dtype, module.weight.device)
@@ -120,8 +126,9 @@ class RowStepHooks:
         self.counts.clear()
 
 
-def training_lookups(model: nn.Module, embeddings: list[nn.Module], users: torch.Tensor, items: torch.Tensor,
-                     batch_size: int) -> dict[nn.Module, torch.Tensor]:
+def training_lookups(
+    model: nn.Module, embeddings: list[nn.Module], users: torch.Tensor, items: torch.Tensor, batch_size: int
+) -> dict[nn.Module, torch.Tensor]:
     """Every row index each embedding looks up when the model predicts all training ratings once."""
     seen: dict[nn.Module, list[torch.Tensor]] = {module: [] for module in embeddings}
 
@@ -162,8 +169,9 @@ class ExpectedCounts:
         return self.weights.index_select(0, index)
 
 
-def row_weights(row_step: str, index: torch.Tensor, n_rows: int, batch_size: int,
-                dtype: torch.dtype) -> RowCounts | ExpectedCounts | None:
+def row_weights(
+    row_step: str, index: torch.Tensor, n_rows: int, batch_size: int, dtype: torch.dtype
+) -> RowCounts | ExpectedCounts | None:
     """The divisor of one table's row steps under ``row_step``; None for ``sum``."""
     if row_step == "expected":
         return ExpectedCounts(index, n_rows, batch_size, dtype)

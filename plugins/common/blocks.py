@@ -38,8 +38,16 @@ def block_of(ids: np.ndarray, n: int, blocks: int) -> np.ndarray:
     return (ids.astype(np.int64) * blocks // n).astype(np.int64)
 
 
-def block_layout(users: np.ndarray, items: np.ndarray, values: np.ndarray, n_users: int, n_items: int,
-                 blocks: int, seed: int, by_user: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def block_layout(
+    users: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    n_users: int,
+    n_items: int,
+    blocks: int,
+    seed: int,
+    by_user: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Ratings stored cell by cell of a ``blocks x blocks`` grid, shuffled within each cell.
 
     Returns (users, items, values, offsets) with cell ``b = row_block * blocks + col_block``
@@ -74,5 +82,8 @@ def grid_size(requested: int, tables: Tables, threads: int) -> int:
 def stratum_plan(blocks: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """This epoch's row-block and column-block permutations and the strata's order (from the seed)."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), 0x626C6B]))
-    return (rng.permutation(blocks).astype(np.int64), rng.permutation(blocks).astype(np.int64),
-            rng.permutation(blocks).astype(np.int64))
+    return (
+        rng.permutation(blocks).astype(np.int64),
+        rng.permutation(blocks).astype(np.int64),
+        rng.permutation(blocks).astype(np.int64),
+    )

@@ -28,8 +28,18 @@ from mfbench.paths import cache_dir
 COMPILER_ENV = "CC"
 #: Reordering sums and fusing multiply-adds is allowed (numba's fastmath={reassoc, contract});
 #: NaN and infinity keep their meaning (no -ffast-math), so a diverging run still shows as NaN.
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=gnu11", "-ffp-contract=fast", "-fassociative-math",
-         "-fno-signed-zeros", "-fno-trapping-math", "-shared", "-fPIC")
+FLAGS = (
+    "-O3",
+    "-march=native",
+    "-fopenmp",
+    "-std=gnu11",
+    "-ffp-contract=fast",
+    "-fassociative-math",
+    "-fno-signed-zeros",
+    "-fno-trapping-math",
+    "-shared",
+    "-fPIC",
+)
 #: Seconds a compile may take before it is given up (a few on any machine).
 BUILD_TIMEOUT = 120
 
@@ -45,8 +55,10 @@ def compiler() -> str | None:
 def no_compiler_reason() -> str | None:
     """Why nothing can be built here, or None."""
     if compiler() is None:
-        return (f"no C compiler found (tried ${COMPILER_ENV}, cc, gcc); install one with OpenMP support "
-                f"(Debian/Ubuntu: apt-get install gcc) or set {COMPILER_ENV}")
+        return (
+            f"no C compiler found (tried ${COMPILER_ENV}, cc, gcc); install one with OpenMP support "
+            f"(Debian/Ubuntu: apt-get install gcc) or set {COMPILER_ENV}"
+        )
     return None
 
 

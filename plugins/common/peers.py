@@ -40,7 +40,9 @@ def version(distribution: str) -> str | None:
         return None
 
 
-def model_tables(strategy: mfbench.Strategy, model: nn.Module, device: torch.device, *, biases: bool) -> tuple[Tables | None, str]:
+def model_tables(
+    strategy: mfbench.Strategy, model: nn.Module, device: torch.device, *, biases: bool
+) -> tuple[Tables | None, str]:
     """The model's tables, or None and why ``strategy`` cannot train this model on ``device``.
 
     ``biases`` says whether the library has user and item biases (then it trains
@@ -55,13 +57,14 @@ def model_tables(strategy: mfbench.Strategy, model: nn.Module, device: torch.dev
         return None, str(exc)
     if tables.user_bias is not None and not biases:
         return None, (
-            f"{strategy.name} has no user or item biases to train: it runs the dot model only, "
-            f"not {type(model).__name__}"
+            f"{strategy.name} has no user or item biases to train: it runs the dot model only, not {type(model).__name__}"
         )
     return tables, ""
 
 
-def setup_tables(strategy: mfbench.Strategy, model: nn.Module, train: mfbench.Ratings, device: torch.device, *, biases: bool) -> Tables:
+def setup_tables(
+    strategy: mfbench.Strategy, model: nn.Module, train: mfbench.Ratings, device: torch.device, *, biases: bool
+) -> Tables:
     """``setup``'s checks, shared by every peer: the library is there, the model fits, the shapes agree."""
     if strategy.unavailable:
         raise mfbench.MfbenchError(strategy.unavailable)
@@ -97,7 +100,9 @@ def copy_rows(table: torch.Tensor, values: np.ndarray, rows: np.ndarray | None =
     source = source.view(source.shape[0], -1)
     if rows is None:
         if source.shape != target.shape:
-            raise mfbench.MfbenchError(f"library array of shape {tuple(source.shape)} does not fit a table of shape {tuple(target.shape)}")
+            raise mfbench.MfbenchError(
+                f"library array of shape {tuple(source.shape)} does not fit a table of shape {tuple(target.shape)}"
+            )
         target.copy_(source)
         return
     index = torch.from_numpy(np.asarray(rows, dtype=np.int64))

@@ -31,9 +31,17 @@ def column(factor: float | torch.Tensor) -> float | torch.Tensor:
     return factor.unsqueeze(1) if isinstance(factor, torch.Tensor) else factor
 
 
-def sgd_batch(P: torch.Tensor, Q: torch.Tensor, biases: tuple[torch.Tensor, torch.Tensor] | None,
-              u: torch.Tensor, i: torch.Tensor, target: torch.Tensor, step: float, decay: float,
-              counts: tuple[Any, Any] | None) -> torch.Tensor:
+def sgd_batch(
+    P: torch.Tensor,
+    Q: torch.Tensor,
+    biases: tuple[torch.Tensor, torch.Tensor] | None,
+    u: torch.Tensor,
+    i: torch.Tensor,
+    target: torch.Tensor,
+    step: float,
+    decay: float,
+    counts: tuple[Any, Any] | None,
+) -> torch.Tensor:
     """One SGD step on a batch, in place in ``P``, ``Q`` (and ``biases``); returns its sum of squared errors.
 
     :param P, Q: the row and column factor tables, (rows, k).

@@ -20,8 +20,9 @@ def add(a, b):
 
 
 @triton.jit
-def per_rating_sgd(P, Q, BU, BI, users, items, values, sse, n, per_program, mean, lr2, decay,
-                   BIASED: tl.constexpr, WIDTH: tl.constexpr):
+def per_rating_sgd(
+    P, Q, BU, BI, users, items, values, sse, n, per_program, mean, lr2, decay, BIASED: tl.constexpr, WIDTH: tl.constexpr
+):
     """Program ``pid`` steps ratings ``pid * per_program`` up to ``n``, one at a time, lock-free.
 
     Rows are ``WIDTH`` wide (padded with zeros); ``lr2 = 2 lr``, ``decay = 1 - 2 lr reg``;

@@ -413,8 +413,7 @@ def read_npz(path: str | Path) -> mfbench.Ratings:
     users, items, values = arrays
     if not (users.ndim == items.ndim == values.ndim == 1 and len(users) == len(items) == len(values)):
         raise mfbench.MfbenchError(
-            f"{path}: ids and values must be 1-D arrays of one length, got shapes "
-            f"{users.shape}, {items.shape}, {values.shape}"
+            f"{path}: ids and values must be 1-D arrays of one length, got shapes {users.shape}, {items.shape}, {values.shape}"
         )
     if len(values) == 0:
         raise mfbench.MfbenchError(f"{path} holds no ratings")

@@ -51,7 +51,14 @@ class LowRank(mfbench.Dataset):
 
     name = "lowrank"
     params = dict(PLANTED_PARAMS)
-    constraints = {"n_users": ">= 1", "n_items": ">= 1", "nnz": ">= 0", "density": "(0, 1]", "rank": ">= 1", "noise": "non-negative"}
+    constraints = {
+        "n_users": ">= 1",
+        "n_items": ">= 1",
+        "nnz": ">= 0",
+        "density": "(0, 1]",
+        "rank": ">= 1",
+        "noise": "non-negative",
+    }
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> list[str]:

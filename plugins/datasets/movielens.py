@@ -167,7 +167,12 @@ def _fetch(name: str, archive: Archive, zip_path: Path) -> None:
                     f"and put it in {zip_path.parent}, or pass path= to an extracted copy"
                 ) from None
         _check(
-            name, archive, size, sha256.hexdigest(), md5.hexdigest(), url,
+            name,
+            archive,
+            size,
+            sha256.hexdigest(),
+            md5.hexdigest(),
+            url,
             remedy=f"Nothing was kept; try again later, or download it by hand into {zip_path.parent}.",
         )
         os.replace(partial, zip_path)
@@ -189,9 +194,7 @@ def _extract(name: str, archive: Archive, zip_path: Path, target: Path) -> None:
                         raise mfbench.MfbenchError(f"{zip_path} holds an unsafe path {member!r}; not extracting it")
                 zipped.extractall(scratch)
         except zipfile.BadZipFile as exc:
-            raise mfbench.MfbenchError(
-                f"{zip_path} is not a readable zip ({exc}); delete it and download again"
-            ) from None
+            raise mfbench.MfbenchError(f"{zip_path} is not a readable zip ({exc}); delete it and download again") from None
         found = sorted((m for m in members if Path(m).name == archive.ratings), key=lambda m: len(Path(m).parts))
         if not found:
             raise mfbench.MfbenchError(f"{zip_path} holds no {archive.ratings}; is it the {name} archive?")
@@ -276,8 +279,7 @@ class MovieLens(mfbench.Dataset):
             raw = read_delimited(path, "auto", "auto", integer_ids=True)
         if raw.header is not None and raw.header[:3] != CSV_HEADER:
             raise mfbench.MfbenchError(
-                f"{path} line 1: expected a MovieLens header starting {','.join(CSV_HEADER)}, "
-                f"got {','.join(raw.header)}"
+                f"{path} line 1: expected a MovieLens header starting {','.join(CSV_HEADER)}, got {','.join(raw.header)}"
             )
         return raw.to_ratings()
 

@@ -26,8 +26,16 @@ class Zipf(mfbench.Dataset):
 
     name = "zipf"
     params = {**PLANTED_PARAMS, "user_exponent": 0.5, "item_exponent": 1.0}
-    constraints = {"n_users": ">= 1", "n_items": ">= 1", "nnz": ">= 0", "density": "(0, 1]", "rank": ">= 1", "noise": "non-negative",
-                   "user_exponent": "non-negative", "item_exponent": "non-negative"}
+    constraints = {
+        "n_users": ">= 1",
+        "n_items": ">= 1",
+        "nnz": ">= 0",
+        "density": "(0, 1]",
+        "rank": ">= 1",
+        "noise": "non-negative",
+        "user_exponent": "non-negative",
+        "item_exponent": "non-negative",
+    }
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> list[str]:

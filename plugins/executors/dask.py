@@ -156,8 +156,13 @@ class DaskExecutor(Executor):
         probes, by_host = [], {}
         futures = {
             ip: self.client.submit(
-                probe_host, self.plugins, self.config, job.calibration,
-                workers=[addresses[0]], allow_other_workers=False, pure=False,
+                probe_host,
+                self.plugins,
+                self.config,
+                job.calibration,
+                workers=[addresses[0]],
+                allow_other_workers=False,
+                pure=False,
             )
             for ip, addresses in by_ip.items()
         }
@@ -211,8 +216,15 @@ class DaskExecutor(Executor):
                     index, case = pending.popleft()
                     address = idle.pop(0)
                     future = self.client.submit(
-                        run_case_on_worker, self.plugins, self.config, job.case_spec(case), self.scores,
-                        key=f"mfbench-case-{index}-{token}", workers=[address], allow_other_workers=False, pure=False,
+                        run_case_on_worker,
+                        self.plugins,
+                        self.config,
+                        job.case_spec(case),
+                        self.scores,
+                        key=f"mfbench-case-{index}-{token}",
+                        workers=[address],
+                        allow_other_workers=False,
+                        pure=False,
                     )
                     running[future] = (case, address)
                     self.used.add(address)
@@ -317,7 +329,9 @@ in-process run at --threads 1. Its other option: --executor-option timeout=60
 @mfbench.hookimpl
 def mfbench_add_run_options(options):
     options.add_executor_option(
-        "--scheduler", "scheduler", metavar="ADDRESS_OR_FILE",
+        "--scheduler",
+        "scheduler",
+        metavar="ADDRESS_OR_FILE",
         help="for --executor dask: the scheduler's address (tcp://host:8786) or a scheduler file",
     )
     options.add_help(RUN_HELP)

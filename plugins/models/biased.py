@@ -46,9 +46,7 @@ class Biased(mfbench.Model):
     constraints = {"n_factors": ">= 1", "init_std": "non-negative"}
 
     def build(self, train: mfbench.Ratings) -> nn.Module:
-        return BiasedDotProduct(
-            train.n_users, train.n_items, self.params["n_factors"], train.mean(), self.params["init_std"]
-        )
+        return BiasedDotProduct(train.n_users, train.n_items, self.params["n_factors"], train.mean(), self.params["init_std"])
 
 
 @mfbench.hookimpl

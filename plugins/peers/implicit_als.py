@@ -105,7 +105,9 @@ class ImplicitALS(mfbench.Strategy):
         self.tables = tables = setup_tables(self, model, train, device, biases=False)
         users, items, values = coo_arrays(train)
         # Duplicate (user, item) pairs, if a data set has them, add up their confidences.
-        self.user_items = scipy.sparse.csr_matrix((values, (users, items)), shape=(train.n_users, train.n_items), dtype=np.float32)
+        self.user_items = scipy.sparse.csr_matrix(
+            (values, (users, items)), shape=(train.n_users, train.n_items), dtype=np.float32
+        )
         self.options = self.library_options(tables.user_factors.shape[1], seed)
         with one_blas_thread():  # implicit checks the BLAS thread count when constructed
             self.als = AlternatingLeastSquares(**self.options)
@@ -130,7 +132,9 @@ class ImplicitALS(mfbench.Strategy):
             "blas_threads": 1 if threadpool_limits is not None else None,
             "objective": "implicit feedback (confidence-weighted preferences), not ratings",
             "solver": "conjugate gradient, 3 steps per row per half-iteration",
-            "library_options": {k: (v if not isinstance(v, type) else np.dtype(v).name) for k, v in getattr(self, "options", {}).items()},
+            "library_options": {
+                k: (v if not isinstance(v, type) else np.dtype(v).name) for k, v in getattr(self, "options", {}).items()
+            },
         }
 
     def teardown(self) -> None:

@@ -93,8 +93,8 @@ def fit_within(engine: Any, X: np.ndarray, timeout: float) -> None:
     (its ``get_job`` spins on that mutex, so on tiny blocks it can starve the main
     thread) waits in ``put_job`` for a resume that never comes, and the main thread
     waits in ``join`` for it. Seen once in this project's CI tests (3,000 ratings,
-    26 x 26 blocks); :func:`auto_bins` makes it unlikely, this makes it harmless. The stuck C threads cannot be stopped from Python:
-    they are left behind on a daemon thread, which does not keep the process alive.
+    26 x 26 blocks); :func:`auto_bins` makes it unlikely, this makes it harmless. The stuck C
+    threads cannot be stopped from Python: they are left behind on a daemon thread, which does not keep the process alive.
     """
     failure: list[BaseException] = []
 
@@ -226,8 +226,11 @@ class LibMF(mfbench.Strategy):
         """Per-rating SGD on fp32 rows of k factors (a 12-byte rating record, as LIBMF stores it), plus the
         one fp32 step-size accumulator per row that LIBMF's adaptive steps read and write."""
         work = roofline.per_rating_sgd(model.user_factors.weight.shape[1], 4)
-        return {**work, "bytes_per_update": work["bytes_per_update"] + 2 * 2 * 4,
-                "work_model": work["work_model"] + ", adaptive step (one accumulator per row)"}
+        return {
+            **work,
+            "bytes_per_update": work["bytes_per_update"] + 2 * 2 * 4,
+            "work_model": work["work_model"] + ", adaptive step (one accumulator per row)",
+        }
 
     def info(self) -> Mapping[str, Any] | None:
         return {
@@ -240,7 +243,8 @@ class LibMF(mfbench.Strategy):
             "seed": "not settable through the bindings (LIBMF's fixed internal generator)",
             "library_options": dict(getattr(self, "options", {})),
             "trained_rows": {"users": self.trained_rows[0], "items": self.trained_rows[1]}
-            if hasattr(self, "trained_rows") else None,
+            if hasattr(self, "trained_rows")
+            else None,
         }
 
     def teardown(self) -> None:

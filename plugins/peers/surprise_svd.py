@@ -82,7 +82,7 @@ def grouped(keys: np.ndarray, others: np.ndarray, values: np.ndarray, by_first_a
     # With a stable sort, order[start] is the key's first position in the input.
     sequence = np.argsort(np.take(order, starts), kind="stable").tolist() if by_first_appearance else range(len(starts))
     for j in sequence:
-        table[key_list[j]] = pairs[start_list[j]:end_list[j]]
+        table[key_list[j]] = pairs[start_list[j] : end_list[j]]
     return table
 
 

@@ -49,8 +49,9 @@ class RowGroup:
 class Side:
     """Everything to re-solve one side (users or items) against the other side's fixed factors."""
 
-    def __init__(self, rows: torch.Tensor, other: torch.Tensor, targets: torch.Tensor, n_rows: int,
-                 n_other: int, chunk: int) -> None:
+    def __init__(
+        self, rows: torch.Tensor, other: torch.Tensor, targets: torch.Tensor, n_rows: int, n_other: int, chunk: int
+    ) -> None:
         device = rows.device
         degree = torch.bincount(rows, minlength=n_rows)
         by_row = torch.argsort(rows, stable=True)
@@ -137,8 +138,15 @@ class ALS(mfbench.Strategy):
         n_solve = max(len(self.users.solve_rows), len(self.items.solve_rows), 1)
         self.gram = torch.empty(n_solve, w, w, dtype=self.dtype, device=device)
 
-    def solve_side(self, side: Side, rows_factors: torch.Tensor, rows_bias: torch.Tensor | None,
-                   other: torch.Tensor, other_factors: torch.Tensor, other_bias: torch.Tensor | None) -> float:
+    def solve_side(
+        self,
+        side: Side,
+        rows_factors: torch.Tensor,
+        rows_bias: torch.Tensor | None,
+        other: torch.Tensor,
+        other_factors: torch.Tensor,
+        other_bias: torch.Tensor | None,
+    ) -> float:
         """Re-solve every row of ``side`` in place against the fixed ``other`` side.
 
         Returns the training mean squared error after the solve, read off the Gram
@@ -161,7 +169,7 @@ class ALS(mfbench.Strategy):
                 # Target column: (r - mean) - other side's bias (the pad row holds 0 bias, 0 target).
                 t = z[:, :, width]
                 t.neg_().add_(group.target)
-                torch.bmm(z.transpose(1, 2), z, out=gram[group.start: group.start + b])
+                torch.bmm(z.transpose(1, 2), z, out=gram[group.start : group.start + b])
             # gram = [[F^T F, F^T t], [t^T F, t^T t]]: add reg * n to the diagonal and solve.
             a = gram[:, :width, :width]
             lam = self.params["reg"] * side.degree.to(self.dtype)
@@ -171,8 +179,7 @@ class ALS(mfbench.Strategy):
             if bool((info != 0).any()):
                 bad = int((info != 0).sum())
                 raise mfbench.MfbenchError(
-                    f"als: {bad} normal-equation systems were not positive definite "
-                    f"(non-finite factors?); try a larger reg"
+                    f"als: {bad} normal-equation systems were not positive definite (non-finite factors?); try a larger reg"
                 )
             solution = torch.cholesky_solve(rhs, factor).squeeze(2)
             sse = (

@@ -78,12 +78,17 @@ def gradient_bytes(grad: torch.Tensor) -> int:
 class DataParallelRank:
     """One rank: a replica of the model, its share of every batch, gradients summed over ranks."""
 
-    def __init__(self, context: distributed.RankContext, model: nn.Module, users: torch.Tensor, items: torch.Tensor,
-                 values: torch.Tensor, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        context: distributed.RankContext,
+        model: nn.Module,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        values: torch.Tensor,
+        config: dict[str, Any],
+    ) -> None:
         device = context.device
-        own = context.launcher == "torchrun" or (
-            context.rank == 0 and all(p.device == device for p in model.parameters())
-        )
+        own = context.launcher == "torchrun" or (context.rank == 0 and all(p.device == device for p in model.parameters()))
         self.model = distributed.replica(model, device, in_place=own)
         self.model.train()
         # Rank 0 publishes its replica into the parent's tables when it could not train them in place.
@@ -104,8 +109,9 @@ class DataParallelRank:
         # a count vector per table per step).
         self.row_mean = None
         if config["row_step"] != "sum":
-            self.row_mean = RowStepHooks(self.model, config["row_step"], self.users, self.items,
-                                         int(config["batch_size"]), reduce=self._sum_counts)
+            self.row_mean = RowStepHooks(
+                self.model, config["row_step"], self.users, self.items, int(config["batch_size"]), reduce=self._sum_counts
+            )
         if self.reg > 0:
             for module in self.model.modules():
                 if isinstance(module, nn.Embedding):
@@ -119,7 +125,9 @@ class DataParallelRank:
             with warnings.catch_warnings():  # torch 2.13 deprecates the flag but its replacement still syncs at init
                 warnings.simplefilter("ignore", FutureWarning)
                 self.net: nn.Module = DistributedDataParallel(
-                    self.model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False,
+                    self.model,
+                    device_ids=[device.index] if device.type == "cuda" else None,
+                    broadcast_buffers=False,
                 )
         else:
             self.net = self.model
@@ -152,11 +160,10 @@ class DataParallelRank:
     def all_reduce_dense(self) -> None:
         """Every gradient scattered into one flat buffer, summed over ranks in a single all-reduce."""
         if self.flat is None:
-            self.flat = torch.zeros(sum(p.numel() for p in self.params), dtype=self.params[0].dtype,
-                                    device=self.params[0].device)
+            self.flat = torch.zeros(sum(p.numel() for p in self.params), dtype=self.params[0].dtype, device=self.params[0].device)
             self.views, at = [], 0
             for p in self.params:
-                self.views.append(self.flat[at: at + p.numel()].view_as(p))
+                self.views.append(self.flat[at : at + p.numel()].view_as(p))
                 at += p.numel()
         self.flat.zero_()
         for p, view in zip(self.params, self.views):
@@ -225,8 +232,16 @@ class DDP(mfbench.DistributedStrategy):
         "row_step": "expected",
         "timeout": 600.0,
     }
-    constraints = {"world_size": ">= 1", "comm": COMMS, "optimizer": tuple(OPTIMIZERS), "batch_size": ">= 1", "lr": "positive",
-                   "reg": "non-negative", "timeout": "positive", "row_step": ROW_STEPS}
+    constraints = {
+        "world_size": ">= 1",
+        "comm": COMMS,
+        "optimizer": tuple(OPTIMIZERS),
+        "batch_size": ">= 1",
+        "lr": "positive",
+        "reg": "non-negative",
+        "timeout": "positive",
+        "row_step": ROW_STEPS,
+    }
     rank_worker = DataParallelRank
     exact = False
     deterministic = True
@@ -237,8 +252,10 @@ class DDP(mfbench.DistributedStrategy):
     def check_params(cls, params: Mapping[str, Any]) -> list[str]:
         problems = super().check_params(params)
         if params["optimizer"] == "sparseadam" and params["comm"] == "dense":
-            problems.append(f"{cls.problem_prefix()}comm='dense' all-reduces dense gradients and optimizer='sparseadam' "
-                            f"takes sparse ones only; use comm=sparse or comm=ddp")
+            problems.append(
+                f"{cls.problem_prefix()}comm='dense' all-reduces dense gradients and optimizer='sparseadam' "
+                f"takes sparse ones only; use comm=sparse or comm=ddp"
+            )
         return problems
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
@@ -264,8 +281,10 @@ class DDP(mfbench.DistributedStrategy):
         if self.launcher == "torchrun":
             return [dict(model=model, users=train.users, items=train.items, values=train.values, config=config)]
         distributed.share_model(model)  # in place: the runner's model is what rank 0 trains
-        data = {key: distributed.shared_copy(t) for key, t in
-                (("users", train.users), ("items", train.items), ("values", train.values))}
+        data = {
+            key: distributed.shared_copy(t)
+            for key, t in (("users", train.users), ("items", train.items), ("values", train.values))
+        }
         return [dict(model=model, config=config, **data)] * self.params["world_size"]
 
 

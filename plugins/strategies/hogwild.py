@@ -60,8 +60,9 @@ class ShardTrainer:
     Kept apart from the process plumbing so that it can be unit-tested in-process.
     """
 
-    def __init__(self, tables: dict[str, torch.Tensor], data: tuple[torch.Tensor, ...], rank: int,
-                 config: dict[str, Any]) -> None:
+    def __init__(
+        self, tables: dict[str, torch.Tensor], data: tuple[torch.Tensor, ...], rank: int, config: dict[str, Any]
+    ) -> None:
         self.P, self.Q = tables["user_factors"], tables["item_factors"]
         # 1-D views of the bias tables (shared storage): what the step gathers from and scatters into.
         self.biases = (tables["user_bias"].view(-1), tables["item_bias"].view(-1)) if "user_bias" in tables else None
@@ -82,8 +83,10 @@ class ShardTrainer:
         # counts come from all training ratings: a row's share of a shard's batch is its share of the data.
         self.counts = None
         if config["row_step"] != "sum":
-            self.counts = (row_weights(config["row_step"], data[0], self.P.shape[0], self.batch_size, self.P.dtype),
-                           row_weights(config["row_step"], data[1], self.Q.shape[0], self.batch_size, self.P.dtype))
+            self.counts = (
+                row_weights(config["row_step"], data[0], self.P.shape[0], self.batch_size, self.P.dtype),
+                row_weights(config["row_step"], data[1], self.Q.shape[0], self.batch_size, self.P.dtype),
+            )
 
     @torch.no_grad()
     def run_epoch(self, epoch: int) -> tuple[float, int]:
@@ -98,13 +101,15 @@ class ShardTrainer:
         decay = step * self.reg
         sse = torch.zeros((), dtype=torch.float64)
         for part in batch_slices(n, self.batch_size):
-            sse += sgd_batch(self.P, self.Q, self.biases, self.u[part], self.i[part], self.r[part], step, decay,
-                             self.counts).double()
+            sse += sgd_batch(
+                self.P, self.Q, self.biases, self.u[part], self.i[part], self.r[part], step, decay, self.counts
+            ).double()
         return float(sse), n
 
 
-def shard_worker(context: WorkerContext, tables: dict[str, torch.Tensor], data: tuple[torch.Tensor, ...],
-                 config: dict[str, Any]) -> ShardTrainer:
+def shard_worker(
+    context: WorkerContext, tables: dict[str, torch.Tensor], data: tuple[torch.Tensor, ...], config: dict[str, Any]
+) -> ShardTrainer:
     """What a worker of the pool serves: the trainer of shard ``context.rank``."""
     return ShardTrainer(tables, data, context.rank, config)
 
@@ -131,8 +136,16 @@ class Hogwild(mfbench.Strategy):
         # seconds an epoch (or the workers' start-up) may take before run_epoch gives up.
         "timeout": 600.0,
     }
-    constraints = {"workers": ">= 1", "batch_size": ">= 1", "lr": "positive", "reg": "non-negative", "lr_decay": "non-negative",
-                   "start_method": START_METHODS, "timeout": "positive", "row_step": ROW_STEPS}
+    constraints = {
+        "workers": ">= 1",
+        "batch_size": ">= 1",
+        "lr": "positive",
+        "reg": "non-negative",
+        "lr_decay": "non-negative",
+        "start_method": START_METHODS,
+        "timeout": "positive",
+        "row_step": ROW_STEPS,
+    }
     devices = ("cpu",)
     exact = False
     deterministic = False
@@ -173,9 +186,15 @@ class Hogwild(mfbench.Strategy):
         self.data = data  # the shuffled training ratings the workers read (shared memory)
         config = dict(self.params, global_mean=global_mean, seed=int(seed))
         # forkserver: the fork server imports torch and this module once; every later worker is a cheap fork of it.
-        self.group = WorkerGroup(self.params["workers"], backend=None, timeout=self.params["timeout"],
-                                 start_method=self.params["start_method"], threads=1, name="mfbench-hogwild",
-                                 label="hogwild worker")
+        self.group = WorkerGroup(
+            self.params["workers"],
+            backend=None,
+            timeout=self.params["timeout"],
+            start_method=self.params["start_method"],
+            threads=1,
+            name="mfbench-hogwild",
+            label="hogwild worker",
+        )
         self.group.start(shard_worker, dict(tables=shared, data=data, config=config))  # stops its workers if it fails
 
     @property

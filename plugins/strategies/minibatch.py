@@ -61,14 +61,23 @@ class Minibatch(mfbench.Strategy):
 
     name = "minibatch"
     params = {"optimizer": "sgd", "batch_size": 1024, "lr": 0.01, "reg": 0.05, "row_step": "expected"}
-    constraints = {"optimizer": tuple(OPTIMIZERS), "batch_size": ">= 1", "lr": "positive", "reg": "non-negative",
-                   "row_step": ROW_STEPS}
+    constraints = {
+        "optimizer": tuple(OPTIMIZERS),
+        "batch_size": ">= 1",
+        "lr": "positive",
+        "reg": "non-negative",
+        "row_step": ROW_STEPS,
+    }
     exact = False
     #: Bit for bit on CPU; on CUDA the sparse updates are scatter-adds with atomics,
     #: so two runs agree only to float rounding.
     deterministic = True
     #: What mfbench tune searches (validation RMSE decides).
-    search_space = {"lr": mfbench.LogUniform(1e-4, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3), "batch_size": mfbench.IntRange(256, 65536, log=True)}
+    search_space = {
+        "lr": mfbench.LogUniform(1e-4, 0.3),
+        "reg": mfbench.LogUniform(1e-4, 0.3),
+        "batch_size": mfbench.IntRange(256, 65536, log=True),
+    }
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
@@ -104,8 +113,7 @@ class Minibatch(mfbench.Strategy):
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = OPTIMIZERS[self.params["optimizer"]](trainable, lr=self.params["lr"])
         if self.params["row_step"] != "sum":
-            self._row_mean = RowStepHooks(model, self.params["row_step"], self.users, self.items,
-                                          self.params["batch_size"])
+            self._row_mean = RowStepHooks(model, self.params["row_step"], self.users, self.items, self.params["batch_size"])
         if self.params["reg"] > 0:
             for module in model.modules():
                 if isinstance(module, nn.Embedding):

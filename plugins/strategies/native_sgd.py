@@ -49,9 +49,27 @@ _I64 = ctypes.c_int64
 
 def kernel_signature(real: type) -> list[type]:
     """ctypes argument types of ``mf_blocked_*`` (see native_sgd.c), ``real`` being the float type."""
-    return [_POINTER, _POINTER, _POINTER, _POINTER, ctypes.c_int, _I64,
-            _POINTER, _POINTER, _POINTER, _POINTER, _I64, _POINTER, _POINTER, _POINTER,
-            real, real, real, _POINTER, ctypes.c_int]
+    return [
+        _POINTER,
+        _POINTER,
+        _POINTER,
+        _POINTER,
+        ctypes.c_int,
+        _I64,
+        _POINTER,
+        _POINTER,
+        _POINTER,
+        _POINTER,
+        _I64,
+        _POINTER,
+        _POINTER,
+        _POINTER,
+        real,
+        real,
+        real,
+        _POINTER,
+        ctypes.c_int,
+    ]
 
 
 _LIBRARY: ctypes.CDLL | None = None
@@ -128,8 +146,15 @@ class NativeSGD(CompiledSGD):
         items = train.items.cpu().numpy().astype(np.int32)
         values = train.values.cpu().numpy().astype(dtype)
         self.users, self.items, self.values, self.offsets = (
-            np.ascontiguousarray(a) for a in block_layout(
-                users, items, values, train.n_users, train.n_items, self.blocks, self.seed,
+            np.ascontiguousarray(a)
+            for a in block_layout(
+                users,
+                items,
+                values,
+                train.n_users,
+                train.n_items,
+                self.blocks,
+                self.seed,
                 self.params["cell_order"] == "user",
             )
         )
@@ -142,11 +167,25 @@ class NativeSGD(CompiledSGD):
         row_perm, col_perm, strata = stratum_plan(self.blocks, self.seed, epoch)
         lr = self.epoch_lr(epoch)
         self.kernel(
-            address(self.P), address(self.Q), address(self.bu), address(self.bi), int(self.biased), self.k,
-            address(self.users), address(self.items), address(self.values), address(self.offsets), self.blocks,
-            address(row_perm), address(col_perm), address(strata),
-            self.scalar(self.mean), self.scalar(2.0 * lr), self.scalar(1.0 - 2.0 * lr * self.params["reg"]),
-            address(self.sse), self.params["threads"],
+            address(self.P),
+            address(self.Q),
+            address(self.bu),
+            address(self.bi),
+            int(self.biased),
+            self.k,
+            address(self.users),
+            address(self.items),
+            address(self.values),
+            address(self.offsets),
+            self.blocks,
+            address(row_perm),
+            address(col_perm),
+            address(strata),
+            self.scalar(self.mean),
+            self.scalar(2.0 * lr),
+            self.scalar(1.0 - 2.0 * lr * self.params["reg"]),
+            address(self.sse),
+            self.params["threads"],
         )
         return float(self.sse.sum()) / self.n
 

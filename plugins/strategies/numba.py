@@ -151,8 +151,9 @@ def epoch_pass(P, Q, bu, bi, biased, users, items, values, order, threads, mean,
         sse[c] = total
 
 
-def blocked_pass(P, Q, bu, bi, biased, users, items, values, offsets, blocks, row_perm, col_perm, strata,
-                 mean, lr2, decay, zero, sse):
+def blocked_pass(
+    P, Q, bu, bi, biased, users, items, values, offsets, blocks, row_perm, col_perm, strata, mean, lr2, decay, zero, sse
+):
     """Visit the grid stratum by stratum; the cells of one stratum share no rows and run concurrently.
 
     Stratum ``s`` holds the cells (``row_perm[j]``, ``col_perm[(j + strata[s]) % blocks]``),
@@ -228,8 +229,10 @@ class NumbaSGD(CompiledSGD):
             return f"{self.name} works on numpy views of CPU tensors; it runs on cpu, not {device.type}"
         # This machine's limit, not a bad value: a suite asking for more threads still plans, and skips here.
         if numba is not None and self.params["threads"] > numba.config.NUMBA_NUM_THREADS:
-            return (f"{self.name} threads={self.params['threads']} is more than numba's pool of "
-                    f"{numba.config.NUMBA_NUM_THREADS} (set NUMBA_NUM_THREADS to allow more)")
+            return (
+                f"{self.name} threads={self.params['threads']} is more than numba's pool of "
+                f"{numba.config.NUMBA_NUM_THREADS} (set NUMBA_NUM_THREADS to allow more)"
+            )
         return None
 
     def setup(self, model: nn.Module, train: mfbench.Ratings, device: torch.device, seed: int) -> None:
@@ -247,7 +250,13 @@ class NumbaSGD(CompiledSGD):
         if self.params["schedule"] == "blocked":
             self.blocks = grid_size(self.params["blocks"], tables, self.params["threads"])
             users, items, values, self.offsets = block_layout(
-                users, items, values, train.n_users, train.n_items, self.blocks, self.seed,
+                users,
+                items,
+                values,
+                train.n_users,
+                train.n_items,
+                self.blocks,
+                self.seed,
                 self.params["cell_order"] == "user",
             )
             self.sse = np.zeros(self.blocks * self.blocks, dtype=np.float64)
@@ -275,8 +284,13 @@ class NumbaSGD(CompiledSGD):
         """Compile the kernels this case calls, on a scratch problem of the same types."""
         n, n_users, n_items = WARMUP_SHAPE
         P, Q, bu, bi, biased = self.arrays
-        scratch = (np.zeros((n_users, P.shape[1]), P.dtype), np.zeros((n_items, P.shape[1]), P.dtype),
-                   np.zeros(n_users, P.dtype), np.zeros(n_items, P.dtype), biased)
+        scratch = (
+            np.zeros((n_users, P.shape[1]), P.dtype),
+            np.zeros((n_items, P.shape[1]), P.dtype),
+            np.zeros(n_users, P.dtype),
+            np.zeros(n_items, P.dtype),
+            biased,
+        )
         users = (np.arange(n) % n_users).astype(self.users.dtype)
         items = (np.arange(n) % n_items).astype(self.items.dtype)
         values = np.ones(n, dtype=P.dtype)

@@ -70,8 +70,15 @@ def block_stream(fixed: int, moving: int, world: int) -> tuple[int, ...]:
 class BlockRank:
     """One rank of DSGD: its fixed rows, the moving block it holds, its ratings by moving block."""
 
-    def __init__(self, context: distributed.RankContext, tables: dict[str, torch.Tensor], fixed: torch.Tensor,
-                 moving: torch.Tensor, targets: torch.Tensor, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        context: distributed.RankContext,
+        tables: dict[str, torch.Tensor],
+        fixed: torch.Tensor,
+        moving: torch.Tensor,
+        targets: torch.Tensor,
+        config: dict[str, Any],
+    ) -> None:
         self.rank, self.world, self.launcher = context.rank, context.world_size, context.launcher
         device = self.device = context.device
         self.tables = tables  # the model's full tables: written at the end of each epoch
@@ -81,8 +88,8 @@ class BlockRank:
         self.lr, self.reg, self.lr_decay = float(config["lr"]), float(config["reg"]), float(config["lr_decay"])
         self.lo, self.hi = block_bounds(self.n_fixed, self.world, self.rank)
         # Private working copies: the fixed slice for good, the first moving block (this rank's own).
-        self.F = tables["fixed_factors"][self.lo: self.hi].to(device, copy=True)
-        self.fb = tables["fixed_bias"][self.lo: self.hi].reshape(-1).to(device, copy=True) if self.biased else None
+        self.F = tables["fixed_factors"][self.lo : self.hi].to(device, copy=True)
+        self.fb = tables["fixed_bias"][self.lo : self.hi].reshape(-1).to(device, copy=True) if self.biased else None
         self.holding = self.rank
         lo, hi = block_bounds(self.n_moving, self.world, self.holding)
         self.M = tables["moving_factors"][lo:hi].to(device, copy=True)
@@ -97,11 +104,16 @@ class BlockRank:
         self.blocks = []
         at = 0
         for b, count in enumerate(counts):
-            pick = by_block[at: at + count]
+            pick = by_block[at : at + count]
             at += count
             mlo = block_bounds(self.n_moving, self.world, b)[0]
-            self.blocks.append((fixed.index_select(0, pick) - self.lo, moving.index_select(0, pick) - mlo,
-                                targets.to(device).index_select(0, pick)))
+            self.blocks.append(
+                (
+                    fixed.index_select(0, pick) - self.lo,
+                    moving.index_select(0, pick) - mlo,
+                    targets.to(device).index_select(0, pick),
+                )
+            )
         self.gathered = 0
         # What a row's summed step in a batch is divided by (batching.ExpectedCounts, RowCounts), per block:
         # expected counts are those of the block's own ratings, the ones its batches are drawn from.
@@ -114,8 +126,10 @@ class BlockRank:
         elif row_step == "expected":
             for b, (a_b, b_b, _) in enumerate(self.blocks):
                 mlo, mhi = block_bounds(self.n_moving, self.world, b)
-                self.block_counts[b] = (row_weights(row_step, a_b, self.hi - self.lo, self.batch_size, dtype),
-                                        row_weights(row_step, b_b, mhi - mlo, self.batch_size, dtype))
+                self.block_counts[b] = (
+                    row_weights(row_step, a_b, self.hi - self.lo, self.batch_size, dtype),
+                    row_weights(row_step, b_b, mhi - mlo, self.batch_size, dtype),
+                )
 
     def train_block(self, block: int, epoch: int) -> torch.Tensor:
         """Minibatch SGD over this rank's ratings of moving block ``block``; returns the sum of squared errors."""
@@ -128,8 +142,9 @@ class BlockRank:
         decay = step * self.reg
         squared = torch.zeros((), dtype=torch.float64, device=t_all.device)
         for part in batch_slices(len(t_all), self.batch_size):
-            squared += sgd_batch(self.F, self.M, biases, a_all[part], b_all[part], t_all[part], step, decay,
-                                 self.block_counts[block]).double()
+            squared += sgd_batch(
+                self.F, self.M, biases, a_all[part], b_all[part], t_all[part], step, decay, self.block_counts[block]
+            ).double()
         return squared
 
     def pass_block(self) -> int:
@@ -139,8 +154,10 @@ class BlockRank:
         width = self.M.shape[1] + (1 if self.biased else 0)
         send = torch.cat([self.M, self.mb.unsqueeze(1)], 1) if self.biased else self.M.contiguous()
         receive = torch.empty((hi - lo, width), dtype=self.M.dtype, device=self.M.device)
-        ops = [dist.P2POp(dist.isend, send, (self.rank - 1) % self.world),
-               dist.P2POp(dist.irecv, receive, (self.rank + 1) % self.world)]
+        ops = [
+            dist.P2POp(dist.isend, send, (self.rank - 1) % self.world),
+            dist.P2POp(dist.irecv, receive, (self.rank + 1) % self.world),
+        ]
         for request in dist.batch_isend_irecv(ops):
             request.wait()
         k = self.M.shape[1]
@@ -176,7 +193,9 @@ class BlockRank:
             n = self.n_fixed if fixed else self.n_moving
             shift = 0 if fixed else (self.holding - self.rank)  # every rank is as far along the rotation
             bounds = [block_bounds(n, self.world, (r + shift) % self.world) for r in range(self.world)]
-            padded = torch.zeros((max(stop - start for start, stop in bounds), rows.shape[1]), dtype=rows.dtype, device=rows.device)
+            padded = torch.zeros(
+                (max(stop - start for start, stop in bounds), rows.shape[1]), dtype=rows.dtype, device=rows.device
+            )
             padded[: len(rows)] = rows
             parts = [torch.empty_like(padded) for _ in range(self.world)]
             dist.all_gather(parts, padded)
@@ -207,8 +226,15 @@ class Sharded(mfbench.DistributedStrategy):
         "row_step": "expected",
         "timeout": 600.0,
     }
-    constraints = {"world_size": ">= 1", "batch_size": ">= 1", "lr": "positive", "reg": "non-negative", "lr_decay": "non-negative",
-                   "timeout": "positive", "row_step": ROW_STEPS}
+    constraints = {
+        "world_size": ">= 1",
+        "batch_size": ">= 1",
+        "lr": "positive",
+        "reg": "non-negative",
+        "lr_decay": "non-negative",
+        "timeout": "positive",
+        "row_step": ROW_STEPS,
+    }
     rank_worker = BlockRank
     info_fields = ("gather_bytes_per_epoch",)
     exact = False

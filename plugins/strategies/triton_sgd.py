@@ -155,10 +155,24 @@ class TritonSGD(CompiledSGD):
         """Compile the kernel for this case's constants on scratch tables, outside the timed epochs."""
         scratch = lambda t: torch.zeros_like(t[:1]) if t.dim() == 1 else torch.zeros(1, self.width, device=self.device)  # noqa: E731
         one = lambda t: t[:1].clone()  # noqa: E731
-        self.kernel[(1,)](scratch(self.P), scratch(self.Q), torch.zeros(1, device=self.device), torch.zeros(1, device=self.device),
-                          torch.zeros_like(one(self.users)), torch.zeros_like(one(self.items)), torch.zeros_like(one(self.values)),
-                          torch.zeros(1, device=self.device), min(self.n, 1), 1, 0.0, 0.0, 1.0,
-                          BIASED=self.biased, WIDTH=self.width, num_warps=1)
+        self.kernel[(1,)](
+            scratch(self.P),
+            scratch(self.Q),
+            torch.zeros(1, device=self.device),
+            torch.zeros(1, device=self.device),
+            torch.zeros_like(one(self.users)),
+            torch.zeros_like(one(self.items)),
+            torch.zeros_like(one(self.values)),
+            torch.zeros(1, device=self.device),
+            min(self.n, 1),
+            1,
+            0.0,
+            0.0,
+            1.0,
+            BIASED=self.biased,
+            WIDTH=self.width,
+            num_warps=1,
+        )
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
@@ -169,9 +183,22 @@ class TritonSGD(CompiledSGD):
         users, items, values = (self.users, self.items, self.values) if self.params["order"] == "once" else self.gathered(epoch)
         lr = self.epoch_lr(epoch)
         self.kernel[(self.programs,)](
-            self.P, self.Q, self.bu, self.bi, users, items, values, self.sse, self.n, self.per_program,
-            self.mean, 2.0 * lr, 1.0 - 2.0 * lr * self.params["reg"],
-            BIASED=self.biased, WIDTH=self.width, num_warps=1,
+            self.P,
+            self.Q,
+            self.bu,
+            self.bi,
+            users,
+            items,
+            values,
+            self.sse,
+            self.n,
+            self.per_program,
+            self.mean,
+            2.0 * lr,
+            1.0 - 2.0 * lr * self.params["reg"],
+            BIASED=self.biased,
+            WIDTH=self.width,
+            num_warps=1,
         )
         return float(self.sse.sum().item()) / self.n
 
@@ -186,8 +213,12 @@ class TritonSGD(CompiledSGD):
     def info(self) -> Mapping[str, Any] | None:
         import triton
 
-        return {"triton": triton.__version__, "programs": getattr(self, "programs", None),
-                "padded_width": getattr(self, "width", None), "interpreted": interpreting()}
+        return {
+            "triton": triton.__version__,
+            "programs": getattr(self, "programs", None),
+            "padded_width": getattr(self, "width", None),
+            "interpreted": interpreting(),
+        }
 
     def teardown(self) -> None:
         self.users = self.items = self.values = self.sse = None

@@ -40,8 +40,10 @@ def row_counts(row_step: str, train: mfbench.Ratings, batch_size: int, dtype: to
     """What the user and the item row steps are divided by under ``row_step``; None for ``sum``."""
     if row_step == "sum":
         return None
-    return (row_weights(row_step, train.users, train.n_users, batch_size, dtype),
-            row_weights(row_step, train.items, train.n_items, batch_size, dtype))
+    return (
+        row_weights(row_step, train.users, train.n_users, batch_size, dtype),
+        row_weights(row_step, train.items, train.n_items, batch_size, dtype),
+    )
 
 
 class Vectorized(mfbench.Strategy):
@@ -66,7 +68,11 @@ class Vectorized(mfbench.Strategy):
     #: only to float rounding.
     deterministic = True
     #: What mfbench tune searches (validation RMSE decides).
-    search_space = {"lr": mfbench.LogUniform(1e-4, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3), "batch_size": mfbench.IntRange(256, 65536, log=True)}
+    search_space = {
+        "lr": mfbench.LogUniform(1e-4, 0.3),
+        "reg": mfbench.LogUniform(1e-4, 0.3),
+        "batch_size": mfbench.IntRange(256, 65536, log=True),
+    }
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
