@@ -1,8 +1,9 @@
 """Execution machinery: the executors that run a suite's cases, the worker processes they
 and the distributed strategies use, and torchrun.
 
-``mfbench.executors`` is what plugin authors import (``Executor``, ``Job``); the modules
-behind it are ``base`` (the executor contract, the in-process executor, collecting executors
+Plugin authors import ``Executor``, ``Job`` and the worker side from ``mfbench`` itself
+(``mfbench.executors.Executor`` keeps working for plugins written before). The modules here
+are ``base`` (the executor contract, the in-process executor, collecting executors
 from plugins), ``pool`` (the one worker pool every worker process goes through), ``process``
 (the default executor: a watched worker process per case) and ``distributed`` (rank groups
 and torchrun).

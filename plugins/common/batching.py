@@ -147,6 +147,21 @@ def training_lookups(
     return {module: torch.cat(found) if found else empty for module, found in seen.items()}
 
 
+def batch_loss(
+    model: nn.Module, looked_up: list[torch.Tensor], users: torch.Tensor, items: torch.Tensor, values: torch.Tensor, reg: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, data term) of one batch: the summed squared errors, plus ``reg`` times the squared
+    norms of the rows the forward pass looked up (``looked_up``, filled by the embeddings' forward
+    hooks, is cleared first). The per-rating objective every strategy shares, summed over the batch."""
+    looked_up.clear()
+    errors = model(users, items) - values
+    data_term = errors.square().sum()
+    loss = data_term
+    if reg > 0:
+        loss = loss + reg * sum(rows.square().sum() for rows in looked_up)
+    return loss, data_term
+
+
 class ExpectedCounts:
     """Each row's *expected* count in a batch, at least 1, for ``row_step=expected`` (the default).
 

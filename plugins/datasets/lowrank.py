@@ -15,6 +15,16 @@ import mfbench
 from mfbench.synthetic import plant
 
 #: The shape and noise shared by the planted generators (zipf adds popularity exponents).
+#: The values planted data's parameters may take (zipf adds its exponents).
+PLANTED_CONSTRAINTS: dict[str, Any] = {
+    "n_users": ">= 1",
+    "n_items": ">= 1",
+    "nnz": ">= 0",
+    "density": "(0, 1]",
+    "rank": ">= 1",
+    "noise": "non-negative",
+}
+
 PLANTED_PARAMS: dict[str, Any] = {
     "n_users": 2000,
     "n_items": 1000,
@@ -51,14 +61,7 @@ class LowRank(mfbench.Dataset):
 
     name = "lowrank"
     params = dict(PLANTED_PARAMS)
-    constraints = {
-        "n_users": ">= 1",
-        "n_items": ">= 1",
-        "nnz": ">= 0",
-        "density": "(0, 1]",
-        "rank": ">= 1",
-        "noise": "non-negative",
-    }
+    constraints = dict(PLANTED_CONSTRAINTS)
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 import mfbench
-from mfbench.plugins.datasets.lowrank import PLANTED_PARAMS, planted_problems, ratings_count
+from mfbench.plugins.datasets.lowrank import PLANTED_CONSTRAINTS, PLANTED_PARAMS, planted_problems, ratings_count
 from mfbench.synthetic import plant, power_law
 
 #: Salt for the stream that deals popularity ranks, kept apart from the planted draws.
@@ -27,12 +27,7 @@ class Zipf(mfbench.Dataset):
     name = "zipf"
     params = {**PLANTED_PARAMS, "user_exponent": 0.5, "item_exponent": 1.0}
     constraints = {
-        "n_users": ">= 1",
-        "n_items": ">= 1",
-        "nnz": ">= 0",
-        "density": "(0, 1]",
-        "rank": ">= 1",
-        "noise": "non-negative",
+        **PLANTED_CONSTRAINTS,
         "user_exponent": "non-negative",
         "item_exponent": "non-negative",
     }

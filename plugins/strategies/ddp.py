@@ -47,7 +47,7 @@ from torch import nn
 
 import mfbench
 from mfbench.executors import distributed
-from mfbench.plugins.common.batching import OPTIMIZERS, ROW_STEPS, RowStepHooks, model_dtype
+from mfbench.plugins.common.batching import OPTIMIZERS, ROW_STEPS, RowStepHooks, batch_loss, model_dtype
 
 COMMS = ("ddp", "sparse", "dense")
 
@@ -191,12 +191,7 @@ class DataParallelRank:
         self.sent = 0
         for part in self.batches:
             optimizer.zero_grad(set_to_none=True)
-            looked_up.clear()
-            errors = net(users[part], items[part]) - values[part]
-            data_term = errors.square().sum()
-            loss = data_term
-            if reg > 0:
-                loss = loss + reg * sum(rows.square().sum() for rows in looked_up)
+            loss, data_term = batch_loss(net, looked_up, users[part], items[part], values[part], reg)
             (loss * scale if scale != 1.0 else loss).backward()
             if self.comm != "ddp":
                 self.all_reduce_gradients()

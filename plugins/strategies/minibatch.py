@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.common.batching import OPTIMIZERS, ROW_STEPS, RowStepHooks, batch_slices, model_dtype, shuffled
+from mfbench.plugins.common.batching import OPTIMIZERS, ROW_STEPS, RowStepHooks, batch_loss, batch_slices, model_dtype, shuffled
 
 
 class Minibatch(mfbench.Strategy):
@@ -134,12 +134,7 @@ class Minibatch(mfbench.Strategy):
         squared = torch.zeros((), dtype=values.dtype, device=values.device)
         for part in batch_slices(len(values), self.params["batch_size"]):
             optimizer.zero_grad(set_to_none=True)
-            looked_up.clear()
-            errors = model(users[part], items[part]) - values[part]
-            data_term = errors.square().sum()
-            loss = data_term
-            if reg > 0:
-                loss = loss + reg * sum(rows.square().sum() for rows in looked_up)
+            loss, data_term = batch_loss(model, looked_up, users[part], items[part], values[part], reg)
             loss.backward()
             optimizer.step()
             squared += data_term.detach()
