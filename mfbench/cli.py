@@ -18,7 +18,7 @@ from tabulate import tabulate
 from . import __version__
 from .errors import MfbenchError, SelectionError, unknown_name
 from .execute import Overrides, config_for, execute, plan_suite
-from .executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS, collect_executors, distributed
+from .executors import DEFAULT_EXECUTOR, INPROCESS, LOCAL_EXECUTORS, collect_executors, distributed
 from .manager import PLUGINS_ENV, make_plugin_manager
 from .options import RunOptions, collect_run_options
 from .parts import Dataset, Strategy
@@ -337,6 +337,13 @@ def build_parser(suite: Suite | None = None, run_options: RunOptions | None = No
     tune.add_argument(
         "--params", metavar="P1,P2", help="tune only these parameters of the search space (default: all it declares)"
     )
+    tune.add_argument(
+        "--executor",
+        default=DEFAULT_EXECUTOR,
+        choices=LOCAL_EXECUTORS,
+        help="where each trial trains: process (default: a worker process per trial, so a crash fails that trial "
+        "only), inprocess (this process, for pdb)",
+    )
     tune.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
 
     lst = sub.add_parser("list", parents=[plugin_opts], help="list datasets, models and strategies, and their plugins")
@@ -447,7 +454,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if trials is not None:
         tuned = tuned or DEFAULT_STUDIES
         say = (lambda _: None) if args.quiet else print
-        if tune_cases(registry, suite, overrides, tuned, trials, say=say) is None:
+        # Trials run in worker processes unless the run itself is in this process (pdb).
+        trial_executor = INPROCESS if args.executor == INPROCESS else DEFAULT_EXECUTOR
+        if tune_cases(registry, suite, overrides, tuned, trials, say=say, pm=pm, executor=trial_executor) is None:
             return 130
     results, interrupted = execute(
         pm,
@@ -519,6 +528,8 @@ def tune_cases(
     only: set[str] | None = None,
     target: float | None = None,
     say: Any = print,
+    pm: pluggy.PluginManager | None = None,
+    executor: str = DEFAULT_EXECUTOR,
 ) -> list[dict[str, Any]] | None:
     """Tune every planned case into ``storage``; the studies' summaries, or None when interrupted."""
     from .tuning import Tuner
@@ -529,7 +540,7 @@ def tune_cases(
     cases, _ = plan_suite(registry, suite, overrides, config)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    tuner = Tuner(storage, config, trials=trials, sampler=sampler, pruner=pruner, only=only, say=say)
+    tuner = Tuner(storage, config, trials=trials, sampler=sampler, pruner=pruner, only=only, say=say, pm=pm, executor=executor)
     say(f"mfbench tune: {len(cases)} case(s), {trials} trials each, studies in {tuner.storage_text}")
     summaries = []
     try:
@@ -552,7 +563,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     check_format(args.format)
     if args.target_rmse == "auto":
         raise SelectionError("mfbench tune takes a numeric --target-rmse (or none); 'auto' targets come from tuned races")
-    _, registry = load_registry(args.plugins)
+    pm, registry = load_registry(args.plugins)
     suite = load_suite(args.suite)
     overrides = Overrides(args.dataset, args.model, args.strategy, args.device, given_settings(args))
     only = set(args.params.split(",")) if args.params else None
@@ -566,6 +577,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         pruner=args.pruner,
         only=only,
         target=args.target_rmse,
+        pm=pm,
+        executor=args.executor,
     )
     if summaries is None:
         return 130

@@ -250,6 +250,8 @@ class Tuner:
         pruner: str = "median",
         only: set[str] | None = None,
         say: Callable[[str], None] = print,
+        pm: Any = None,
+        executor: str = "process",
     ) -> None:
         if trials < 1:
             raise MfbenchError(f"--trials must be at least 1, got {trials}")
@@ -265,6 +267,19 @@ class Tuner:
         self.only = only
         self.say = say
         self.runner = Runner(trial_config(config))
+        if executor not in ("process", "inprocess"):
+            raise MfbenchError(f"trials run in a worker process (process) or in this one (inprocess), not {executor!r}")
+        # A trial's worker process: a strategy that crashes (a segfault in native code, the OOM
+        # killer) or hangs past --timeout fails its trial, not the study. Without the plugin
+        # manager (a caller that registered plugins in memory) trials run in this process.
+        self.pm = pm
+        self.process = None
+        if pm is not None and executor == "process":
+            from .executors import Job
+            from .executors.process import ProcessExecutor
+
+            self.process = ProcessExecutor()
+            self.process.start(Job(pm, [], self.runner.config, calibration=False))
 
     def study(self, case: Case):
         return self.optuna.create_study(
@@ -359,6 +374,18 @@ class Tuner:
                     f"{facts[key]!r}: rerun with the study's settings, or use another --storage"
                 )
 
+    def run_trial(self, case: Case, on_epoch: Callable[..., None]) -> dict[str, Any]:
+        """Train one trial's case, in its worker process or here; ``on_epoch`` may raise Pruned,
+        which stops the worker at once."""
+        if self.process is None:
+            return self.runner.run_case(case)
+        from .executors import Job
+
+        records: list[dict[str, Any]] = []
+        job = Job(self.pm, [case], self.runner.config, calibration=False)
+        self.process.run(job, records.append, on_epoch)
+        return records[0]
+
     def _trial(self, study, case: Case, distributions: dict) -> TrialOutcome | str:
         optuna = self.optuna
         trial = study.ask(distributions)
@@ -380,7 +407,7 @@ class Tuner:
         status, reason = "ok", ""
         try:
             with heartbeat(self.storage, trial._trial_id):
-                record = self.runner.run_case(trial_case)
+                record = self.run_trial(trial_case, on_epoch)
             status, reason = record["status"], record.get("reason", "")
         except Pruned:
             status = "pruned"

@@ -124,9 +124,22 @@ class BadInfo(Fault):
         return {"handle": object()}
 
 
+class SegfaultsWhenFast(Segfaults):
+    """Tunable: its second epoch reads address 0 when ``lr`` is above 0.1 (a trial that crashes)."""
+
+    name = "fault-segfault-fast"
+    params = {"lr": 0.01}
+    search_space = {"lr": mfbench.LogUniform(1e-3, 1.0)}
+
+    def run_epoch(self, epoch):
+        if self.params["lr"] > 0.1:
+            return super().run_epoch(epoch)
+        return 1.0
+
+
 @mfbench.hookimpl
 def mfbench_register_strategies(register):
-    for cls in (Raises, Segfaults, Aborts, Exits, Killed, Hangs, GrowsMemory, BadInfo):
+    for cls in (Raises, Segfaults, Aborts, Exits, Killed, Hangs, GrowsMemory, BadInfo, SegfaultsWhenFast):
         register(cls)
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -105,10 +106,11 @@ def test_an_empty_validation_split_is_a_data_error_naming_the_split(fresh_pm, ru
     assert "validation split is empty" in records[0]["reason"] and "validation fraction 0.01" in records[0]["reason"]
 
 
-def tune(pm, storage, strategies=(FAST,), datasets=(PLANTED,), trials=6, epochs=3, **kw):
+def tune(pm, storage, strategies=(FAST,), datasets=(PLANTED,), trials=6, epochs=3, isolated=False, **kw):
+    """Tune the cases; ``isolated`` runs each trial in a worker process (the CLI's default), else here."""
     config = RunConfig(epochs=epochs, warmup=0, repeats=1, seed=0, target_rmse=kw.pop("target", None))
     cases = plan(collect(pm), list(datasets), ["biased[n_factors=3]"], list(strategies), ["cpu"], config)
-    tuner = Tuner(str(storage), config, trials=trials, say=lambda _: None, **kw)
+    tuner = Tuner(str(storage), config, trials=trials, say=lambda _: None, pm=pm if isolated else None, **kw)
     return [tuner.tune(case) for case in cases], cases
 
 
@@ -185,6 +187,30 @@ def test_pruning_stops_trials_that_are_clearly_behind(fresh_pm, tmp_path):
     assert all(len(t["valid_curve"]) < 6 for t in pruned)
     (unpruned,), _ = tune(fresh_pm, tmp_path / "n.db", trials=14, epochs=6, pruner="none")
     assert not any(t["state"] == "pruned" for t in unpruned["trials"])
+
+
+def test_pruning_stops_a_trial_running_in_its_worker_process(fresh_pm, tmp_path):
+    (summary,), _ = tune(fresh_pm, tmp_path / "s.db", trials=14, epochs=6, pruner="median", isolated=True)
+    pruned = [t for t in summary["trials"] if t["state"] == "pruned"]
+    assert pruned, "no trial was pruned"
+    assert all(len(t["valid_curve"]) < 6 for t in pruned)
+
+
+def test_a_trial_that_crashes_its_worker_fails_and_the_study_goes_on(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # tests/fault_plugins.py, imported by the workers too
+    pm = mfbench.make_plugin_manager(["fault_plugins"], entry_points=False, env=False)
+    (summary,), _ = tune(pm, tmp_path / "s.db", strategies=["fault-segfault-fast"], trials=6, pruner="none", isolated=True)
+    crashed = [t for t in summary["trials"] if t["params"]["lr"] > 0.1]
+    assert crashed and len(crashed) < 6, summary["trials"]
+    for trial in crashed:
+        assert trial["state"] == "fail" and "worker died" in trial["reason"] and "SIGSEGV" in trial["reason"], trial
+    assert all(t["state"] == "complete" for t in summary["trials"] if t["params"]["lr"] <= 0.1)
+    assert summary["chosen"]["lr"] <= 0.1
+
+
+def test_a_tuner_refuses_an_executor_it_cannot_run_trials_on(tmp_path):
+    with pytest.raises(mfbench.MfbenchError, match="not 'dask'"):
+        Tuner(str(tmp_path / "s.db"), RunConfig(), trials=1, executor="dask")
 
 
 class Diverging(mfbench.Strategy):
