@@ -20,6 +20,7 @@ from .manager import make_plugin_manager
 from .plan import RunConfig
 from .report import check_format
 from .results import atomic_write_json, now_iso
+from .revision import source_revision
 from .verdict import CONFIDENCE, DEFAULT_MARGIN, NOISY, SLOWER, advice, could_be_slower_than, decide
 
 #: Exit status when a fail threshold is given and the interval cannot rule out a loss beyond it.
@@ -216,6 +217,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
             "created": started,
             "finished": now_iso(),
             "mfbench_version": __version__,
+            "source_revision": source_revision(),
             "command": ["mfbench", *sys.argv[1:]],
             "machine": machine,
         }

@@ -164,3 +164,4 @@ def test_the_command_times_a_strategy_made_three_times_slower(tmp_path, monkeypa
     assert document["schema"] == "mfbench.ab" and len(document["blocks"]) == 12
     assert document["ratio"]["estimate"] < 0.6  # 1/3 nominally; generous for a loaded machine
     assert document["verdict"]["verdict"] == SLOWER
+    assert document["source_revision"] is None or len(document["source_revision"]["commit"]) == 40
