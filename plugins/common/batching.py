@@ -147,12 +147,36 @@ def training_lookups(
     return {module: torch.cat(found) if found else empty for module, found in seen.items()}
 
 
+class Lookups:
+    """The rows a model's ``nn.Embedding`` modules look up in each forward pass (a forward hook
+    on every one), for the ``reg`` term of :func:`batch_loss`; no hooks when ``enabled`` is false
+    (``reg=0``)."""
+
+    def __init__(self, model: nn.Module, enabled: bool = True) -> None:
+        self.rows: list[torch.Tensor] = []
+        self.handles = [
+            module.register_forward_hook(self._catch)
+            for module in model.modules()
+            if enabled and isinstance(module, nn.Embedding)
+        ]
+
+    def _catch(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        self.rows.append(output)
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+        self.rows.clear()
+
+
 def batch_loss(
-    model: nn.Module, looked_up: list[torch.Tensor], users: torch.Tensor, items: torch.Tensor, values: torch.Tensor, reg: float
+    model: nn.Module, lookups: Lookups, users: torch.Tensor, items: torch.Tensor, values: torch.Tensor, reg: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, data term) of one batch: the summed squared errors, plus ``reg`` times the squared
-    norms of the rows the forward pass looked up (``looked_up``, filled by the embeddings' forward
-    hooks, is cleared first). The per-rating objective every strategy shares, summed over the batch."""
+    norms of the rows the forward pass looked up (caught by ``lookups``, cleared first). The
+    per-rating objective every strategy shares, summed over the batch."""
+    looked_up = lookups.rows
     looked_up.clear()
     errors = model(users, items) - values
     data_term = errors.square().sum()

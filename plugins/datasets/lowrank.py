@@ -56,16 +56,21 @@ def ratings_count(params: Mapping[str, Any]) -> int:
     return max(1, round(float(params["density"]) * params["n_users"] * params["n_items"]))
 
 
-class LowRank(mfbench.Dataset):
-    """Planted rank-r ratings plus Gaussian noise σ, uniform over users and items: best RMSE ≈ σ."""
+class Planted(mfbench.Dataset):
+    """What the planted datasets share (not registered itself): their parameters and their checks."""
 
-    name = "lowrank"
     params = dict(PLANTED_PARAMS)
     constraints = dict(PLANTED_CONSTRAINTS)
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> list[str]:
         return super().check_params(params) + planted_problems(cls.problem_prefix(), params)
+
+
+class LowRank(Planted):
+    """Planted rank-r ratings plus Gaussian noise σ, uniform over users and items: best RMSE ≈ σ."""
+
+    name = "lowrank"
 
     def load(self, seed: int) -> mfbench.Ratings:
         p = self.params

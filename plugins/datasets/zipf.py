@@ -8,20 +8,17 @@ are those of ``lowrank``, so the best achievable RMSE is still the noise σ.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 
 import mfbench
-from mfbench.plugins.datasets.lowrank import PLANTED_CONSTRAINTS, PLANTED_PARAMS, planted_problems, ratings_count
+from mfbench.plugins.datasets.lowrank import PLANTED_CONSTRAINTS, PLANTED_PARAMS, Planted, ratings_count
 from mfbench.synthetic import plant, power_law
 
 #: Salt for the stream that deals popularity ranks, kept apart from the planted draws.
 POPULARITY_STREAM = 0x5A1F
 
 
-class Zipf(mfbench.Dataset):
+class Zipf(Planted):
     """Planted low-rank ratings where user and item popularity follow power laws (rank**-exponent)."""
 
     name = "zipf"
@@ -31,10 +28,6 @@ class Zipf(mfbench.Dataset):
         "user_exponent": "non-negative",
         "item_exponent": "non-negative",
     }
-
-    @classmethod
-    def check_params(cls, params: Mapping[str, Any]) -> list[str]:
-        return super().check_params(params) + planted_problems(cls.problem_prefix(), params)
 
     def load(self, seed: int) -> mfbench.Ratings:
         p = self.params

@@ -47,7 +47,7 @@ from torch import nn
 
 import mfbench
 from mfbench.executors import distributed
-from mfbench.plugins.common.batching import OPTIMIZERS, ROW_STEPS, RowStepHooks, batch_loss, model_dtype
+from mfbench.plugins.common.batching import OPTIMIZERS, ROW_STEPS, Lookups, RowStepHooks, batch_loss, model_dtype
 
 COMMS = ("ddp", "sparse", "dense")
 
@@ -101,7 +101,6 @@ class DataParallelRank:
         self.positions = positions.to(device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = OPTIMIZERS[config["optimizer"]](self.params, lr=float(config["lr"]))
-        self.looked_up: list[torch.Tensor] = []
         self.handles = []
         # A row's step is divided by its count in the *global* batch, as minibatch divides it:
         # row_step=expected counts from all training ratings (every rank holds them, so no
@@ -112,10 +111,7 @@ class DataParallelRank:
             self.row_mean = RowStepHooks(
                 self.model, config["row_step"], self.users, self.items, int(config["batch_size"]), reduce=self._sum_counts
             )
-        if self.reg > 0:
-            for module in self.model.modules():
-                if isinstance(module, nn.Embedding):
-                    self.handles.append(module.register_forward_hook(self._catch_lookup))
+        self.lookups = Lookups(self.model, enabled=self.reg > 0)
         self.sent = 0
         self.flat: torch.Tensor | None = None
         if self.comm == "ddp":
@@ -131,9 +127,6 @@ class DataParallelRank:
                 )
         else:
             self.net = self.model
-
-    def _catch_lookup(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        self.looked_up.append(output)
 
     def _sum_counts(self, counts: torch.Tensor) -> None:
         dist.all_reduce(counts)
@@ -184,20 +177,20 @@ class DataParallelRank:
         order = mfbench.epoch_permutation(len(self.values), self.seed, epoch).to(self.positions.device)
         mine = order.index_select(0, self.positions)
         users, items, values = (t.index_select(0, mine) for t in (self.users, self.items, self.values))
-        net, optimizer, reg, looked_up = self.net, self.optimizer, self.reg, self.looked_up
+        net, optimizer, reg, lookups = self.net, self.optimizer, self.reg, self.lookups
         # DDP averages gradients over ranks; the batch loss is a sum, so undo the average.
         scale = float(self.world) if self.comm == "ddp" else 1.0
         squared = torch.zeros((), dtype=torch.float64, device=values.device)
         self.sent = 0
         for part in self.batches:
             optimizer.zero_grad(set_to_none=True)
-            loss, data_term = batch_loss(net, looked_up, users[part], items[part], values[part], reg)
+            loss, data_term = batch_loss(net, lookups, users[part], items[part], values[part], reg)
             (loss * scale if scale != 1.0 else loss).backward()
             if self.comm != "ddp":
                 self.all_reduce_gradients()
             optimizer.step()
             squared += data_term.detach()
-        looked_up.clear()
+        lookups.rows.clear()
         if self.publish_to is not None:
             with torch.no_grad():
                 for target, source in zip(self.publish_to.parameters(), self.model.parameters()):
@@ -208,7 +201,7 @@ class DataParallelRank:
         for handle in self.handles:
             handle.remove()
         self.handles.clear()
-        self.looked_up.clear()
+        self.lookups.remove()
         if self.row_mean is not None:
             self.row_mean.remove()
 

@@ -35,7 +35,16 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.plugins.common.batching import OPTIMIZERS, ROW_STEPS, RowStepHooks, batch_loss, batch_slices, model_dtype, shuffled
+from mfbench.plugins.common.batching import (
+    OPTIMIZERS,
+    ROW_STEPS,
+    Lookups,
+    RowStepHooks,
+    batch_loss,
+    batch_slices,
+    model_dtype,
+    shuffled,
+)
 
 
 class Minibatch(mfbench.Strategy):
@@ -81,9 +90,8 @@ class Minibatch(mfbench.Strategy):
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        self._hooks: list[torch.utils.hooks.RemovableHandle] = []
         self._row_mean: RowStepHooks | None = None
-        self._looked_up: list[torch.Tensor] = []
+        self._lookups: Lookups | None = None
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -114,14 +122,8 @@ class Minibatch(mfbench.Strategy):
         self.optimizer = OPTIMIZERS[self.params["optimizer"]](trainable, lr=self.params["lr"])
         if self.params["row_step"] != "sum":
             self._row_mean = RowStepHooks(model, self.params["row_step"], self.users, self.items, self.params["batch_size"])
-        if self.params["reg"] > 0:
-            for module in model.modules():
-                if isinstance(module, nn.Embedding):
-                    self._hooks.append(module.register_forward_hook(self._catch_lookup))
+        self._lookups = Lookups(model, enabled=self.params["reg"] > 0)
         model.train()
-
-    def _catch_lookup(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        self._looked_up.append(output)
 
     def run_epoch(self, epoch: int) -> float:
         """One reshuffle and one optimizer step per batch; returns the epoch's mean squared error.
@@ -130,22 +132,22 @@ class Minibatch(mfbench.Strategy):
         running training MSE, not the error of the model at the end of the epoch.
         """
         users, items, values = shuffled(self.users, self.items, self.values, self.seed, epoch)
-        model, optimizer, reg, looked_up = self.model, self.optimizer, self.params["reg"], self._looked_up
+        model, optimizer, reg, lookups = self.model, self.optimizer, self.params["reg"], self._lookups
+        assert lookups is not None, "run_epoch before setup"
         squared = torch.zeros((), dtype=values.dtype, device=values.device)
         for part in batch_slices(len(values), self.params["batch_size"]):
             optimizer.zero_grad(set_to_none=True)
-            loss, data_term = batch_loss(model, looked_up, users[part], items[part], values[part], reg)
+            loss, data_term = batch_loss(model, lookups, users[part], items[part], values[part], reg)
             loss.backward()
             optimizer.step()
             squared += data_term.detach()
-        looked_up.clear()
+        lookups.rows.clear()
         return float(squared) / max(len(values), 1)
 
     def teardown(self) -> None:
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks.clear()
-        self._looked_up.clear()
+        if self._lookups is not None:
+            self._lookups.remove()
+            self._lookups = None
         if self._row_mean is not None:
             self._row_mean.remove()
             self._row_mean = None
