@@ -69,28 +69,6 @@ def run_peer(name, models, **config):
     return Runner(cfg).run(cases)
 
 
-@pytest.fixture(autouse=True)
-def libmf_race_retried(monkeypatch):
-    """LIBMF's scheduler can deadlock at the end of a fit on problems this small (see
-    ``fit_within``; it hung CI twice under load): here a hung fit is given up after 15 s
-    and tried again, up to 3 times, instead of failing on the library's race. The
-    strategy itself reports a hung fit as ``timeout``; that is tested below."""
-    if "libmf" not in PEERS or importlib.util.find_spec("libmf") is None:
-        return
-    module = importlib.import_module("mfbench.plugins.peers.libmf")
-    original = module.fit_within
-
-    def retried(engine, X, timeout):
-        for attempt in range(3):
-            try:
-                return original(engine, X, min(timeout, 15.0))
-            except module.LibmfHung:
-                if attempt == 2:
-                    raise
-
-    monkeypatch.setattr(module, "fit_within", retried)
-
-
 # --- through the runner ----------------------------------------------------------------------
 
 
@@ -458,9 +436,10 @@ def test_a_libmf_fit_that_never_returns_ends_as_a_timeout_and_errors_pass_throug
 
     release = threading.Event()
 
-    class Stuck:
+    class Busy:  # never asleep: only the timeout can end it
         def fit(self, X):
-            release.wait(30)
+            while not release.is_set():
+                sum(range(1000))
 
     class Broken:
         def fit(self, X):
@@ -468,12 +447,70 @@ def test_a_libmf_fit_that_never_returns_ends_as_a_timeout_and_errors_pass_throug
 
     started = time.monotonic()
     with pytest.raises(mfbench.CaseTimeout, match="did not return within timeout=0.2 s"):
-        fit_within(Stuck(), None, 0.2)
+        fit_within(Busy(), None, 0.2, stall=60)
     assert time.monotonic() - started < 5
     release.set()
     assert issubclass(LibmfHung, mfbench.CaseTimeout)
     with pytest.raises(ValueError, match="bad input"):
         fit_within(Broken(), None, 5)
+
+
+def test_a_deadlocked_libmf_fit_is_seen_when_all_its_threads_sleep_not_at_the_timeout():
+    pytest.importorskip("libmf")
+    from mfbench.plugins.peers.libmf import LibmfHung, fit_within, thread_ids
+
+    if not thread_ids():
+        pytest.skip("no /proc/self/task here: only the timeout catches a deadlock")
+    release = threading.Event()
+
+    class Deadlocked:  # what LIBMF's race leaves: the fit's threads wait for each other, asleep
+        def fit(self, X):
+            waiter = threading.Thread(target=release.wait, args=(30,))
+            waiter.start()
+            waiter.join()
+
+    class Slow:  # asleep only in short spells between work: not a deadlock
+        def fit(self, X):
+            for _ in range(20):
+                time.sleep(0.01)
+                sum(range(10_000))
+
+    started = time.monotonic()
+    with pytest.raises(LibmfHung, match="deadlocked: every thread it started slept for 0.3 s"):
+        fit_within(Deadlocked(), None, 60, stall=0.3)
+    assert time.monotonic() - started < 10
+    release.set()
+    fit_within(Slow(), None, 60, stall=0.3)
+
+
+def test_libmf_tries_a_deadlocked_fit_again_and_says_so_in_its_info(monkeypatch):
+    cls = cls_of("libmf")
+    module = sys.modules[cls.__module__]
+    original, calls = module.fit_within, []
+
+    def hangs_once(engine, X, timeout):
+        calls.append(timeout)
+        if len(calls) == 1:
+            raise module.LibmfHung("deadlocked")
+        original(engine, X, timeout)
+
+    monkeypatch.setattr(module, "fit_within", hangs_once)
+    net, train, _ = small_problem("dot")
+    info = testing.fit(cls, net, train, 2, params={"threads": 1}).info
+    assert len(calls) == 2 and len(info["hung_attempts"]) == 1
+    retried = net.user_factors.weight.detach().clone()
+    monkeypatch.setattr(module, "fit_within", original)
+    net, train, _ = small_problem("dot")
+    assert testing.fit(cls, net, train, 2, params={"threads": 1}).info["hung_attempts"] == []
+    assert torch.equal(retried, net.user_factors.weight.detach())  # one thread: the retry is the same fit
+
+    def always_hangs(engine, X, timeout):
+        raise module.LibmfHung("deadlocked")
+
+    monkeypatch.setattr(module, "fit_within", always_hangs)
+    net, train, _ = small_problem("dot")
+    with pytest.raises(module.LibmfHung):
+        testing.fit(cls, net, train, 2)
 
 
 def test_libmf_picks_fewer_bins_on_small_data_and_26_on_large():
