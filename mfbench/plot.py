@@ -104,6 +104,10 @@ def case_labels(cases: list[dict[str, Any]]) -> list[str]:
     return labels
 
 
+#: The longest workload name that shares a line with its panel's title (at fontsize 9.5 in a 12-inch figure).
+TITLE_NAME_WIDTH = 40
+
+
 def wrap_label(label: str, width: int = LABEL_WIDTH) -> str:
     """Break a long label after ``[`` or ``,`` (never inside a parameter), greedily up to ``width`` per line."""
     lines: list[str] = []
@@ -274,7 +278,8 @@ def build_figure(document: dict[str, Any], target: float | None = None) -> Any:
         curves, bars = figure.add_subplot(grid[row, 0]), figure.add_subplot(grid[row, 1])
         labels = case_labels(group)
         implicit = _draw_curves(curves, group, labels, targets[name])
-        title = f"{name}: held-out RMSE after each epoch (median repeat)"
+        sep = "\n" if len(name) > TITLE_NAME_WIDTH else ": "  # a long workload name on its own line, not cut off
+        title = f"{name}{sep}held-out RMSE after each epoch (median repeat)"
         if implicit:
             title += f"\nleft out (implicit objective, RMSE not comparable): {', '.join(implicit)}"
         curves.set_title(title, fontsize=9.5)
@@ -282,7 +287,7 @@ def build_figure(document: dict[str, Any], target: float | None = None) -> Any:
         if handles:  # below the panel: inside it, it would hide the curves it names
             curves.legend(handles, names, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
         _draw_bars(bars, group, [wrap_label(label) for label in labels])
-        bars.set_title(f"{name}: throughput", fontsize=9.5)
+        bars.set_title(f"{name}{sep}throughput", fontsize=9.5)
     figure.suptitle(_title(document, plotted, left_out), fontsize=10)
     return figure
 
