@@ -30,7 +30,7 @@ import torch
 import mfbench
 from mfbench.calibration import calibrate
 from mfbench.executors import machine_info as mfbench_machine_facts
-from mfbench.parts import Dataset, Model
+from mfbench.parts import Dataset, Model, Strategy
 from mfbench.plan import Choice, resolve
 from mfbench.ratings import Ratings, fingerprint_split
 from mfbench.registry import Entry, Registry, collect
@@ -60,9 +60,9 @@ BENCH_THREADS = 1
 class BenchCase:
     """One benchmark: a strategy training a model on the suite's data on one device."""
 
-    dataset: Choice
-    model: Choice
-    strategy: Entry
+    dataset: Choice[Dataset]
+    model: Choice[Model]
+    strategy: Entry[Strategy]
     device: str
 
     @property
@@ -127,7 +127,7 @@ _SPLITS: dict[tuple[str, str], tuple[Ratings, Ratings, str]] = {}
 def _split(dataset: Choice, device: str) -> tuple[Ratings, Ratings, str]:
     key = (dataset.label, device)
     if key not in _SPLITS:
-        ratings = dataset.make().load(SEED)  # type: ignore[attr-defined]
+        ratings = dataset.make().load(SEED)
         train, test = ratings.split(TEST_FRACTION, SEED)
         _SPLITS[key] = (train.to(device), test.to(device), fingerprint_split(train, test))
     return _SPLITS[key]

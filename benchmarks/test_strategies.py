@@ -36,7 +36,7 @@ PROBE_EPOCHS = 3
 def test_epoch(benchmark, bench_case, bench_data):
     train, test, fingerprint = bench_data
     device = torch.device(bench_case.device)
-    strategy_cls: type[Strategy] = bench_case.strategy.cls  # type: ignore[assignment]
+    strategy_cls = bench_case.strategy.cls
     if device.type not in strategy_cls.devices:
         pytest.skip(f"strategy {strategy_cls.name!r} supports {', '.join(strategy_cls.devices)} only")
     benchmark.group = bench_case.group
@@ -49,8 +49,8 @@ def test_epoch(benchmark, bench_case, bench_data):
 
     def build() -> tuple[torch.nn.Module, Strategy]:
         torch.manual_seed(0)
-        model = bench_case.model.make().build(train).to(device)  # type: ignore[attr-defined]
-        return model, bench_case.strategy.cls()  # type: ignore[return-value]
+        model = bench_case.model.make().build(train).to(device)
+        return model, bench_case.strategy.cls()
 
     model, strategy = build()
     reason = strategy.skip(model, device)

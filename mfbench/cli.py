@@ -624,8 +624,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                 cls: type[Strategy] = entry.cls  # type: ignore[assignment]
                 row[2:2] = [",".join(cls.devices), strategy_kind(cls)]
                 row.insert(2, describe_space(getattr(cls, "search_space", {})) or "(none)")
-            if title == "datasets" and getattr(entry.cls, "downloads", None):
-                row[-1] += f" (downloads: {', '.join(entry.cls.downloads)})"  # type: ignore[attr-defined]
+            downloads = getattr(entry.cls, "downloads", None)
+            if title == "datasets" and downloads:
+                row[-1] += f" (downloads: {', '.join(downloads)})"
             rows.append(row)
         headers = ["name", "params (defaults)", "plugin", "description"]
         if title == "strategies":
@@ -708,7 +709,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     offers = {name: entry.cls for entry in registry.datasets.values() for name in getattr(entry.cls, "downloads", {})}
     if args.name not in offers:
         raise SelectionError(unknown_name("download", args.name, offers))
-    dataset: type[Dataset] = offers[args.name]  # type: ignore[assignment]
+    dataset: type[Dataset] = offers[args.name]
     path = dataset.download(args.name, args.cache or cache_dir())
     print(f"{args.name}: {path}")
     return 0

@@ -10,24 +10,24 @@ import argparse
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic
 
 import torch
 
 from .devices import parse_device
 from .errors import SelectionError
 from .parts import Dataset, Model, Part, Strategy
-from .registry import Entry, Registry
+from .registry import Entry, P, Registry
 from .selection import Selection, format_selection, parse_selection
 
 FACTORS_PARAM = "n_factors"
 
 
 @dataclass(frozen=True)
-class Choice:
+class Choice(Generic[P]):
     """One registered part with fully resolved parameters."""
 
-    entry: Entry
+    entry: Entry[P]
     params: dict[str, Any]
 
     @property
@@ -41,7 +41,7 @@ class Choice:
         changed = {k: v for k, v in self.params.items() if k not in defaults or defaults[k] != v}
         return format_selection(self.name, changed)
 
-    def make(self) -> Part:
+    def make(self) -> P:
         return self.entry.cls(**self.params)
 
 
@@ -49,9 +49,9 @@ class Choice:
 class Case:
     """One combination the runner measures."""
 
-    dataset: Choice
-    model: Choice
-    strategy: Choice
+    dataset: Choice[Dataset]
+    model: Choice[Model]
+    strategy: Choice[Strategy]
     device: torch.device
     #: The time-to-target threshold of this case's suite group ("auto": derived after the
     #: run from its tuned cases, see mfbench.targets); None: the run's.

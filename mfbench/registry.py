@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import pluggy
 
@@ -21,11 +21,15 @@ HOOKS: dict[type[Part], str] = {
 }
 
 
+#: The kind of part an entry, a choice or a table holds (Dataset, Model or Strategy).
+P = TypeVar("P", bound=Part)
+
+
 @dataclass(frozen=True)
-class Entry:
+class Entry(Generic[P]):
     """A registered part and the plugin that provided it."""
 
-    cls: type[Part]
+    cls: type[P]
     plugin: str
     origin: str
 
@@ -38,16 +42,17 @@ class Entry:
 class Registry:
     """Every registered dataset, model and strategy, by name."""
 
-    datasets: dict[str, Entry] = field(default_factory=dict)
-    models: dict[str, Entry] = field(default_factory=dict)
-    strategies: dict[str, Entry] = field(default_factory=dict)
+    datasets: dict[str, Entry[Dataset]] = field(default_factory=dict)
+    models: dict[str, Entry[Model]] = field(default_factory=dict)
+    strategies: dict[str, Entry[Strategy]] = field(default_factory=dict)
     #: Parts registered with ``unavailable`` set, by kind ("dataset", ...) then name.
-    unavailable: dict[str, dict[str, Entry]] = field(default_factory=lambda: {b.kind: {} for b in HOOKS})
+    unavailable: dict[str, dict[str, Entry[Any]]] = field(default_factory=lambda: {b.kind: {} for b in HOOKS})
 
-    def table(self, base: type[Part]) -> dict[str, Entry]:
-        return {Dataset: self.datasets, Model: self.models, Strategy: self.strategies}[base]
+    def table(self, base: type[P]) -> dict[str, Entry[P]]:
+        tables: dict[type[Part], Any] = {Dataset: self.datasets, Model: self.models, Strategy: self.strategies}
+        return cast("dict[str, Entry[P]]", tables[base])
 
-    def get(self, base: type[Part], name: str, *, unavailable_ok: bool = False) -> Entry:
+    def get(self, base: type[P], name: str, *, unavailable_ok: bool = False) -> Entry[P]:
         """The registered part ``name``; one set aside as unavailable only with ``unavailable_ok``
         (planning takes it, so that its cases become ``skipped`` rows saying what to install)."""
         table = self.table(base)
@@ -60,7 +65,7 @@ class Registry:
             raise SelectionError(unknown_name(base.kind, name, table))
         return table[name]
 
-    def __iter__(self) -> Iterator[Entry]:
+    def __iter__(self) -> Iterator[Entry[Any]]:
         for base in HOOKS:
             yield from self.table(base).values()
 

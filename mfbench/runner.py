@@ -118,7 +118,7 @@ class Runner:
         return self._data
 
     def _load(self, case: Case) -> LoadedData:
-        dataset: Dataset = case.dataset.make()  # type: ignore[assignment]
+        dataset: Dataset = case.dataset.make()
         start = self.clock()
         ratings = dataset.load(self.config.seed)
         load_s = self.clock() - start
@@ -186,7 +186,7 @@ class Runner:
     @staticmethod
     def skip_reason(case: Case) -> str | None:
         """Why ``case`` cannot run here at all (a missing library, no such device), known without running it."""
-        strategy_cls: type[Strategy] = case.strategy.entry.cls  # type: ignore[assignment]
+        strategy_cls: type[Strategy] = case.strategy.entry.cls
         reason = next(
             (
                 f"{c.entry.cls.kind} {c.name!r} is unavailable here: {c.entry.cls.unavailable}"
@@ -245,14 +245,14 @@ class Runner:
     def _run_repeat(self, case: Case, data: LoadedData, repeat: int, started: float, result: dict[str, Any]) -> None:
         config, device = self.config, case.device
         torch.manual_seed(config.seed)
-        model = case.model.make().build(data.train)  # type: ignore[attr-defined]
+        model = case.model.make().build(data.train)
 
         def move():
             return model.to(device), data.train.to(device), data.valid.to(device), data.test.to(device)
 
         (model, train, valid, test), result["transfer_s"] = timed(move, device, self.sync, self.clock)
         held_out = (valid, test)
-        strategy: Strategy = case.strategy.make()  # type: ignore[assignment]
+        strategy: Strategy = case.strategy.make()
         skip = strategy.skip(model, device)
         if skip:
             raise CaseEnded("skipped", skip)

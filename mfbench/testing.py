@@ -92,7 +92,7 @@ def build_model(
     """A seeded model of the given registered name (or Model class) for ``train``."""
     cls = (registry or builtin_registry()).models[model].cls if isinstance(model, str) else model
     torch.manual_seed(seed)
-    return cls(**params).build(train)  # type: ignore[attr-defined]
+    return cls(**params).build(train)
 
 
 @dataclass
@@ -223,7 +223,7 @@ def assert_exact(
     ratings = tiny_ratings()
     start = build_model(model, ratings, registry=registry, **model_params_for_learning(model))
     expected, actual = copy.deepcopy(start), copy.deepcopy(start)
-    fit(reference, expected, ratings, epochs, params={"lr": lr}, seed=seed)  # type: ignore[arg-type]
+    fit(reference, expected, ratings, epochs, params={"lr": lr}, seed=seed)
     params = {"lr": lr, **({"reg": 0.0} if "reg" in strategy.params else {})}
     result = fit(strategy, actual, ratings, epochs, params=params, seed=seed, device=device)
     if result.skipped:

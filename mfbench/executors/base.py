@@ -35,7 +35,7 @@ from ..calibration import calibrate
 from ..errors import PluginError, SelectionError, unknown_name
 from ..parts import Dataset, Model, Part, Strategy
 from ..plan import Case, Choice, RunConfig
-from ..registry import Entry, Registry, collect, collect_kind
+from ..registry import Entry, P, Registry, collect, collect_kind
 from ..runner import EpochObserver, Observer, Runner
 
 HOOK = "mfbench_register_executors"
@@ -216,7 +216,7 @@ def make_executor(pm: pluggy.PluginManager, name: str, options: Mapping[str, Any
     if unknown:
         takes = ", ".join(f"{k} (default {v!r})" for k, v in cls.params.items()) or "no options"
         raise SelectionError(f"executor {name!r} has no option {unknown[0]!r}; it takes {takes}")
-    return cls(**options)  # type: ignore[return-value]
+    return cls(**options)
 
 
 # --- worker side: rebuilding and running a case in another process ---
@@ -270,13 +270,18 @@ def case_spec(case: Case) -> dict[str, Any]:
 
 
 def rebuild_case(registry: Registry, spec: Mapping[str, Any]) -> Case:
-    choices = []
-    for base, key in ((Dataset, "dataset"), (Model, "model"), (Strategy, "strategy")):
+    def choice(base: type[P], key: str) -> Choice[P]:
         name, params = spec[key]
         entry = registry.get(base, name)
-        choices.append(Choice(entry, entry.cls.resolve_params(params)))
-    dataset, model, strategy = choices
-    case = Case(dataset, model, strategy, torch.device(spec["device"]), spec.get("target_rmse"))
+        return Choice(entry, entry.cls.resolve_params(params))
+
+    case = Case(
+        choice(Dataset, "dataset"),
+        choice(Model, "model"),
+        choice(Strategy, "strategy"),
+        torch.device(spec["device"]),
+        spec.get("target_rmse"),
+    )
     if case.id != spec["id"]:
         raise PluginError(
             f"the worker on {socket.gethostname()} rebuilt case {spec['id']!r} as {case.id!r}: "
