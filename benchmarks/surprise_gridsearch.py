@@ -43,7 +43,7 @@ def surprise_side(split, seed: int, folder: str) -> dict:
     from surprise.model_selection import GridSearchCV
 
     def rows(part):
-        return zip(part.users.tolist(), part.items.tolist(), part.values.tolist())
+        return zip(part.users.tolist(), part.items.tolist(), part.values.tolist(), strict=True)
 
     # Surprise reads raw ids as strings from a file (its DataFrame loader needs pandas).
     pool = Path(folder) / "train_valid.csv"

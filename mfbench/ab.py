@@ -110,7 +110,7 @@ class AbResult:
             "epochs_per_block": self.epochs_per_block,
             "base": side(self.base),
             "new": side(self.new),
-            "blocks": [{"order": o, "ratio": r} for o, r in zip(self.orders, self.ratios)],
+            "blocks": [{"order": o, "ratio": r} for o, r in zip(self.orders, self.ratios, strict=True)],
             "ratio": {
                 "estimate": self.interval.estimate,
                 "low": self.interval.low,

@@ -150,7 +150,9 @@ def data_table(
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
     for index, row in enumerate(rows):
-        cells = "".join(f'<td class="num">{esc(c)}</td>' if n else f"<td>{esc(c)}</td>" for c, n in zip(row, numeric))
+        cells = "".join(
+            f'<td class="num">{esc(c)}</td>' if n else f"<td>{esc(c)}</td>" for c, n in zip(row, numeric, strict=True)
+        )
         case = cases[index] if cases is not None else -1
         if details is not None:
             body.append(f'<tr class="case" data-case="{case}" title="click for the parameters">{cells}</tr>')

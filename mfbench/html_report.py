@@ -242,7 +242,7 @@ def workload_panels(cases: list[dict[str, Any]], target: float | None) -> str:
                 Series(
                     case_name(case, devices),
                     strategy_color(case["strategy"]["name"]),
-                    list(zip(times, values)),
+                    list(zip(times, values, strict=True)),
                     device_dash(case["device"]),
                     i,
                 )

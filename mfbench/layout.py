@@ -141,7 +141,7 @@ def find_tables(
             f"its user_factors and item_factors differ in width "
             f"({weights['user_factors'].shape[1]} and {weights['item_factors'].shape[1]})"
         )
-    for bias, factors in zip(BIAS_TABLES, FACTOR_TABLES):
+    for bias, factors in zip(BIAS_TABLES, FACTOR_TABLES, strict=True):
         if bias in weights and (weights[bias].shape[1] != 1 or weights[bias].shape[0] != weights[factors].shape[0]):
             raise refuse(
                 f"its {bias} is {tuple(weights[bias].shape)}, not one column of {factors}'s {weights[factors].shape[0]} rows"

@@ -161,18 +161,20 @@ def line_style(device: str) -> Any:
 def case_markers(cases: list[dict[str, Any]], labels: list[str]) -> list[str]:
     """One marker per parameter variant of a strategy (and device), so variants sharing a colour differ."""
     seen: dict[str, list[str]] = {}
-    for case, label in zip(cases, labels):
+    for case, label in zip(cases, labels, strict=True):
         variants = seen.setdefault(case["strategy"]["name"], [])
         if label not in variants:
             variants.append(label)
-    return [MARKERS[sorted(seen[c["strategy"]["name"]]).index(label) % len(MARKERS)] for c, label in zip(cases, labels)]
+    return [
+        MARKERS[sorted(seen[c["strategy"]["name"]]).index(label) % len(MARKERS)] for c, label in zip(cases, labels, strict=True)
+    ]
 
 
 def _draw_curves(curves: Any, plotted: list[dict[str, Any]], labels: list[str], target: float | None) -> list[str]:
     """The RMSE panel; returns the labels of the cases left out of it (implicit objectives)."""
     markers = case_markers(plotted, labels)
     left_out = []
-    for case, label, marker in zip(plotted, labels, markers):
+    for case, label, marker in zip(plotted, labels, markers, strict=True):
         if (case.get("strategy") or {}).get("objective", "rating") != "rating":
             left_out.append(label)
             continue
@@ -200,7 +202,7 @@ def _draw_curves(curves: Any, plotted: list[dict[str, Any]], labels: list[str], 
 
 def _value_labels(bars: Any, positions: list[int], medians: list[float], speeds: list[Any]) -> None:
     """Each bar's figure right of its whisker, inside the axes (their right limit leaves it room)."""
-    for position, median, speed in zip(positions, medians, speeds):
+    for position, median, speed in zip(positions, medians, speeds, strict=True):
         if speed is not None and median > 0:
             bars.text(speed.max, position, f"  {_rate(median)}", va="center", ha="left", fontsize=8, clip_on=True)
 
@@ -212,7 +214,7 @@ def _draw_bars(bars: Any, plotted: list[dict[str, Any]], labels: list[str]) -> N
     errors = [[s.median - s.min if s else 0.0 for s in speeds], [s.max - s.median if s else 0.0 for s in speeds]]
     colors = [strategy_color(case["strategy"]["name"]) for case in plotted]
     drawn = bars.barh(positions, medians, color=colors, xerr=errors, capsize=3, error_kw={"elinewidth": 1})
-    for bar, case in zip(drawn.patches, plotted):
+    for bar, case in zip(drawn.patches, plotted, strict=True):
         if device_dash(case["device"]):  # another device than the CPU: hatched, as its curve is dashed
             bar.set_hatch("//")
     bars.set_axisbelow(True)

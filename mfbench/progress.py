@@ -48,7 +48,7 @@ def short_case_id(case_id: str, width: int) -> str:
     while excess > 0 and max(lengths) > 6:
         lengths[lengths.index(max(lengths))] -= 1
         excess -= 1
-    return shorten_middle(" / ".join(shorten_middle(p, n) for p, n in zip(parts, lengths)), width)
+    return shorten_middle(" / ".join(shorten_middle(p, n) for p, n in zip(parts, lengths, strict=True)), width)
 
 
 def stream_size(stream: TextIO) -> tuple[int, int]:

@@ -205,7 +205,7 @@ def results_table(cases: list[dict[str, Any]], shape: TableShape) -> Table:
     """Every column of every case, and what a terminal view may leave out or collapse."""
     rows = [case_columns(case, shape) for case in cases]
     headers = list(rows[0]) if rows else []
-    body = [[_display(name, row[name], case) for name in headers] for row, case in zip(rows, cases)]
+    body = [[_display(name, row[name], case) for name in headers] for row, case in zip(rows, cases, strict=True)]
     default = list(DEFAULT_COLUMNS)
     if any(row["params"] != "(defaults)" for row in rows):
         default.insert(default.index("strategy") + 1, "params")

@@ -35,7 +35,7 @@ class Selection:
     def expand(self) -> list[dict[str, Any]]:
         """Every combination of the grid's values, in a stable order."""
         keys = list(self.grid)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
+        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(self.grid[k] for k in keys))]
 
 
 def parse_value(text: str) -> Any:

@@ -269,7 +269,7 @@ def fit(headers: list[str], rows: list[list[str]], fmt: str, width: int, table: 
     dropped: list[str] = []
     while True:
         fitted = _Fitted([h for h in headers if h not in dropped], [])
-        fitted.rows = [[cell for h, cell in zip(headers, row) if h not in dropped] for row in rows]
+        fitted.rows = [[cell for h, cell in zip(headers, row, strict=True) if h not in dropped] for row in rows]
         steps = (
             lambda fitted=fitted: _footnote(fitted, table.shorten),
             lambda fitted=fitted: _lift_constants(fitted, keep=() if not chosen else fitted.headers),

@@ -229,7 +229,7 @@ def assert_exact(
     if result.skipped:
         raise AssertionError(f"{strategy.name} skipped model {model!r}: {result.skipped}")
     moved = False
-    for (name, want), (_, got) in zip(expected.state_dict().items(), result.model.state_dict().items()):
+    for (name, want), (_, got) in zip(expected.state_dict().items(), result.model.state_dict().items(), strict=True):
         torch.testing.assert_close(
             got.cpu(), want, atol=atol, rtol=0, msg=functools.partial("{} {}: {}".format, strategy.name, name)
         )

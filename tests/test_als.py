@@ -200,5 +200,5 @@ def test_cuda_matches_cpu():
         strategy.run_epoch(0)
         strategy.run_epoch(1)
         results.append([p.detach().cpu() for p in model.parameters()])
-    for a, b in zip(*results):
+    for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)

@@ -223,7 +223,7 @@ def test_report_csv_has_raw_numbers_and_target_column(capsys, tmp_path):
     assert main(["report", str(path), "--csv"]) == 0
     header, values = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert "time to 100" in header and "updates/s" in header
-    row = dict(zip(header, values))
+    row = dict(zip(header, values, strict=True))
     assert row["dataset"] == TINY
     assert float(row["updates/s"]) > 0 and float(row["time to 100"]) > 0
 

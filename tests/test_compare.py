@@ -39,8 +39,11 @@ def make_case(
     seconds = seconds if seconds is not None else [[1.0, 1.0, 1.0]]
     rmse = rmse if rmse is not None else [[1.0 - 0.1 * e for e in range(len(s))] for s in seconds]
     repeats = []
-    for r, (times, values) in enumerate(zip(seconds, rmse)):
-        epochs = [{"epoch": e, "seconds": t, "train_rmse": v, "test_rmse": v} for e, (t, v) in enumerate(zip(times, values))]
+    for r, (times, values) in enumerate(zip(seconds, rmse, strict=True)):
+        epochs = [
+            {"epoch": e, "seconds": t, "train_rmse": v, "test_rmse": v}
+            for e, (t, v) in enumerate(zip(times, values, strict=True))
+        ]
         if warmup:
             epochs = [{"epoch": -1, "seconds": warmup[r], "train_rmse": 9.0, "test_rmse": 9.0, "warmup": True}] + epochs
         repeats.append({"repeat": r, "setup_s": 0.01, "epochs": epochs})
@@ -280,7 +283,7 @@ def with_calibration(doc: dict, scores: list[float]) -> dict:
     """``scores``: the calibration before the run (one timing) and after each case, in order."""
     doc = copy.deepcopy(doc)
     doc["machine"]["calibration"] = {"score": scores[0], "seconds": 1.0, "seconds_all": [1.0]}
-    for case, score in zip(doc["cases"], scores[1:]):
+    for case, score in zip(doc["cases"], scores[1:], strict=True):
         case["calibration_after"] = {"score": score}
     return doc
 

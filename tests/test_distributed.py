@@ -51,7 +51,7 @@ def train_epochs(strategy, model, train, epochs, test=None, stop_below=None):
 
 
 def max_difference(a: nn.Module, b: nn.Module) -> float:
-    return max(float((x - y).detach().abs().max()) for x, y in zip(a.parameters(), b.parameters()))
+    return max(float((x - y).detach().abs().max()) for x, y in zip(a.parameters(), b.parameters(), strict=True))
 
 
 def test_registered_through_the_plugin_manager():

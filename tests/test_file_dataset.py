@@ -22,7 +22,7 @@ def write(tmp_path, name: str, text: str, newline: str = "\n"):
 
 
 def triples(ratings: mfbench.Ratings):
-    return list(zip(ratings.users.tolist(), ratings.items.tolist(), ratings.values.tolist()))
+    return list(zip(ratings.users.tolist(), ratings.items.tolist(), ratings.values.tolist(), strict=True))
 
 
 def test_registered_as_file():
@@ -110,7 +110,7 @@ def test_fast_and_line_readers_agree_across_chunks(tmp_path, monkeypatch):
     users = rng.integers(-50, 10**6, n)
     items = rng.integers(0, 400, n)
     cents = rng.integers(-1000, 1000, n)
-    lines = [f"{u},{i},{c / 100:.2f},{rng.integers(10**9)}" for u, i, c in zip(users, items, cents)]
+    lines = [f"{u},{i},{c / 100:.2f},{rng.integers(10**9)}" for u, i, c in zip(users, items, cents, strict=True)]
     u, i, r, t = lines[1700].split(",")
     lines[1700] = f'"{u}",{i}, {r},"{t}"'  # quoted and spaced: only the line reader takes it
     path = write(tmp_path, "r.csv", "\n".join(lines) + "\n")
@@ -134,7 +134,7 @@ def test_dense_ids_sorted_by_raw_id():
 def test_npz_coo_arrays_under_either_naming(tmp_path):
     for names in (("users", "items", "values"), ("row", "col", "data")):
         path = tmp_path / f"{names[0]}.npz"
-        np.savez(path, **dict(zip(names, ([7, 3, 7], [100, 100, 5], [1.0, 2.0, 3.0]))))
+        np.savez(path, **dict(zip(names, ([7, 3, 7], [100, 100, 5], [1.0, 2.0, 3.0]), strict=True)))
         ratings = RatingsFile(path=str(path)).load(0)
         assert triples(ratings) == [(1, 1, 1.0), (0, 1, 2.0), (1, 0, 3.0)]
 

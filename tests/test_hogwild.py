@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -74,7 +75,7 @@ def test_shards_cover_every_rating_once():
     for n, workers in [(10, 3), (7, 7), (1000, 2), (5, 1)]:
         bounds = [shard_bounds(n, workers, rank) for rank in range(workers)]
         assert bounds[0][0] == 0 and bounds[-1][1] == n
-        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
     # Each worker visits its shard in its own stream of the one seeded order: fixed by seed, epoch and worker.
     order = mfbench.epoch_permutation(50, 1, 2, stream=1)
     assert torch.equal(order, mfbench.epoch_permutation(50, 1, 2, stream=1))
@@ -104,7 +105,7 @@ def test_one_batch_combines_per_rating_steps_from_pre_batch_values(kind, reg, ro
     delta = {name: np.zeros_like(t) for name, t in before.items()}
     want_sse = 0.0
     P, Q = before["user_factors"], before["item_factors"]
-    for u, i, r in zip(train.users.tolist(), train.items.tolist(), train.values.double().tolist()):
+    for u, i, r in zip(train.users.tolist(), train.items.tolist(), train.values.double().tolist(), strict=True):
         pred = P[u] @ Q[i] + mean
         if kind == "biased":
             pred += before["user_bias"][u, 0] + before["item_bias"][i, 0]

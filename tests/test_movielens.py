@@ -40,7 +40,7 @@ FORMATS = {"u.data": u_data, "ratings.dat": ratings_dat, "ratings.csv": ratings_
 
 
 def triples(ratings):
-    return list(zip(ratings.users.tolist(), ratings.items.tolist(), ratings.values.tolist()))
+    return list(zip(ratings.users.tolist(), ratings.items.tolist(), ratings.values.tolist(), strict=True))
 
 
 @pytest.fixture

@@ -193,8 +193,8 @@ def test_block_layout_stores_every_rating_once_cell_by_cell():
     for by_user in (False, True):
         u, i, v, offsets = block_layout(users, items, values, 40, 30, 4, seed=1, by_user=by_user)
         assert offsets[0] == 0 and offsets[-1] == len(users) and np.all(np.diff(offsets) >= 0)
-        stored = sorted(zip(u.tolist(), i.tolist(), v.tolist()))
-        assert stored == sorted(zip(users.tolist(), items.tolist(), values.tolist()))
+        stored = sorted(zip(u.tolist(), i.tolist(), v.tolist(), strict=True))
+        assert stored == sorted(zip(users.tolist(), items.tolist(), values.tolist(), strict=True))
         for cell in range(16):
             rows, cols = divmod(cell, 4)
             lo, hi = offsets[cell], offsets[cell + 1]
@@ -202,7 +202,7 @@ def test_block_layout_stores_every_rating_once_cell_by_cell():
             if by_user:
                 assert np.all(np.diff(u[lo:hi]) >= 0)
         again = block_layout(users, items, values, 40, 30, 4, seed=1, by_user=by_user)
-        assert all(np.array_equal(a, b) for a, b in zip((u, i, v, offsets), again))
+        assert all(np.array_equal(a, b) for a, b in zip((u, i, v, offsets), again, strict=True))
 
 
 def test_every_stratum_is_conflict_free_and_the_epoch_covers_the_grid():
@@ -253,7 +253,7 @@ def test_trains_the_models_own_tensors_and_setup_leaves_them_alone():
     for name, value in before.items():  # compiling and warming up touched a scratch problem only
         assert torch.equal(model.state_dict()[name], value), name
     views = strategy.arrays[:4]
-    for view, tensor in zip(views, weights.values()):
+    for view, tensor in zip(views, weights.values(), strict=True):
         assert np.shares_memory(view, tensor.detach().numpy()), "a kernel array is a copy, not a view"
     loss = strategy.run_epoch(0)
     after_one = rmse(model, ratings)

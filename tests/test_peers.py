@@ -131,7 +131,7 @@ def test_surprise_copy_predicts_what_surprise_estimates(model):
         with torch.no_grad():
             ours = net(users, items).double().numpy()
         # estimate() is Surprise's unclipped prediction (predict() clips to the rating scale).
-        theirs = np.array([strategy.algo.estimate(int(u), int(i)) for u, i in zip(users, items)])
+        theirs = np.array([strategy.algo.estimate(int(u), int(i)) for u, i in zip(users, items, strict=True)])
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
         if model == "biased":  # both predict around the model's own global mean
             assert strategy.trainset.global_mean == pytest.approx(float(net.global_mean))

@@ -30,10 +30,11 @@ def make_case(strategy="sgd", params=None, *, status="ok", seconds=((1.0, 1.0),)
         {
             "repeat": r,
             "epochs": [
-                {"epoch": e, "seconds": t, "test_rmse": v, "train_rmse": v} for e, (t, v) in enumerate(zip(times, values))
+                {"epoch": e, "seconds": t, "test_rmse": v, "train_rmse": v}
+                for e, (t, v) in enumerate(zip(times, values, strict=True))
             ],
         }
-        for r, (times, values) in enumerate(zip(seconds, rmse))
+        for r, (times, values) in enumerate(zip(seconds, rmse, strict=True))
     ]
     return {
         "id": f"{dataset} / dot / {strategy} / {device}",

@@ -22,8 +22,10 @@ def test_split_is_deterministic_and_a_partition():
     train2, test2 = r.split(0.1, seed=3)
     assert len(test) == 10 and len(train) == 90
     assert torch.equal(train.values, train2.values) and torch.equal(test.users, test2.users)
-    both = sorted(zip(torch.cat([train.users, test.users]).tolist(), torch.cat([train.values, test.values]).tolist()))
-    assert both == sorted(zip(r.users.tolist(), r.values.tolist()))
+    both = sorted(
+        zip(torch.cat([train.users, test.users]).tolist(), torch.cat([train.values, test.values]).tolist(), strict=True)
+    )
+    assert both == sorted(zip(r.users.tolist(), r.values.tolist(), strict=True))
     assert fingerprint_split(train, test) != fingerprint_split(*r.split(0.1, seed=4))
 
 

@@ -91,7 +91,7 @@ def test_three_way_split_is_disjoint_seeded_and_keeps_the_two_way_test_set():
     ratings = Ratings.from_arrays(torch.arange(1000) % 50, torch.arange(1000) // 50, torch.rand(1000), 50, 20)
     split = ratings.split_three(0.15, 0.1, seed=3)
     assert (split.train.nnz, split.valid.nnz, split.test.nnz) == (750, 150, 100)
-    cells = [set(zip(p.users.tolist(), p.items.tolist())) for p in (split.train, split.valid, split.test)]
+    cells = [set(zip(p.users.tolist(), p.items.tolist(), strict=True)) for p in (split.train, split.valid, split.test)]
     assert not (cells[0] & cells[1] or cells[0] & cells[2] or cells[1] & cells[2])
     _, test = ratings.split(0.1, seed=3)
     assert torch.equal(test.values, split.test.values)  # old results' test sets stay the test sets

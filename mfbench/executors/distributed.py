@@ -208,7 +208,7 @@ class DistributedStrategy(Strategy):
         if self.group is None:
             raise WorkerError(f"{self.name} has no running ranks: setup failed or teardown already ran")
         replies = self.group.call(method, *args)
-        return [float(sum(column)) for column in zip(*replies)]
+        return [float(sum(column)) for column in zip(*replies, strict=True)]
 
     def local_device(self) -> torch.device:
         return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
@@ -229,7 +229,7 @@ class DistributedStrategy(Strategy):
         if self.group is not None:
             info["threads_per_rank"] = self.group.threads
         if self.info_fields and (self.group is not None or self.local is not None):
-            info.update(zip(self.info_fields, self.call_sum("info")))
+            info.update(zip(self.info_fields, self.call_sum("info"), strict=True))
         return info
 
     def teardown(self) -> None:

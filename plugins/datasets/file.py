@@ -246,7 +246,7 @@ def _parse_fast(chunk: bytes, layout: _Layout) -> tuple[np.ndarray, np.ndarray, 
     starts[1:] = ends[:-1] + 1
     starts, ends = starts.reshape(-1, n), ends.reshape(-1, n)
     out = []
-    for position, decimal in zip(layout.columns, (False, False, True)):
+    for position, decimal in zip(layout.columns, (False, False, True), strict=True):
         column = _parse_column(a, starts[:, position], ends[:, position], decimal)
         if column is None:
             return None
@@ -272,7 +272,7 @@ def _parse_lines(chunk: bytes, first_line: int, layout: _Layout, text_ids: bool)
                 f"{path} line {number}: expected {n} fields separated by {sep!r}, found {len(fields)}: {line[:120]!r}"
             )
         ids = []
-        for position, label in zip(layout.columns[:2], layout.names[:2]):
+        for position, label in zip(layout.columns[:2], layout.names[:2], strict=True):
             text = fields[position].strip()
             if not text:
                 raise mfbench.MfbenchError(f"{path} line {number}: {label} is empty: {line[:120]!r}")

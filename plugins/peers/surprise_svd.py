@@ -77,7 +77,7 @@ def grouped(keys: np.ndarray, others: np.ndarray, values: np.ndarray, by_first_a
     sorted_keys = np.take(keys, order)
     starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
     ends = np.append(starts[1:], len(sorted_keys))
-    pairs = list(zip(np.take(others, order).tolist(), np.take(values, order).astype(np.float64).tolist()))
+    pairs = list(zip(np.take(others, order).tolist(), np.take(values, order).astype(np.float64).tolist(), strict=True))
     key_list, start_list, end_list = sorted_keys[starts].tolist(), starts.tolist(), ends.tolist()
     # With a stable sort, order[start] is the key's first position in the input.
     sequence = np.argsort(np.take(order, starts), kind="stable").tolist() if by_first_appearance else range(len(starts))

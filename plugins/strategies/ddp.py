@@ -159,7 +159,7 @@ class DataParallelRank:
                 self.views.append(self.flat[at : at + p.numel()].view_as(p))
                 at += p.numel()
         self.flat.zero_()
-        for p, view in zip(self.params, self.views):
+        for p, view in zip(self.params, self.views, strict=True):
             grad = p.grad
             if grad is None:
                 continue
@@ -170,7 +170,7 @@ class DataParallelRank:
                 view.add_(grad)
         dist.all_reduce(self.flat)
         self.sent += self.flat.numel() * self.flat.element_size()
-        for p, view in zip(self.params, self.views):
+        for p, view in zip(self.params, self.views, strict=True):
             p.grad = view
 
     def run_epoch(self, epoch: int) -> tuple[float, int, int]:
@@ -193,7 +193,7 @@ class DataParallelRank:
         lookups.rows.clear()
         if self.publish_to is not None:
             with torch.no_grad():
-                for target, source in zip(self.publish_to.parameters(), self.model.parameters()):
+                for target, source in zip(self.publish_to.parameters(), self.model.parameters(), strict=True):
                     target.copy_(source)
         return float(squared), len(values), self.sent
 

@@ -200,7 +200,7 @@ class BlockRank:
             parts = [torch.empty_like(padded) for _ in range(self.world)]
             dist.all_gather(parts, padded)
             self.gathered += padded.numel() * padded.element_size() * self.world
-            for part, (start, stop) in zip(parts, bounds):
+            for part, (start, stop) in zip(parts, bounds, strict=True):
                 self.tables[name][start:stop].copy_(part[: stop - start])
 
     def info(self) -> tuple[float, ...]:
