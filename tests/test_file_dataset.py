@@ -200,6 +200,8 @@ def test_missing_file_empty_file_and_bad_columns(tmp_path):
     with pytest.raises(mfbench.MfbenchError, match="no such file: .*nothing.csv"):
         RatingsFile(path=str(tmp_path / "nothing.csv")).load(0)
     assert any("needs path=" in line for line in RatingsFile.check_params(RatingsFile.resolve_params({})))
+    planned = RatingsFile.check_params(RatingsFile.resolve_params({"path": "x.csv", "header": "maybe"}))
+    assert planned == ["dataset 'file': header='maybe': use one of auto, yes, true, no, false"]
     only_header = write(tmp_path, "h.csv", "userId,movieId,rating\n")
     with pytest.raises(mfbench.MfbenchError, match="holds no ratings"):
         RatingsFile(path=str(only_header)).load(0)

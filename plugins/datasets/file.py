@@ -120,6 +120,13 @@ def check_file(path: Path) -> None:
         raise mfbench.MfbenchError(f"no such file: {path}; check path=")
 
 
+def header_problem(header: str) -> str | None:
+    """What is wrong with a ``header=`` value, or None."""
+    if header.lower() in HEADER_CHOICES:
+        return None
+    return f"header={header!r}: use one of {', '.join(HEADER_CHOICES)}"
+
+
 def _layout(path: Path, delimiter: str, header: str, columns: tuple[str, str, str]) -> _Layout:
     check_file(path)
     with open(path, "rb") as handle:
@@ -137,8 +144,9 @@ def _layout(path: Path, delimiter: str, header: str, columns: tuple[str, str, st
         raise mfbench.MfbenchError(f"{path} line 1 is empty: expected a header or a first rating")
     sep = _delimiter(path, delimiter, first)
     fields = _split(first, sep)
-    if header.lower() not in HEADER_CHOICES:
-        raise mfbench.MfbenchError(f"header={header!r}: use one of {', '.join(HEADER_CHOICES)}")
+    problem = header_problem(header)
+    if problem:  # a direct caller of read_delimited; the dataset's check_params said so while planning
+        raise mfbench.MfbenchError(problem)
     has_header = HEADER_CHOICES[header.lower()]
     by_name = [c for c in columns if not c.isdigit()]
     if by_name and has_header is False:
@@ -445,9 +453,9 @@ class RatingsFile(mfbench.Dataset):
         prefix = cls.problem_prefix()
         if not params.get("path"):
             problems.append(f"{prefix}needs path=: a .csv/.tsv/.txt ratings file or a .npz archive")
-        header = str(params.get("header"))
-        if header.lower() not in HEADER_CHOICES:
-            problems.append(f"{prefix}header={header!r}: use one of {', '.join(HEADER_CHOICES)}")
+        problem = header_problem(str(params.get("header")))
+        if problem:
+            problems.append(prefix + problem)
         if params.get("delimiter") == "":
             problems.append(f"{prefix}delimiter= is empty; use auto, one of {', '.join(DELIMITER_NAMES)}, or a string")
         return problems
