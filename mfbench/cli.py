@@ -356,7 +356,8 @@ def side_names(base: Path, new: Path) -> tuple[str, str]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_documents, render_comparison
+    from .compare import compare_documents
+    from .report_compare import render_comparison
 
     check_format(args.format)
     view = table_view(args)

@@ -19,7 +19,8 @@ FOLD_ROWS = 12
 
 def headline(comparison: Comparison) -> str:
     """One line: the gate's outcome (with a threshold) or what changed."""
-    from .compare import EXIT_NOISY, verdict_counts
+    from .compare import EXIT_NOISY
+    from .report_compare import verdict_counts
 
     counts = verdict_counts(comparison)
     if comparison.fail_threshold is None:

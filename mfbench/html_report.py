@@ -454,7 +454,7 @@ def render_comparison_report(
     base: dict[str, Any], new: dict[str, Any], comparison: Any, names: tuple[str, str] = ("base", "new")
 ) -> str:
     """The page for ``mfbench compare --html``: the verdicts first, the table, ratio charts, both machines."""
-    from .compare import comparison_headers, comparison_row, summary_lines
+    from .report_compare import comparison_headers, comparison_row, summary_lines
 
     rows = comparison.rows
     verdicts = Counter(row.speed for row in rows if row.speed)

@@ -15,8 +15,8 @@ from mfbench.compare import (
     case_throughput,
     compare_documents,
     quality_verdict,
-    render_comparison,
 )
+from mfbench.report_compare import render_comparison
 from mfbench.verdict import FASTER, NOISY, SAME, SLOWER
 
 UPDATES = 1000

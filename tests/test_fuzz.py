@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from mfbench.compare import compare_documents, render_comparison
+from mfbench.compare import compare_documents
 from mfbench.errors import MfbenchError
 from mfbench.plugins.datasets.file import read_delimited, read_npz
 from mfbench.report import render_csv, render_table
+from mfbench.report_compare import render_comparison
 from mfbench.results import load_results
 from mfbench.selection import format_selection, parse_selection
 from mfbench.suite import load_suite

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from mfbench.cli import main
-from mfbench.compare import compare_documents, render_comparison
+from mfbench.compare import compare_documents
 from mfbench.errors import SelectionError
 from mfbench.report import render_csv, render_table
+from mfbench.report_compare import render_comparison
 from mfbench.tablefit import WIDE, Table, View, render, shorten_middle
 
 ROOT = Path(__file__).resolve().parents[1]
