@@ -41,7 +41,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .stats import quantile
+from .stats import as_number, quantile
 
 SLOWER, FASTER, SAME, NOISY = "slower", "faster", "no change", "too noisy to tell"
 VERDICTS = (SLOWER, FASTER, SAME, NOISY)
@@ -187,21 +187,37 @@ def widen(interval: Interval, factor: float) -> Interval:
 
 
 def calibration_scores(document: dict) -> list[float]:
-    """Every calibration score a results file holds: each timing at the start, and after each case."""
+    """Every calibration score a results file holds: each timing at the start, and after each case.
+
+    The schema leaves ``machine`` free-form, so what is not a number where one is expected
+    (a hand-edited or foreign file) is passed over, not an error.
+    """
     scores: list[float] = []
-    calibration = (document.get("machine") or {}).get("calibration") or {}
-    seconds = calibration.get("seconds_all") or []
-    score, median_s = calibration.get("score"), calibration.get("seconds")
-    if score and median_s and seconds:
+    calibration = _mapping(_mapping(document.get("machine")).get("calibration"))
+    timings = calibration.get("seconds_all")
+    seconds = [as_number(s) for s in timings] if isinstance(timings, list) else []
+    seconds = [s for s in seconds if usable(s)]
+    score, median_s = as_number(calibration.get("score")), as_number(calibration.get("seconds"))
+    if usable(score) and usable(median_s) and seconds:
         units = score * median_s  # the workload's units: score = units / median seconds
-        scores += [units / s for s in seconds if s > 0]
-    elif score:
-        scores.append(float(score))
-    for case in document.get("cases", []):
-        after = case.get("calibration_after") or {}
-        if after.get("score"):
-            scores.append(float(after["score"]))
+        scores += [units / s for s in seconds]
+    elif usable(score):
+        scores.append(score)
+    cases = document.get("cases")
+    for case in cases if isinstance(cases, list) else []:
+        after = as_number(_mapping(_mapping(case).get("calibration_after")).get("score"))
+        if usable(after):
+            scores.append(after)
     return scores
+
+
+def _mapping(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def usable(value: float) -> bool:
+    """A positive finite number."""
+    return value > 0 and math.isfinite(value)
 
 
 def drift_factor(base_scores: Sequence[float], new_scores: Sequence[float], normalized: bool = False) -> float:

@@ -104,6 +104,16 @@ def test_calibration_scores_come_from_the_start_timings_and_after_each_case():
     assert calibration_scores({"cases": []}) == []
 
 
+def test_calibration_scores_pass_over_what_is_not_a_positive_number():
+    """``machine`` is free-form in the schema: a null timing once raised a TypeError in compare (found by test_fuzz)."""
+    odd = {"score": 10, "seconds": 2, "seconds_all": [None, 2, "x", 4, -1, "inf"]}
+    cases = [{"calibration_after": {"score": None}}, {"calibration_after": {"score": 5}}, 3, {"calibration_after": [1]}]
+    assert calibration_scores({"machine": {"calibration": odd}, "cases": cases}) == [10.0, 5.0, 5.0]
+    assert calibration_scores({"machine": {"calibration": [1]}, "cases": {}}) == []
+    assert calibration_scores({"machine": None}) == []
+    assert calibration_scores({"machine": {"calibration": {"score": "fast", "seconds_all": 3}}}) == []
+
+
 def test_an_in_process_run_times_the_calibration_again_after_every_case(fresh_pm):
     from mfbench.executors import InProcessExecutor, Job
     from mfbench.plan import RunConfig, plan
