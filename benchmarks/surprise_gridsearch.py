@@ -30,7 +30,8 @@ from mfbench.plan import RunConfig, plan
 from mfbench.registry import collect
 from mfbench.runner import Runner
 from mfbench.stats import decision_rmse
-from mfbench.tuning import Tuner, with_params
+from mfbench.studies import with_params
+from mfbench.tuning import Tuner
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_RATINGS = ROOT.parent / "shared" / "data" / "ml-latest-small" / "ratings.csv"

@@ -22,7 +22,8 @@ from mfbench.plan import RunConfig, plan
 from mfbench.registry import collect
 from mfbench.runner import Runner
 from mfbench.stats import best_decision_rmse
-from mfbench.tuning import Tuner, with_params
+from mfbench.studies import with_params
+from mfbench.tuning import Tuner
 
 DATA = "lowrank[n_users=2000,n_items=1000,nnz=100000,rank=5]"
 MODEL = "biased[n_factors=5]"

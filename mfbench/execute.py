@@ -116,7 +116,7 @@ def execute(
     tuning: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     if tuned is not None:
-        from .tuning import storage_url, tuned_cases
+        from .studies import storage_url, tuned_cases
 
         cases, tuning, notes = tuned_cases(cases, tuned)
     auto_ids = {c.id for c in cases if (c.target_rmse if c.target_rmse is not None else config.target_rmse) == AUTO_TARGET}

@@ -22,7 +22,8 @@ from mfbench.registry import collect
 
 optuna = pytest.importorskip("optuna", reason="the tune extra (optuna) is not installed")
 
-from mfbench.tuning import Tuner, load_tuning  # noqa: E402
+from mfbench.studies import load_tuning  # noqa: E402
+from mfbench.tuning import Tuner  # noqa: E402
 
 PLANTED = "lowrank[n_users=120,n_items=80,nnz=3000,rank=3]"
 FAST = "vectorized[batch_size=256]"
@@ -375,7 +376,7 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
 
 def test_tune_without_optuna_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
-    from mfbench.tuning import optuna_module
+    from mfbench.studies import optuna_module
 
     with pytest.raises(MfbenchError, match=r"pip install 'mfbench\[tune\]'"):
         optuna_module()
