@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mfbench
-from mfbench.plugins.datasets.file import read_delimited, read_npz
+from mfbench.plugins.common.ratings_files import read_delimited, read_npz
 
 
 def write(tmp_path, text, name="r.csv"):

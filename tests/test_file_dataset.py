@@ -11,8 +11,9 @@ import torch
 
 import mfbench
 from mfbench import registry
-from mfbench.plugins.datasets import file as file_plugin
-from mfbench.plugins.datasets.file import RatingsFile, dense_ids, read_delimited
+from mfbench.plugins.common import ratings_files
+from mfbench.plugins.common.ratings_files import dense_ids, read_delimited
+from mfbench.plugins.datasets.file import RatingsFile
 
 
 def write(tmp_path, name: str, text: str, newline: str = "\n"):
@@ -114,7 +115,7 @@ def test_fast_and_line_readers_agree_across_chunks(tmp_path, monkeypatch):
     u, i, r, t = lines[1700].split(",")
     lines[1700] = f'"{u}",{i}, {r},"{t}"'  # quoted and spaced: only the line reader takes it
     path = write(tmp_path, "r.csv", "\n".join(lines) + "\n")
-    monkeypatch.setattr(file_plugin, "CHUNK_BYTES", 1000)  # many chunks, one of them read line by line
+    monkeypatch.setattr(ratings_files, "CHUNK_BYTES", 1000)  # many chunks, one of them read line by line
     raw = read_delimited(path)
     expect_users = [int(line.split(",")[0].strip(' "')) for line in lines]
     np.testing.assert_array_equal(raw.users, expect_users)
@@ -191,7 +192,7 @@ def test_malformed_line_deep_in_a_big_file_is_found(tmp_path, monkeypatch):
     lines = [f"{k},{k % 7},{k % 5}" for k in range(5000)]
     lines[4321] = "4321,1,3.5.1"
     path = write(tmp_path, "big.csv", "user,item,rating\n" + "\n".join(lines) + "\n")
-    monkeypatch.setattr(file_plugin, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(ratings_files, "CHUNK_BYTES", 4096)
     with pytest.raises(mfbench.MfbenchError, match=r"big\.csv line 4323: rating '3\.5\.1' is not a number"):
         RatingsFile(path=str(path)).load(0)
 

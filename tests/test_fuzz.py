@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from mfbench.compare import compare_documents
 from mfbench.errors import MfbenchError
-from mfbench.plugins.datasets.file import read_delimited, read_npz
+from mfbench.plugins.common.ratings_files import read_delimited, read_npz
 from mfbench.report import render_csv, render_table
 from mfbench.report_compare import render_comparison
 from mfbench.results import load_results

@@ -29,7 +29,7 @@ from pathlib import Path
 import mfbench
 from mfbench.errors import unknown_name
 from mfbench.paths import cache_dir
-from mfbench.plugins.datasets.file import read_delimited
+from mfbench.plugins.common.ratings_files import read_delimited
 
 URL = "https://files.grouplens.org/datasets/movielens/{name}.zip"
 ALLOW_UNVERIFIED_ENV = "MFBENCH_ALLOW_UNVERIFIED"
