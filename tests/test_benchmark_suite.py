@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import mfbench
 from mfbench.registry import collect
 
@@ -66,6 +68,13 @@ def test_a_base_module_that_does_not_load_is_not_a_pass():
         "vectorized", ["no:mfbench.plugins.strategies.vectorized", "mfbench_gate_base_missing.vectorized"], 10.0, 6
     )
     assert outcome.verdict == "not measured" and outcome.undecided and not outcome.failed
+
+
+def test_a_strategy_that_declines_the_biased_model_is_measured_on_dot_not_failed():
+    pytest.importorskip("libmf")
+    outcome = gate.measure("libmf", [], 1000.0, 6)  # both sides this checkout's code; no threshold can trip
+    assert not outcome.failed, outcome.note
+    assert outcome.ratio and ", on dot (biased: libmf has no user or item biases to train" in outcome.note
 
 
 # -- the benchmark suite ---------------------------------------------------------
