@@ -373,7 +373,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     print(render_comparison(comparison, args.format, view=view))
     if args.html:
-        from .html_report import write_comparison_report
+        from .html_compare import write_comparison_report
 
         print(
             f"html: {write_comparison_report(base, new, comparison, args.html, side_names(args.base, args.new))}", file=sys.stderr

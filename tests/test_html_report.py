@@ -13,7 +13,8 @@ import pytest
 
 from mfbench.cli import main
 from mfbench.compare import compare_documents
-from mfbench.html_report import answers, render_comparison_report, render_report
+from mfbench.html_compare import render_comparison_report
+from mfbench.html_report import answers, render_report
 
 ROOT = Path(__file__).resolve().parents[1]
 # A run written by an earlier mfbench (two-way split, a suite-wide target): the page must read it,
