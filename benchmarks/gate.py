@@ -128,6 +128,7 @@ def measure(strategy: str, base_plugins: list[str], threshold: float, blocks: in
         return Outcome(strategy, module, "not measured", note=f"BASE does not load here: {exc!r}"[:160], undecided=True)
     declined = []
     for model in MODELS:
+        base = None  # this model's BASE side, once planned
         try:
             base = plan_side("BASE", base_pm, DATASET, model, strategy, "cpu", config)
             new = plan_side(
@@ -140,7 +141,7 @@ def measure(strategy: str, base_plugins: list[str], threshold: float, blocks: in
         except mfbench.MfbenchError as exc:
             # BASE runs first: a BASE that declines this model (skip) is tried on the next one;
             # a NEW that declines what BASE trained is a change, and fails.
-            if base.record is not None and base.record["status"] == "skipped":
+            if base is not None and base.record is not None and base.record["status"] == "skipped":
                 declined.append(f"{model}: {base.record['reason']}")
                 continue
             return Outcome(strategy, module, "FAILED", note=str(exc)[:160], failed=True)

@@ -77,6 +77,11 @@ def test_a_strategy_that_declines_the_biased_model_is_measured_on_dot_not_failed
     assert outcome.ratio and ", on dot (biased: libmf has no user or item biases to train" in outcome.note
 
 
+def test_a_strategy_the_base_cannot_plan_fails_the_gate_with_the_reason():
+    outcome = gate.measure("no-such-strategy", [], 10.0, 6)
+    assert outcome.failed and "no-such-strategy" in outcome.note
+
+
 # -- the benchmark suite ---------------------------------------------------------
 
 
