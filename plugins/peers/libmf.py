@@ -121,10 +121,11 @@ def fit_within(engine: Any, X: np.ndarray, timeout: float, stall: float = STALL_
 
     LIBMF 0.9.2's scheduler has a race (src_cpp/mf.cpp, fpsg_core): after the last
     iteration the main thread calls ``resume()`` then ``terminate()``; a worker that
-    finishes a whole further iteration in between (tiny problems: ~50 µs for 5,400
-    ratings, less than one preemption of the main thread) waits in ``put_job`` for a
-    resume that never comes, and the main thread waits in ``join`` for it. Measured: 3
-    of 500 fits of 5,400 ratings hung under a full 2-core load. Where ``/proc`` exists, a
+    finishes a whole further iteration in between (tiny problems: ~0.35 ms an iteration
+    for 5,400 ratings, within one preemption of the main thread) waits in ``put_job`` for
+    a resume that never comes, and the main thread waits in ``join`` for it. Measured
+    (benchmarks/libmf_deadlock.py --fits 1500 --load 2): 11 of 1,500 fits of 5,400
+    ratings hung under a full 2-core load. Where ``/proc`` exists, a
     fit whose threads (the ones started since this call) have all been asleep for
     ``stall`` seconds is that deadlock and is given up then; elsewhere only ``timeout``
     catches it. The stuck C threads cannot be stopped from Python: they are left behind,
