@@ -27,6 +27,8 @@ from mfbench.tuning import Tuner  # noqa: E402
 
 PLANTED = "lowrank[n_users=120,n_items=80,nnz=3000,rank=3]"
 FAST = "vectorized[batch_size=256]"
+#: The selection both race tests train: the fast strategy and numba on PLANTED, 3 epochs on cpu.
+RACE = ["-d", PLANTED, "-m", "biased[n_factors=3]", "-s", FAST, "-s", "numba", "--device", "cpu", "--epochs", "3"]
 
 
 def register(pm, *parts, name="throwaway"):
@@ -242,22 +244,7 @@ def test_failed_trials_are_failures_not_crashes(fresh_pm, tmp_path):
 def test_tune_then_race_with_the_tuned_parameters(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MFBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
     storage = tmp_path / "studies.db"
-    common = [
-        "-d",
-        PLANTED,
-        "-m",
-        "biased[n_factors=3]",
-        "-s",
-        FAST,
-        "-s",
-        "numba",
-        "--device",
-        "cpu",
-        "--epochs",
-        "3",
-        "--warmup",
-        "0",
-    ]
+    common = [*RACE, "--warmup", "0"]
     assert main(["tune", *common, "--trials", "3", "--storage", str(storage)]) == 0
     tuned_out = capsys.readouterr().out
     assert "3 trials" in tuned_out and "chosen parameters" in tuned_out
@@ -303,18 +290,7 @@ def test_auto_targets_are_deterministic_for_a_seed(tmp_path, monkeypatch):
             main(
                 [
                     "run",
-                    "-d",
-                    PLANTED,
-                    "-m",
-                    "biased[n_factors=3]",
-                    "-s",
-                    FAST,
-                    "-s",
-                    "numba",
-                    "--device",
-                    "cpu",
-                    "--epochs",
-                    "3",
+                    *RACE,
                     "--repeats",
                     "1",
                     "--target-rmse",
