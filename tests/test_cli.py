@@ -11,6 +11,9 @@ import pytest
 from mfbench.cli import main
 from mfbench.testing import TINY_DATASET as TINY
 
+#: One epoch of one repeat of the reference on TINY, on cpu.
+REFERENCE_ONCE = ["-d", TINY, "-s", "reference", "--epochs", "1", "--repeats", "1", "--device", "cpu"]
+
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
@@ -32,16 +35,7 @@ def test_run_prints_lines_then_a_table_and_writes_results(capsys, tmp_path):
     code = main(
         [
             "run",
-            "-d",
-            TINY,
-            "-s",
-            "reference",
-            "--epochs",
-            "1",
-            "--repeats",
-            "1",
-            "--device",
-            "cpu",
+            *REFERENCE_ONCE,
             "--device",
             "cuda:99",
             "-o",
@@ -70,7 +64,7 @@ def test_run_prints_lines_then_a_table_and_writes_results(capsys, tmp_path):
 
 
 def test_default_output_goes_under_dot_mfbench(capsys, tmp_path):
-    assert main(["run", "-d", TINY, "-s", "reference", "--epochs", "1", "--repeats", "1", "--device", "cpu", "-q"]) == 0
+    assert main(["run", *REFERENCE_ONCE, "-q"]) == 0
     files = list((tmp_path / ".mfbench" / "runs").glob("run-*.json"))
     assert len(files) == 1
     assert capsys.readouterr().err == ""
@@ -81,16 +75,7 @@ def test_format_option_accepts_tabulate_formats(capsys):
         main(
             [
                 "run",
-                "-d",
-                TINY,
-                "-s",
-                "reference",
-                "--epochs",
-                "1",
-                "--repeats",
-                "1",
-                "--device",
-                "cpu",
+                *REFERENCE_ONCE,
                 "--format",
                 "github",
                 "-q",
