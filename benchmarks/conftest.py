@@ -28,12 +28,12 @@ import pytest
 import torch
 
 import mfbench
-from mfbench.calibration import calibrate
-from mfbench.executors import machine_info as mfbench_machine_facts
-from mfbench.parts import Dataset, Model, Strategy
-from mfbench.plan import Choice, resolve
-from mfbench.ratings import Ratings, fingerprint_split
-from mfbench.registry import Entry, Registry, collect
+from mfbench.data.ratings import Ratings, fingerprint_split
+from mfbench.plugin.parts import Dataset, Model, Strategy
+from mfbench.plugin.registry import Entry, Registry, collect
+from mfbench.run.calibration import calibrate
+from mfbench.run.executors import machine_info as mfbench_machine_facts
+from mfbench.run.plan import Choice, resolve
 
 #: Small planted data: a few milliseconds per epoch for the fast strategies, a few seconds for the reference.
 DATASET = "lowrank[n_users=300,n_items=200,nnz=6000]"

@@ -4,7 +4,7 @@ Comparing this run's numbers with numbers measured earlier fails on shared machi
 two identical runs here differed by 34-54%, so such a gate needs a threshold near
 40-60% and catches only ~2.5x slowdowns. This gate measures both versions in one
 process instead, interleaved in short blocks (``mfbench ab``'s engine,
-:mod:`mfbench.ab`), so both see the same load:
+:mod:`mfbench.run.ab`), so both see the same load:
 
 1. ``plugins/`` at the merge-base of BASE_REF and HEAD (what this branch changed) is
    unpacked from ``git archive`` as the package ``mfbench_gate_base``;
@@ -50,12 +50,12 @@ import torch
 from tabulate import tabulate
 
 import mfbench
-from mfbench.ab import plan_side, run_ab
 from mfbench.errors import unknown_name
-from mfbench.manager import DEFAULT_PLUGINS
-from mfbench.plan import RunConfig
-from mfbench.registry import collect
-from mfbench.verdict import NOISY, SLOWER, could_be_slower_than, decide
+from mfbench.plugin.manager import DEFAULT_PLUGINS
+from mfbench.plugin.registry import collect
+from mfbench.run.ab import plan_side, run_ab
+from mfbench.run.plan import RunConfig
+from mfbench.stats.verdict import NOISY, SLOWER, could_be_slower_than, decide
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_PACKAGE = "mfbench_gate_base"

@@ -59,7 +59,7 @@ else
     mfbench=("$py" -m mfbench)
     note "pip could not install without the network (see setup.log): using the package tree of links in $shim"
 fi
-if ! "$py" -c 'import mfbench, mfbench.plugins.strategies.native_sgd, mfbench.suites' >>"$out/setup.log" 2>&1; then
+if ! "$py" -c 'import mfbench, mfbench.plugins.strategies.native_sgd, mfbench.run.suites' >>"$out/setup.log" 2>&1; then
     note "FAILED: mfbench is not importable from $repo (see setup.log)"
     exit 1
 fi

@@ -31,12 +31,12 @@ from tabulate import tabulate
 
 import mfbench
 from mfbench.errors import MfbenchError
-from mfbench.executors import machine_info
-from mfbench.plan import RunConfig, plan
-from mfbench.registry import collect
-from mfbench.results import ResultsFile
-from mfbench.runner import Runner
-from mfbench.stats import as_number, decision_rmse, final_decision_rmse, final_test_rmse
+from mfbench.plugin.registry import collect
+from mfbench.results.files import ResultsFile
+from mfbench.run.executors import machine_info
+from mfbench.run.plan import RunConfig, plan
+from mfbench.run.runner import Runner
+from mfbench.stats.summary import as_number, decision_rmse, final_decision_rmse, final_test_rmse
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_RATINGS = ROOT.parent / "shared" / "data" / "ml-latest-small" / "ratings.csv"

@@ -44,15 +44,15 @@ sys.path.insert(0, str(HERE))  # the test strategy module `slowed`
 import torch  # noqa: E402
 
 import mfbench  # noqa: E402
-from mfbench.ab import plan_side, run_ab  # noqa: E402
-from mfbench.calibration import calibrate  # noqa: E402
-from mfbench.compare import compare_documents  # noqa: E402
-from mfbench.executors import machine_info  # noqa: E402
-from mfbench.plan import RunConfig  # noqa: E402
-from mfbench.results import atomic_write_json, now_iso  # noqa: E402
-from mfbench.runner import Runner  # noqa: E402
-from mfbench.stats import case_throughput  # noqa: E402
-from mfbench.verdict import SLOWER, decide  # noqa: E402
+from mfbench.report.compare import compare_documents  # noqa: E402
+from mfbench.results.files import atomic_write_json, now_iso  # noqa: E402
+from mfbench.run.ab import plan_side, run_ab  # noqa: E402
+from mfbench.run.calibration import calibrate  # noqa: E402
+from mfbench.run.executors import machine_info  # noqa: E402
+from mfbench.run.plan import RunConfig  # noqa: E402
+from mfbench.run.runner import Runner  # noqa: E402
+from mfbench.stats.summary import case_throughput  # noqa: E402
+from mfbench.stats.verdict import SLOWER, decide  # noqa: E402
 
 DATASET = "lowrank[n_users=300,n_items=200,nnz=6000]"
 MODEL = "biased"
@@ -114,9 +114,9 @@ def measure_ab(pm: Any, factor: float) -> dict[str, Any]:
 
 def one_run(pm: Any, factor: float) -> dict[str, Any]:
     """A results document of one case, as `mfbench run` writes it (calibration before, and after the case)."""
-    from mfbench.execute import Overrides, plan_suite
-    from mfbench.registry import collect
-    from mfbench.suite import load_suite
+    from mfbench.plugin.registry import collect
+    from mfbench.run.execute import Overrides, plan_suite
+    from mfbench.run.suite import load_suite
 
     suite = load_suite("quick")
     overrides = Overrides([DATASET], [MODEL], [selection(factor)], ["cpu"])
@@ -245,7 +245,7 @@ def count(verdicts: list[str], what: str) -> str:
 
 def analyze(document: dict[str, Any]) -> dict[str, Any]:
     """Per condition and factor: how many A/B and separate-run pairs were called slower (and by which rule)."""
-    from mfbench.verdict import Interval
+    from mfbench.stats.verdict import Interval
 
     summary: dict[str, Any] = {}
     for name, condition in document["conditions"].items():

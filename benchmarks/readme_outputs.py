@@ -43,7 +43,7 @@ QUICK = ROOT / "results" / "quick-cpu-2core.json"
 
 def command_output(command: str) -> str:
     """What ``command`` (an mfbench command line) prints to stdout at ``WIDTH`` columns."""
-    from mfbench.cli import main
+    from mfbench.cli.commands import main
 
     argv = shlex.split(command)
     if argv[:1] != ["mfbench"]:
@@ -83,8 +83,8 @@ def draw_images() -> None:
     """The README's plot (mfbench plot) and the screenshot of the HTML report (headless Chromium)."""
     import json
 
-    from mfbench.html_report import write_report
-    from mfbench.plot import plot_results
+    from mfbench.report.html_report import write_report
+    from mfbench.report.plot import plot_results
 
     document = json.loads(QUICK.read_text())
     plot_results(document, PLOT)

@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 import mfbench
-from mfbench.plan import RunConfig, plan
-from mfbench.registry import collect
-from mfbench.runner import Runner
-from mfbench.stats import decision_rmse
-from mfbench.studies import with_params
-from mfbench.tuning import Tuner
+from mfbench.plugin.registry import collect
+from mfbench.run.plan import RunConfig, plan
+from mfbench.run.runner import Runner
+from mfbench.stats.summary import decision_rmse
+from mfbench.tuning.studies import with_params
+from mfbench.tuning.tuner import Tuner
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_RATINGS = ROOT.parent / "shared" / "data" / "ml-latest-small" / "ratings.csv"

@@ -25,9 +25,9 @@ import time
 import pytest
 import torch
 
-from mfbench.metrics import rmse
-from mfbench.parts import Strategy
-from mfbench.timing import synchronize
+from mfbench.data.metrics import rmse
+from mfbench.plugin.parts import Strategy
+from mfbench.run.timing import synchronize
 
 #: Epochs of the untimed probe round that sizes the number of timed rounds.
 PROBE_EPOCHS = 3

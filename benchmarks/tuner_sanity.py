@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import mfbench
-from mfbench.plan import RunConfig, plan
-from mfbench.registry import collect
-from mfbench.runner import Runner
-from mfbench.stats import best_decision_rmse
-from mfbench.studies import with_params
-from mfbench.tuning import Tuner
+from mfbench.plugin.registry import collect
+from mfbench.run.plan import RunConfig, plan
+from mfbench.run.runner import Runner
+from mfbench.stats.summary import best_decision_rmse
+from mfbench.tuning.studies import with_params
+from mfbench.tuning.tuner import Tuner
 
 DATA = "lowrank[n_users=2000,n_items=1000,nnz=100000,rank=5]"
 MODEL = "biased[n_factors=5]"

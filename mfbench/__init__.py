@@ -3,27 +3,39 @@
 The names a plugin author needs are all here: ``hookimpl`` to mark hook
 functions, the part base classes (``DistributedStrategy`` for a strategy whose epochs
 run on several ranks), ``Ratings``, ``epoch_permutation``, the model layout contract
-(``find_tables``, ``Tables``: mfbench.layout), the search-space dimensions strategies
-declare for tuning, ``missing_library`` for an optional library, and for executors
-``Executor``, ``Job``, ``Case``, ``RunOptions`` and the worker side of running cases
-elsewhere (``probe_host``, ``run_case_spec``, ``merge_hosts``). The modules behind them
-are internal and may change.
+(``find_tables``, ``Tables``), the search-space dimensions strategies
+declare for tuning, ``missing_library`` for an optional library, ``cache_dir`` for
+downloaded data, and for executors ``Executor``, ``Job``, ``Case``, ``RunOptions`` and the
+worker side of running cases elsewhere (``probe_host``, ``run_case_spec``, ``merge_hosts``).
+Two modules are public too: ``mfbench.testing`` (the contract checks a strategy's own tests
+run) and ``mfbench.roofline`` (the work a strategy states per update).
+
+The core behind these names is laid out in folders by concern, each importing only the
+ones before it: ``errors`` -> ``data`` -> ``plugin`` -> ``results`` -> ``stats`` -> ``run``
+-> ``tuning`` -> ``report`` -> ``cli`` (tests/test_layers.py holds the order). A folder's
+``__init__`` names its public surface; the files behind it may move.
 """
 
+from ._version import __version__
+from .data.cache import cache_dir
+from .data.ratings import Ratings
 from .errors import CaseTimeout, MfbenchError, PluginError, SelectionError
-from .executors import Executor, Job, merge_hosts, probe_host, run_case_spec
-from .executors.distributed import DistributedStrategy, RankStrategy
-from .hookspecs import hookimpl, hookspec
-from .layout import LayoutError, Tables, find_tables, layout_problem
-from .manager import make_plugin_manager
-from .optional import missing_library
-from .options import RunOptions
-from .parts import Dataset, Model, Part, Strategy, epoch_permutation
-from .plan import Case
-from .ratings import Ratings
-from .search_space import Categorical, IntRange, LogUniform, Uniform
 
-__version__ = "0.1.0"
+# Modules plugin authors use by these names (mfbench.testing, mfbench.roofline), and the executors
+# folder under the name it had before the core was laid out in folders (mfbench.executors.Executor).
+from .plugin import contract_checks as testing
+from .plugin.hookspecs import hookimpl, hookspec
+from .plugin.manager import make_plugin_manager
+from .plugin.model_layout import LayoutError, Tables, find_tables, layout_problem
+from .plugin.optional import missing_library
+from .plugin.options import RunOptions
+from .plugin.parts import Dataset, Model, Part, Strategy, epoch_permutation
+from .plugin.search_space import Categorical, IntRange, LogUniform, Uniform
+from .run import executors
+from .run.executors import Executor, Job, merge_hosts, probe_host, run_case_spec
+from .run.executors.distributed import DistributedStrategy, RankStrategy
+from .run.plan import Case
+from .stats import roofline
 
 __all__ = [
     "Case",
@@ -48,7 +60,9 @@ __all__ = [
     "Tables",
     "Uniform",
     "__version__",
+    "cache_dir",
     "epoch_permutation",
+    "executors",
     "find_tables",
     "hookimpl",
     "hookspec",
@@ -57,5 +71,7 @@ __all__ = [
     "merge_hosts",
     "missing_library",
     "probe_host",
+    "roofline",
     "run_case_spec",
+    "testing",
 ]

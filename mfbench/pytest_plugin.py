@@ -37,7 +37,7 @@ RATINGS_SIZE = {"n_users": 300, "n_items": 200, "nnz": 6000}
 @pytest.fixture
 def mfbench_plugin_manager():
     """A fresh plugin manager with built-in and installed plugins (never a global one)."""
-    from mfbench.manager import make_plugin_manager
+    from .plugin.manager import make_plugin_manager
 
     return make_plugin_manager(entry_points=True, env=False)
 
@@ -45,7 +45,7 @@ def mfbench_plugin_manager():
 @pytest.fixture
 def mfbench_registry(mfbench_plugin_manager):
     """Every part of ``mfbench_plugin_manager``, by kind and name (``.strategies["my-name"].cls``)."""
-    from mfbench.registry import collect
+    from .plugin.registry import collect
 
     return collect(mfbench_plugin_manager)
 
@@ -53,7 +53,7 @@ def mfbench_registry(mfbench_plugin_manager):
 @pytest.fixture
 def mfbench_ratings():
     """``(train, test)``: planted rank-5 ratings with noise 0.5, split 90/10 with seed 0."""
-    from mfbench.testing import planted_split
+    from .plugin.contract_checks import planted_split
 
     return planted_split(**RATINGS_SIZE)
 
@@ -61,7 +61,7 @@ def mfbench_ratings():
 @pytest.fixture
 def mfbench_contract():
     """The contract checks, :mod:`mfbench.testing` (the same checks mfbench runs on its own strategies)."""
-    from mfbench import testing
+    from .plugin import contract_checks as testing
 
     return testing
 
@@ -76,9 +76,9 @@ def mfbench_run_case(mfbench_plugin_manager) -> Callable[..., list[dict[str, Any
     Defaults are small: one epoch, one repeat, no warm-up, on the CPU. ``require_ok=True`` fails the
     test, with the case's reason and traceback, unless every case finished ``ok``.
     """
-    from mfbench.plan import RunConfig, plan
-    from mfbench.registry import collect
-    from mfbench.runner import Runner
+    from .plugin.registry import collect
+    from .run.plan import RunConfig, plan
+    from .run.runner import Runner
 
     def run(
         strategies: str | Sequence[str],

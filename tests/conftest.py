@@ -1,6 +1,6 @@
 """Shared fixtures: fresh plugin managers, throwaway plugins and tiny data, never a global manager.
 
-Test modules share through these fixtures and :mod:`mfbench.testing`, never by importing
+Test modules share through these fixtures and :mod:`mfbench.plugin.contract_checks`, never by importing
 each other (or this file), so each test module stands alone under any import mode.
 """
 
@@ -11,10 +11,10 @@ import textwrap
 import pytest
 
 import mfbench
-from mfbench.plan import RunConfig, plan
-from mfbench.registry import collect
-from mfbench.runner import Runner
-from mfbench.testing import TINY_DATASET
+from mfbench.plugin.contract_checks import TINY_DATASET
+from mfbench.plugin.registry import collect
+from mfbench.run.plan import RunConfig, plan
+from mfbench.run.runner import Runner
 
 
 @pytest.fixture

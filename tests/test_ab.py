@@ -14,11 +14,11 @@ import torch
 
 import mfbench
 from mfbench import MfbenchError, SelectionError
-from mfbench.ab import plan_side, run_ab, same_strategy_sides
-from mfbench.cli import main
-from mfbench.plan import RunConfig
-from mfbench.testing import TINY_DATASET as TINY
-from mfbench.verdict import NOISY, SAME, SLOWER, decide
+from mfbench.cli.commands import main
+from mfbench.plugin.contract_checks import TINY_DATASET as TINY
+from mfbench.run.ab import plan_side, run_ab, same_strategy_sides
+from mfbench.run.plan import RunConfig
+from mfbench.stats.verdict import NOISY, SAME, SLOWER, decide
 
 ROOT = Path(__file__).resolve().parents[1]
 #: ~0.7 ms epochs for vectorized: long enough that scheduler noise does not dominate a block

@@ -8,13 +8,13 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench import testing
-from mfbench.layout import find_tables
+from mfbench.data.planted import planted
+from mfbench.plugin import contract_checks as testing
+from mfbench.plugin.model_layout import find_tables
+from mfbench.plugin.registry import collect
 from mfbench.plugins.models.biased import Biased
 from mfbench.plugins.models.dot import Dot
 from mfbench.plugins.strategies.als import ALS
-from mfbench.registry import collect
-from mfbench.synthetic import planted
 
 CPU = torch.device("cpu")
 TARGET = 0.575  # 15% above the planted noise 0.5

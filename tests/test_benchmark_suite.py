@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import mfbench
-from mfbench.registry import collect
+from mfbench.plugin.registry import collect
 
 ROOT = Path(__file__).resolve().parents[1]
 ADAGRAD_DIR = ROOT / "tests" / "fixtures" / "mfbench-adagrad"

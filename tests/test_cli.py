@@ -1,4 +1,4 @@
-"""The command line, driven in-process through mfbench.cli.main."""
+"""The command line, driven in-process through mfbench.cli.commands.main."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from mfbench.cli import main
-from mfbench.testing import TINY_DATASET as TINY
+from mfbench.cli.commands import main
+from mfbench.plugin.contract_checks import TINY_DATASET as TINY
 
 #: One epoch of one repeat of the reference on TINY, on cpu.
 REFERENCE_ONCE = ["-d", TINY, "-s", "reference", "--epochs", "1", "--repeats", "1", "--device", "cpu"]

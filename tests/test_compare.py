@@ -9,15 +9,15 @@ import math
 import pytest
 
 from mfbench import MfbenchError, SelectionError
-from mfbench.compare import (
+from mfbench.report.compare import (
     EXIT_NOISY,
     FinalRmse,
     case_throughput,
     compare_documents,
     quality_verdict,
 )
-from mfbench.report_compare import render_comparison
-from mfbench.verdict import FASTER, NOISY, SAME, SLOWER
+from mfbench.report.comparison import render_comparison
+from mfbench.stats.verdict import FASTER, NOISY, SAME, SLOWER
 
 UPDATES = 1000
 
@@ -470,7 +470,7 @@ def test_github_format_is_markdown_with_the_outcome_first():
 
 
 def test_the_command_line_fails_on_a_missing_case_unless_allowed(tmp_path, capsys):
-    from mfbench.cli import main
+    from mfbench.cli.commands import main
 
     base, new = tmp_path / "base.json", tmp_path / "new.json"
     base.write_text(json.dumps(make_doc(make_case("kept"), make_case("gone"))))

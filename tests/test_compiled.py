@@ -9,15 +9,20 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench import testing
-from mfbench.layout import find_tables
-from mfbench.metrics import rmse
+from mfbench.data.metrics import rmse
+from mfbench.plugin import contract_checks as testing
+from mfbench.plugin.contract_checks import (
+    assert_same_state,
+    hand_written_sgd,
+    model_off_zero as make_model,
+    revisited_ratings as small_ratings,
+)
+from mfbench.plugin.model_layout import find_tables
+from mfbench.plugin.registry import collect
 from mfbench.plugins.models.biased import BiasedDotProduct
 from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.reference import Reference
 from mfbench.plugins.strategies.scripted import ScriptedSGD, pair_sgd_epoch, scripted_kernel, stacked
-from mfbench.registry import collect
-from mfbench.testing import assert_same_state, hand_written_sgd, model_off_zero as make_model, revisited_ratings as small_ratings
 
 CPU = torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -7,11 +7,11 @@ import math
 import pytest
 
 import mfbench
-from mfbench.cli import main
-from mfbench.constraints import compile_constraint, violations
+from mfbench.cli.commands import main
 from mfbench.errors import PluginError, SelectionError
-from mfbench.plan import RunConfig, plan
-from mfbench.registry import collect
+from mfbench.plugin.constraints import compile_constraint, violations
+from mfbench.plugin.registry import collect
+from mfbench.run.plan import RunConfig, plan
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import mfbench
-from mfbench import testing
+from mfbench.plugin import contract_checks as testing
 
 
 class DoesNothing(testing.Idle):

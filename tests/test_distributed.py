@@ -21,16 +21,16 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench import testing
-from mfbench.executors import distributed, pool
-from mfbench.metrics import rmse
-from mfbench.plan import RunConfig, plan
+from mfbench.data.metrics import rmse
+from mfbench.plugin import contract_checks as testing
+from mfbench.plugin.contract_checks import assert_processes_gone as assert_all_gone, process_gone as gone
+from mfbench.plugin.registry import collect
 from mfbench.plugins.strategies.ddp import DDP, rank_share
 from mfbench.plugins.strategies.minibatch import Minibatch
 from mfbench.plugins.strategies.sharded import Sharded, block_bounds, block_of
 from mfbench.plugins.strategies.vectorized import Vectorized
-from mfbench.registry import collect
-from mfbench.testing import assert_processes_gone as assert_all_gone, process_gone as gone
+from mfbench.run.executors import distributed, pool
+from mfbench.run.plan import RunConfig, plan
 
 CPU = torch.device("cpu")
 TARGET = testing.LEARN_RATIO * testing.NOISE
@@ -214,8 +214,8 @@ def test_ranks_exit_when_the_parent_is_killed(tmp_path):
 TORCHRUN_SCRIPT = """
 import copy, json, sys, torch
 from mfbench import testing
-from mfbench.executors import distributed
-from mfbench.metrics import rmse
+from mfbench.run.executors import distributed
+from mfbench.data.metrics import rmse
 from mfbench.plugins.strategies.ddp import DDP
 from mfbench.plugins.strategies.sharded import Sharded
 assert distributed.launched_by_torchrun() and distributed.world_size() == 2

@@ -6,7 +6,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-import mfbench.hookspecs
+from mfbench.plugin import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -32,12 +32,12 @@ def test_readme_plugin_example_is_the_tested_fixture():
 
 
 def test_every_hook_is_documented_and_tested():
-    hooks = mfbench.hookspecs.hook_names()
-    assert hooks and sorted(hooks) == [name for name in dir(mfbench.hookspecs) if name.startswith("mfbench_")]
+    hooks = hookspecs.hook_names()
+    assert hooks and sorted(hooks) == [name for name in dir(hookspecs) if name.startswith("mfbench_")]
     tests = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py") if p.name != "test_docs.py")
     for hook in hooks:
         assert f"`{hook}(" in README, f"{hook} is not in the README's hook table"
-        assert getattr(mfbench.hookspecs, hook).__doc__, f"{hook} has no docstring"
+        assert getattr(hookspecs, hook).__doc__, f"{hook} has no docstring"
         assert hook in tests, f"no test uses {hook}"
 
 

@@ -13,10 +13,10 @@ import pytest
 
 import executor_plugins
 import mfbench
-from mfbench.cli import main
+from mfbench.cli.commands import main
 from mfbench.errors import PluginError
-from mfbench.executors import DEFAULT_EXECUTOR, Executor, InProcessExecutor, collect_executors, make_executor, merge_hosts
-from mfbench.testing import TINY_DATASET as TINY
+from mfbench.plugin.contract_checks import TINY_DATASET as TINY
+from mfbench.run.executors import DEFAULT_EXECUTOR, Executor, InProcessExecutor, collect_executors, make_executor, merge_hosts
 
 DASK = "mfbench.plugins.executors.dask"
 SUITE = [
@@ -73,7 +73,7 @@ def plugin_module(name, **functions):
 
 
 def test_process_and_inprocess_are_built_in_and_plugins_add_theirs():
-    from mfbench.executors.process import ProcessExecutor
+    from mfbench.run.executors.process import ProcessExecutor
 
     pm = mfbench.make_plugin_manager([DASK], entry_points=False, env=False)
     available, aside = collect_executors(pm)
@@ -412,9 +412,9 @@ def test_a_killed_worker_or_a_failed_task_becomes_an_error_row_naming_the_worker
     pytest.importorskip("distributed")
     from distributed.scheduler import KilledWorker
 
-    from mfbench.plan import RunConfig, plan
+    from mfbench.plugin.registry import collect
     from mfbench.plugins.executors.dask import DaskExecutor
-    from mfbench.registry import collect
+    from mfbench.run.plan import RunConfig, plan
 
     config = RunConfig(epochs=1, repeats=1)
     case = plan(collect(fresh_pm), [TINY], ["dot"], ["reference"], ["cpu"], config)[0]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from mfbench.cli import main
-from mfbench.testing import TINY_DATASET as TINY
+from mfbench.cli.commands import main
+from mfbench.plugin.contract_checks import TINY_DATASET as TINY
 
 TESTS = Path(__file__).parent
 FAULTS = ["raise", "segfault", "abort", "exit", "sigkill", "hang", "memory", "info"]
@@ -259,7 +259,7 @@ def test_ctrl_c_during_calibration_is_a_message(monkeypatch, tmp_path, capsys):
     def interrupted():
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("mfbench.executors.base.calibrate", interrupted)  # where every executor times it
+    monkeypatch.setattr("mfbench.run.executors.base.calibrate", interrupted)  # where every executor times it
     code = main(["run", "-d", TINY, "-s", "vectorized", "--device", "cpu", "-o", str(tmp_path / "r.json"), "-q"])
     err = capsys.readouterr().err
     assert code == 130 and "mfbench: interrupted" in err and "Traceback" not in err

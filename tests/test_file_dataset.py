@@ -10,7 +10,7 @@ import scipy.sparse
 import torch
 
 import mfbench
-from mfbench import registry
+from mfbench.plugin import registry
 from mfbench.plugins.common import ratings_files
 from mfbench.plugins.common.ratings_files import dense_ids, read_delimited
 from mfbench.plugins.datasets.file import RatingsFile

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from mfbench.compare import compare_documents
 from mfbench.errors import MfbenchError
 from mfbench.plugins.common.ratings_files import read_delimited, read_npz
-from mfbench.report import render_csv, render_table
-from mfbench.report_compare import render_comparison
-from mfbench.results import load_results
-from mfbench.selection import format_selection, parse_selection
-from mfbench.suite import load_suite
+from mfbench.report.compare import compare_documents
+from mfbench.report.comparison import render_comparison
+from mfbench.report.tables import render_csv, render_table
+from mfbench.results.files import load_results
+from mfbench.run.selection import format_selection, parse_selection
+from mfbench.run.suite import load_suite
 
 RESULTS = Path(__file__).parent.parent / "results"
 
@@ -183,7 +183,7 @@ def test_generated_documents_load_or_say_why(tmp_path, document):
 @given(mutated())
 def test_mutated_results_files_plot_or_say_why(tmp_path, document):
     pytest.importorskip("matplotlib")
-    from mfbench.plot import plot_results
+    from mfbench.report.plot import plot_results
 
     path = tmp_path / "fuzzed.json"
     path.write_text(json.dumps(document))

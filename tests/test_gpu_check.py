@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mfbench import testing
-from mfbench.suite import load_suite
+from mfbench.plugin import contract_checks as testing
+from mfbench.run.suite import load_suite
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
 

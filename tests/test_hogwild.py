@@ -16,14 +16,14 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench import testing
-from mfbench.executors.pool import WorkerGroup
+from mfbench.data.planted import planted
+from mfbench.plugin import contract_checks as testing
+from mfbench.plugin.contract_checks import assert_processes_gone as assert_all_gone, process_gone as gone
+from mfbench.plugin.registry import collect
 from mfbench.plugins.models.biased import Biased
 from mfbench.plugins.models.dot import Dot
 from mfbench.plugins.strategies.hogwild import Hogwild, HogwildWorkerError, ShardTrainer, shard_bounds
-from mfbench.registry import collect
-from mfbench.synthetic import planted
-from mfbench.testing import assert_processes_gone as assert_all_gone, process_gone as gone
+from mfbench.run.executors.pool import WorkerGroup
 
 CPU = torch.device("cpu")
 TARGET = 0.575  # 15% above the planted noise 0.5
@@ -237,7 +237,7 @@ def test_failed_setup_leaves_no_worker_behind(monkeypatch):
 
 ORPHAN_SCRIPT = """
 import os, signal, sys, torch
-from mfbench.synthetic import planted
+from mfbench.data.planted import planted
 from mfbench.plugins.strategies.hogwild import Hogwild
 from mfbench.plugins.models.dot import Dot
 if __name__ == "__main__":

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mfbench.cli import main
-from mfbench.compare import compare_documents
-from mfbench.html_compare import render_comparison_report
-from mfbench.html_report import answers, render_report
+from mfbench.cli.commands import main
+from mfbench.report.compare import compare_documents
+from mfbench.report.html_compare import render_comparison_report
+from mfbench.report.html_report import answers, render_report
 
 ROOT = Path(__file__).resolve().parents[1]
 # A run written by an earlier mfbench (two-way split, a suite-wide target): the page must read it,

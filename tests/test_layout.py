@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.layout import LayoutError, Tables, find_tables, layout_problem
+from mfbench.plugin.model_layout import LayoutError, Tables, find_tables, layout_problem
 from mfbench.plugins.models.biased import BiasedDotProduct
 from mfbench.plugins.models.dot import DotProduct
 
@@ -139,7 +139,7 @@ def test_the_readme_example_is_an_exact_strategy():
     import re
     from pathlib import Path
 
-    from mfbench import testing
+    from mfbench.plugin import contract_checks as testing
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("### The model layout contract") : readme.index("### Checking your strategy")]

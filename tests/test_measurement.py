@@ -9,13 +9,13 @@ import time
 import pytest
 import torch
 
-from mfbench import testing
-from mfbench.plan import RunConfig, plan
-from mfbench.registry import collect
-from mfbench.runner import Runner
-from mfbench.stats import case_time_to_target, quantile, spread, time_to_target
-from mfbench.testing import TINY_DATASET as TINY
-from mfbench.timing import timed
+from mfbench.plugin import contract_checks as testing
+from mfbench.plugin.contract_checks import TINY_DATASET as TINY
+from mfbench.plugin.registry import collect
+from mfbench.run.plan import RunConfig, plan
+from mfbench.run.runner import Runner
+from mfbench.run.timing import timed
+from mfbench.stats.summary import case_time_to_target, quantile, spread, time_to_target
 
 
 class AsyncDevice:
@@ -106,7 +106,7 @@ def test_time_to_target_sums_epochs_until_first_reached():
 
 
 def test_cuda_memory_and_sync_are_guarded_on_cpu():
-    from mfbench.memory import PeakMemory
+    from mfbench.run.memory import PeakMemory
 
     with PeakMemory(torch.device("cpu")) as memory:
         block = torch.ones(5_000_000)

@@ -15,16 +15,16 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench import testing
-from mfbench.plan import RunConfig, plan
+from mfbench.data.planted import planted
+from mfbench.plugin import contract_checks as testing
+from mfbench.plugin.registry import collect
 from mfbench.plugins.common.batching import ExpectedCounts, batch_slices, shuffled
 from mfbench.plugins.models.biased import BiasedDotProduct
 from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.minibatch import Minibatch
 from mfbench.plugins.strategies.reference import Reference
 from mfbench.plugins.strategies.vectorized import Vectorized
-from mfbench.registry import collect
-from mfbench.synthetic import planted
+from mfbench.run.plan import RunConfig, plan
 
 CPU = torch.device("cpu")
 NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -50,7 +50,7 @@ def train(
     test: mfbench.Ratings | None = None,
     stop_below: float | None = None,
 ) -> list[float]:
-    """Run the runner's protocol (mfbench.testing.fit); held-out RMSE after each epoch when ``test`` is given."""
+    """Run the runner's protocol (mfbench.plugin.contract_checks.fit); held-out RMSE after each epoch when ``test`` is given."""
     result = testing.fit(strategy, model, ratings, epochs, test=test, seed=seed, stop_below=stop_below)
     assert result.skipped is None, result.skipped
     assert all(loss is None or math.isfinite(loss) for loss in result.losses), result.losses

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import mfbench
-from mfbench import registry
+from mfbench.plugin import registry
 from mfbench.plugins.datasets import movielens
 from mfbench.plugins.datasets.movielens import ARCHIVES, Archive, MovieLens
 

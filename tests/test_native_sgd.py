@@ -10,15 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from mfbench import testing
+from mfbench.data.planted import planted
 from mfbench.errors import MfbenchError
+from mfbench.plugin import contract_checks as testing
+from mfbench.plugin.contract_checks import assert_same_state
 from mfbench.plugins.common import native_build
 from mfbench.plugins.common.blocks import block_layout, stratum_plan
 from mfbench.plugins.models.biased import BiasedDotProduct
 from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.native_sgd import NativeSGD
-from mfbench.synthetic import planted
-from mfbench.testing import assert_same_state
 
 pytestmark = pytest.mark.skipif(NativeSGD.unavailable is not None, reason=str(NativeSGD.unavailable))
 

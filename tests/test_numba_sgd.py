@@ -14,15 +14,15 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench import testing
+from mfbench.data.metrics import rmse
+from mfbench.data.planted import planted
 from mfbench.errors import SelectionError
-from mfbench.metrics import rmse
+from mfbench.plugin import contract_checks as testing
+from mfbench.plugin.contract_checks import assert_same_state, hand_written_sgd, revisited_ratings as small_ratings
+from mfbench.plugin.registry import collect
 from mfbench.plugins.models.biased import BiasedDotProduct
 from mfbench.plugins.models.dot import DotProduct
 from mfbench.plugins.strategies.reference import Reference
-from mfbench.registry import collect
-from mfbench.synthetic import planted
-from mfbench.testing import assert_same_state, hand_written_sgd, revisited_ratings as small_ratings
 
 numba = pytest.importorskip("numba")
 

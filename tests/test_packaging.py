@@ -67,8 +67,8 @@ def package_files() -> list[Path]:
 
 def test_the_source_tree_has_what_this_test_looks_for():
     names = {installed_name(path) for path in package_files()}
-    assert {"mfbench/__init__.py", "mfbench/executors/base.py", "mfbench/plugins/strategies/reference.py"} <= names
-    assert list((ROOT / "mfbench" / "suites").glob("*.toml"))
+    assert {"mfbench/__init__.py", "mfbench/run/executors/base.py", "mfbench/plugins/strategies/reference.py"} <= names
+    assert list((ROOT / "mfbench" / "run" / "suites").glob("*.toml"))
 
 
 def test_every_package_module_is_in_the_wheel_under_its_installed_name(wheel_files):
@@ -79,8 +79,8 @@ def test_every_package_module_is_in_the_wheel_under_its_installed_name(wheel_fil
 
 def test_suites_schema_and_c_source_are_in_the_wheel(wheel_files):
     data = [
-        *sorted((ROOT / "mfbench" / "suites").glob("*.toml")),
-        ROOT / "mfbench" / "results.schema.json",
+        *sorted((ROOT / "mfbench" / "run" / "suites").glob("*.toml")),
+        ROOT / "mfbench" / "results" / "results.schema.json",
         ROOT / "plugins" / "strategies" / "native_sgd.c",
     ]
     missing = sorted(installed_name(path) for path in data if installed_name(path) not in wheel_files)

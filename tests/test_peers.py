@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench import testing
 from mfbench.errors import SelectionError
-from mfbench.plan import RunConfig, plan
-from mfbench.registry import collect
-from mfbench.runner import Runner
-from mfbench.testing import TINY_DATASET as TINY
+from mfbench.plugin import contract_checks as testing
+from mfbench.plugin.contract_checks import TINY_DATASET as TINY
+from mfbench.plugin.registry import collect
+from mfbench.run.plan import RunConfig, plan
+from mfbench.run.runner import Runner
 
 #: strategy name -> (plugin module, module to import, distribution)
 PEERS = {

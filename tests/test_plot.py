@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from mfbench import MfbenchError
-from mfbench.colors import strategy_color
-from mfbench.plot import (
+from mfbench.report.colors import strategy_color
+from mfbench.report.plot import (
     build_figure,
     case_labels,
     median_repeat,
@@ -191,7 +191,7 @@ def test_value_labels_sit_inside_the_axes():
 
 
 def test_strategy_colours_are_fixed_for_built_ins_and_stable_for_others():
-    from mfbench.colors import KNOWN, PALETTE
+    from mfbench.report.colors import KNOWN, PALETTE
 
     assert len({strategy_color(name) for name in KNOWN}) == len(KNOWN)
     assert strategy_color("a-third-party-one") == strategy_color("a-third-party-one") in PALETTE

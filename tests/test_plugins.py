@@ -9,8 +9,8 @@ import pytest
 
 import mfbench
 from mfbench.errors import PluginError
-from mfbench.registry import collect
-from mfbench.report import render_table
+from mfbench.plugin.registry import collect
+from mfbench.report.tables import render_table
 
 
 class Throwaway(mfbench.Strategy):
@@ -76,7 +76,7 @@ def test_misspelt_hook_fails_at_load(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(PluginError, match="mfbench_register_stratgies") as info:
         mfbench.make_plugin_manager(["typo_plugin"], entry_points=False, env=False)
-    assert all(hook in str(info.value) for hook in mfbench.hookspecs.hook_names())  # it lists the real ones
+    assert all(hook in str(info.value) for hook in mfbench.plugin.hookspecs.hook_names())  # it lists the real ones
 
 
 @pytest.mark.parametrize(

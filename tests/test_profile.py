@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from mfbench.cli import main
-from mfbench.profile import performance_profile, rho, score
-from mfbench.targets import apply_targets, derive_targets
+from mfbench.cli.commands import main
+from mfbench.stats.performance_profile import performance_profile, rho, score
+from mfbench.stats.targets import apply_targets, derive_targets
 
 
 def case(workload: str, strategy: str, seconds: float | None, status: str = "ok", curve=(1.0,), base=None, objective="rating"):

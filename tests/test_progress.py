@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mfbench.progress import Progress
+from mfbench.report.progress import Progress
 
 CASE = {
     "id": "sprand / dot / reference / cpu",

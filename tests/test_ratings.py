@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mfbench import Ratings, epoch_permutation
-from mfbench.ratings import fingerprint_split
+from mfbench.data.ratings import fingerprint_split
 
 
 def make(n=100, seed=0):

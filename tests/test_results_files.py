@@ -11,10 +11,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from mfbench.cli import main
+from mfbench.cli.commands import main
 from mfbench.errors import MfbenchError
-from mfbench.results import ResultsFile, load_results
-from mfbench.schema import results_schema
+from mfbench.results.files import ResultsFile, load_results
+from mfbench.results.schema import results_schema
 
 RESULTS = Path(__file__).parent.parent / "results"
 
@@ -24,13 +24,13 @@ def committed_results() -> list[Path]:
 
 
 def test_the_schema_ships_in_the_package_and_is_a_valid_schema():
-    text = (resources.files("mfbench") / "results.schema.json").read_text(encoding="utf-8")
+    text = (resources.files("mfbench.results") / "results.schema.json").read_text(encoding="utf-8")
     jsonschema.Draft202012Validator.check_schema(json.loads(text))
     assert results_schema()["properties"]["schema"] == {"const": "mfbench.results"}
 
 
 def test_the_schema_allows_exactly_the_statuses_mfbench_defines():
-    from mfbench.statuses import FAILED_STATUSES, STATUSES, TIMED_STATUSES
+    from mfbench.results.statuses import FAILED_STATUSES, STATUSES, TIMED_STATUSES
 
     assert tuple(results_schema()["$defs"]["case"]["properties"]["status"]["enum"]) == STATUSES
     assert set(FAILED_STATUSES) < set(STATUSES) and set(TIMED_STATUSES) < set(STATUSES)
@@ -137,7 +137,7 @@ def test_results_files_are_created_with_the_umask_mode(tmp_path):
 
 
 def test_the_revision_is_read_from_git_status_and_dirty_means_tracked_changes():
-    from mfbench.revision import describe, parse_status
+    from mfbench.results.revision import describe, parse_status
 
     clean = "# branch.oid 0123456789abcdef0123456789abcdef01234567\n# branch.head main\n"
     assert parse_status(clean) == {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False}
@@ -151,7 +151,7 @@ def test_the_revision_is_read_from_git_status_and_dirty_means_tracked_changes():
 def test_without_a_usable_checkout_the_revision_is_null_never_an_error(monkeypatch, failure):
     import subprocess
 
-    from mfbench import revision
+    from mfbench.results import revision
 
     def run(*args, **kwargs):
         if failure == "no git":
@@ -172,7 +172,7 @@ def test_without_a_usable_checkout_the_revision_is_null_never_an_error(monkeypat
 
 def test_results_record_the_revision_and_compare_shows_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MFBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
-    monkeypatch.setattr("mfbench.execute.source_revision", lambda: {"commit": "a" * 40, "dirty": True})
+    monkeypatch.setattr("mfbench.run.execute.source_revision", lambda: {"commit": "a" * 40, "dirty": True})
     path = tmp_path / "r.json"
     assert (
         main(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 import mfbench
-from mfbench import calibration, roofline
-from mfbench.plan import RunConfig, plan
-from mfbench.registry import collect
-from mfbench.report import render_csv
-from mfbench.runner import Runner
-from mfbench.testing import TINY_DATASET as TINY
+from mfbench.plugin.contract_checks import TINY_DATASET as TINY
+from mfbench.plugin.registry import collect
+from mfbench.report.tables import render_csv
+from mfbench.run import calibration
+from mfbench.run.plan import RunConfig, plan
+from mfbench.run.runner import Runner
+from mfbench.stats import roofline
 
 CEILINGS = {"memory_bytes_per_s": 1e10, "peak_flops_per_s": 1e11}
 

@@ -9,8 +9,8 @@ import types
 import pytest
 
 import mfbench
-from mfbench.cli import main
-from mfbench.testing import TINY_DATASET as TINY
+from mfbench.cli.commands import main
+from mfbench.plugin.contract_checks import TINY_DATASET as TINY
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 import mfbench
-from mfbench import testing
-from mfbench.plan import RunConfig, plan
-from mfbench.registry import collect
-from mfbench.report import render_table
-from mfbench.results import ResultsFile, load_results
-from mfbench.runner import STATUSES, Runner
-from mfbench.testing import TINY_DATASET as TINY
+from mfbench.plugin import contract_checks as testing
+from mfbench.plugin.contract_checks import TINY_DATASET as TINY
+from mfbench.plugin.registry import collect
+from mfbench.report.tables import render_table
+from mfbench.results.files import ResultsFile, load_results
+from mfbench.run.plan import RunConfig, plan
+from mfbench.run.runner import STATUSES, Runner
 
 
 class Raising(testing.Idle):

@@ -1,7 +1,7 @@
 import pytest
 
 from mfbench.errors import SelectionError
-from mfbench.selection import format_selection, parse_selection, parse_value
+from mfbench.run.selection import format_selection, parse_selection, parse_value
 
 
 def test_bare_name():

@@ -1,4 +1,4 @@
-"""The strategy contract, run over every registered strategy (mfbench.testing does the checking).
+"""The strategy contract, run over every registered strategy (mfbench.plugin.contract_checks does the checking).
 
 Epoch budgets for the learning check are stated here, per strategy and model,
 from measurements on this project's 2-core machines (``EPOCH_BUDGET`` gives the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mfbench import testing
+from mfbench.plugin import contract_checks as testing
 
 MODELS = ("biased", "dot")
 

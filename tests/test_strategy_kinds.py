@@ -9,13 +9,13 @@ import pytest
 import torch
 
 import mfbench
-from mfbench import testing
-from mfbench.cli import main
+from mfbench.cli.commands import main
 from mfbench.errors import PluginError, SelectionError
-from mfbench.registry import collect
-from mfbench.report import render_csv, render_table
-from mfbench.results import ResultsFile
-from mfbench.stats import case_throughput, scaling_efficiencies
+from mfbench.plugin import contract_checks as testing
+from mfbench.plugin.registry import collect
+from mfbench.report.tables import render_csv, render_table
+from mfbench.results.files import ResultsFile
+from mfbench.stats.summary import case_throughput, scaling_efficiencies
 
 
 class WholeFit(mfbench.Strategy):
@@ -166,7 +166,7 @@ def test_list_shows_unavailable_parts(monkeypatch, capsys, register_strategies):
     def with_kinds(plugins):
         return register_strategies(mfbench.make_plugin_manager(entry_points=False, env=False), *KINDS, name="kinds")
 
-    monkeypatch.setattr("mfbench.cli.make_plugin_manager", with_kinds)
+    monkeypatch.setattr("mfbench.cli.commands.make_plugin_manager", with_kinds)
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     section = out[out.index("unavailable here") :]

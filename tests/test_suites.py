@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mfbench.errors import MfbenchError
-from mfbench.execute import Overrides, config_for, plan_suite
-from mfbench.registry import collect
-from mfbench.suite import builtin_suites, load_suite
+from mfbench.plugin.registry import collect
+from mfbench.run.execute import Overrides, config_for, plan_suite
+from mfbench.run.suite import builtin_suites, load_suite
 
 
 def test_builtin_suites_exist_and_load():

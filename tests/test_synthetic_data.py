@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import mfbench
-from mfbench import registry
+from mfbench.data.planted import plant, planted, power_law, sample_keys
+from mfbench.plugin import registry
 from mfbench.plugins.datasets.lowrank import LowRank
 from mfbench.plugins.datasets.zipf import Zipf
-from mfbench.synthetic import plant, planted, power_law, sample_keys
 
 
 def arrays(ratings: mfbench.Ratings):

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mfbench.cli import main
-from mfbench.compare import compare_documents
+from mfbench.cli.commands import main
 from mfbench.errors import SelectionError
-from mfbench.report import render_csv, render_table
-from mfbench.report_compare import render_comparison
-from mfbench.tablefit import WIDE, Table, View, render, shorten_middle
+from mfbench.report.compare import compare_documents
+from mfbench.report.comparison import render_comparison
+from mfbench.report.tablefit import WIDE, Table, View, render, shorten_middle
+from mfbench.report.tables import render_csv, render_table
 
 ROOT = Path(__file__).resolve().parents[1]
 # A run written by an earlier mfbench (two-way split, a suite-wide target): the page must read it,

@@ -13,11 +13,11 @@ import importlib.util
 import pytest
 import torch
 
-from mfbench import testing
+from mfbench.data.planted import planted
+from mfbench.plugin import contract_checks as testing
 from mfbench.plugins.strategies import triton_sgd
 from mfbench.plugins.strategies.reference import Reference
 from mfbench.plugins.strategies.triton_sgd import TritonSGD, padded_width
-from mfbench.synthetic import planted
 
 needs_triton = pytest.mark.skipif(
     importlib.util.find_spec("triton") is None, reason="triton is not installed (pip install 'mfbench[triton]')"

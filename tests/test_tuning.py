@@ -14,16 +14,16 @@ import pytest
 import torch
 
 import mfbench
-from mfbench.cli import main
+from mfbench.cli.commands import main
+from mfbench.data.ratings import Ratings, split_positions
 from mfbench.errors import MfbenchError, PluginError
-from mfbench.plan import RunConfig, plan
-from mfbench.ratings import Ratings, split_positions
-from mfbench.registry import collect
+from mfbench.plugin.registry import collect
+from mfbench.run.plan import RunConfig, plan
 
 optuna = pytest.importorskip("optuna", reason="the tune extra (optuna) is not installed")
 
-from mfbench.studies import load_tuning  # noqa: E402
-from mfbench.tuning import Tuner  # noqa: E402
+from mfbench.tuning.studies import load_tuning  # noqa: E402
+from mfbench.tuning.tuner import Tuner  # noqa: E402
 
 PLANTED = "lowrank[n_users=120,n_items=80,nnz=3000,rank=3]"
 FAST = "vectorized[batch_size=256]"
@@ -160,7 +160,7 @@ def test_a_parameter_the_selection_sets_is_held_fixed(fresh_pm, tmp_path):
 def test_an_interrupted_study_resumes_with_the_trials_it_had(fresh_pm, tmp_path, monkeypatch):
     storage = tmp_path / "s.db"
     calls = {"n": 0}
-    from mfbench.runner import Runner
+    from mfbench.run.runner import Runner
 
     real = Runner.run_case
 
@@ -352,7 +352,7 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
 
 def test_tune_without_optuna_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
-    from mfbench.studies import optuna_module
+    from mfbench.tuning.studies import optuna_module
 
     with pytest.raises(MfbenchError, match=r"pip install 'mfbench\[tune\]'"):
         optuna_module()

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mfbench.verdict import (
+from mfbench.stats.verdict import (
     FASTER,
     NOISY,
     SAME,
@@ -115,9 +115,9 @@ def test_calibration_scores_pass_over_what_is_not_a_positive_number():
 
 
 def test_an_in_process_run_times_the_calibration_again_after_every_case(fresh_pm):
-    from mfbench.executors import InProcessExecutor, Job
-    from mfbench.plan import RunConfig, plan
-    from mfbench.registry import collect
+    from mfbench.plugin.registry import collect
+    from mfbench.run.executors import InProcessExecutor, Job
+    from mfbench.run.plan import RunConfig, plan
 
     config = RunConfig(epochs=1, repeats=1, warmup=0)
     cases = plan(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mfbench.layout import Tables
+from mfbench import Tables
 
 #: Order of the ratings inside one grid cell: shuffled once (LIBMF), or grouped by user (shuffled within).
 CELL_ORDERS = ("shuffled", "user")

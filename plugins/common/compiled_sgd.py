@@ -17,7 +17,7 @@ from torch import nn
 
 import mfbench
 from mfbench import roofline
-from mfbench.layout import DEFAULT_DTYPES, LayoutError, Tables, find_tables
+from mfbench.plugin import DEFAULT_DTYPES, LayoutError, Tables, find_tables
 
 STEP_PARAMS: dict[str, Any] = {
     # per-rating step on (pred - r)^2 (the gradient carries the factor 2), as every mfbench SGD.

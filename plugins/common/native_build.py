@@ -1,6 +1,6 @@
 """Compile a small C source with the system compiler once per machine, and load it with ctypes.
 
-The built shared library is cached under ``mfbench.paths.cache_dir() / "native"`` in a
+The built shared library is cached under ``mfbench.cache_dir() / "native"`` in a
 folder named by a hash of everything that decides the machine code: the source, the
 compiler's identity (its ``--version``), the flags and the CPU (``-march=native`` builds
 for the CPU it runs on). A second case, or a second run, loads the cached build in
@@ -21,8 +21,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from mfbench import cache_dir
 from mfbench.errors import MfbenchError
-from mfbench.paths import cache_dir
 
 #: Environment variable naming the C compiler (as make and setuptools read it).
 COMPILER_ENV = "CC"

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.layout import LayoutError, Tables, find_tables
+from mfbench import LayoutError, Tables, find_tables
 
 #: The extra that installs every peer library.
 EXTRA = "peers"

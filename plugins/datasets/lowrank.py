@@ -9,8 +9,8 @@ other strategy to compare against. Ratings are continuous (not rounded or clippe
 from __future__ import annotations
 
 import mfbench
+from mfbench.data import plant
 from mfbench.plugins.common.planted import Planted, ratings_count
-from mfbench.synthetic import plant
 
 
 class LowRank(Planted):

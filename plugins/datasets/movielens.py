@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mfbench
+from mfbench import cache_dir
 from mfbench.errors import unknown_name
-from mfbench.paths import cache_dir
 from mfbench.plugins.common.ratings_files import read_delimited
 
 URL = "https://files.grouplens.org/datasets/movielens/{name}.zip"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 import mfbench
+from mfbench.data import plant, power_law
 from mfbench.plugins.common.planted import PLANTED_CONSTRAINTS, PLANTED_PARAMS, Planted, ratings_count
-from mfbench.synthetic import plant, power_law
 
 #: Salt for the stream that deals popularity ranks, kept apart from the planted draws.
 POPULARITY_STREAM = 0x5A1F

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.layout import find_tables, layout_problem
+from mfbench import find_tables, layout_problem
 
 
 @dataclass

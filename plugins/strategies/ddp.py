@@ -46,8 +46,8 @@ import torch.distributed as dist
 from torch import nn
 
 import mfbench
-from mfbench.executors import distributed
 from mfbench.plugins.common.batching import OPTIMIZERS, ROW_STEPS, Lookups, RowStepHooks, batch_loss, model_dtype
+from mfbench.run.executors import distributed
 
 COMMS = ("ddp", "sparse", "dense")
 

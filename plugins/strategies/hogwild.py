@@ -22,7 +22,7 @@ was read, divided by the row's expected count per batch when above 1
 not at all (``sum``), so ``lr`` means the same thing as a per-rating SGD
 learning rate (see ``batching.ExpectedCounts`` for why).
 
-The workers are a :class:`mfbench.executors.pool.WorkerGroup` without a process
+The workers are a :class:`mfbench.run.executors.WorkerGroup` without a process
 group: a worker that dies makes ``run_epoch`` raise at once, an epoch that takes
 longer than ``timeout`` seconds raises ``CaseTimeout`` (its late answer is never
 counted for a later epoch), ``teardown`` stops every worker (ask, terminate,
@@ -39,10 +39,10 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import mfbench
-from mfbench.executors.pool import START_METHODS, WorkerContext, WorkerError, WorkerGroup, WorkerTimeout
-from mfbench.layout import find_tables, layout_problem
+from mfbench import find_tables, layout_problem
 from mfbench.plugins.common.batching import ROW_STEPS, batch_slices, row_weights
 from mfbench.plugins.common.sgd import sgd_batch
+from mfbench.run.executors import START_METHODS, WorkerContext, WorkerError, WorkerGroup, WorkerTimeout
 
 #: The pool's errors under the names hogwild has always raised.
 HogwildWorkerError = WorkerError

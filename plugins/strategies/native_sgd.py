@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.layout import LayoutError, Tables
+from mfbench import LayoutError, Tables
 from mfbench.plugins.common import native_build
 from mfbench.plugins.common.blocks import BLOCK_CONSTRAINTS, BLOCK_PARAMS, block_layout, grid_size, stratum_plan
 from mfbench.plugins.common.compiled_sgd import STEP_CONSTRAINTS, STEP_PARAMS, CompiledSGD

@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.layout import Tables
+from mfbench import Tables
 from mfbench.plugins.common.blocks import BLOCK_CONSTRAINTS, BLOCK_PARAMS, block_layout, grid_size, index_dtype, stratum_plan
 from mfbench.plugins.common.compiled_sgd import STEP_CONSTRAINTS, STEP_PARAMS, CompiledSGD
 

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.layout import Tables, find_tables, layout_problem
+from mfbench import Tables, find_tables, layout_problem
 
 #: Ratings the warm-up passes in setup train on (a scratch copy of the tables).
 WARMUP_RATINGS = 16

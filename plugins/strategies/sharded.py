@@ -44,10 +44,10 @@ import torch.distributed as dist
 from torch import nn
 
 import mfbench
-from mfbench.executors import distributed
-from mfbench.layout import find_tables, layout_problem
+from mfbench import find_tables, layout_problem
 from mfbench.plugins.common.batching import ROW_STEPS, RowCounts, batch_slices, row_weights
 from mfbench.plugins.common.sgd import sgd_batch
+from mfbench.run.executors import distributed
 
 
 def block_bounds(n: int, world: int, block: int) -> tuple[int, int]:

@@ -37,8 +37,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench import roofline
-from mfbench.layout import LayoutError
+from mfbench import LayoutError, roofline
 from mfbench.plugins.common.compiled_sgd import STEP_CONSTRAINTS, STEP_PARAMS, CompiledSGD
 
 INSTALL = "pip install 'mfbench[triton]'"

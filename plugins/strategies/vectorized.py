@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 import mfbench
-from mfbench.layout import find_tables, layout_problem
+from mfbench import find_tables, layout_problem
 from mfbench.plugins.common.batching import ROW_STEPS, batch_slices, row_weights, shuffled
 from mfbench.plugins.common.sgd import sgd_batch
 

@@ -1,0 +1,83 @@
+"""Tables for tuning: what ``mfbench tune`` found, and the performance-profile score."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tabulate import tabulate
+
+from ..run.selection import format_params
+from ..stats.summary import as_number
+
+
+def _num(value: Any, spec: str) -> str:
+    if value is None:
+        return ""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(number):
+        return "not reached" if number > 0 else str(number)
+    return format(number, spec)
+
+
+def tuning_cost(tuning: dict[str, Any] | None) -> str:
+    """``20 trials, 143 s`` (with how many were pruned or failed), or why there was none."""
+    if not tuning:
+        return "defaults"
+    if tuning.get("status") != "ok":
+        return f"untuned ({tuning.get('reason', '')})"
+    counts = tuning.get("counts", {})
+    extra = [f"{counts[k]} {k}" for k in ("pruned", "fail") if counts.get(k)]
+    counted = f" ({', '.join(extra)})" if extra else ""
+    return f"{tuning.get('n_trials', 0)} trials{counted}, {_num(tuning.get('cost_s'), '.0f')} s"
+
+
+def render_tuning(summaries: list[dict[str, Any]], fmt: str = "simple") -> str:
+    """One row per tuned case: the chosen parameters, what they reached, what tuning cost."""
+    rows = []
+    for s in summaries:
+        if s["status"] == "skipped":
+            rows.append([s["id"], "skipped", "", "", "", s["reason"]])
+            continue
+        best = s.get("best") or {}
+        objective = s.get("objective") or ""
+        rows.append(
+            [
+                s["id"],
+                s["status"],
+                format_params(s["chosen"]) if s.get("chosen") else "",
+                _num(best.get("best_valid_rmse"), ".4f"),
+                _num(best.get("value"), ".4g")
+                + (" s" if "seconds" in objective and math.isfinite(as_number(best.get("value"))) else ""),
+                tuning_cost(s) + ("" if s["status"] == "ok" else f"; {s.get('reason', '')}"),
+            ]
+        )
+    return tabulate(
+        rows,
+        headers=["case", "status", "chosen parameters", "best valid RMSE", "objective", "tuning"],
+        tablefmt=fmt,
+        disable_numparse=True,
+    )
+
+
+def render_profile(profile: dict[str, Any], fmt: str = "simple") -> str:
+    """Strategies by score, with each workload's ratio to the fastest."""
+    workloads = profile["workloads"]
+    headers = ["strategy", f"score (tau<={profile['tau_max']:g})", *workloads]
+    rows = []
+    for entry in profile["strategies"]:
+        rows.append(
+            [
+                entry["strategy"],
+                f"{entry['score']:.3f}",
+                *(("-" if not math.isfinite(entry["ratios"][w]) else f"{entry['ratios'][w]:.2f}x") for w in workloads),
+            ]
+        )
+    text = tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
+    notes = [f"ratio to the fastest time-to-target per workload ('-': not reached); {profile['rule']}"]
+    if profile.get("left_out"):
+        notes.append("left out (no strategy reached the target): " + "; ".join(profile["left_out"]))
+    return text + "\n" + "\n".join(notes)

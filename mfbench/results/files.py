@@ -1,0 +1,156 @@
+"""Results files: one JSON document per run, rewritten atomically after every case.
+
+An interrupted run therefore leaves a valid file holding every case it
+finished (``complete`` stays false). The schema is documented in the README.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import MfbenchError
+from ..stats.summary import scaling_efficiencies
+from .schema import schema_problem
+
+SCHEMA = "mfbench.results"
+SCHEMA_VERSION = 1
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN and infinities are not JSON: store them as strings ("nan", "inf", "-inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def current_umask() -> int:
+    """The process's umask (Linux reads it without changing it; elsewhere set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide results from the user's group
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(_jsonable(document), handle, indent=1, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class ResultsFile:
+    """The results document of one run, kept on disk as it grows."""
+
+    def __init__(self, path: Path | None, header: dict[str, Any]) -> None:
+        """``path`` None keeps the document in memory only (a torchrun rank other than 0)."""
+        self.path = Path(path) if path is not None else None
+        self.document: dict[str, Any] = {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "created": now_iso(),
+            "finished": None,
+            "complete": False,
+            **header,
+            "cases": [],
+        }
+        self.save()
+
+    def save(self) -> None:
+        if self.path is not None:
+            atomic_write_json(self.path, self.document)
+
+    def add(self, case: dict[str, Any]) -> None:
+        self.document["cases"].append(case)
+        efficiencies = scaling_efficiencies(self.document["cases"])  # a new case may be an earlier one's partner
+        for other in self.document["cases"]:
+            if other.get("summary"):
+                other["summary"].pop("scaling_efficiency", None)
+                if other["id"] in efficiencies:
+                    other["summary"]["scaling_efficiency"] = efficiencies[other["id"]]
+        self.save()
+
+    def finish(self) -> None:
+        self.document["finished"] = now_iso()
+        self.document["complete"] = True
+        self.save()
+
+
+def load_results(path: Path | str) -> dict[str, Any]:
+    """Read and check a results file; problems become messages, not tracebacks.
+
+    Everything ``report``, ``compare``, ``plot`` and ``--resume`` read goes through here,
+    and the whole document is checked against the published schema, so what they
+    read has the types they expect (see mfbench.results.schema).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise MfbenchError(f"{path} is a folder, not a results file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise MfbenchError(f"cannot read results file {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MfbenchError(f"{path} is not UTF-8 text (byte {exc.start}): not a results file") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MfbenchError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    except RecursionError:
+        raise MfbenchError(f"{path} is nested too deeply to be a results file") from None
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        raise MfbenchError(f'{path} is not an mfbench results file (no "schema": "{SCHEMA}")')
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise MfbenchError(f"{path} has results schema version {version}; this mfbench reads version {SCHEMA_VERSION}")
+    if not isinstance(document.get("cases"), list):
+        raise MfbenchError(f"{path} has no list of cases")
+    problem = schema_problem(document)
+    if problem:
+        raise MfbenchError(f"{path} is not a valid results file: {problem}")
+    return document
+
+
+def default_results_path(directory: Path) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = directory / f"run-{stamp}.json"
+    counter = 1
+    while path.exists():
+        counter += 1
+        path = directory / f"run-{stamp}-{counter}.json"
+    return path

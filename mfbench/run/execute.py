@@ -1,0 +1,210 @@
+"""Executing ``mfbench run``: suite + command-line overrides -> cases -> results file."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from .._version import __version__
+from ..plugin.registry import Registry
+from ..report.progress import Progress
+from ..results.files import ResultsFile
+from ..results.revision import source_revision
+from ..stats.performance_profile import performance_profile
+from ..stats.targets import apply_targets, derive_targets
+from .devices import DEFAULT_DEVICES
+from .executors import DEFAULT_EXECUTOR, INPROCESS, Job, call_observers, distributed, make_executor
+from .plan import AUTO_TARGET, Case, RunConfig, plan
+from .resume import kept_cases
+from .suite import ALL, Suite
+
+
+@dataclass
+class Overrides:
+    """What the command line said; None means "not given": the suite or the default decides."""
+
+    datasets: Sequence[str] | None = None
+    models: Sequence[str] | None = None
+    strategies: Sequence[str] | None = None
+    devices: Sequence[str] | None = None
+    settings: Mapping[str, Any] | None = None
+
+
+def config_for(suite: Suite, overrides: Overrides) -> RunConfig:
+    values = {**suite.settings, **{k: v for k, v in (overrides.settings or {}).items() if v is not None}}
+    return RunConfig(**values)
+
+
+FALLBACK = {"datasets": ["sprand"], "models": ["dot"], "strategies": [ALL]}
+
+
+def effective_groups(suite: Suite, overrides: Overrides) -> list[dict[str, Any]]:
+    """The suite's groups, or one group when the command line selects parts (see mfbench.run.suite)."""
+    given = {"datasets": overrides.datasets, "models": overrides.models, "strategies": overrides.strategies}
+    if any(given.values()):
+        group = {key: list(value or suite.base.get(key) or FALLBACK[key]) for key, value in given.items()}
+        if "devices" in suite.base:
+            group["devices"] = suite.base["devices"]
+        return [group]
+    return suite.groups
+
+
+def plan_suite(
+    registry: Registry, suite: Suite, overrides: Overrides, config: RunConfig
+) -> tuple[list[Case], list[dict[str, Any]]]:
+    """Cases of every group, in order; a case in two groups runs once."""
+    cases: list[Case] = []
+    seen: set[str] = set()
+    groups = []
+    for group in effective_groups(suite, overrides):
+        chosen = {
+            "datasets": list(group["datasets"]),
+            "models": list(group["models"]),
+            "strategies": list(group["strategies"]),
+            "devices": list(overrides.devices or group.get("devices") or DEFAULT_DEVICES),
+        }
+        if chosen["strategies"] == [ALL]:
+            chosen["strategies"] = sorted(registry.strategies)
+        given_target = (overrides.settings or {}).get("target_rmse")
+        target = given_target if given_target is not None else group.get("target_rmse")
+        if target is not None:
+            chosen["target_rmse"] = target
+        groups.append(chosen)
+        for case in plan(registry, chosen["datasets"], chosen["models"], chosen["strategies"], chosen["devices"], config, target):
+            if case.id not in seen:
+                seen.add(case.id)
+                cases.append(case)
+    return cases, groups
+
+
+def execute(
+    pm: pluggy.PluginManager,
+    registry: Registry,
+    suite: Suite,
+    overrides: Overrides,
+    output: Path,
+    *,
+    calibration: bool = True,
+    quiet: bool = False,
+    executor: str = DEFAULT_EXECUTOR,
+    executor_options: Mapping[str, Any] | None = None,
+    tuned: str | None = None,
+    previous: Mapping[str, Any] | None = None,
+) -> tuple[ResultsFile | None, KeyboardInterrupt | None]:
+    """Run everything through ``executor``; returns the results file and the interruption that stopped it, if any.
+
+    Whichever executor runs the cases, each finished case is handled here, as it comes
+    back: added to the results file (rewritten atomically), passed to the
+    ``mfbench_case_finished`` hook, and shown by the progress display. ``previous`` is
+    the document of an earlier run to resume (see mfbench.run.resume). The results file is
+    None when the run was interrupted before it began (during the calibration, say).
+    """
+    config = config_for(suite, overrides)
+    cases, groups = plan_suite(registry, suite, overrides, config)
+    primary = distributed.is_primary()
+    if distributed.launched_by_torchrun():
+        cases = torchrun_cases(cases, say=print if primary and not quiet else None)
+        quiet = quiet or not primary
+    if distributed.launched_by_torchrun() and executor == DEFAULT_EXECUTOR:
+        executor = INPROCESS  # each rank is a process torchrun started and watches: its cases join its group
+    engine = make_executor(pm, executor, executor_options)  # a bad name or option fails before anything runs
+    tuning: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    if tuned is not None:
+        from ..tuning.studies import storage_url, tuned_cases
+
+        cases, tuning, notes = tuned_cases(cases, tuned)
+    auto_ids = {c.id for c in cases if (c.target_rmse if c.target_rmse is not None else config.target_rmse) == AUTO_TARGET}
+    kept = kept_cases(dict(previous), output, cases, config) if previous is not None else {}
+    to_run = [case for case in cases if case.id not in kept]
+    progress = Progress(len(to_run), config.repeats, config.warmup + config.epochs, quiet=quiet)
+    for note in notes:
+        progress.say(f"mfbench: {note}")
+    job = Job(pm, to_run, config, calibration=calibration, say=progress.say)
+    try:
+        try:
+            machine = engine.start(job)
+        except KeyboardInterrupt as stop:
+            progress.close()
+            return None, stop
+        header = {
+            "mfbench_version": __version__,
+            "source_revision": source_revision(),
+            "command": ["mfbench", *sys.argv[1:]],
+            "suite": {"name": suite.name, "path": suite.path, "description": suite.description},
+            "machine": machine,
+            "executor": engine.describe(),
+            "plugins": sorted({e.origin for e in registry}),
+            "selections": groups,
+            "config": {k: getattr(config, k) for k in RunConfig.__dataclass_fields__},
+            "tuning": {"storage": storage_url(tuned)} if tuned is not None else None,
+            "warnings": job.warnings,
+        }
+        if previous is not None:
+            header["resumed"] = {"from_created": previous.get("created"), "kept": len(kept)}
+        results = ResultsFile(output if primary else None, header)  # under torchrun, rank 0 writes
+        for case in cases:
+            if case.id in kept:
+                results.add(kept[case.id])
+        resumed = f" ({len(kept)} kept from the earlier run)" if previous is not None else ""
+        progress.say(
+            f"mfbench: suite {suite.name!r}, {len(to_run)} case(s) to run{resumed}; results go to {output} as each finishes"
+        )
+
+        def on_case(record: dict[str, Any]) -> None:
+            if record["id"] in tuning:
+                record["tuning"] = tuning[record["id"]]
+            results.add(record)
+            if primary:
+                before = len(job.warnings)
+                call_observers(pm, "mfbench_case_finished", job.warnings, case=record)
+                if len(job.warnings) > before:
+                    job.warnings[before:] = [f"{w} (case {record['id']!r})" for w in job.warnings[before:]]
+                    results.save()
+            progress.case(record)
+
+        try:
+            engine.run(job, on_case, lambda case, r, e, entry: progress.epoch(case.id, r, e, entry))
+        except KeyboardInterrupt as stop:
+            progress.close()
+            return results, stop
+        results.document["executor"] = engine.describe()  # what it saw by the end (workers that joined...)
+    finally:
+        engine.close()
+    progress.close()
+    distributed.barrier()  # every rank is done before rank 0 calls the file complete
+    finish_scores(results.document, auto_ids, config.target_slack)
+    results.finish()
+    distributed.finish()
+    return results, None
+
+
+def finish_scores(document: dict[str, Any], auto_ids: set[str], slack: float) -> None:
+    """Once every case is in: derive the ``auto`` targets, then the performance profile."""
+    cases = document["cases"]
+    if auto_ids:
+        targets = derive_targets([c for c in cases if c["id"] in auto_ids], slack)
+        apply_targets(cases, targets, auto_ids)
+        document["targets"] = targets
+    if any("target_rmse" in (c.get("summary") or {}) for c in cases):
+        profile = performance_profile(cases)
+        if profile["strategies"]:  # some strategy reached some target: there is something to score
+            document["profile"] = profile
+
+
+def torchrun_cases(cases: list[Case], say: Any = None) -> list[Case]:
+    """Under torchrun every rank runs the same cases in step; only distributed strategies take part.
+
+    A single-process strategy would run once per rank, side by side on the same cores, and
+    every rank would time the others' interference: those cases are left out, and said so.
+    """
+    kept = [c for c in cases if issubclass(c.strategy.entry.cls, distributed.RankStrategy)]
+    if say is not None and len(kept) < len(cases):
+        left = sorted({c.strategy.name for c in cases} - {c.strategy.name for c in kept})
+        say(f"mfbench: under torchrun only distributed strategies run; left out: {', '.join(left)}")
+    return kept

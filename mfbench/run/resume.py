@@ -1,0 +1,72 @@
+"""``mfbench run -o FILE --resume``: keep what an earlier run of the same command finished.
+
+A results file is never overwritten by accident: without ``--resume`` or ``--force``
+an existing file is refused before anything runs. With ``--resume`` the earlier
+file is read (and validated like any results file), its configuration must be
+this run's, and each of its cases is kept when this run plans the same case (same
+identity) on the same data (same fingerprint of the split). Cases that ended in
+``error`` run again: the fault may be fixed. Everything else runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import MfbenchError
+from ..results.files import load_results
+from .plan import Case, RunConfig
+from .runner import Runner
+
+
+def previous_run(output: Path, *, resume: bool, force: bool) -> dict[str, Any] | None:
+    """The document to resume from (None for a fresh run); refuses to overwrite without --resume or --force."""
+    if resume and force:
+        raise MfbenchError("--resume and --force contradict each other: --resume keeps the file's cases, --force discards them")
+    if not output.exists():
+        return None
+    if force:
+        return None
+    if not resume:
+        raise MfbenchError(
+            f"{output} exists: add --resume to keep its finished cases and run only the rest, "
+            f"or --force to overwrite it (or choose another -o)"
+        )
+    return load_results(output)
+
+
+def config_differences(previous: dict[str, Any], config: RunConfig) -> list[str]:
+    old = previous.get("config") or {}
+    return [
+        f"{key} {old.get(key)!r} there, {getattr(config, key)!r} here"
+        for key in RunConfig.__dataclass_fields__
+        if old.get(key) != getattr(config, key)
+    ]
+
+
+def kept_cases(previous: dict[str, Any], path: Path, cases: list[Case], config: RunConfig) -> dict[str, dict[str, Any]]:
+    """The earlier records to keep, by case id; their data are loaded here to compare fingerprints."""
+    differences = config_differences(previous, config)
+    if differences:
+        raise MfbenchError(
+            f"cannot resume {path}: it was run with another configuration ({'; '.join(differences)}); "
+            f"resume with the same options, or --force to overwrite it"
+        )
+    earlier = {
+        record["id"]: record
+        for record in previous["cases"]
+        if record.get("status") != "error" and (record.get("dataset") or {}).get("fingerprint")
+    }
+    loader = Runner(config)
+    kept: dict[str, dict[str, Any]] = {}
+    for case in cases:
+        record = earlier.get(case.id)
+        if record is None:
+            continue
+        try:
+            fingerprint = loader.load_data(case).info["fingerprint"]
+        except Exception:  # the case will report it when it runs
+            continue
+        if fingerprint == record["dataset"]["fingerprint"]:
+            kept[case.id] = dict(record, resumed=True)
+    return kept

@@ -1,0 +1,385 @@
+"""Tuning: a budgeted search over each strategy's declared search space, in an Optuna study.
+
+Strategies are compared after the same tuning effort, as AlgoPerf's external-tuning
+ruleset compares training algorithms: each (dataset, model, strategy, device) gets a
+study of ``trials`` trials; each trial trains one fresh model for the epoch budget with
+mfbench's own runner and is judged on the *validation* ratings only (the test ratings
+are never looked at while tuning). The objective is the training time until the
+validation RMSE first reaches the target when one is given, else the best validation
+RMSE within the budget. A trial that errors, diverges or times out is a failed trial.
+
+Studies live in an Optuna storage (a SQLite file by default; any Optuna storage URL),
+one study per case, named by the case's identity, so an interrupted ``mfbench tune``
+resumes with the trials it had, and several processes (on one or several machines
+sharing a database server) can work on one study: each asks for trials until the study
+holds the budget.
+
+The first trial of a study is the strategy's defaults (when they lie inside the space),
+so a tuned result is never worse than the defaults on validation; the others come from
+the sampler: quasi-random (scrambled Sobol, AlgoPerf's choice: it covers the space
+evenly and does not depend on the order results arrive in, which suits parallel
+workers) by default, TPE or random on request.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..errors import MfbenchError
+from ..plugin.search_space import Categorical, Dimension, IntRange, LogUniform, Uniform
+from ..run.plan import Case, RunConfig
+from ..run.runner import Runner
+from ..stats.summary import as_number, decision_rmse, time_to_target
+from .studies import HEARTBEAT, json_number, open_storage, optuna_module, storage_url, summarize_study, with_params
+
+SAMPLERS = ("qmc", "tpe", "random")
+PRUNERS = ("median", "none")
+
+
+class Pruned(BaseException):
+    """Raised from the per-epoch observer to stop a trial the pruner judged behind.
+
+    A BaseException, so that the runner's own error handling (which turns exceptions
+    into ``error`` rows) lets it through after the strategy's teardown.
+    """
+
+
+def make_sampler(name: str, seed: int):
+    optuna = optuna_module()
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed, warn_independent_sampling=False)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise MfbenchError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str):
+    """``median``: stop a trial whose validation RMSE after an epoch is worse than the median
+    of earlier trials at that epoch (after 5 finished trials, from the third epoch on)."""
+    optuna = optuna_module()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise MfbenchError(f"unknown pruner {name!r}; known: {', '.join(PRUNERS)}")
+
+
+def distribution(dim: Dimension):
+    optuna = optuna_module()
+    d = optuna.distributions
+    if isinstance(dim, LogUniform):
+        return d.FloatDistribution(dim.low, dim.high, log=True)
+    if isinstance(dim, Uniform):
+        return d.FloatDistribution(dim.low, dim.high)
+    if isinstance(dim, IntRange):
+        return d.IntDistribution(dim.low, dim.high, log=dim.log)
+    if isinstance(dim, Categorical):
+        return d.CategoricalDistribution(list(dim.choices))
+    raise TypeError(dim)
+
+
+def tuned_space(case: Case, only: set[str] | None = None) -> dict[str, Dimension]:
+    """The dimensions to search: the strategy's space, less what the selection fixed.
+
+    A parameter the selection set away from its default (``numba[threads=2]``) is held
+    fixed; ``only`` restricts the search to the parameters named.
+    """
+    cls = case.strategy.entry.cls
+    defaults = cls.params
+    space = {}
+    for key, dim in getattr(cls, "search_space", {}).items():
+        if only is not None and key not in only:
+            continue
+        if case.strategy.params.get(key) != defaults.get(key):
+            continue
+        space[key] = dim
+    return space
+
+
+@dataclass
+class TrialOutcome:
+    """What one trial did, as stored in the study (``user_attrs``) and in results files."""
+
+    number: int
+    params: dict[str, Any]
+    state: str  # complete, pruned, fail
+    status: str  # the runner's status, or "pruned"
+    reason: str
+    value: float | None
+    valid_curve: list[float]
+    epoch_seconds: list[float]
+    wall_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "params": self.params,
+            "state": self.state,
+            "status": self.status,
+            "reason": self.reason,
+            "value": self.value,
+            "valid_curve": self.valid_curve,
+            "epoch_seconds": self.epoch_seconds,
+            "wall_s": self.wall_s,
+        }
+
+
+def trial_config(config: RunConfig) -> RunConfig:
+    """One repeat, no uncounted epochs: a trial trains warm-up + counted epochs, all judged."""
+    target = config.target_rmse if isinstance(config.target_rmse, float) else None
+    return replace(config, epochs=config.epochs + config.warmup, warmup=0, repeats=1, target_rmse=target)
+
+
+def objective_value(epochs: list[dict[str, Any]], target: float | None) -> tuple[float, float]:
+    """(objective, best validation RMSE): time to the validation target (inf when not
+    reached) with a target, else the best validation RMSE itself."""
+    curve = [decision_rmse(e) for e in epochs]
+    best = min((v for v in curve if math.isfinite(v)), default=math.inf)
+    if target is None:
+        return best, best
+    reached = time_to_target(epochs, target)
+    return (reached if reached is not None else math.inf), best
+
+
+@contextmanager
+def heartbeat(storage, trial_id: int) -> Iterator[None]:
+    """Beat while a trial runs, so a tuner killed mid-trial leaves a trial others can fail."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception:  # a busy database: the next beat will do
+                pass
+
+    storage.record_heartbeat(trial_id)
+    thread = threading.Thread(target=beat, name="mfbench-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+class Tuner:
+    """Runs the trials of one study per case; ``say`` shows progress."""
+
+    def __init__(
+        self,
+        storage_text: str,
+        config: RunConfig,
+        *,
+        trials: int,
+        sampler: str = "qmc",
+        pruner: str = "median",
+        only: set[str] | None = None,
+        say: Callable[[str], None] = print,
+        pm: Any = None,
+        executor: str = "process",
+    ) -> None:
+        if trials < 1:
+            raise MfbenchError(f"--trials must be at least 1, got {trials}")
+        for name, known in ((sampler, SAMPLERS), (pruner, PRUNERS)):
+            if name not in known:
+                raise MfbenchError(f"unknown choice {name!r}; known: {', '.join(known)}")
+        self.optuna = optuna_module()
+        self.storage_text = storage_url(storage_text)
+        self.storage = open_storage(storage_text)
+        self.config = config
+        self.trials = trials
+        self.sampler_name, self.pruner_name = sampler, pruner
+        self.only = only
+        self.say = say
+        self.runner = Runner(trial_config(config))
+        if executor not in ("process", "inprocess"):
+            raise MfbenchError(f"trials run in a worker process (process) or in this one (inprocess), not {executor!r}")
+        # A trial's worker process: a strategy that crashes (a segfault in native code, the OOM
+        # killer) or hangs past --timeout fails its trial, not the study. Without the plugin
+        # manager (a caller that registered plugins in memory) trials run in this process.
+        self.pm = pm
+        self.process = None
+        if pm is not None and executor == "process":
+            from ..run.executors import Job
+            from ..run.executors.process import ProcessExecutor
+
+            self.process = ProcessExecutor()
+            self.process.start(Job(pm, [], self.runner.config, calibration=False))
+
+    def study(self, case: Case):
+        return self.optuna.create_study(
+            storage=self.storage,
+            study_name=case.id,
+            direction="minimize",
+            sampler=make_sampler(self.sampler_name, self.config.seed),
+            pruner=make_pruner(self.pruner_name),
+            load_if_exists=True,
+        )
+
+    def tune(self, case: Case) -> dict[str, Any]:
+        """Run trials until the case's study holds the budget; return its summary."""
+        space = tuned_space(case, self.only)
+        if not space:
+            return {
+                "id": case.id,
+                "status": "skipped",
+                "reason": "nothing to tune: the strategy declares no search space (or the selection fixes every parameter in it)",
+            }
+        if getattr(case.strategy.entry.cls, "objective", "rating") != "rating":
+            return {
+                "id": case.id,
+                "status": "skipped",
+                "reason": "implicit-feedback objective: validation RMSE does not judge it, so it is not tuned on it",
+            }
+        skip = self.runner.skip_reason(case)
+        if skip:
+            return {"id": case.id, "status": "skipped", "reason": skip}
+        study = self.study(case)
+        self.optuna.storages.fail_stale_trials(study)
+        self._describe(study, case, space)
+        TrialState = self.optuna.trial.TrialState
+        counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
+        if not study.get_trials(deepcopy=False):
+            defaults = {k: case.strategy.params[k] for k in space if _inside(space[k], case.strategy.params[k])}
+            if len(defaults) == len(space):
+                study.enqueue_trial(defaults, user_attrs={"defaults": True}, skip_if_exists=True)
+        distributions = {key: distribution(dim) for key, dim in space.items()}
+        while self.spent(study, counted) < self.trials:
+            outcome = self._trial(study, case, distributions)
+            if isinstance(outcome, str):  # the strategy declined the model: nothing to tune
+                return {"id": case.id, "status": "skipped", "reason": outcome}
+            if outcome.state == "pruned":
+                value = f" at validation RMSE {outcome.valid_curve[-1]:.4g}, epoch {len(outcome.valid_curve)}"
+            else:
+                value = "" if outcome.value is None else f", objective {outcome.value:.4g}"
+            self.say(
+                f"  trial {outcome.number}: {outcome.state}{value} "
+                f"({', '.join(f'{k}={v:.3g}' if isinstance(v, float) else f'{k}={v}' for k, v in outcome.params.items())})"
+                + (f": {outcome.reason}" if outcome.reason and outcome.state != "complete" else "")
+            )
+        return summarize_study(study, case.id)
+
+    @staticmethod
+    def spent(study, states) -> int:
+        """Trials that count toward the budget: finished or running (perhaps in another
+        process), but not one a Ctrl-C interrupted: the resumed tuner runs it again."""
+        return sum(not t.user_attrs.get("interrupted") for t in study.get_trials(deepcopy=False, states=states))
+
+    def _describe(self, study, case: Case, space: Mapping[str, Dimension]) -> None:
+        """What a later ``run --tuned`` and a reader of the database must know about the study."""
+        attrs = study.user_attrs
+        config = trial_config(self.config)
+        facts = {
+            "mfbench_study": 1,
+            "case": case.id,
+            "strategy": case.strategy.name,
+            "fixed_params": {k: v for k, v in case.strategy.params.items() if k not in space},
+            "search_space": {k: d.describe() for k, d in space.items()},
+            "epochs": config.epochs,
+            "seed": config.seed,
+            "valid_fraction": config.valid_fraction,
+            "test_fraction": config.test_fraction,
+            "target_rmse": config.target_rmse,
+            "objective": "seconds to validation target" if config.target_rmse else "best validation RMSE",
+            "sampler": self.sampler_name,
+            "pruner": self.pruner_name,
+        }
+        if "mfbench_study" not in attrs:
+            # The marker goes last: a tuner starting beside this one on the same study sees either
+            # no marker (and writes the same facts) or every fact.
+            for key, value in facts.items():
+                if key != "mfbench_study":
+                    study.set_user_attr(key, value)
+            study.set_user_attr("mfbench_study", facts["mfbench_study"])
+            return
+        for key in ("epochs", "seed", "valid_fraction", "test_fraction", "target_rmse", "search_space"):
+            if attrs.get(key) != facts[key]:
+                raise MfbenchError(
+                    f"study {case.id!r} in {self.storage_text} was made with {key}={attrs.get(key)!r}, not "
+                    f"{facts[key]!r}: rerun with the study's settings, or use another --storage"
+                )
+
+    def run_trial(self, case: Case, on_epoch: Callable[..., None]) -> dict[str, Any]:
+        """Train one trial's case, in its worker process or here; ``on_epoch`` may raise Pruned,
+        which stops the worker at once."""
+        if self.process is None:
+            return self.runner.run_case(case)
+        from ..run.executors import Job
+
+        records: list[dict[str, Any]] = []
+        job = Job(self.pm, [case], self.runner.config, calibration=False)
+        self.process.run(job, records.append, on_epoch)
+        return records[0]
+
+    def _trial(self, study, case: Case, distributions: dict) -> TrialOutcome | str:
+        optuna = self.optuna
+        trial = study.ask(distributions)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        params = {k: trial.params[k] for k in distributions}
+        trial_case = with_params(case, params)
+        epochs: list[dict[str, Any]] = []
+
+        def on_epoch(_case, _repeat, epoch, entry) -> None:
+            epochs.append(entry)
+            value = decision_rmse(entry)
+            if math.isfinite(value):
+                trial.report(value, epoch)
+                if trial.should_prune():
+                    raise Pruned()
+
+        self.runner.on_epoch = on_epoch
+        started = time.perf_counter()
+        status, reason = "ok", ""
+        try:
+            with heartbeat(self.storage, trial._trial_id):
+                record = self.run_trial(trial_case, on_epoch)
+            status, reason = record["status"], record.get("reason", "")
+        except Pruned:
+            status = "pruned"
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        finally:
+            self.runner.on_epoch = None
+        wall = time.perf_counter() - started
+        if status == "skipped":
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return reason
+        target = self.runner.config.target_rmse
+        value, best = objective_value(epochs, target)  # type: ignore[arg-type]
+        curve = [decision_rmse(e) for e in epochs]
+        seconds = [as_number(e.get("seconds")) for e in epochs]
+        for key, item in (
+            ("status", status),
+            ("reason", reason),
+            ("valid_curve", curve),
+            ("epoch_seconds", seconds),
+            ("wall_s", wall),
+            ("best_valid_rmse", best),
+        ):
+            trial.set_user_attr(key, json_number(item))
+        if status == "pruned":
+            state, told = "pruned", study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif status == "ok" and not math.isnan(value):
+            state, told = "complete", study.tell(trial, value)
+        else:
+            state, told = "fail", study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return TrialOutcome(told.number, params, state, status, reason, told.value, curve, seconds, wall)
+
+
+def _inside(dim: Dimension, value: Any) -> bool:
+    if isinstance(dim, Categorical):
+        return value in dim.choices
+    return isinstance(value, (int, float)) and dim.low <= value <= dim.high
