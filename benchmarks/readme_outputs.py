@@ -43,7 +43,7 @@ QUICK = ROOT / "results" / "quick-cpu-2core.json"
 
 def command_output(command: str) -> str:
     """What ``command`` (an mfbench command line) prints to stdout at ``WIDTH`` columns."""
-    from mfbench.cli.commands import main
+    from mfbench.cli import main
 
     argv = shlex.split(command)
     if argv[:1] != ["mfbench"]:

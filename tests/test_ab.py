@@ -14,7 +14,7 @@ import torch
 
 import mfbench
 from mfbench import MfbenchError, SelectionError
-from mfbench.cli.commands import main
+from mfbench.cli import main
 from mfbench.plugin.contract_checks import TINY_DATASET as TINY
 from mfbench.run.ab import plan_side, run_ab, same_strategy_sides
 from mfbench.run.plan import RunConfig

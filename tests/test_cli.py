@@ -1,4 +1,4 @@
-"""The command line, driven in-process through mfbench.cli.commands.main."""
+"""The command line, driven in-process through mfbench.cli.main."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from mfbench.cli.commands import main
+from mfbench.cli import main
 from mfbench.plugin.contract_checks import TINY_DATASET as TINY
 
 #: One epoch of one repeat of the reference on TINY, on cpu.

@@ -470,7 +470,7 @@ def test_github_format_is_markdown_with_the_outcome_first():
 
 
 def test_the_command_line_fails_on_a_missing_case_unless_allowed(tmp_path, capsys):
-    from mfbench.cli.commands import main
+    from mfbench.cli import main
 
     base, new = tmp_path / "base.json", tmp_path / "new.json"
     base.write_text(json.dumps(make_doc(make_case("kept"), make_case("gone"))))

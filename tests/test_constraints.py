@@ -7,7 +7,7 @@ import math
 import pytest
 
 import mfbench
-from mfbench.cli.commands import main
+from mfbench.cli import main
 from mfbench.errors import PluginError, SelectionError
 from mfbench.plugin.constraints import compile_constraint, violations
 from mfbench.plugin.registry import collect
@@ -81,4 +81,4 @@ def test_out_of_range_values_and_nan_timeout_are_usage_errors(capsys):
     assert main(["run", "-s", "reference[lr=-1]", "--device", "cpu"]) == 2
     assert "lr=-1.0, must be positive" in capsys.readouterr().err
     assert main(["run", "-s", "reference", "--device", "cpu", "--timeout", "nan"]) == 2
-    assert "--timeout must be a positive number" in capsys.readouterr().err
+    assert "--case-timeout must be a positive number" in capsys.readouterr().err  # --timeout: its old name

@@ -127,7 +127,7 @@ def test_sharded_defaults_learn_and_match_one_rank(planted, kind, epochs):
 
 @pytest.mark.parametrize("method", ["kill", "stop"])
 def test_a_dead_or_hung_rank_ends_the_epoch_and_leaves_nothing(method):
-    strategy = DDP(world_size=2, timeout=30.0) if method == "stop" else Sharded(world_size=2, timeout=30.0)
+    strategy = DDP(world_size=2, call_timeout=30.0) if method == "stop" else Sharded(world_size=2, call_timeout=30.0)
     train = small()
     strategy.setup(model_for("dot", train), train, CPU, seed=0)
     pids = strategy.group.pids
@@ -287,12 +287,12 @@ def test_skips_with_reasons(monkeypatch):
         ("ddp[batch_size=0]", "batch_size=0, must be at least 1"),
         ("ddp[comm=dense,optimizer=sparseadam]", "comm='dense' all-reduces dense gradients and optimizer='sparseadam'"),
         ("ddp[world_size=0]", "world_size=0, must be at least 1"),
-        ("ddp[timeout=0]", "timeout=0.0, must be positive"),
+        ("ddp[call_timeout=0]", "call_timeout=0.0, must be positive"),
         ("sharded[lr=0]", "lr=0.0, must be positive"),
         ("sharded[lr_decay=-1]", "lr_decay=-1.0, must be non-negative"),
         ("sharded[row_step=median]", "row_step='median', must be one of"),
         ("sharded[world_size=0]", "world_size=0, must be at least 1"),
-        ("sharded[timeout=0]", "timeout=0.0, must be positive"),
+        ("sharded[call_timeout=0]", "call_timeout=0.0, must be positive"),
     ],
 )
 def test_bad_values_are_refused_while_planning(fresh_pm, selection, words):

@@ -13,7 +13,7 @@ import pytest
 
 import executor_plugins
 import mfbench
-from mfbench.cli.commands import main
+from mfbench.cli import main
 from mfbench.errors import PluginError
 from mfbench.plugin.contract_checks import TINY_DATASET as TINY
 from mfbench.run.executors import DEFAULT_EXECUTOR, Executor, InProcessExecutor, collect_executors, make_executor, merge_hosts
@@ -161,7 +161,15 @@ def test_dask_needs_a_scheduler_it_can_reach(tmp_path, capsys):
     code, _ = run_cli(tmp_path, "-s", "reference", "--executor", "dask", "--scheduler", "no-such-file.json")
     assert code == 2 and "neither a scheduler address" in capsys.readouterr().err
     code, _ = run_cli(
-        tmp_path, "-s", "reference", "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--executor-option", "timeout=1"
+        tmp_path,
+        "-s",
+        "reference",
+        "--executor",
+        "dask",
+        "--scheduler",
+        "tcp://127.0.0.1:1",
+        "--executor-option",
+        "connect_timeout=1",
     )
     err = capsys.readouterr().err
     assert code == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in err and "Traceback" not in err

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mfbench.cli.commands import main
+from mfbench.cli import main
 from mfbench.plugin.contract_checks import TINY_DATASET as TINY
 
 TESTS = Path(__file__).parent
@@ -217,7 +217,7 @@ def test_resume_after_sigkill_runs_only_what_is_missing(tmp_path, capsys):
     assert f"{out} exists: add --resume" in err and "or --force to overwrite it" in err
     assert json.loads(out.read_text()) == first  # refused: the file is untouched
     assert main([*in_process, "--resume", "--timeout", "2"]) == 2
-    assert "another configuration (timeout None there, 2.0 here)" in capsys.readouterr().err
+    assert "another configuration (case_timeout None there, 2.0 here)" in capsys.readouterr().err
 
     resumed = subprocess.Popen([*command, "--resume"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_cases(out, 3, resumed)  # what was kept, then reference; the hang is running

@@ -52,4 +52,4 @@ def test_the_cuda_suite_runs_every_strategy_that_declares_cuda():
     declaring = {name for name, entry in registry.strategies.items() if "cuda" in entry.cls.devices}
     notebook = suite.groups[0]
     assert set(notebook["strategies"]) == declaring
-    assert suite.settings["timeout"] * 2 < 230, "per-case timeouts keep the suite inside the script's limit"
+    assert suite.settings["case_timeout"] * 2 < 230, "per-case timeouts keep the suite inside the script's limit"

@@ -187,7 +187,7 @@ def test_worker_exception_is_reported_with_its_traceback(started):
 
 
 def test_stuck_worker_times_out_and_teardown_kills_it(started):
-    strategy, _ = started(workers=2, timeout=1.0)
+    strategy, _ = started(workers=2, call_timeout=1.0)
     os.kill(strategy.processes[0].pid, signal.SIGSTOP)  # alive but never answers
     t0 = time.monotonic()
     with pytest.raises(mfbench.CaseTimeout, match=r"epoch 0: hogwild workers 0 \(pid \d+\) did not answer within timeout=1 s"):
@@ -203,7 +203,7 @@ def test_stuck_worker_times_out_and_teardown_kills_it(started):
 
 
 def test_a_late_reply_is_not_counted_for_the_next_epoch(started):
-    strategy, _ = started(workers=2, timeout=1.0)
+    strategy, _ = started(workers=2, call_timeout=1.0)
     late = strategy.processes[0].pid
     os.kill(late, signal.SIGSTOP)
     with pytest.raises(HogwildWorkerError, match="did not answer"):
@@ -228,7 +228,7 @@ def test_failed_setup_leaves_no_worker_behind(monkeypatch):
 
     monkeypatch.setattr(WorkerGroup, "_collect", noting_pids)
     train = small_ratings()
-    strategy = Hogwild(workers=2, timeout=1e-6)  # start-up cannot finish in time
+    strategy = Hogwild(workers=2, call_timeout=1e-6)  # start-up cannot finish in time
     with pytest.raises(HogwildWorkerError, match="start-up"):
         strategy.setup(build("dot", train), train, CPU, seed=0)
     assert strategy.processes == [] and len(pids) == 2
@@ -292,7 +292,7 @@ def test_skips_other_devices_and_models():
         ({"reg": -1.0}, "reg"),
         ({"lr_decay": -0.1}, "lr_decay"),
         ({"start_method": "thread"}, "start_method"),
-        ({"timeout": 0.0}, "timeout"),
+        ({"call_timeout": 0.0}, "call_timeout"),
     ],
 )
 def test_rejects_bad_params_while_planning(params, words):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mfbench.cli.commands import main
+from mfbench.cli import main
 from mfbench.report.compare import compare_documents
 from mfbench.report.html_compare import render_comparison_report
 from mfbench.report.html_report import answers, render_report

@@ -446,7 +446,7 @@ def test_a_libmf_fit_that_never_returns_ends_as_a_timeout_and_errors_pass_throug
             raise ValueError("bad input")
 
     started = time.monotonic()
-    with pytest.raises(mfbench.CaseTimeout, match="did not return within timeout=0.2 s"):
+    with pytest.raises(mfbench.CaseTimeout, match="did not return within call_timeout=0.2 s"):
         fit_within(Busy(), None, 0.2, stall=60)
     assert time.monotonic() - started < 5
     release.set()

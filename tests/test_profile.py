@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from mfbench.cli.commands import main
+from mfbench.cli import main
 from mfbench.stats.performance_profile import performance_profile, rho, score
 from mfbench.stats.targets import apply_targets, derive_targets
 

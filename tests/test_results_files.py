@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from mfbench.cli.commands import main
+from mfbench.cli import main
 from mfbench.errors import MfbenchError
 from mfbench.results.files import ResultsFile, load_results
 from mfbench.results.schema import results_schema

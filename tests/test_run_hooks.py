@@ -9,7 +9,7 @@ import types
 import pytest
 
 import mfbench
-from mfbench.cli.commands import main
+from mfbench.cli import main
 from mfbench.plugin.contract_checks import TINY_DATASET as TINY
 
 

@@ -136,7 +136,7 @@ def test_timeout_is_checked_between_epochs(pm, register_strategies):
             return None
 
     register_strategies(pm, Slow)
-    config = RunConfig(epochs=5, repeats=1, timeout=25.0)
+    config = RunConfig(epochs=5, repeats=1, case_timeout=25.0)
     cases = plan(collect(pm), [TINY], ["dot"], ["slow"], ["cpu"], config)
     record = Runner(config, clock=lambda: now[0]).run(cases)[0]
     assert record["status"] == "timeout" and "25 s limit" in record["reason"]

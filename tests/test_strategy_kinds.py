@@ -9,13 +9,13 @@ import pytest
 import torch
 
 import mfbench
-from mfbench.cli.commands import main
+from mfbench.cli import main
 from mfbench.errors import PluginError, SelectionError
 from mfbench.plugin import contract_checks as testing
 from mfbench.plugin.registry import collect
 from mfbench.report.tables import render_csv, render_table
 from mfbench.results.files import ResultsFile
-from mfbench.stats.summary import case_throughput, scaling_efficiencies
+from mfbench.stats.summary import case_throughput, scaling_efficiencies, set_scaling_efficiencies
 
 
 class WholeFit(mfbench.Strategy):
@@ -129,7 +129,7 @@ def test_scaling_efficiency_pairs_cases_that_differ_only_in_the_knob(pm, run_cas
     other_lr["strategy"] = {**other_lr["strategy"], "params": {"threads": 2, "lr": 0.5}}
     found = scaling_efficiencies([one, two, four, other_lr])
     assert found == {one["id"]: 1.0, two["id"]: 0.75, four["id"]: 0.5}  # no one-thread partner at lr 0.5
-    results = ResultsFile(tmp_path / "r.json", {})
+    results = ResultsFile(tmp_path / "r.json", {}, derive=set_scaling_efficiencies)
     for case in (two, one):  # the partner arrives after the case it scales
         results.add(case)
     assert results.document["cases"][0]["summary"]["scaling_efficiency"] == 0.75
@@ -166,7 +166,7 @@ def test_list_shows_unavailable_parts(monkeypatch, capsys, register_strategies):
     def with_kinds(plugins):
         return register_strategies(mfbench.make_plugin_manager(entry_points=False, env=False), *KINDS, name="kinds")
 
-    monkeypatch.setattr("mfbench.cli.commands.make_plugin_manager", with_kinds)
+    monkeypatch.setattr("mfbench.cli.common.make_plugin_manager", with_kinds)
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     section = out[out.index("unavailable here") :]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mfbench.cli.commands import main
+from mfbench.cli import main
 from mfbench.errors import SelectionError
 from mfbench.report.compare import compare_documents
 from mfbench.report.comparison import render_comparison

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import mfbench
-from mfbench.cli.commands import main
+from mfbench.cli import main
 from mfbench.data.ratings import Ratings, split_positions
 from mfbench.errors import MfbenchError, PluginError
 from mfbench.plugin.registry import collect

@@ -3,6 +3,6 @@
 The top floor: it may import every other folder, and nothing imports it.
 """
 
-from .commands import main
+from .entry import main
 
 __all__ = ["main"]

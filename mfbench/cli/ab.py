@@ -22,6 +22,7 @@ from ..run.execute import FALLBACK
 from ..run.executors import machine_info
 from ..run.plan import RunConfig
 from ..stats.verdict import CONFIDENCE, DEFAULT_MARGIN, NOISY, SLOWER, advice, could_be_slower_than, decide
+from .common import Shared
 
 #: Exit status when a fail threshold is given and the interval cannot rule out a loss beyond it.
 EXIT_NOISY = 3
@@ -54,10 +55,10 @@ than PCT percent, {EXIT_NOISY} when it is too noisy to rule that out (run more -
 """
 
 
-def add_parser(sub: Any, plugin_opts: argparse.ArgumentParser) -> None:
+def add_parser(sub: Any, shared: Shared) -> None:
     ab = sub.add_parser(
         "ab",
-        parents=[plugin_opts],
+        parents=[shared.plugin_opts],
         help="measure BASE and NEW interleaved in one process: a speed ratio that shared machines cannot fake",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -119,6 +120,7 @@ def add_parser(sub: Any, plugin_opts: argparse.ArgumentParser) -> None:
     ab.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format (github: for a job summary)")
     ab.add_argument("-o", "--output", type=Path, help="also write the blocks and the interval to this JSON file")
     ab.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    ab.set_defaults(handler=main)
 
 
 def margin_for(fail_threshold: float | None, min_change: float | None) -> float:
@@ -176,7 +178,7 @@ def render(result: AbResult, verdict: str, margin: float, fmt: str) -> str:
     return table + "\n" + "\n".join(lines)
 
 
-def cmd_ab(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     fmt = check_format(args.format)
     if args.threads < 1:
         raise SelectionError(f"--threads must be at least 1, got {args.threads}")

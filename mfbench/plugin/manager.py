@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import pluggy
 
+from .._version import __version__
 from ..errors import PluginError
 from . import hookspecs
 
@@ -157,6 +158,4 @@ def plugin_origin(pm: pluggy.PluginManager, plugin: object) -> str:
 
 def builtin_origin(name: str) -> str:
     """``mfbench list``'s plugin column for a part mfbench itself provides."""
-    from .._version import __version__
-
     return f"{name} (mfbench {__version__}, built-in)"

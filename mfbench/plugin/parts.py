@@ -19,6 +19,7 @@ from torch import nn
 
 from ..data.ratings import Ratings
 from ..errors import SelectionError, unknown_name
+from .constraints import violations
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 PARAM_TYPES = (bool, int, float, str, type(None))
@@ -93,8 +94,6 @@ class Part:
         default checks the declared ``constraints``; override it (calling ``super()``) for
         rules that span parameters, and prefix each line with ``problem_prefix()``.
         """
-        from .constraints import violations
-
         return violations(cls, params)
 
     @classmethod

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import textwrap
 
+from ..stats.verdict import VERDICTS
 from . import tablefit
 from .compare import EXIT_NOISY, RMSE_TOLERANCE, Comparison, Row
+from .github_summary import markdown_comparison
 from .tables import check_format
 
 
@@ -81,8 +83,6 @@ def comparison_row(comparison: Comparison, row: Row) -> list[str]:
 
 def verdict_counts(comparison: Comparison) -> str:
     """ "2 slower, 1 too noisy to tell, 5 no change" over the matched cases with a speed verdict."""
-    from ..stats.verdict import VERDICTS
-
     counts = [f"{comparison.count_speed(v)} {v}" for v in VERDICTS if comparison.count_speed(v)]
     return ", ".join(counts) if counts else "no speed verdicts"
 
@@ -159,9 +159,7 @@ def render_comparison(
         view,
     )
     if fmt == "github":
-        from .github_summary import markdown_comparison
-
-        return markdown_comparison(comparison, table, summary_lines(comparison) if footer else [])
+        return markdown_comparison(comparison, table, summary_lines(comparison) if footer else [], verdict_counts(comparison))
     if not footer:
         return table
     lines = summary_lines(comparison)

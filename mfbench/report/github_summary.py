@@ -8,21 +8,14 @@ folded when it is long.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .compare import Comparison
+from .compare import EXIT_NOISY, Comparison
 
 #: Tables with more rows than this are folded in a <details> block.
 FOLD_ROWS = 12
 
 
-def headline(comparison: Comparison) -> str:
-    """One line: the gate's outcome (with a threshold) or what changed."""
-    from .compare import EXIT_NOISY
-    from .comparison import verdict_counts
-
-    counts = verdict_counts(comparison)
+def headline(comparison: Comparison, counts: str) -> str:
+    """One line: the gate's outcome (with a threshold) or what changed (``counts``: the speed verdicts, counted)."""
     if comparison.fail_threshold is None:
         return f"**mfbench compare**: {counts}"
     code = comparison.exit_code
@@ -38,9 +31,9 @@ def headline(comparison: Comparison) -> str:
     return f"**mfbench compare: passed** (threshold {threshold}): {counts}"
 
 
-def markdown_comparison(comparison: Comparison, table: str, notes: list[str]) -> str:
+def markdown_comparison(comparison: Comparison, table: str, notes: list[str], counts: str) -> str:
     """Headline, table (folded when long) and notes as a Markdown list."""
-    parts = [headline(comparison), ""]
+    parts = [headline(comparison, counts), ""]
     if len(comparison.rows) > FOLD_ROWS:
         parts += ["<details><summary>every case</summary>", "", table, "", "</details>"]
     else:

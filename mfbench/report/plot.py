@@ -30,6 +30,7 @@ from typing import Any
 
 from ..errors import MfbenchError
 from ..run.selection import format_selection
+from ..stats.performance_profile import rho
 from ..stats.summary import case_throughput
 from .colors import device_dash, strategy_color
 
@@ -303,4 +304,29 @@ def plot_results(document: dict[str, Any], path: Path, target: float | None = No
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", dpi=100)
+    return path
+
+
+def plot_profile(profile: dict[str, Any], path: Path) -> Path:
+    """rho(tau) of every strategy as a step line, tau from 1 to tau_max; the score in the legend."""
+    Figure, FigureCanvasAgg = _matplotlib()
+    tau_max = profile["tau_max"]
+    workloads = profile["workloads"]
+    figure = Figure(figsize=(7, 4.2), dpi=110, layout="tight")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    steps = [1.0 + i * (tau_max - 1.0) / 300 for i in range(301)]
+    for entry in profile["strategies"]:
+        values = [rho(entry["ratios"], workloads, t) for t in steps]
+        axes.step(steps, values, where="post", label=f"{entry['strategy']} ({entry['score']:.2f})", linewidth=1.8)
+    axes.set_xlim(1.0, tau_max)
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_xlabel("tau: time-to-target within tau x the fastest")
+    axes.set_ylabel("rho(tau): share of workloads")
+    axes.set_title(f"Performance profiles over {len(workloads)} workload(s); score in brackets")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="lower right")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
     return path

@@ -11,11 +11,11 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import MfbenchError
-from ..stats.summary import scaling_efficiencies
 from .schema import schema_problem
 
 SCHEMA = "mfbench.results"
@@ -75,9 +75,17 @@ def atomic_write_json(path: Path, document: dict[str, Any]) -> None:
 class ResultsFile:
     """The results document of one run, kept on disk as it grows."""
 
-    def __init__(self, path: Path | None, header: dict[str, Any]) -> None:
-        """``path`` None keeps the document in memory only (a torchrun rank other than 0)."""
+    def __init__(
+        self, path: Path | None, header: dict[str, Any], derive: Callable[[list[dict[str, Any]]], None] | None = None
+    ) -> None:
+        """``path`` None keeps the document in memory only (a torchrun rank other than 0).
+
+        ``derive`` updates the cases' summaries from one another each time a case arrives (a new
+        case may be an earlier one's partner, as in scaling efficiency): the file stores what the
+        statistics layer derived without knowing how.
+        """
         self.path = Path(path) if path is not None else None
+        self.derive = derive
         self.document: dict[str, Any] = {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
@@ -95,12 +103,8 @@ class ResultsFile:
 
     def add(self, case: dict[str, Any]) -> None:
         self.document["cases"].append(case)
-        efficiencies = scaling_efficiencies(self.document["cases"])  # a new case may be an earlier one's partner
-        for other in self.document["cases"]:
-            if other.get("summary"):
-                other["summary"].pop("scaling_efficiency", None)
-                if other["id"] in efficiencies:
-                    other["summary"]["scaling_efficiency"] = efficiencies[other["id"]]
+        if self.derive is not None:
+            self.derive(self.document["cases"])
         self.save()
 
     def finish(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import MfbenchError
+
 
 def default_results_dir() -> Path:
     """Where ``mfbench run`` writes results when ``--output`` is not given."""
@@ -16,8 +18,6 @@ def check_writable(path: Path, what: str = "output file") -> Path:
 
     Creates the missing parent folders (the run would, later) so the check is the real one.
     """
-    from ..errors import MfbenchError
-
     path = Path(path)
     if path.is_dir():
         raise MfbenchError(f"{what} {path} is a folder: give a file path, e.g. {path / 'results.json'}")

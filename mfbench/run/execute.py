@@ -1,27 +1,77 @@
-"""Executing ``mfbench run``: suite + command-line overrides -> cases -> results file."""
+"""Executing ``mfbench run``: suite + command-line overrides -> cases -> results file.
+
+What the layers above add to a run is handed in by the command that starts it: the progress
+display (``mfbench.report.progress``) as a ``DisplayFactory`` and tuned parameters
+(``mfbench.tuning.studies``) as ``TunedParameters``, so running a suite needs neither.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pluggy
 
 from .._version import __version__
 from ..plugin.registry import Registry
-from ..report.progress import Progress
 from ..results.files import ResultsFile
 from ..results.revision import source_revision
 from ..stats.performance_profile import performance_profile
+from ..stats.summary import set_scaling_efficiencies
 from ..stats.targets import apply_targets, derive_targets
 from .devices import DEFAULT_DEVICES
 from .executors import DEFAULT_EXECUTOR, INPROCESS, Job, call_observers, distributed, make_executor
 from .plan import AUTO_TARGET, Case, RunConfig, plan
 from .resume import kept_cases
 from .suite import ALL, Suite
+
+
+class Display(Protocol):
+    """What a run shows while it runs (``mfbench.report.progress.Progress`` is the one ``mfbench run`` uses)."""
+
+    def say(self, text: str) -> None: ...
+    def epoch(self, case_id: str, repeat: int, epoch: int, entry: dict[str, Any]) -> None: ...
+    def case(self, record: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+#: Makes the display once the cases are planned: (cases to run, the run's settings, quiet).
+DisplayFactory = Callable[[int, RunConfig, bool], Display]
+
+
+class Silent:
+    """A display that shows nothing: runs started from code, and torchrun ranks other than 0."""
+
+    def say(self, text: str) -> None:
+        pass
+
+    def epoch(self, case_id: str, repeat: int, epoch: int, entry: dict[str, Any]) -> None:
+        pass
+
+    def case(self, record: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def silent(total: int, config: RunConfig, quiet: bool) -> Display:
+    return Silent()
+
+
+@dataclass(frozen=True)
+class TunedParameters:
+    """Where a race's tuned parameters come from (``mfbench.tuning.studies`` makes these).
+
+    ``apply`` turns the planned cases into tuned ones and returns them with each tuned case's
+    tuning facts (by case id) and notes to show; ``storage`` is what the results file records.
+    """
+
+    storage: str
+    apply: Callable[[list[Case]], tuple[list[Case], dict[str, dict[str, Any]], list[str]]]
 
 
 @dataclass
@@ -93,8 +143,9 @@ def execute(
     quiet: bool = False,
     executor: str = DEFAULT_EXECUTOR,
     executor_options: Mapping[str, Any] | None = None,
-    tuned: str | None = None,
+    tuned: TunedParameters | None = None,
     previous: Mapping[str, Any] | None = None,
+    display: DisplayFactory = silent,
 ) -> tuple[ResultsFile | None, KeyboardInterrupt | None]:
     """Run everything through ``executor``; returns the results file and the interruption that stopped it, if any.
 
@@ -116,13 +167,11 @@ def execute(
     tuning: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     if tuned is not None:
-        from ..tuning.studies import storage_url, tuned_cases
-
-        cases, tuning, notes = tuned_cases(cases, tuned)
+        cases, tuning, notes = tuned.apply(cases)
     auto_ids = {c.id for c in cases if (c.target_rmse if c.target_rmse is not None else config.target_rmse) == AUTO_TARGET}
     kept = kept_cases(dict(previous), output, cases, config) if previous is not None else {}
     to_run = [case for case in cases if case.id not in kept]
-    progress = Progress(len(to_run), config.repeats, config.warmup + config.epochs, quiet=quiet)
+    progress = display(len(to_run), config, quiet)
     for note in notes:
         progress.say(f"mfbench: {note}")
     job = Job(pm, to_run, config, calibration=calibration, say=progress.say)
@@ -142,12 +191,14 @@ def execute(
             "plugins": sorted({e.origin for e in registry}),
             "selections": groups,
             "config": {k: getattr(config, k) for k in RunConfig.__dataclass_fields__},
-            "tuning": {"storage": storage_url(tuned)} if tuned is not None else None,
+            "tuning": {"storage": tuned.storage} if tuned is not None else None,
             "warnings": job.warnings,
         }
         if previous is not None:
             header["resumed"] = {"from_created": previous.get("created"), "kept": len(kept)}
-        results = ResultsFile(output if primary else None, header)  # under torchrun, rank 0 writes
+        results = ResultsFile(
+            output if primary else None, header, derive=set_scaling_efficiencies
+        )  # under torchrun, rank 0 writes
         for case in cases:
             if case.id in kept:
                 results.add(kept[case.id])

@@ -6,8 +6,6 @@ the wrong type, bad devices) is found here, before a single case runs.
 
 from __future__ import annotations
 
-import argparse
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic
@@ -19,6 +17,9 @@ from ..plugin.parts import Dataset, Model, Part, Strategy
 from ..plugin.registry import Entry, P, Registry
 from .devices import parse_device
 from .selection import Selection, format_selection, parse_selection
+from .settings import AUTO_TARGET, RunConfig
+
+__all__ = ["AUTO_TARGET", "Case", "Choice", "RunConfig", "plan", "resolve"]
 
 FACTORS_PARAM = "n_factors"
 
@@ -60,73 +61,6 @@ class Case:
     @property
     def id(self) -> str:
         return " / ".join((self.dataset.label, self.model.label, self.strategy.label, str(self.device)))
-
-
-@dataclass
-class RunConfig:
-    """How every case is run."""
-
-    epochs: int = 3
-    repeats: int = 3
-    warmup: int = 1
-    seed: int = 0
-    test_fraction: float = 0.1
-    #: Share of ratings held out for validation: what tuning, targets and time-to-target see.
-    valid_fraction: float = 0.1
-    factors: int | None = None
-    timeout: float | None = None
-    #: A threshold, "auto" (derived per workload after the run: mfbench.stats.targets), or None.
-    target_rmse: float | str | None = None
-    #: For auto targets: how far above the best validation RMSE the target lies (0.02: 2%).
-    target_slack: float = 0.02
-    #: torch intra-op threads for the whole run (None: torch's default, usually one per core).
-    threads: int | None = None
-
-    def validate(self) -> None:
-        if self.epochs < 1:
-            raise SelectionError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.warmup < 0:
-            raise SelectionError(f"--warmup must be 0 or more, got {self.warmup}")
-        check_target(self.target_rmse, "--target-rmse")
-        if not (isinstance(self.target_slack, (int, float)) and 0 <= self.target_slack < 1):
-            raise SelectionError(f"--target-slack must be in [0, 1), got {self.target_slack}")
-        if self.repeats < 1:
-            raise SelectionError(f"--repeats must be at least 1, got {self.repeats}")
-        if not 0.0 < self.test_fraction < 1.0:  # false for nan too
-            raise SelectionError(f"--test-fraction must be between 0 and 1, got {self.test_fraction}")
-        if not 0.0 < self.valid_fraction < 1.0:
-            raise SelectionError(f"--valid-fraction must be between 0 and 1, got {self.valid_fraction}")
-        if not self.test_fraction + self.valid_fraction < 1.0:
-            raise SelectionError(
-                f"--test-fraction and --valid-fraction must sum below 1, got {self.test_fraction} + {self.valid_fraction}"
-            )
-        if self.factors is not None and self.factors < 1:
-            raise SelectionError(f"--factors must be at least 1, got {self.factors}")
-        if self.threads is not None and self.threads < 1:
-            raise SelectionError(f"--threads must be at least 1, got {self.threads}")
-        if self.timeout is not None and not (self.timeout > 0 and math.isfinite(self.timeout)):
-            raise SelectionError(f"--timeout must be a positive number of seconds, got {self.timeout}")
-
-
-AUTO_TARGET = "auto"
-
-
-def check_target(value: float | str | None, where: str) -> None:
-    """A target is a positive finite number, "auto" or absent."""
-    if value is None or value == AUTO_TARGET:
-        return
-    if isinstance(value, str) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise SelectionError(f"{where} must be a positive number or {AUTO_TARGET!r}, got {value!r}")
-
-
-def parse_target(text: str) -> float | str:
-    """The command line's --target-rmse: a number or "auto"."""
-    if text.strip().lower() == AUTO_TARGET:
-        return AUTO_TARGET
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes a positive number or {AUTO_TARGET!r}, got {text!r}") from None
 
 
 def resolve(registry: Registry, base: type[Part], texts: Sequence[str], extra: dict[str, Any] | None = None) -> list[Choice]:

@@ -17,6 +17,7 @@ from ..errors import MfbenchError
 from ..results.files import load_results
 from .plan import Case, RunConfig
 from .runner import Runner
+from .settings import recorded
 
 
 def previous_run(output: Path, *, resume: bool, force: bool) -> dict[str, Any] | None:
@@ -36,11 +37,12 @@ def previous_run(output: Path, *, resume: bool, force: bool) -> dict[str, Any] |
 
 
 def config_differences(previous: dict[str, Any], config: RunConfig) -> list[str]:
-    old = previous.get("config") or {}
+    """The settings the earlier run had otherwise (read under today's names; one it did not
+    record is taken as its default, which is what that version did)."""
     return [
-        f"{key} {old.get(key)!r} there, {getattr(config, key)!r} here"
-        for key in RunConfig.__dataclass_fields__
-        if old.get(key) != getattr(config, key)
+        f"{name} {value!r} there, {getattr(config, name)!r} here"
+        for name, value in recorded(previous.get("config") or {})
+        if value != getattr(config, name)
     ]
 
 

@@ -278,10 +278,10 @@ class Runner:
                     self._epoch_done(case, repeat, epoch, loss, seconds, model, train, held_out, baseline, result)
                     elapsed = self.clock() - started
                     last = repeat == config.repeats - 1 and epoch == total - 1
-                    if config.timeout is not None and elapsed > config.timeout and not last:
+                    if config.case_timeout is not None and elapsed > config.case_timeout and not last:
                         raise CaseEnded(
                             "timeout",
-                            f"case ran {elapsed:.1f} s, over the {config.timeout:g} s limit, after epoch {epoch + 1} "
+                            f"case ran {elapsed:.1f} s, over the {config.case_timeout:g} s limit, after epoch {epoch + 1} "
                             f"of repeat {repeat + 1}; finished epochs are kept",
                         )
         finally:

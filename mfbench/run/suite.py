@@ -38,27 +38,22 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from ..errors import MfbenchError, unknown_name
+from .settings import current_name, declarations, suite_value
 
 DEFAULT_SUITE = "quick"
 ALL = "*"
-SETTINGS = {
-    "epochs": int,
-    "repeats": int,
-    "warmup": int,
-    "seed": int,
-    "test_fraction": float,
-    "valid_fraction": float,
-    "factors": int,
-    "timeout": float,
-    "target_rmse": float,
-    "target_slack": float,
-    "threads": int,
-}
 LISTS = ("datasets", "models", "strategies", "devices")
-TOP_KEYS = {"description", "group", "tune_trials", *SETTINGS, *LISTS}
-#: A group may set its own target: a threshold meant for one kind of data must not be
-#: printed for another group's data.
-GROUP_KEYS = (*LISTS, "target_rmse")
+
+
+def suite_settings() -> list[str]:
+    """The run settings a suite may set at its top level (mfbench.run.settings declares them)."""
+    return [name for name, declared in declarations().items() if declared.suite]
+
+
+def group_settings() -> list[str]:
+    """The settings a ``[[group]]`` may set for its own cases: a target meant for one kind of data
+    must not be printed for another group's data."""
+    return [name for name, declared in declarations().items() if declared.group]
 
 
 @dataclass
@@ -70,8 +65,6 @@ class Suite:
     groups: list[dict[str, Any]] = field(default_factory=list)
     #: The top-level lists: what fills a list the command line does not give.
     base: dict[str, list[str]] = field(default_factory=dict)
-    #: Trials per study when the suite tunes its strategies before racing them (``tune_trials``).
-    tune_trials: int | None = None
 
 
 def builtin_suites() -> dict[str, Path]:
@@ -99,14 +92,6 @@ def _string_list(value: Any, key: str, where: str) -> list[str]:
     return value
 
 
-def _target(value: Any, where: str) -> float | str:
-    if value == "auto":
-        return value
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf"):
-        raise MfbenchError(f"{where}: 'target_rmse' must be a positive number or \"auto\", got {value!r}")
-    return float(value)
-
-
 def load_suite(name_or_path: str) -> Suite:
     """Read and check a suite; every problem names the file."""
     path = find_suite(name_or_path)
@@ -121,43 +106,40 @@ def load_suite(name_or_path: str) -> Suite:
     except OSError as exc:
         raise MfbenchError(f"cannot read suite {path}: {exc}") from exc
     where = f"suite {path}"
-    unknown = set(data) - TOP_KEYS
-    if unknown:
-        raise MfbenchError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(TOP_KEYS))}")
+    top_keys = {"description", "group", *LISTS, *suite_settings()}
     settings = {}
-    for key, kind in SETTINGS.items():
-        if key in data:
-            value = data[key]
-            if key == "target_rmse":
-                settings[key] = _target(value, where)
-                continue
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or (kind is int and not isinstance(value, int)):
-                raise MfbenchError(f"{where}: {key!r} must be a{'n integer' if kind is int else ' number'}")
-            if kind is float and value != value:
-                raise MfbenchError(f"{where}: {key!r} must be a number, not nan")
-            settings[key] = kind(value)
+    unknown = []
+    for key, value in data.items():
+        name = current_name(key)
+        if name in suite_settings():
+            if name in settings:
+                raise MfbenchError(f"{where}: {key!r} sets {name!r} a second time")
+            settings[name] = suite_value(name, value, where)
+        elif key not in top_keys:
+            unknown.append(key)
+    if unknown:
+        raise MfbenchError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(top_keys))}")
     base = {key: _string_list(data[key], key, where) for key in LISTS if key in data}
     raw_groups = data.get("group", [{}])
     if not isinstance(raw_groups, list):
         raise MfbenchError(f"{where}: use [[group]] tables for groups")
+    group_keys = (*LISTS, *group_settings())
     groups = []
     for index, raw in enumerate(raw_groups, 1):
         if not isinstance(raw, dict):
             raise MfbenchError(f"{where}: group {index} is {raw!r}, not a table: use [[group]] tables for groups")
-        extra = set(raw) - set(GROUP_KEYS)
+        extra = set(raw) - set(group_keys)
         if extra:
             raise MfbenchError(
-                f"{where}: group {index} has unknown key(s) {', '.join(sorted(extra))}; known: {', '.join(GROUP_KEYS)}"
+                f"{where}: group {index} has unknown key(s) {', '.join(sorted(extra))}; known: {', '.join(group_keys)}"
             )
         group: dict[str, Any] = dict(base)
         group.update({key: _string_list(raw[key], key, f"{where} group {index}") for key in LISTS if key in raw})
-        if "target_rmse" in raw:
-            group["target_rmse"] = _target(raw["target_rmse"], f"{where} group {index}")
+        for name in group_settings():
+            if name in raw:
+                group[name] = suite_value(name, raw[name], f"{where} group {index}")
         missing = [key for key in ("datasets", "models", "strategies") if key not in group]
         if missing:
             raise MfbenchError(f"{where}: group {index} names no {', '.join(missing)}")
         groups.append(group)
-    trials = data.get("tune_trials")
-    if trials is not None and (not isinstance(trials, int) or isinstance(trials, bool) or trials < 1):
-        raise MfbenchError(f"{where}: 'tune_trials' must be a positive integer")
-    return Suite(path.stem, str(path), str(data.get("description", "")), settings, groups, base, trials)
+    return Suite(path.stem, str(path), str(data.get("description", "")), settings, groups, base)

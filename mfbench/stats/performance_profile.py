@@ -102,34 +102,3 @@ def performance_profile(cases: Iterable[dict[str, Any]], tau_max: float = TAU_MA
         "rule": "ratio = time-to-target / best time-to-target on the workload (inf when not reached); "
         f"score = area under rho(tau) for tau in [1, {tau_max:g}], divided by {tau_max - 1:g}",
     }
-
-
-def plot_profile(profile: dict[str, Any], path) -> Any:
-    """rho(tau) of every strategy as a step line, tau from 1 to tau_max; the score in the legend."""
-    from pathlib import Path
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tau_max = profile["tau_max"]
-    workloads = profile["workloads"]
-    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
-    steps = [1.0 + i * (tau_max - 1.0) / 300 for i in range(301)]
-    for entry in profile["strategies"]:
-        values = [rho(entry["ratios"], workloads, t) for t in steps]
-        axes.step(steps, values, where="post", label=f"{entry['strategy']} ({entry['score']:.2f})", linewidth=1.8)
-    axes.set_xlim(1.0, tau_max)
-    axes.set_ylim(-0.02, 1.02)
-    axes.set_xlabel("tau: time-to-target within tau x the fastest")
-    axes.set_ylabel("rho(tau): share of workloads")
-    axes.set_title(f"Performance profiles over {len(workloads)} workload(s); score in brackets")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="lower right")
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path

@@ -247,3 +247,14 @@ def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:
             if workers > 1:
                 scaled.add(key(case, knob))
     return {i: v for i, v in found.items() if key(by_id[i], by_id[i]["strategy"]["scales_with"]) in scaled}
+
+
+def set_scaling_efficiencies(cases: list[dict[str, Any]]) -> None:
+    """Write each case's ``scaling_efficiency`` into its summary (and take stale ones out): the
+    ``derive`` step of a results file, since a case that arrives may be an earlier one's partner."""
+    efficiencies = scaling_efficiencies(cases)
+    for case in cases:
+        if case.get("summary"):
+            case["summary"].pop("scaling_efficiency", None)
+            if case["id"] in efficiencies:
+                case["summary"]["scaling_efficiency"] = efficiencies[case["id"]]

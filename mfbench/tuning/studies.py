@@ -7,6 +7,7 @@ tuner and ``mfbench run --tuned`` need.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MfbenchError
+from ..run.execute import TunedParameters
 from ..run.plan import Case, Choice
 from ..stats.summary import as_number
 
@@ -183,3 +185,8 @@ def tuned_cases(cases: list[Case], storage_text: str) -> tuple[list[Case], dict[
         out.append(tuned)
         facts[tuned.id] = summary
     return out, facts, notes
+
+
+def tuned_parameters(storage_text: str) -> TunedParameters:
+    """What ``mfbench run --tuned STORAGE`` hands the run: its cases' studies in ``storage_text``."""
+    return TunedParameters(storage_url(storage_text), functools.partial(tuned_cases, storage_text=storage_text))

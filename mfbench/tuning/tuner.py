@@ -35,6 +35,8 @@ from typing import Any
 
 from ..errors import MfbenchError
 from ..plugin.search_space import Categorical, Dimension, IntRange, LogUniform, Uniform
+from ..run.executors import Job
+from ..run.executors.process import ProcessExecutor
 from ..run.plan import Case, RunConfig
 from ..run.runner import Runner
 from ..stats.summary import as_number, decision_rmse, time_to_target
@@ -211,9 +213,6 @@ class Tuner:
         self.pm = pm
         self.process = None
         if pm is not None and executor == "process":
-            from ..run.executors import Job
-            from ..run.executors.process import ProcessExecutor
-
             self.process = ProcessExecutor()
             self.process.start(Job(pm, [], self.runner.config, calibration=False))
 
@@ -315,8 +314,6 @@ class Tuner:
         which stops the worker at once."""
         if self.process is None:
             return self.runner.run_case(case)
-        from ..run.executors import Job
-
         records: list[dict[str, Any]] = []
         job = Job(self.pm, [case], self.runner.config, calibration=False)
         self.process.run(job, records.append, on_epoch)

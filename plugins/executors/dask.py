@@ -85,7 +85,7 @@ class DaskExecutor(Executor):
     """Each case on a Dask worker, one case per worker process at a time; calibrated per host."""
 
     name = "dask"
-    params = {"scheduler": None, "timeout": 30.0}
+    params = {"scheduler": None, "connect_timeout": 30.0}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -104,7 +104,7 @@ class DaskExecutor(Executor):
     def _connect(self) -> None:
         from distributed import Client
 
-        target, timeout = self.params["scheduler"], self.params["timeout"]
+        target, timeout = self.params["scheduler"], self.params["connect_timeout"]
         if not target:
             raise MfbenchError(
                 "the dask executor needs --scheduler ADDRESS_OR_FILE: a scheduler address (tcp://host:8786) "
@@ -168,7 +168,7 @@ class DaskExecutor(Executor):
         }
         for ip, future in futures.items():
             try:  # bounded: a probe pinned to a worker that died would otherwise wait for it forever
-                probe = future.result(timeout=self.params["timeout"] + 60)
+                probe = future.result(timeout=self.params["connect_timeout"] + 60)
             except Exception as exc:
                 raise MfbenchError(
                     f"the Dask worker {by_ip[ip][0]} could not prepare for the run "
@@ -237,17 +237,17 @@ class DaskExecutor(Executor):
             raise
 
     def _give_up_without_workers(self, job, pending, running, live, since, on_case) -> float | None:
-        """With no worker left and none back within ``timeout``, the cases still waiting end as errors."""
+        """With no worker left and none back within ``connect_timeout``, the cases still waiting end as errors."""
         if live or running or not pending:
             return None
         now = time.monotonic()
         if since is None:
             return now
-        if now - since < self.params["timeout"]:
+        if now - since < self.params["connect_timeout"]:
             return since
         while pending:
             _, case = pending.popleft()
-            reason = f"no Dask worker was left to run this case (none for {self.params['timeout']:g} s)"
+            reason = f"no Dask worker was left to run this case (none for {self.params['connect_timeout']:g} s)"
             on_case(job.lost_case(case, reason, host=None))
         return None
 
@@ -320,7 +320,7 @@ The calibration is timed once per host, and each case's relative throughput uses
 its own host's score. A worker that dies mid-case gives that case an error row;
 the others finish. Every case records its host (the table shows it when there are
 several). Dask's nanny starts workers with OMP_NUM_THREADS=1: compare with an
-in-process run at --threads 1. Its other option: --executor-option timeout=60
+in-process run at --threads 1. Its other option: --executor-option connect_timeout=60
 (seconds to reach the scheduler and its workers). Needs the dask extra:
 {INSTALL}.
 """

@@ -151,7 +151,7 @@ def fit_within(engine: Any, X: np.ndarray, timeout: float, stall: float = STALL_
         now = time.monotonic()
         if now - started >= timeout:
             raise LibmfHung(
-                f"LIBMF's fit did not return within timeout={timeout:g} s (its scheduler can deadlock "
+                f"LIBMF's fit did not return within call_timeout={timeout:g} s (its scheduler can deadlock "
                 f"on tiny problems; its threads are left behind)"
             )
         if asleep(thread_ids() - before) and worker.is_alive():
@@ -188,9 +188,9 @@ class LibMF(mfbench.Strategy):
         # Seconds one attempt at a whole fit may take. LIBMF's scheduler can deadlock at the end of a
         # fit (see fit_within): where /proc exists that is seen within STALL_S and the fit is tried
         # again, up to ATTEMPTS times; this limit catches the rest, and the case ends as timeout.
-        "timeout": 600.0,
+        "call_timeout": 600.0,
     }
-    constraints = {"lr": "positive", "reg": "non-negative", "threads": ">= 1", "bins": ">= 0", "timeout": "positive"}
+    constraints = {"lr": "positive", "reg": "non-negative", "threads": ">= 1", "bins": ">= 0", "call_timeout": "positive"}
     devices = ("cpu",)
     exact = False  # blocked order and adaptive per-row steps, not the reference's SGD
     deterministic = False  # with threads > 1 the block schedule depends on thread timing
@@ -250,7 +250,7 @@ class LibMF(mfbench.Strategy):
                 return None
             started = time.perf_counter()
             try:
-                fit_within(self.mf, self.X, self.params["timeout"])
+                fit_within(self.mf, self.X, self.params["call_timeout"])
                 break
             except LibmfHung:
                 self.mf = None  # its C threads still hold it: never free it under them

@@ -218,7 +218,7 @@ class DDP(mfbench.DistributedStrategy):
         "lr": 0.01,
         "reg": 0.05,
         "row_step": "expected",
-        "timeout": 600.0,
+        "call_timeout": 600.0,
     }
     constraints = {
         "world_size": ">= 1",
@@ -227,7 +227,7 @@ class DDP(mfbench.DistributedStrategy):
         "batch_size": ">= 1",
         "lr": "positive",
         "reg": "non-negative",
-        "timeout": "positive",
+        "call_timeout": "positive",
         "row_step": ROW_STEPS,
     }
     rank_worker = DataParallelRank

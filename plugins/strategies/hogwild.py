@@ -24,7 +24,7 @@ learning rate (see ``batching.ExpectedCounts`` for why).
 
 The workers are a :class:`mfbench.run.executors.WorkerGroup` without a process
 group: a worker that dies makes ``run_epoch`` raise at once, an epoch that takes
-longer than ``timeout`` seconds raises ``CaseTimeout`` (its late answer is never
+longer than ``call_timeout`` seconds raises ``CaseTimeout`` (its late answer is never
 counted for a later epoch), ``teardown`` stops every worker (ask, terminate,
 kill), and workers exit by themselves when the parent dies.
 """
@@ -134,7 +134,7 @@ class Hogwild(mfbench.Strategy):
         # fastest to start; unsafe if the parent runs other threads). Start-up times: results/README.md.
         "start_method": "forkserver",
         # seconds an epoch (or the workers' start-up) may take before run_epoch gives up.
-        "timeout": 600.0,
+        "call_timeout": 600.0,
     }
     constraints = {
         "workers": ">= 1",
@@ -143,7 +143,7 @@ class Hogwild(mfbench.Strategy):
         "reg": "non-negative",
         "lr_decay": "non-negative",
         "start_method": START_METHODS,
-        "timeout": "positive",
+        "call_timeout": "positive",
         "row_step": ROW_STEPS,
     }
     devices = ("cpu",)
@@ -189,7 +189,7 @@ class Hogwild(mfbench.Strategy):
         self.group = WorkerGroup(
             self.params["workers"],
             backend=None,
-            timeout=self.params["timeout"],
+            timeout=self.params["call_timeout"],
             start_method=self.params["start_method"],
             threads=1,
             name="mfbench-hogwild",

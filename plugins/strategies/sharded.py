@@ -224,7 +224,7 @@ class Sharded(mfbench.DistributedStrategy):
         # what a row's summed step in a batch is divided by: "expected" (its expected count per batch
         # in its block, when above 1), "mean" (its count in the batch) or "sum" (nothing); see minibatch.
         "row_step": "expected",
-        "timeout": 600.0,
+        "call_timeout": 600.0,
     }
     constraints = {
         "world_size": ">= 1",
@@ -232,7 +232,7 @@ class Sharded(mfbench.DistributedStrategy):
         "lr": "positive",
         "reg": "non-negative",
         "lr_decay": "non-negative",
-        "timeout": "positive",
+        "call_timeout": "positive",
         "row_step": ROW_STEPS,
     }
     rank_worker = BlockRank

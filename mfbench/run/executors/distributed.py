@@ -6,7 +6,7 @@ Two ways a distributed strategy gets its ranks:
   (:class:`mfbench.run.executors.pool.WorkerGroup`) starts ``world_size`` ranks that
   build the process group and a rank-side object, then serve calls. The parent is
   not a rank: it sends every rank the same call and waits for all of them; the pool
-  makes a dead rank raise at once and a hung one after ``timeout`` seconds, and its
+  makes a dead rank raise at once and a hung one after ``call_timeout`` seconds, and its
   ranks exit by themselves when the parent goes away.
 - **Under torchrun** (``RANK``/``WORLD_SIZE``/``MASTER_ADDR`` set): ``mfbench run``
   runs on every rank; the strategy joins the default process group (initializing it
@@ -141,7 +141,8 @@ class DistributedStrategy(Strategy):
     Subclasses set ``rank_worker`` (a picklable class built as ``rank_worker(RankContext,
     **payload)``, whose ``run_epoch(epoch)`` returns ``(sum of squared errors, ratings,
     bytes sent)`` for its rank and whose ``info()`` returns a tuple of numbers) and
-    implement :meth:`payloads`. Their ``params`` must include ``world_size`` and ``timeout``.
+    implement :meth:`payloads`. Their ``params`` must include ``world_size`` and ``call_timeout``
+    (seconds one call to the ranks may take; a strategy written when it was named ``timeout`` works too).
     """
 
     scales_with = "world_size"
@@ -169,6 +170,10 @@ class DistributedStrategy(Strategy):
             )
         return None
 
+    def call_timeout(self) -> float:
+        """Seconds one call to the ranks may take (``timeout`` in strategies written before it was renamed)."""
+        return float(self.params["call_timeout"] if "call_timeout" in self.params else self.params["timeout"])
+
     def payloads(self, model: nn.Module, train: Ratings, device: torch.device, seed: int) -> list[dict[str, Any]]:
         """What each rank's object is built from (one mapping per rank; this process's rank only under torchrun)."""
         raise NotImplementedError
@@ -181,7 +186,7 @@ class DistributedStrategy(Strategy):
         backend = backend_for(device)
         began = time.perf_counter()
         if self.launcher == "torchrun":
-            join_torchrun_group(backend, self.params["timeout"])
+            join_torchrun_group(backend, self.call_timeout())
             grouped = time.perf_counter()
             payload = self.payloads(model, train, device, seed)[0]
             context = RankContext(dist.get_rank(), dist.get_world_size(), backend, device, "torchrun")
@@ -193,7 +198,7 @@ class DistributedStrategy(Strategy):
             self.params["world_size"],
             backend=backend,
             device_type=device.type,
-            timeout=self.params["timeout"],
+            timeout=self.call_timeout(),
             start_method=self.start_method,
             preimport=self.preimport,
             name=f"mfbench-{self.name}",

@@ -206,7 +206,7 @@ class ProcessExecutor(Executor):
             name="mfbench-case",
             daemon=False,
         )  # a strategy may start worker processes of its own
-        limit = None if config.timeout is None else config.timeout + self.params["grace"]
+        limit = None if config.case_timeout is None else config.case_timeout + self.params["grace"]
         began = None
         try:
             self.started += 1
@@ -219,7 +219,7 @@ class ProcessExecutor(Executor):
                 return progress.record("error", f"the case's worker could not start: {exc}", self.calibration_score)
             self.killed += 1
             reason = (
-                f"worker killed after {time.monotonic() - began:.1f} s, over the {config.timeout:g} s limit, "
+                f"worker killed after {time.monotonic() - began:.1f} s, over the {config.case_timeout:g} s limit, "
                 f"{progress.where()}; finished epochs are kept"
             )
             return progress.record("timeout", reason, self.calibration_score)

@@ -1,0 +1,67 @@
+"""``mfbench report``: a saved run's table again (or as CSV, an HTML page, the profile score)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import MfbenchError
+from ..report.tables import check_format, render_csv, render_table
+from ..report.tuning import render_profile
+from ..results.files import load_results
+from ..stats.performance_profile import performance_profile
+from ..stats.summary import case_time_to_target
+from .common import FORMAT_HELP, Shared, shows_hosts, table_view, write_html_report
+
+
+def add_parser(sub: Any, shared: Shared) -> None:
+    rep = sub.add_parser("report", parents=[shared.table_opts], help="print a saved run's table again")
+    rep.add_argument("results", type=Path, help="a results JSON file written by mfbench run")
+    rep.add_argument("--format", default="simple", metavar="FMT", help=FORMAT_HELP)
+    rep.add_argument("--csv", action="store_true", help="write every column as CSV with raw numbers (spread as a fraction)")
+    rep.add_argument("--target-rmse", type=float, metavar="X", help="time-to-target for this X (default: the run's)")
+    rep.add_argument(
+        "--profile",
+        action="store_true",
+        help="rank strategies over every workload of the run with one score (performance profile, AlgoPerf-style)",
+    )
+    rep.set_defaults(handler=main)
+
+
+def run_profile(document: dict[str, Any], target: float | None) -> dict[str, Any]:
+    """The run's profile; recomputed when a different target is asked for."""
+    if target is None and document.get("profile"):
+        return document["profile"]
+    cases = document["cases"]
+    if target is not None:
+        cases = [
+            dict(
+                c, summary={**(c.get("summary") or {}), "target_rmse": target, "time_to_target_s": case_time_to_target(c, target)}
+            )
+            for c in cases
+        ]
+    return performance_profile(cases)
+
+
+def main(args: argparse.Namespace) -> int:
+    document = load_results(args.results)
+    view = table_view(args)
+    if args.profile:
+        profile = run_profile(document, args.target_rmse)
+        if not profile["strategies"]:
+            raise MfbenchError(f"{args.results} has no time-to-target to score: give --target-rmse X")
+        print(render_profile(profile, check_format(args.format)))
+        return 0
+    if args.csv:
+        sys.stdout.write(render_csv(document["cases"], args.target_rmse, hosts=shows_hosts(document)))
+    else:
+        print(
+            render_table(document["cases"], check_format(args.format), args.target_rmse, hosts=shows_hosts(document), view=view)
+        )
+    if args.html:
+        print(f"html: {write_html_report(document, args.html, args.target_rmse)}", file=sys.stderr)
+    if not document.get("complete"):
+        print(f"\nnote: {args.results} is from a run that did not finish; it holds the cases that did", file=sys.stderr)
+    return 0

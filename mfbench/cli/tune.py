@@ -1,0 +1,156 @@
+"""``mfbench tune``: a budgeted search over each strategy's declared search space, per case."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from typing import Any
+
+import pluggy
+import torch
+
+from ..errors import SelectionError
+from ..plugin.registry import Registry
+from ..report.tables import check_format
+from ..report.tuning import render_tuning
+from ..run.execute import Overrides, config_for, plan_suite
+from ..run.executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS
+from ..run.settings import parse_target
+from ..run.suite import Suite, load_suite
+from ..tuning.tuner import PRUNERS, SAMPLERS, Tuner
+from .common import DEFAULT_STUDIES, Shared, add_setting_options, given_settings, load_registry
+
+EPILOG = """\
+examples:
+  mfbench tune -d lowrank -m biased -s numba -s vectorized --trials 20
+  mfbench tune -d 'movielens[path=ratings.csv]' -m biased -s '*' --trials 20 --storage sqlite:///studies.db
+  mfbench run  -d 'movielens[path=ratings.csv]' -m biased -s '*' --tuned sqlite:///studies.db --target-rmse auto
+
+Each case's study is named by the case's identity ("dataset / model / strategy / device").
+Ctrl-C keeps the finished trials: the same command resumes. Several processes may work on
+one study at once: start the same command in each (on one machine with a SQLite file, on
+several with a database server URL such as postgresql://user@host/db); each stops when the
+study holds --trials trials.
+"""
+
+
+def add_parser(sub: Any, shared: Shared) -> None:
+    tune = sub.add_parser(
+        "tune",
+        parents=[shared.plugin_opts, shared.case_opts],
+        help="tune each strategy's parameters on the validation split (Optuna studies)",
+        description="For every case (dataset x model x strategy x device) of the selection or suite, run a budgeted "
+        "search over the strategy's declared search space. Trials train for warm-up + counted epochs and are judged "
+        "on the validation ratings only; the test ratings are never seen. Studies are stored, so an interrupted "
+        "tune resumes and several processes can share one study.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_setting_options(tune, "tune", shared.suite)
+    tune.add_argument(
+        "--target-rmse",
+        dest="objective_target",
+        type=parse_target,
+        metavar="X",
+        help="make each trial's objective its training seconds until validation RMSE <= X (default: no target; "
+        "the objective is the best validation RMSE within the epoch budget; a suite's targets are for races)",
+    )
+    tune.add_argument(
+        "--trials", type=int, default=20, help="trials per study, counting those it already holds (default %(default)s)"
+    )
+    tune.add_argument(
+        "--storage",
+        default=DEFAULT_STUDIES,
+        help="where studies live: a SQLite file path or any Optuna storage URL (default %(default)s)",
+    )
+    tune.add_argument(
+        "--sampler", default="qmc", choices=SAMPLERS, help="qmc: scrambled Sobol quasi-random points (default); tpe; random"
+    )
+    tune.add_argument(
+        "--pruner",
+        default="median",
+        choices=PRUNERS,
+        help="median: stop trials behind the median of earlier ones at the same epoch (default); none",
+    )
+    tune.add_argument(
+        "--params", metavar="P1,P2", help="tune only these parameters of the search space (default: all it declares)"
+    )
+    tune.add_argument(
+        "--executor",
+        default=DEFAULT_EXECUTOR,
+        choices=LOCAL_EXECUTORS,
+        help="where each trial trains: process (default: a worker process per trial, so a crash fails that trial "
+        "only), inprocess (this process, for pdb)",
+    )
+    tune.add_argument("--format", default="simple", metavar="FMT", help="any tabulate table format")
+    tune.set_defaults(handler=main)
+
+
+def tune_cases(
+    registry: Registry,
+    suite: Suite,
+    overrides: Overrides,
+    storage: str,
+    trials: int,
+    *,
+    sampler: str = "qmc",
+    pruner: str = "median",
+    only: set[str] | None = None,
+    target: float | None = None,
+    say: Any = print,
+    pm: pluggy.PluginManager | None = None,
+    executor: str = DEFAULT_EXECUTOR,
+) -> list[dict[str, Any]] | None:
+    """Tune every planned case into ``storage``; the studies' summaries, or None when interrupted."""
+    # Only a target given to tune makes the objective time-to-target: a suite's targets are
+    # for its races (and "auto" ones are derived from tuned races, so they cannot steer tuning).
+    config = replace(config_for(suite, overrides), target_rmse=target)
+    cases, _ = plan_suite(registry, suite, overrides, config)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    tuner = Tuner(storage, config, trials=trials, sampler=sampler, pruner=pruner, only=only, say=say, pm=pm, executor=executor)
+    say(f"mfbench tune: {len(cases)} case(s), {trials} trials each, studies in {tuner.storage_text}")
+    summaries = []
+    try:
+        for index, case in enumerate(cases, 1):
+            say(f"[{index}/{len(cases)}] {case.id}")
+            summary = tuner.tune(case)
+            if summary["status"] == "skipped":
+                say(f"  skipped: {summary['reason']}")
+            summaries.append(summary)
+    except KeyboardInterrupt:
+        print(
+            f"\nmfbench: interrupted; finished trials are kept in {tuner.storage_text}: run the same command again to resume",
+            file=sys.stderr,
+        )
+        return None
+    return summaries
+
+
+def main(args: argparse.Namespace) -> int:
+    check_format(args.format)
+    if args.objective_target == "auto":
+        raise SelectionError("mfbench tune takes a numeric --target-rmse (or none); 'auto' targets come from tuned races")
+    pm, registry = load_registry(args.plugins)
+    suite = load_suite(args.suite)
+    overrides = Overrides(args.dataset, args.model, args.strategy, args.device, given_settings(args))
+    only = set(args.params.split(",")) if args.params else None
+    summaries = tune_cases(
+        registry,
+        suite,
+        overrides,
+        args.storage,
+        args.trials,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        only=only,
+        target=args.objective_target,
+        pm=pm,
+        executor=args.executor,
+    )
+    if summaries is None:
+        return 130
+    print(render_tuning(summaries, args.format))
+    print(f"\nstudies: {args.storage}; race them with: mfbench run ... --tuned {args.storage}")
+    return 0
