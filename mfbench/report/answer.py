@@ -1,0 +1,123 @@
+"""The one-line answer: who wins a workload, by how much, and whether seed noise can tell them apart.
+
+Words for a :class:`mfbench.stats.paired.Comparison`: "numba and native-sgd tie (p = 0.41); both
+faster than vectorized by 4.1x [3.2x, 5.3x]". The p-values shown are the adjusted ones that decided.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from ..stats.paired import Comparison, PairComparison
+
+
+def answer_sentence(comparison: Comparison, unit: str = "s", metric: str | None = None) -> str:
+    """The one line a reader wants: who wins, by how much, and whether it is distinguishable from seed noise.
+
+    ``unit`` is used only where raw values are printed (one seed, one strategy); ``metric`` (e.g.
+    "held-out RMSE") is inserted as "tie on <metric>".  p-values shown are the adjusted ones that decided.
+    """
+    c = comparison
+    if not c.order:
+        return "No strategies to compare"
+    if c.n_seeds < 2:
+        listed = ", ".join(f"{s} {_fmt_value(c.median(s), unit, c.kind)}" for s in c.order)
+        return f"One seed only ({listed}): there is no uncertainty estimate from one seed; run with --seeds 5 to get one"
+    if len(c.order) == 1:
+        return f"Only {c.order[0]} was measured: median {_fmt_value(c.medians[0], unit, c.kind)}"
+    lead_group = c.groups[0]
+    rest = [s for s in c.order if s not in lead_group]
+    on = f" on {metric}" if metric else ""
+    if len(lead_group) == 1:
+        pc = c.pair(lead_group[0], rest[0])
+        assert pc is not None
+        return (
+            f"{lead_group[0]} is {_better_word(c)} than {rest[0]}{on} by {_fmt_effect(c, pc, lead_group[0])} "
+            f"({_fmt_p(pc.p_adjusted)})"
+        )
+    text = f"{_join(lead_group)} tie{on} ({_tie_p(c, lead_group)})"
+    if rest:
+        text += "; " + _beats_clause(c, lead_group, rest[0])
+    return text
+
+
+def _beats_clause(c: Comparison, group: tuple[str, ...], other: str) -> str:
+    """'both/all' only when every group member is itself significantly better than ``other``."""
+    all_sig = all((pc := c.pair(m, other)) is not None and pc.significant for m in group)
+    who = ("both" if len(group) == 2 else "all") if all_sig else group[0]
+    pc = c.pair(group[0], other)
+    assert pc is not None
+    return f"{who} {_better_word(c)} than {other} by {_fmt_effect(c, pc, group[0])}"
+
+
+def _tie_p(c: Comparison, group: tuple[str, ...]) -> str:
+    ps = [pc.p_adjusted for m in group[1:] if (pc := c.pair(group[0], m)) is not None]
+    known = [p for p in ps if p is not None]
+    if not known:
+        return "no test possible"
+    if len(group) == 2:
+        return _fmt_p(known[0])
+    return _fmt_p(min(known)).replace("p = ", "p >= ")
+
+
+def _better_word(c: Comparison) -> str:
+    if c.kind == "time":
+        return "faster" if c.lower_is_better else "higher"
+    return "lower" if c.lower_is_better else "higher"
+
+
+def _fmt_effect(c: Comparison, pc: PairComparison, winner: str) -> str:
+    """Effects are printed as a positive 'by how much the winner is better' with its interval."""
+    if pc.effect is None:
+        return "an undefined amount"
+    flip = pc.a != winner
+    if c.kind == "time":
+
+        def factor(r: float) -> float:
+            r = 1 / r if flip else r
+            return _safe_inv(r) if c.lower_is_better else r
+
+        lo, hi = (None, None) if pc.low is None or pc.high is None else sorted((factor(pc.low), factor(pc.high)))
+        return _fmt_with_ci(factor(pc.effect), lo, hi, _fmt_ratio)
+    s = (-1.0 if c.lower_is_better else 1.0) * (-1.0 if flip else 1.0)
+    lo, hi = (None, None) if pc.low is None or pc.high is None else sorted((s * pc.low, s * pc.high))
+    return _fmt_with_ci(s * pc.effect, lo, hi, _fmt_num)
+
+
+def _safe_inv(r: float) -> float:
+    return math.inf if r == 0 else 1 / r
+
+
+def _fmt_with_ci(x: float, lo: float | None, hi: float | None, fmt: Callable[[float], str]) -> str:
+    if lo is None or hi is None:
+        return f"{fmt(x)} (no interval)"
+    return f"{fmt(x)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def _fmt_ratio(r: float) -> str:
+    if math.isinf(r):
+        return "∞×"
+    return f"{r:.1f}×" if r < 10 else f"{r:.0f}×"
+
+
+def _fmt_num(x: float) -> str:
+    return f"{x:.2g}" if abs(x) < 1 else f"{x:.3g}"
+
+
+def _fmt_value(x: float, unit: str, kind: str) -> str:
+    if math.isinf(x) and kind == "time":
+        return "never reached"
+    return f"{x:.3g} {unit}".rstrip()
+
+
+def _fmt_p(p: float | None) -> str:
+    if p is None:
+        return "no test possible"
+    if p < 0.001:
+        return "p < 0.001"
+    return f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
+
+
+def _join(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
