@@ -1,8 +1,9 @@
-"""Regenerate the README's example outputs from the tool itself, so they never drift from it.
+"""Regenerate the example outputs of the README and the documentation pages from the tool itself,
+so they never drift from it.
 
-    python benchmarks/readme_outputs.py            # rewrite every marked block of README.md
+    python benchmarks/readme_outputs.py            # rewrite every marked block of README.md and docs/
     python benchmarks/readme_outputs.py --check    # exit 1 naming each block that differs
-    python benchmarks/readme_outputs.py --images   # also redraw the README's plot and report screenshot
+    python benchmarks/readme_outputs.py --images   # also redraw the docs' plot and report screenshot
 
 A block is marked by the comment that names the command printing it, on the line
 before its fence:
@@ -13,8 +14,9 @@ before its fence:
     ```
 
 Commands are ``mfbench`` commands over committed results files, run in this
-process at a terminal width of ``WIDTH`` columns (the README's examples are what
-a 100-column terminal shows). tests/test_docs.py runs the check.
+process at a terminal width of ``WIDTH`` columns (the examples are what a
+100-column terminal shows). The pages are README.md and every Markdown file under
+docs/ (``pages()``). tests/test_docs.py runs the check.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 WIDTH = 100
 MARKED = re.compile(r"(<!-- output of: (?P<command>[^>]*?) -->\n```text\n)(?P<body>.*?)(```)", re.S)
-#: The README's images: (path, what draws it).
+#: The pictures the docs show (docs/reports.md), drawn by --images.
 PLOT = ROOT / "results" / "quick-cpu-2core.png"
 SCREENSHOT = ROOT / "results" / "quick-cpu-2core-report.png"
 QUICK = ROOT / "results" / "quick-cpu-2core.json"
+RUN = "python benchmarks/readme_outputs.py"
 
 
 def command_output(command: str) -> str:
@@ -66,8 +70,13 @@ def command_output(command: str) -> str:
     return buffer.getvalue().rstrip("\n") + "\n"
 
 
+def pages() -> list[Path]:
+    """Every page that may carry marked blocks: the README, then the documentation's Markdown."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
 def regenerate(text: str) -> tuple[str, list[str]]:
-    """The README with every marked block replaced by its command's output, and the commands whose block changed."""
+    """``text`` with every marked block replaced by its command's output, and the commands whose block changed."""
     changed: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
@@ -80,7 +89,7 @@ def regenerate(text: str) -> tuple[str, list[str]]:
 
 
 def draw_images() -> None:
-    """The README's plot (mfbench plot) and the screenshot of the HTML report (headless Chromium)."""
+    """The docs' plot (mfbench plot) and the screenshot of the HTML report (headless Chromium)."""
     import json
 
     from mfbench.report.html_report import write_report
@@ -116,16 +125,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a block differs")
     parser.add_argument("--images", action="store_true", help="also redraw the plot and the report screenshot")
     args = parser.parse_args(argv)
-    text = README.read_text(encoding="utf-8")
-    updated, changed = regenerate(text)
+    differs = False
+    for page in pages():
+        text = page.read_text(encoding="utf-8")
+        if not MARKED.search(text):
+            continue
+        name = page.relative_to(ROOT)
+        updated, changed = regenerate(text)
+        differs = differs or bool(changed)
+        if args.check:
+            for command in changed:
+                print(f"{name}: the output of `{command}` differs from what the tool prints; run {RUN}")
+            continue
+        if changed:
+            page.write_text(updated, encoding="utf-8")
+        print(f"{name}: {len(changed)} block(s) rewritten" + (f": {', '.join(changed)}" if changed else ""))
     if args.check:
-        for command in changed:
-            print(
-                f"README.md: the output of `{command}` differs from what the tool prints; run python benchmarks/readme_outputs.py"
-            )
-        return 1 if changed else 0
-    README.write_text(updated, encoding="utf-8")
-    print(f"README.md: {len(changed)} block(s) rewritten" + (f": {', '.join(changed)}" if changed else ""))
+        return 1 if differs else 0
     if args.images:
         draw_images()
         print(f"drew {PLOT.relative_to(ROOT)} and {SCREENSHOT.relative_to(ROOT)}")
