@@ -206,8 +206,10 @@ def test_report_csv_has_raw_numbers_and_target_column(capsys, tmp_path):
     path = small_run(tmp_path, "a.json", "--target-rmse", "100")
     capsys.readouterr()
     assert main(["report", str(path), "--csv"]) == 0
-    header, values = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    header, values, *baselines = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert "time to 100" in header and "updates/s" in header
+    assert [line[header.index("strategy")] for line in baselines] == ["(global mean)", "(biases)"]
+    assert all(float(line[header.index("test RMSE")]) > 0 for line in baselines)
     row = dict(zip(header, values, strict=True))
     assert row["dataset"] == TINY
     assert float(row["updates/s"]) > 0 and float(row["time to 100"]) > 0

@@ -10,7 +10,7 @@ from mfbench.cli import main
 from mfbench.cli.entry import build_parser
 from mfbench.errors import MfbenchError, SelectionError
 from mfbench.run.resume import config_differences
-from mfbench.run.settings import RunConfig, declarations, defaults, recorded
+from mfbench.run.settings import RunConfig, declarations, defaults, recorded, value_type
 from mfbench.run.suite import group_settings, load_suite, suite_settings
 
 
@@ -35,14 +35,16 @@ def test_the_command_line_options_are_the_declarations(command):
     for name, setting in declarations().items():
         assert (name in options) == (command in setting.commands), (command, name)
         if name in options:
-            assert options[name].option_strings == setting.flags(name)
+            switch = [f"--no-{name.replace('_', '-')}"] if value_type(name) is bool else []
+            assert options[name].option_strings == [*setting.flags(name), *switch]
             assert setting.help.split(";")[0][:30] in text, (command, name)
 
 
 def test_suites_may_set_what_the_declarations_allow(tmp_path):
     assert "epochs" in suite_settings() and group_settings() == ["target_rmse"]
     path = tmp_path / "s.toml"
-    path.write_text('epochs = 4\ntune_trials = 2\ntimeout = 9\ndatasets = ["sprand"]\nmodels = ["dot"]\nstrategies = ["reference"]\n')
+    lists = 'datasets = ["sprand"]\nmodels = ["dot"]\nstrategies = ["reference"]\n'
+    path.write_text("epochs = 4\ntune_trials = 2\ntimeout = 9\n" + lists)
     suite = load_suite(str(path))
     assert suite.settings == {"epochs": 4, "tune_trials": 2, "case_timeout": 9.0}  # timeout: the old name of case_timeout
 

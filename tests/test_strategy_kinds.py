@@ -15,7 +15,7 @@ from mfbench.plugin import contract_checks as testing
 from mfbench.plugin.registry import collect
 from mfbench.report.tables import render_csv, render_table
 from mfbench.results.files import ResultsFile
-from mfbench.stats.summary import case_throughput, scaling_efficiencies, set_scaling_efficiencies
+from mfbench.stats.summary import case_throughput, run_key, scaling_efficiencies, set_scaling_efficiencies
 
 
 class WholeFit(mfbench.Strategy):
@@ -128,7 +128,7 @@ def test_scaling_efficiency_pairs_cases_that_differ_only_in_the_knob(pm, run_cas
     other_lr = {**fake_threaded(run, 2, 150.0), "id": "other-lr"}
     other_lr["strategy"] = {**other_lr["strategy"], "params": {"threads": 2, "lr": 0.5}}
     found = scaling_efficiencies([one, two, four, other_lr])
-    assert found == {one["id"]: 1.0, two["id"]: 0.75, four["id"]: 0.5}  # no one-thread partner at lr 0.5
+    assert found == {run_key(one): 1.0, run_key(two): 0.75, run_key(four): 0.5}  # no one-thread partner at lr 0.5
     results = ResultsFile(tmp_path / "r.json", {}, derive=set_scaling_efficiencies)
     for case in (two, one):  # the partner arrives after the case it scales
         results.add(case)

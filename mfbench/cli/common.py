@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import pluggy
 from ..plugin.manager import PLUGINS_ENV, make_plugin_manager
 from ..plugin.options import RunOptions
 from ..plugin.registry import Registry, collect
+from ..report.answer import render_answer
 from ..report.html_report import write_report
 from ..report.tablefit import View, parse_columns, terminal_width
 from ..results.paths import default_results_dir
@@ -91,7 +93,11 @@ def case_options(suite: Suite | None) -> argparse.ArgumentParser:
 
 
 def shown(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 def default_text(key: str, fallback: str, suite: Suite | None) -> str:
@@ -112,15 +118,13 @@ def add_setting_options(parser: argparse.ArgumentParser, command: str, suite: Su
         if command not in declared.commands:
             continue
         default = defaults()[name]
-        fallback = declared.shown_default if default is None else shown(default)
         kind = value_type(name)
-        parser.add_argument(
-            *declared.flags(name),
-            dest=name,
-            type=declared.parse or kind,
-            metavar=declared.metavar,
-            help=f"{declared.help} ({default_text(name, fallback or 'none', suite)})",
-        )
+        fallback = declared.shown_default if default is None else shown(default)
+        help = f"{declared.help} ({default_text(name, fallback or 'none', suite)})"
+        if kind is bool:  # a switch: --name, and --no-name to turn off what a suite turned on
+            parser.add_argument(*declared.flags(name), dest=name, action=argparse.BooleanOptionalAction, help=help)
+            continue
+        parser.add_argument(*declared.flags(name), dest=name, type=declared.parse or kind, metavar=declared.metavar, help=help)
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -151,6 +155,21 @@ def shows_hosts(document: dict) -> bool | None:
     """The table names each case's host when an executor that can use other hosts ran it."""
     name = (document.get("executor") or {}).get("name", DEFAULT_EXECUTOR)
     return True if name not in LOCAL_EXECUTORS else None
+
+
+def print_answer(cases: list[dict[str, Any]], target: float | None = None) -> None:
+    """The answer lines under the table: per workload, who is fastest and best, with ties and baselines
+    (wrapped to the terminal's width, as the table is fitted to it)."""
+    text = render_answer(cases, target)
+    if not text:
+        return
+    width = terminal_width(sys.stdout)
+    lines = text.splitlines() if width is None else [w for line in text.splitlines() for w in wrapped(line, width)]
+    print("\nanswer:\n" + "\n".join(lines))
+
+
+def wrapped(line: str, width: int) -> list[str]:
+    return textwrap.wrap(line, width, subsequent_indent="  ", break_on_hyphens=False) or [line]
 
 
 def write_html_report(document: dict, path: Path, target: float | None = None) -> Path:

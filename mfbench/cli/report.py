@@ -13,7 +13,7 @@ from ..report.tuning import render_profile
 from ..results.files import load_results
 from ..stats.performance_profile import performance_profile
 from ..stats.summary import case_time_to_target
-from .common import FORMAT_HELP, Shared, shows_hosts, table_view, write_html_report
+from .common import FORMAT_HELP, Shared, print_answer, shows_hosts, table_view, write_html_report
 
 
 def add_parser(sub: Any, shared: Shared) -> None:
@@ -60,6 +60,7 @@ def main(args: argparse.Namespace) -> int:
         print(
             render_table(document["cases"], check_format(args.format), args.target_rmse, hosts=shows_hosts(document), view=view)
         )
+        print_answer(document["cases"], args.target_rmse)
     if args.html:
         print(f"html: {write_html_report(document, args.html, args.target_rmse)}", file=sys.stderr)
     if not document.get("complete"):

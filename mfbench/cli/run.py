@@ -31,6 +31,7 @@ from .common import (
     Terminated,
     add_setting_options,
     given_settings,
+    print_answer,
     print_warnings,
     shows_hosts,
     table_view,
@@ -182,6 +183,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"\nmfbench: {how}; the {len(cases)} finished case(s) are in {output}", file=sys.stderr)
         return 143 if terminated else 130
     print(render_table(cases, args.format, hosts=shows_hosts(results.document), view=table_view(args)))
+    print_answer(cases)
     print_scores(results.document, args.format)
     print(f"\nresults: {output}")
     if args.html:

@@ -8,8 +8,92 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..stats.paired import Comparison, PairComparison
+from ..stats.seeds import WorkloadVerdict, workload_verdicts
+
+#: What a reader is told to do when one seed cannot say which differences are real.
+MORE_SEEDS = "run with --seeds 5 to tell which differences are real"
+
+
+def render_answer(cases: Sequence[dict[str, Any]], target: float | None = None) -> str:
+    """The answer lines a terminal prints under the table (empty when no case ended ok)."""
+    verdicts = workload_verdicts([c for c in cases if c.get("status") == "ok"], target)
+    lines = workload_answers(verdicts)
+    text = "\n".join(f"- {line}" for line in lines)
+    if any(len(v.seeds) > 1 for v in verdicts):
+        text = SEEDS_LEGEND + "\n" + text
+    return text
+
+
+#: What the cells and sentences of a run over several seeds mean.
+SEEDS_LEGEND = (
+    "over seeds: time to target = median of epochs to target x the case's median epoch [95% bootstrap interval] "
+    "(wall-clock seconds in --csv and the HTML page); reached = seeds that reached it; test RMSE = mean ±half its "
+    "95% t-interval; pairs compared on shared seeds (paired test or paired bootstrap, Holm-corrected). Intervals "
+    "cover seed and timing variation on this machine, not other hardware."
+)
+
+
+def workload_answers(verdicts: Sequence[WorkloadVerdict]) -> list[str]:
+    """The answer of a run, one line per workload and question: which strategies reach the target fastest
+    (tied groups and ratios with their intervals), which reach the lowest held-out RMSE, and how that
+    compares with the baselines; a quality that a constant beats is never called the best."""
+    lines = []
+    for verdict in verdicts:
+        seeds = len(verdict.seeds)
+        where = f"{verdict.workload} ({seeds} seeds)" if seeds > 1 else verdict.workload
+        if verdict.time is not None and verdict.target is not None:
+            lines.append(f"{where}, time to {verdict.target:g}: {time_sentence(verdict.time)}")
+        quality = quality_sentence(verdict)
+        if quality:
+            lines.append(f"{where}, held-out RMSE: {quality}")
+    return lines
+
+
+def time_sentence(comparison: Comparison) -> str:
+    if comparison.n_seeds >= 2:
+        return answer_sentence(comparison, unit="s")
+    reached = [s for s in comparison.order if math.isfinite(comparison.median(s))]
+    if not reached:
+        return f"no strategy reached it; one seed, so no uncertainty estimate ({MORE_SEEDS})"
+    first = reached[0]
+    text = f"{first} reached it first ({_fmt_value(comparison.median(first), 's', 'time')})"
+    if len(reached) > 1:
+        text += f", next {reached[1]} at {comparison.median(reached[1]) / comparison.median(first):.2f}x as long"
+    missed = len(comparison.order) - len(reached)
+    if missed:
+        text += f"; {missed} of {len(comparison.order)} did not reach it"
+    return text + f"; one seed, so no uncertainty estimate ({MORE_SEEDS})"
+
+
+def quality_sentence(verdict: WorkloadVerdict) -> str:
+    """Who reaches the lowest held-out RMSE, against the baselines of the data."""
+    comparison = verdict.quality
+    mean = verdict.baselines.get("global_mean")
+    constant = f"{mean.estimate:.4f}" if mean is not None and mean.estimate is not None else None
+    if comparison is None or not comparison.order:
+        return ""
+    if constant is not None and set(comparison.order) <= set(verdict.worse_than_mean):
+        return (
+            f"no strategy beats predicting the global mean ({constant}): none learned more than a constant knows, "
+            "so none is the best"
+        )
+    if comparison.n_seeds >= 2:
+        text = answer_sentence(comparison, unit="", metric=None)
+    else:
+        best = comparison.order[0]
+        text = f"lowest {best} ({comparison.median(best):.4f}); one seed, so no uncertainty estimate ({MORE_SEEDS})"
+    if constant is not None:
+        biases = verdict.baselines.get("biases")
+        text += f"; baselines: global mean {constant}"
+        if biases is not None and biases.estimate is not None:
+            text += f", biases {biases.estimate:.4f}"
+        worse = [s for s in comparison.order if s in verdict.worse_than_mean]
+        if worse:
+            text += f"; not better than the global mean: {', '.join(worse)}"
+    return text
 
 
 def answer_sentence(comparison: Comparison, unit: str = "s", metric: str | None = None) -> str:

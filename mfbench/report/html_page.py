@@ -144,9 +144,10 @@ def data_table(
     headers: Sequence[str],
     rows: Sequence[Sequence[str]],
     details: Sequence[str] | None = None,
-    cases: Sequence[int] | None = None,
+    cases: Sequence[int | None] | None = None,
 ) -> str:
-    """A table of already formatted cells; each row may carry a hidden detail row opened by a click."""
+    """A table of already formatted cells; each row may carry a hidden detail row opened by a click
+    (a row with no case, a baseline, has none)."""
     numeric = [any(word in h for word in NUMERIC) for h in headers]
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
@@ -155,7 +156,9 @@ def data_table(
             f'<td class="num">{esc(c)}</td>' if n else f"<td>{esc(c)}</td>" for c, n in zip(row, numeric, strict=True)
         )
         case = cases[index] if cases is not None else -1
-        if details is not None:
+        if case is None:
+            body.append(f'<tr class="baseline">{cells}</tr>')
+        elif details is not None:
             body.append(f'<tr class="case" data-case="{case}" title="click for the parameters">{cells}</tr>')
             body.append(f'<tr class="detail" hidden><td colspan="{len(headers)}">{details[index]}</td></tr>')
         else:

@@ -19,13 +19,16 @@ from typing import Any
 from .._version import __version__
 from ..results.revision import describe as describe_revision
 from ..run.selection import format_selection
-from ..stats.summary import as_number, case_throughput, case_time_to_target, scaling_efficiencies
+from ..stats.seeds import workload_verdicts
+from ..stats.summary import as_number, case_throughput, case_time_to_target, run_key, scaling_efficiencies
+from .answer import quality_sentence, time_sentence
 from .colors import device_dash, strategy_color
 from .html_page import data_table, facts, legend, page, section, write_page
 from .plot import rmse_curve
+from .rows import case_target
 from .svgcharts import Bar, Series, bar_chart, esc, fmt_number, line_chart
 from .tablefit import collapse_skipped
-from .tables import case_target, results_table, table_shape
+from .tables import results_table, table_rows, table_shape
 
 
 def part_label(record: dict[str, Any]) -> str:
@@ -73,53 +76,27 @@ def rating_objective(case: dict[str, Any]) -> bool:
 
 
 def answers(cases: list[dict[str, Any]], target: float | None) -> list[str]:
-    """One sentence per workload: who reached the target first, or, where none did, who was fastest."""
-    devices = len({c["device"] for c in cases if c["status"] == "ok"}) > 1
+    """One or two sentences per workload, the terminal's answer lines (mfbench.report.answer): who reaches
+    the target first, with tied groups and intervals over several seeds, and who reaches the lowest
+    held-out RMSE against the baselines; where there is no target, who is fastest."""
     lines = []
-    given = target
     for name, indices in by_workload(cases).items():
-        ok = [cases[i] for i in indices if cases[i]["status"] == "ok"]
-        target = workload_target(ok, given)
-        if not ok:
+        if not any(cases[i]["status"] == "ok" for i in indices):
             statuses = Counter(cases[i]["status"] for i in indices)
             lines.append(f"<b>{esc(name)}</b>: no case ended ok ({esc(', '.join(f'{n} {s}' for s, n in statuses.items()))}).")
-            continue
-        reached = []
-        if target is not None:
-            for case in ok:
-                seconds = case_time_to_target(case, target)
-                if seconds is not None:
-                    reached.append((seconds, case))
-        reached.sort(key=lambda pair: pair[0])
-        if reached:
-            seconds, best = reached[0]
-            text = (
-                f"<b>{esc(name)}</b>: <b>{esc(case_name(best, devices))}</b> reached held-out RMSE {target:g} first, "
-                f"in {seconds:.3g} s of training"
-            )
-            if len(reached) > 1:
-                second_s, second = reached[1]
-                text += f"; next {esc(case_name(second, devices))}, {second_s / seconds:.3g}× as long" if seconds > 0 else ""
-            missed = len([c for c in ok if rating_objective(c)]) - len(reached)
-            if missed:
-                text += f"; {missed} of {len(ok)} did not reach it"
-            lines.append(text + ".")
-            continue
-        speeds = [(case_throughput(c), c) for c in ok]
-        rates = [(s.median, c) for s, c in speeds if s is not None]
-        if not rates:
-            continue
-        rate, fastest = max(rates, key=lambda pair: pair[0])
-        text = f"<b>{esc(name)}</b>: "
-        if target is not None:
-            text += f"none reached held-out RMSE {target:g}; "
-        text += f"fastest <b>{esc(case_name(fastest, devices))}</b> at {esc(fmt_number(rate))} updates/s"
-        rated = [(as_number((c.get("summary") or {}).get("final_test_rmse")), c) for c in ok if rating_objective(c)]
-        rated = [(v, c) for v, c in rated if math.isfinite(v)]
-        if rated:
-            value, best = min(rated, key=lambda pair: pair[0])
-            text += f"; lowest held-out RMSE {value:.4f} by {esc(case_name(best, devices))}"
-        lines.append(text + ".")
+    for verdict in workload_verdicts([c for c in cases if c["status"] == "ok"], target):
+        seeds = f" ({len(verdict.seeds)} seeds)" if len(verdict.seeds) > 1 else ""
+        where = f"<b>{esc(verdict.workload)}</b>{seeds}"
+        if verdict.time is not None and verdict.target is not None:
+            lines.append(f"{where}, time to held-out RMSE {verdict.target:g}: {esc(time_sentence(verdict.time))}.")
+        else:
+            fastest = max(verdict.cases, key=lambda f: f.updates_per_s.estimate or 0.0)
+            rate = fastest.updates_per_s.estimate
+            if rate:
+                lines.append(f"{where}: fastest <b>{esc(fastest.strategy)}</b> at {esc(fmt_number(rate))} updates/s.")
+        quality = quality_sentence(verdict)
+        if quality:
+            lines.append(f"{where}, held-out RMSE: {esc(quality)}.")
     return lines
 
 
@@ -210,9 +187,13 @@ def case_detail(case: dict[str, Any]) -> str:
 
 
 def table_section(cases: list[dict[str, Any]], target: float | None) -> str:
-    table = results_table(cases, table_shape(cases, target, None))
+    shape = table_shape(cases, target, None)
+    rows = table_rows(cases, shape)
+    table = results_table(cases, shape, rows)
     keep, lines = collapse_skipped(table)
-    body = data_table(table.headers, [table.rows[i] for i in keep], details=[case_detail(cases[i]) for i in keep], cases=keep)
+    sources = [rows[i].source for i in keep]
+    details = [case_detail(cases[s]) if s is not None else "" for s in sources]
+    body = data_table(table.headers, [table.rows[i] for i in keep], details=details, cases=sources)
     if lines:
         body += "".join(f'<p class="note">{esc(line)}</p>' for line in lines)
     body += (
@@ -315,7 +296,7 @@ def scaling_section(cases: list[dict[str, Any]]) -> str:
         return ""
     groups: dict[tuple[str, str, str], list[tuple[float, float, int]]] = {}
     for index, case in enumerate(cases):
-        if case["id"] not in found:
+        if run_key(case) not in found:
             continue
         knob = case["strategy"]["scales_with"]
         workers = case["strategy"]["params"][knob]
@@ -330,13 +311,13 @@ def scaling_section(cases: list[dict[str, Any]]) -> str:
     bars = [
         Bar(
             f"{case_name(cases[i], True)} on {workload(cases[i])}",
-            found[cases[i]["id"]] * 100,
+            found[run_key(cases[i])] * 100,
             strategy_color(cases[i]["strategy"]["name"]),
-            text=f"{found[cases[i]['id']] * 100:.0f}%",
+            text=f"{found[run_key(cases[i])] * 100:.0f}%",
             case=i,
         )
         for i in range(len(cases))
-        if cases[i]["id"] in found
+        if run_key(cases[i]) in found
     ]
     body = chart + legend((s.label, s.color, s.dash, s.case) for s in series)
     body += bar_chart(bars, x_label="scaling efficiency, % (updates/s over workers × one worker's)", log=False)

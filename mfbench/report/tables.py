@@ -1,21 +1,30 @@
-"""Tables of results, rendered with tabulate in any of its formats."""
+"""Tables of results, rendered with tabulate in any of its formats.
+
+One row per record when every case ran with one seed; one row per case over its seeds when some ran
+with several (mfbench.report.over_seeds). Either way, each dataset's baselines (the global mean and
+the bias model: mfbench.data.baselines) follow its rows, so every held-out RMSE is read beside them.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tabulate import tabulate_formats
 
 from ..errors import SelectionError, unknown_name
-from ..run.selection import format_params, format_selection
-from ..stats.summary import case_time_to_target, scaling_efficiencies
+from ..run.selection import format_selection
+from ..stats.seeds import baseline_figures, by_case, record_seed, several_seeds, workload_verdicts
+from ..stats.summary import case_time_to_target, run_key
+from .over_seeds import CSV_EXTRA, over_seeds_row, plus_minus
+from .rows import TableShape, case_note, half_iqr, number_text, short_text, strategy_params_label, table_shape
 from .tablefit import WIDE, Table, View, render
 from .tuning import tuning_cost
+
+__all__ = ["TableShape", "case_line", "check_format", "render_csv", "render_table", "results_table", "table_shape"]
 
 
 def check_format(fmt: str) -> str:
@@ -24,93 +33,18 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def _number(value: Any, spec: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):  # "nan"/"inf" as stored in JSON
-        return value
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return format(value, spec)
-
-
-def _short(text: str, width: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def case_target(cases: list[dict[str, Any]], target: float | None) -> float | None:
-    """The time-to-target threshold to show: the one asked for, else the one the run used."""
-    if target is not None:
-        return target
-    found = {c.get("summary", {}).get("target_rmse") for c in cases} - {None}
-    return found.pop() if len(found) == 1 else None
-
-
-def strategy_params_label(strategy: dict[str, Any]) -> str:
-    """The strategy's parameters that differ from its defaults (all of them are in the results file)."""
-    label = strategy.get("label")
-    if label is None:
-        return format_params(strategy.get("params", {}))
-    inner = label[len(strategy["name"]) + 1 : -1] if label.endswith("]") else ""
-    return inner or "(defaults)"
-
-
-@dataclass(frozen=True)
-class TableShape:
-    """What a table shows beyond the fixed columns, decided once from all its cases."""
-
-    target: float | None = None
-    scaling: dict[str, float] = field(default_factory=dict)
-    hosts: bool = False
-    #: Cases carry targets of their own (suite groups, ``auto`` per workload): show each one's.
-    per_case_target: bool = False
-    #: Some cases raced tuned parameters: show what tuning cost beside time-to-target.
-    tuned: bool = False
-    #: The target was asked for (``--target-rmse``): it applies to every case, not only to
-    #: those whose suite group set it.
-    asked: bool = False
-
-
-def table_shape(cases: list[dict[str, Any]], target: float | None, hosts: bool | None) -> TableShape:
-    """The host column appears when cases ran on more than one host (or when asked for)."""
-    if hosts is None:
-        hosts = len({c.get("host") for c in cases if c.get("host")}) > 1
-    shown = case_target(cases, target)
-    own = shown is None and any("target_rmse" in (c.get("summary") or {}) for c in cases)
-    tuned = any(c.get("tuning") for c in cases)
-    return TableShape(shown, scaling_efficiencies(cases), hosts, own, tuned, target is not None)
-
-
-def half_iqr(relative_iqr: Any) -> Any:
-    """``spread``: ± half the interquartile range of epoch times relative to their median.
-
-    The results file stores the full relative IQR (``relative_iqr``); the table and
-    the CSV both show half of it, under the one name ``spread``.
-    """
-    if isinstance(relative_iqr, (int, float)) and not isinstance(relative_iqr, bool):
-        return relative_iqr / 2
-    return relative_iqr
-
-
-def case_note(case: dict[str, Any]) -> str:
-    notes = [case.get("reason", "")]
-    strategy = case["strategy"]
-    if strategy.get("objective", "rating") != "rating":
-        notes.append(f"{strategy['objective']}-feedback objective: RMSE not comparable, compare s/epoch only")
-    if not strategy.get("stepwise", True) and case.get("summary"):
-        covered = max((e.get("epochs_covered", 1) for r in case["repeats"] for e in r.get("epochs", [])), default=1)
-        notes.append(f"whole fit of {covered} epochs timed as one call")
-    return "; ".join(n for n in notes if n)
+def dataset_label(case: dict[str, Any]) -> str:
+    dataset = case["dataset"]
+    return str(dataset.get("label") or format_selection(dataset["name"], dataset.get("params", {})))
 
 
 def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
     """Raw values of one row, by column name (numbers stay numbers, for CSV)."""
     summary = case.get("summary") or {}
-    dataset, model, strategy = case["dataset"], case["model"], case["strategy"]
+    model, strategy = case["model"], case["strategy"]
     target = shape.target
     columns = {
-        "dataset": dataset.get("label") or format_selection(dataset["name"], dataset.get("params", {})),
+        "dataset": dataset_label(case),
         "model": model.get("label") or format_selection(model["name"], model.get("params", {})),
         "strategy": strategy["name"],
         "device": case["device"],
@@ -123,7 +57,7 @@ def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
         "setup s": summary.get("median_setup_s"),
     }
     if shape.scaling:
-        columns["scaling"] = shape.scaling.get(case["id"])
+        columns["scaling"] = shape.scaling.get(run_key(case))
     if target is not None:
         applies = shape.asked or "target_rmse" in summary or not summary
         # "": a case of a group without a target (the notebook's data beside a planted race).
@@ -147,11 +81,11 @@ def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
 
 def _display(name: str, value: Any, case: dict[str, Any]) -> str:
     if name == "updates/s":
-        return _number(value, ",.0f")
+        return number_text(value, ",.0f")
     if name == "spread":
         if value is None:
             return ""
-        text = f"±{_number(value * 100, '.0f')}%"
+        text = f"±{number_text(value * 100, '.0f')}%"
         return text + " unstable" if (case.get("summary") or {}).get("unstable") else text
     implicit = case["strategy"].get("objective", "rating") != "rating"
     if name.startswith("time to"):
@@ -159,18 +93,18 @@ def _display(name: str, value: Any, case: dict[str, Any]) -> str:
             return ""
         if implicit:
             return "n/a"
-        return "not reached" if value is None else _number(value, ".3g")
+        return "not reached" if value is None else number_text(value, ".3g")
     if name == "target":
-        return _number(value, ".4g")
+        return number_text(value, ".4g")
     if name == "scaling":
         return "" if value is None else f"{value * 100:.0f}%"
     if name in ("s/epoch", "setup s"):
-        return _number(value, ".4g")
+        return number_text(value, ".4g")
     if name.endswith("RMSE"):
-        text = _number(value, ".4f")
+        text = number_text(value, ".4f")
         return f"({text})" if implicit and text else text
     if name == "peak MB":
-        return _number(value, ",.0f")
+        return number_text(value, ",.0f")
     if name == "note":  # in full: a terminal view turns long notes into footnotes
         return " ".join(str(value).split())
     return "" if value is None else str(value)
@@ -191,6 +125,7 @@ DEFAULT_COLUMNS = (
     "scaling",
     "target",
     "time-to-target",
+    "reached",
     "tuning",
     "test RMSE",
     "note",
@@ -201,19 +136,98 @@ SHORTENED = {"dataset": "middle", "model": "middle", "params": "middle", "note":
 EXPENDABLE = ("spread", "tuning", "note", "params", "model")
 
 
-def results_table(cases: list[dict[str, Any]], shape: TableShape) -> Table:
-    """Every column of every case, and what a terminal view may leave out or collapse."""
-    rows = [case_columns(case, shape) for case in cases]
-    headers = list(rows[0]) if rows else []
-    body = [[_display(name, row[name], case) for name in headers] for row, case in zip(rows, cases, strict=True)]
+@dataclass(frozen=True)
+class Row:
+    """One row of a results table: raw values (for CSV), cells (for tabulate), and where it came from."""
+
+    raw: dict[str, Any]
+    cells: dict[str, str]
+    #: The index, among the table's cases, of the record the row stands for (its first seed); None for a baseline.
+    source: int | None
+    skipped: str | None
+    group: str
+    extra: dict[str, Any]
+
+
+BASELINE_NAMES = {"global_mean": "(global mean)", "biases": "(biases)"}
+
+
+def record_rows(cases: list[dict[str, Any]], shape: TableShape) -> list[Row]:
+    if not several_seeds(cases):
+        rows = []
+        for index, case in enumerate(cases):
+            raw = case_columns(case, shape)
+            cells = {name: _display(name, value, case) for name, value in raw.items()}
+            skipped = case.get("reason", "") if case["status"] == "skipped" else None
+            rows.append(Row(raw, cells, index, skipped, str(case["device"]), {}))
+        return rows
+    worse = {
+        case.id: verdict.baselines["global_mean"].estimate
+        for verdict in workload_verdicts(cases, shape.target)
+        for case in verdict.cases
+        if case.strategy in verdict.worse_than_mean and "global_mean" in verdict.baselines
+    }
+    positions = {id(case): i for i, case in enumerate(cases)}
+    run_seeds = sorted({record_seed(c) for c in cases if c["status"] != "skipped"}, key=lambda s: -1 if s is None else s)
+    rows = []
+    for records in by_case(cases).values():
+        raw, cells, extra = over_seeds_row(records, shape, {k: v for k, v in worse.items() if v is not None}, run_seeds)
+        first = records[0]
+        skipped = first.get("reason", "") if all(r["status"] == "skipped" for r in records) else None
+        rows.append(Row(raw, cells, positions[id(first)], skipped, str(first["device"]), extra))
+    return rows
+
+
+def with_baselines(rows: list[Row], cases: list[dict[str, Any]]) -> list[Row]:
+    """Each dataset's baseline rows after its last row (on its device): the test RMSE of a constant and
+    of the bias model, on the same split (over seeds: the mean over the seeds' splits)."""
+    if not rows:
+        return rows
+    records: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    last: dict[tuple[str, str], int] = {}
+    for position, row in enumerate(rows):
+        key = (str(row.raw["dataset"]), row.group)
+        last[key] = position
+    for case in cases:
+        key = (
+            str(case["dataset"].get("label") or format_selection(case["dataset"]["name"], case["dataset"].get("params", {}))),
+            str(case["device"]),
+        )
+        records.setdefault(key, []).append(case)
+    after: dict[int, list[Row]] = {}
+    for key, position in last.items():
+        figures = baseline_figures(records.get(key, []))
+        for name, label in BASELINE_NAMES.items():
+            if name not in figures:
+                continue
+            raw = dict.fromkeys(rows[0].raw, None)
+            raw.update({"dataset": key[0], "model": "", "strategy": label, "device": key[1], "status": "baseline"})
+            raw["test RMSE"] = figures[name].estimate
+            cells = {column: "" if value is None else str(value) for column, value in raw.items()}
+            cells["test RMSE"] = plus_minus(figures[name]) if figures[name].n > 1 else number_text(figures[name].estimate, ".4f")
+            after.setdefault(position, []).append(Row(raw, cells, None, None, key[1], {}))
+    return [r for position, row in enumerate(rows) for r in (row, *after.get(position, []))]
+
+
+def table_rows(cases: list[dict[str, Any]], shape: TableShape) -> list[Row]:
+    """Every row of the table: records (or cases over seeds), then each dataset's baselines."""
+    return with_baselines(record_rows(cases, shape), cases)
+
+
+def results_table(cases: list[dict[str, Any]], shape: TableShape, rows: list[Row] | None = None) -> Table:
+    """Every column of every row, and what a terminal view may leave out or collapse."""
+    rows = table_rows(cases, shape) if rows is None else rows
+    headers = list(rows[0].raw) if rows else []
     default = list(DEFAULT_COLUMNS)
-    if any(row["params"] != "(defaults)" for row in rows):
+    if any(row.raw["params"] not in ("(defaults)", None) for row in rows):
         default.insert(default.index("strategy") + 1, "params")
+    if any("seeds" in row.raw for row in rows):
+        default.insert(default.index("status") + 1, "seeds")
     return Table(
         headers=headers,
-        rows=body,
-        skipped=[case.get("reason", "") if case["status"] == "skipped" else None for case in cases],
-        groups=[str(case["device"]) for case in cases],
+        rows=[[row.cells.get(name, "") for name in headers] for row in rows],
+        skipped=[row.skipped for row in rows],
+        groups=[row.group for row in rows],
         default=default,
         shorten=SHORTENED,
         expendable=EXPENDABLE,
@@ -244,18 +258,28 @@ ROOFLINE_CSV = ("bytes_per_update", "flops_per_update", "bandwidth_fraction", "c
 
 
 def render_csv(cases: Iterable[dict[str, Any]], target: float | None = None, hosts: bool | None = None) -> str:
-    """The same rows as the table, with raw numbers, as CSV (plus the roofline fields where present)."""
+    """The same rows as the table, with raw numbers, as CSV (plus the roofline fields where present,
+    and for cases over seeds the bounds of their intervals)."""
     cases = list(cases)
     shape = table_shape(cases, target, hosts)
-    roofline = [key for key in ROOFLINE_CSV if any(key in (c.get("summary") or {}) for c in cases)]
-    rows = [{**case_columns(case, shape), **{key: (case.get("summary") or {}).get(key) for key in roofline}} for case in cases]
+    rows = table_rows(cases, shape)
     if not rows:
         return ""
+    roofline = [key for key in ROOFLINE_CSV if any(key in (c.get("summary") or {}) for c in cases)]
+    extras = [key for key in CSV_EXTRA if any(key in row.extra for row in rows)]
+    records = [
+        {
+            **row.raw,
+            **{key: (cases[row.source].get("summary") or {}).get(key) if row.source is not None else None for key in roofline},
+            **{key: row.extra.get(key) for key in extras},
+        }
+        for row in rows
+    ]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")
     writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    for record in records:
+        writer.writerow({k: "" if v is None else v for k, v in record.items()})
     return buffer.getvalue()
 
 
@@ -264,9 +288,9 @@ def case_line(index: int, total: int, case: dict[str, Any]) -> str:
     summary = case.get("summary") or {}
     parts = [f"[{index}/{total}] {case['id']}: {case['status']}"]
     if summary.get("median_updates_per_s") is not None:
-        parts.append(f"{_number(summary['median_updates_per_s'], ',.0f')} updates/s")
+        parts.append(f"{number_text(summary['median_updates_per_s'], ',.0f')} updates/s")
     if summary.get("final_test_rmse") is not None:
-        parts.append(f"test RMSE {_number(summary['final_test_rmse'], '.4f')}")
+        parts.append(f"test RMSE {number_text(summary['final_test_rmse'], '.4f')}")
     if case.get("reason"):
-        parts.append(f"({_short(case['reason'], 100)})")
+        parts.append(f"({short_text(case['reason'], 100)})")
     return "  ".join(parts)

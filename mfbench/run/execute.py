@@ -24,7 +24,7 @@ from ..stats.summary import set_scaling_efficiencies
 from ..stats.targets import apply_targets, derive_targets
 from .devices import DEFAULT_DEVICES
 from .executors import DEFAULT_EXECUTOR, INPROCESS, Job, call_observers, distributed, make_executor
-from .plan import AUTO_TARGET, Case, RunConfig, plan
+from .plan import AUTO_TARGET, Case, RunConfig, plan, seed_runs
 from .resume import kept_cases
 from .suite import ALL, Suite
 
@@ -169,10 +169,11 @@ def execute(
     if tuned is not None:
         cases, tuning, notes = tuned.apply(cases)
     auto_ids = {c.id for c in cases if (c.target_rmse if c.target_rmse is not None else config.target_rmse) == AUTO_TARGET}
-    kept = kept_cases(dict(previous), output, cases, config) if previous is not None else {}
-    to_run = [case for case in cases if case.id not in kept]
+    runs = seed_runs(cases, config.seed_list())
+    kept = kept_cases(dict(previous), output, runs, config) if previous is not None else {}
+    to_run = [run for run in runs if run.key not in kept]
     progress = display(len(to_run), config, quiet)
-    for note in notes:
+    for note in [*notes, *budget_notes(suite, config, len(cases))]:
         progress.say(f"mfbench: {note}")
     job = Job(pm, to_run, config, calibration=calibration, say=progress.say)
     try:
@@ -199,13 +200,17 @@ def execute(
         results = ResultsFile(
             output if primary else None, header, derive=set_scaling_efficiencies
         )  # under torchrun, rank 0 writes
-        for case in cases:
-            if case.id in kept:
-                results.add(kept[case.id])
+        for run in runs:
+            if run.key in kept:
+                results.add(kept[run.key])
         resumed = f" ({len(kept)} kept from the earlier run)" if previous is not None else ""
-        progress.say(
-            f"mfbench: suite {suite.name!r}, {len(to_run)} case(s) to run{resumed}; results go to {output} as each finishes"
+        seeds = config.seed_list()
+        runs_text = (
+            f"{len(to_run)} case(s) to run"
+            if len(seeds) == 1
+            else f"{len(to_run)} runs ({len(cases)} cases x {len(seeds)} seeds) to run"
         )
+        progress.say(f"mfbench: suite {suite.name!r}, {runs_text}{resumed}; results go to {output} as each finishes")
 
         def on_case(record: dict[str, Any]) -> None:
             if record["id"] in tuning:
@@ -233,6 +238,27 @@ def execute(
     results.finish()
     distributed.finish()
     return results, None
+
+
+def budget_notes(suite: Suite, config: RunConfig, cases: int) -> list[str]:
+    """Said before a run that will take much longer than its suite was sized for (``budget_s``):
+    the suite's time, scaled by seeds, epochs and repeats against the suite's own."""
+    if suite.budget_s is None:
+        return []
+    own = config_for(suite, Overrides())
+
+    def work(c: RunConfig) -> int:
+        return len(c.seed_list()) * (c.warmup + c.epochs) * c.repeats
+
+    factor = work(config) / work(own)
+    if factor < 1.5:
+        return []
+    return [
+        f"suite {suite.name!r} is sized for about {suite.budget_s:g} s with {len(own.seed_list())} seed(s), "
+        f"{own.warmup + own.epochs} epochs and {own.repeats} repeat(s); {len(config.seed_list())} seed(s), "
+        f"{config.warmup + config.epochs} epochs and {config.repeats} repeat(s) of its {cases} cases will take "
+        f"about {factor * suite.budget_s / 60:.0f} min"
+    ]
 
 
 def finish_scores(document: dict[str, Any], auto_ids: set[str], slack: float) -> None:

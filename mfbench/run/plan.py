@@ -7,7 +7,7 @@ the wrong type, bad devices) is found here, before a single case runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic
 
 import torch
@@ -57,10 +57,27 @@ class Case:
     #: The time-to-target threshold of this case's suite group ("auto": derived after the
     #: run from its tuned cases, see mfbench.stats.targets); None: the run's.
     target_rmse: float | str | None = None
+    #: The seed of this run of the case (split, initialization, order); None: the run's ``seed``.
+    seed: int | None = None
 
     @property
     def id(self) -> str:
+        """The case's identity, the same for every seed it runs with."""
         return " / ".join((self.dataset.label, self.model.label, self.strategy.label, str(self.device)))
+
+    @property
+    def key(self) -> tuple[str, int | None]:
+        """What tells one run of a case from another: the case and its seed."""
+        return self.id, self.seed
+
+    def with_seeds(self, seeds: Sequence[int]) -> list[Case]:
+        return [replace(self, seed=seed) for seed in seeds]
+
+
+def seed_runs(cases: Sequence[Case], seeds: Sequence[int]) -> list[Case]:
+    """Every case once per seed, seed by seed: after the first seed the whole suite has one
+    result each, and a case's seeds are spread over the run rather than measured back to back."""
+    return [run for seed in seeds for case in cases for run in case.with_seeds([seed])]
 
 
 def resolve(registry: Registry, base: type[Part], texts: Sequence[str], extra: dict[str, Any] | None = None) -> list[Choice]:

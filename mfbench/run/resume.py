@@ -46,23 +46,27 @@ def config_differences(previous: dict[str, Any], config: RunConfig) -> list[str]
     ]
 
 
-def kept_cases(previous: dict[str, Any], path: Path, cases: list[Case], config: RunConfig) -> dict[str, dict[str, Any]]:
-    """The earlier records to keep, by case id; their data are loaded here to compare fingerprints."""
+def kept_cases(
+    previous: dict[str, Any], path: Path, cases: list[Case], config: RunConfig
+) -> dict[tuple[str, int | None], dict[str, Any]]:
+    """The earlier records to keep, by case and seed (``Case.key``); their data are loaded here to compare
+    fingerprints. ``cases`` are the runs of this run: each case once per seed."""
     differences = config_differences(previous, config)
     if differences:
         raise MfbenchError(
             f"cannot resume {path}: it was run with another configuration ({'; '.join(differences)}); "
             f"resume with the same options, or --force to overwrite it"
         )
+    seed = dict(recorded(previous.get("config") or {}))["seed"]  # a file from before seeds ran each case once
     earlier = {
-        record["id"]: record
+        (record["id"], record.get("seed", seed)): record
         for record in previous["cases"]
         if record.get("status") != "error" and (record.get("dataset") or {}).get("fingerprint")
     }
     loader = Runner(config)
-    kept: dict[str, dict[str, Any]] = {}
+    kept: dict[tuple[str, int | None], dict[str, Any]] = {}
     for case in cases:
-        record = earlier.get(case.id)
+        record = earlier.get(case.key)
         if record is None:
             continue
         try:
@@ -70,5 +74,5 @@ def kept_cases(previous: dict[str, Any], path: Path, cases: list[Case], config: 
         except Exception:  # the case will report it when it runs
             continue
         if fingerprint == record["dataset"]["fingerprint"]:
-            kept[case.id] = dict(record, resumed=True)
+            kept[case.key] = dict(record, resumed=True)
     return kept

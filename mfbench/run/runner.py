@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ..data.baselines import RULE as BASELINE_RULE, baselines
 from ..data.metrics import rmse
 from ..data.ratings import Ratings
 from ..errors import CaseTimeout, MfbenchError
@@ -103,9 +104,14 @@ class Runner:
 
     # -- data -------------------------------------------------------------
 
+    def seed_of(self, case: Case) -> int:
+        """The seed a case runs with: its own (one of the run's seeds) or the run's ``seed``."""
+        return case.seed if case.seed is not None else self.config.seed
+
     def load_data(self, case: Case) -> LoadedData:
-        """The case's data, split; reused while consecutive cases share a dataset (a load error too)."""
-        key = (case.dataset.name, tuple(sorted(case.dataset.params.items())), self.config.seed)
+        """The case's data, split; reused while consecutive cases share a dataset and seed (a load error too)."""
+        seed = self.seed_of(case)
+        key = (case.dataset.name, tuple(sorted(case.dataset.params.items())), self.config.data_seed(seed), seed)
         if key != self._data_key:
             self._data_key, self._data = key, None
             try:
@@ -119,10 +125,12 @@ class Runner:
 
     def _load(self, case: Case) -> LoadedData:
         dataset: Dataset = case.dataset.make()
+        seed = self.seed_of(case)
+        data_seed = self.config.data_seed(seed)
         start = self.clock()
-        ratings = dataset.load(self.config.seed)
+        ratings = dataset.load(data_seed)
         load_s = self.clock() - start
-        split = ratings.split_three(self.config.valid_fraction, self.config.test_fraction, self.config.seed)
+        split = ratings.split_three(self.config.valid_fraction, self.config.test_fraction, seed)
         sizes = f"train {split.train.nnz}, validation {split.valid.nnz}, test {split.test.nnz} of {ratings.nnz} ratings"
         for part, fraction in (("validation", self.config.valid_fraction), ("test", self.config.test_fraction)):
             if not (split.valid if part == "validation" else split.test).nnz:
@@ -133,6 +141,9 @@ class Runner:
         if not split.train.nnz:
             raise MfbenchError(f"dataset {case.dataset.label!r}: the training split is empty ({sizes})")
         train, valid, test = split.train, split.valid, split.test
+        start = self.clock()
+        reference = baselines(train, {"valid": valid, "test": test})
+        baselines_s = self.clock() - start
         info = {
             "name": case.dataset.name,
             "label": case.dataset.label,
@@ -145,10 +156,13 @@ class Runner:
             "test_nnz": test.nnz,
             "valid_fraction": self.config.valid_fraction,
             "test_fraction": self.config.test_fraction,
-            "split_seed": self.config.seed,
+            "split_seed": seed,
+            "data_seed": data_seed,
             "fingerprint": split.fingerprint(),
             "fingerprints": split.fingerprints(),
             "load_s": load_s,
+            "baselines": {**reference, "rule": BASELINE_RULE},
+            "baselines_s": baselines_s,
         }
         return LoadedData(train, valid, test, info)
 
@@ -176,6 +190,7 @@ class Runner:
                 "scales_with": getattr(strategy_cls, "scales_with", None),
             },
             "device": str(case.device),
+            "seed": self.seed_of(case),
             "host": socket.gethostname(),
             "status": "ok",
             "reason": "",
@@ -244,7 +259,8 @@ class Runner:
 
     def _run_repeat(self, case: Case, data: LoadedData, repeat: int, started: float, result: dict[str, Any]) -> None:
         config, device = self.config, case.device
-        torch.manual_seed(config.seed)
+        seed = self.seed_of(case)
+        torch.manual_seed(seed)
         model = case.model.make().build(data.train)
 
         def move():
@@ -259,9 +275,7 @@ class Runner:
         memory = PeakMemory(device)
         try:
             with memory:
-                _, result["setup_s"] = timed(
-                    lambda: strategy.setup(model, train, device, config.seed), device, self.sync, self.clock
-                )
+                _, result["setup_s"] = timed(lambda: strategy.setup(model, train, device, seed), device, self.sync, self.clock)
                 work = work_per_update(strategy, model)
                 if work:
                     result["work_per_update"] = work

@@ -97,6 +97,35 @@ def parse_target(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"takes a positive number or {AUTO_TARGET!r}, got {text!r}") from None
 
 
+def parse_seeds(text: str) -> int | list[int]:
+    """The command line's --seeds: a count N, or a comma-separated list of seeds (``0,1,2``; ``7,``
+    is the one seed 7)."""
+    text = text.strip()
+    if "," not in text:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"takes a count N or a list such as 0,1,2; got {text!r}") from None
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        return [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a count N or a list of integer seeds such as 0,1,2; got {text!r}") from None
+
+
+def seeds_problem(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return f"must be a count or a list of seeds, got {value!r}"
+    if isinstance(value, int):
+        return None if value >= 1 else f"must be a count of at least 1 or a list of seeds, got {value}"
+    if not isinstance(value, (list, tuple)) or not value:
+        return f"must be a count or a non-empty list of seeds, got {value!r}"
+    if not all(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 for seed in value):
+        return f"must list integer seeds of 0 or more, got {list(value)!r}"
+    twice = sorted({seed for seed in value if list(value).count(seed) > 1})
+    return f"lists seed {', '.join(map(str, twice))} more than once" if twice else None
+
+
 # -- the settings ------------------------------------------------------------------------
 
 
@@ -109,7 +138,27 @@ class RunConfig:
         3, "timing repeats per case, each from a fresh model on the same seed", check=at_least(1), commands=("run",), metavar="N"
     )
     warmup: int = setting(1, "uncounted warm-up epochs at the start of each repeat", check=at_least(0), metavar="N")
-    seed: int = setting(0, "seed for data, split, init and order", check=at_least(0), metavar="N")
+    seed: int = setting(
+        0,
+        "seed for the data generator, and for split, init and order unless --seeds says otherwise",
+        check=at_least(0),
+        metavar="N",
+    )
+    #: How many seeds (from ``seed`` up) or which: each case runs once per seed, with its own
+    #: split, initialization and visiting order; repeats stay timing repeats within a seed.
+    seeds: int | list[int] = setting(
+        1,
+        "seeds to run every case with: a count N (--seed, --seed+1, ...) or a list 0,1,2; each draws its own "
+        "split, initialization and order (--repeats repeat timing within one seed)",
+        check=seeds_problem,
+        metavar="N|LIST",
+        parse=parse_seeds,
+    )
+    #: Each seed also generates its own data (for generated datasets); by default every seed
+    #: trains on the data of ``seed``, so "other data" and "other training luck" stay apart.
+    data_seeds: bool = setting(
+        False, "each seed also generates its own data (generated datasets); by default all train on --seed's data"
+    )
     #: Share of ratings held out as the test set: final figures only, never a decision.
     test_fraction: float = setting(0.1, "share held out as the test set, for final figures only", check=fraction, metavar="F")
     #: Share of ratings held out for validation: what tuning, targets and time-to-target see.
@@ -167,6 +216,16 @@ class RunConfig:
         shown_default="no tuning; most suites do not tune",
     )
 
+    def seed_list(self) -> list[int]:
+        """The seeds every case runs with, in order."""
+        if isinstance(self.seeds, int):
+            return list(range(self.seed, self.seed + self.seeds))
+        return list(self.seeds)
+
+    def data_seed(self, seed: int) -> int:
+        """The seed the data generator gets for a case run with ``seed``."""
+        return seed if self.data_seeds else self.seed
+
     def validate(self) -> None:
         """Every setting's own check, then the checks across settings: one usage error naming the option."""
         for name, declared in declarations().items():
@@ -189,10 +248,11 @@ def defaults() -> dict[str, Any]:
 
 
 def value_type(name: str) -> type:
-    """The type a setting's value has (``int`` for ``int | None``); ``str`` for a number-or-word."""
+    """The type a setting's value has (``int`` for ``int | None``); ``str`` for a number-or-word,
+    ``list`` for a count-or-list."""
     hint = get_type_hints(RunConfig)[name]
-    kinds = [k for k in getattr(hint, "__args__", (hint,)) if k is not type(None)]
-    return str if str in kinds else kinds[0]
+    kinds = [getattr(k, "__origin__", k) for k in getattr(hint, "__args__", (hint,)) if k is not type(None)]
+    return next((kind for kind in (str, list) if kind in kinds), kinds[0])
 
 
 def current_name(key: str) -> str | None:
@@ -207,6 +267,13 @@ def suite_value(name: str, value: Any, where: str) -> Any:
     """A suite file's value for setting ``name``, type- and range-checked; the message names the file."""
     declared = declarations()[name]
     kind = value_type(name)
+    if kind in (list, bool):  # a count or a list (seeds), a switch: their checks say what is wrong
+        problem = declared.check(value) if declared.check else None
+        if kind is bool and not isinstance(value, bool):
+            problem = f"must be true or false, got {value!r}"
+        if problem:
+            raise SelectionError(f"{where}: {name!r} {problem}")
+        return value
     if kind is str:  # a number or a word (target_rmse)
         problem = declared.check(value) if declared.check else None
         if problem:

@@ -26,6 +26,7 @@ finds them, ``--suite PATH.toml`` reads any file.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -65,6 +66,9 @@ class Suite:
     groups: list[dict[str, Any]] = field(default_factory=list)
     #: The top-level lists: what fills a list the command line does not give.
     base: dict[str, list[str]] = field(default_factory=dict)
+    #: About how many seconds the suite takes at its own settings on a 2-core machine (``budget_s``):
+    #: a run asking for much more work is told so before it starts.
+    budget_s: float | None = None
 
 
 def builtin_suites() -> dict[str, Path]:
@@ -106,7 +110,7 @@ def load_suite(name_or_path: str) -> Suite:
     except OSError as exc:
         raise MfbenchError(f"cannot read suite {path}: {exc}") from exc
     where = f"suite {path}"
-    top_keys = {"description", "group", *LISTS, *suite_settings()}
+    top_keys = {"description", "group", "budget_s", *LISTS, *suite_settings()}
     settings = {}
     unknown = []
     for key, value in data.items():
@@ -142,4 +146,7 @@ def load_suite(name_or_path: str) -> Suite:
         if missing:
             raise MfbenchError(f"{where}: group {index} names no {', '.join(missing)}")
         groups.append(group)
-    return Suite(path.stem, str(path), str(data.get("description", "")), settings, groups, base)
+    budget = data.get("budget_s")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < math.inf):
+        raise MfbenchError(f"{where}: 'budget_s' must be a positive number of seconds, got {budget!r}")
+    return Suite(path.stem, str(path), str(data.get("description", "")), settings, groups, base, budget)

@@ -207,12 +207,18 @@ def final_decision_rmse(case: dict[str, Any]) -> FinalRmse | None:
     return FinalRmse(statistics.median(finals), min(finals), max(finals)) if finals else None
 
 
-def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:
-    """Scaling efficiency of each case of a strategy that declares ``scales_with``, by case id.
+def run_key(case: dict[str, Any]) -> tuple[str, int | None]:
+    """What tells one record of a results file from another: its case and its seed (absent: None)."""
+    seed = case.get("seed")
+    return case["id"], seed if isinstance(seed, int) else None
+
+
+def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[tuple[str, int | None], float]:
+    """Scaling efficiency of each case of a strategy that declares ``scales_with``, by :func:`run_key`.
 
     updates/s with w workers over w times updates/s with one worker, the one-worker case
     being the one that differs from it only in that parameter (same data, model,
-    device and other parameters). Cases without such a partner, or not ok, are left out, and so is
+    device, other parameters and seed). Cases without such a partner, or not ok, are left out, and so is
     a lone one-worker case (its 100% would say nothing).
     """
     cases = [c for c in cases if c.get("status") == "ok" and (c.get("strategy") or {}).get("scales_with")]
@@ -225,9 +231,10 @@ def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:
             case["strategy"]["name"],
             case.get("device"),
             tuple(sorted((k, repr(v)) for k, v in params.items())),
+            run_key(case)[1],
         )
 
-    by_id = {case["id"]: case for case in cases}
+    by_run = {run_key(case): case for case in cases}
     single: dict[tuple, float] = {}
     for case in cases:
         knob = case["strategy"]["scales_with"]
@@ -235,7 +242,7 @@ def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:
             rate = as_number((case.get("summary") or {}).get("median_updates_per_s"))
             if rate > 0 and math.isfinite(rate):
                 single[key(case, knob)] = rate
-    found: dict[str, float] = {}
+    found: dict[tuple[str, int | None], float] = {}
     scaled: set[tuple] = set()  # groups that have a case with more than one worker
     for case in cases:
         knob = case["strategy"]["scales_with"]
@@ -243,10 +250,10 @@ def scaling_efficiencies(cases: Iterable[dict[str, Any]]) -> dict[str, float]:
         base = single.get(key(case, knob))
         rate = as_number((case.get("summary") or {}).get("median_updates_per_s"))
         if base and isinstance(workers, int) and workers >= 1 and math.isfinite(rate):
-            found[case["id"]] = rate / (workers * base)
+            found[run_key(case)] = rate / (workers * base)
             if workers > 1:
                 scaled.add(key(case, knob))
-    return {i: v for i, v in found.items() if key(by_id[i], by_id[i]["strategy"]["scales_with"]) in scaled}
+    return {i: v for i, v in found.items() if key(by_run[i], by_run[i]["strategy"]["scales_with"]) in scaled}
 
 
 def set_scaling_efficiencies(cases: list[dict[str, Any]]) -> None:
@@ -256,5 +263,5 @@ def set_scaling_efficiencies(cases: list[dict[str, Any]]) -> None:
     for case in cases:
         if case.get("summary"):
             case["summary"].pop("scaling_efficiency", None)
-            if case["id"] in efficiencies:
-                case["summary"]["scaling_efficiency"] = efficiencies[case["id"]]
+            if run_key(case) in efficiencies:
+                case["summary"]["scaling_efficiency"] = efficiencies[run_key(case)]

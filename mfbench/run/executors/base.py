@@ -239,6 +239,7 @@ def case_spec(case: Case) -> dict[str, Any]:
         "strategy": [case.strategy.name, case.strategy.params],
         "device": str(case.device),
         "target_rmse": case.target_rmse,
+        "seed": case.seed,
     }
 
 
@@ -254,6 +255,7 @@ def rebuild_case(registry: Registry, spec: Mapping[str, Any]) -> Case:
         choice(Strategy, "strategy"),
         torch.device(spec["device"]),
         spec.get("target_rmse"),
+        spec.get("seed"),
     )
     if case.id != spec["id"]:
         raise PluginError(

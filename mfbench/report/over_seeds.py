@@ -1,0 +1,148 @@
+"""Rows of a run with several seeds: one row per case over its seeds, figures with their intervals.
+
+Cells are compact: ``0.031 [0.012, 0.044]`` (median time-to-target over seeds, epochs to target x
+the case's median epoch, with its 95% bootstrap interval), ``4/5`` (seeds that reached the target),
+``0.8712 ±0.0040`` (mean final test RMSE over seeds with the half-width of its 95% t-interval), and
+the throughput's median over seeds with ``±`` half its range over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from ..run.selection import format_selection
+from ..stats.intervals import Interval
+from ..stats.seeds import CaseOverSeeds, case_over_seeds
+from ..stats.summary import as_number, run_key
+from .rows import TableShape, case_note, mean_note, number_text, strategy_params_label
+from .tuning import tuning_cost
+
+#: Figures the CSV adds for a row over seeds: the intervals the cells print in one.
+CSV_EXTRA = ("seeds", "time low", "time high", "wall time", "reached", "test RMSE low", "test RMSE high")
+
+
+def status_text(statuses: dict[str, int], total: int) -> str:
+    """``ok`` when every seed ended ok; otherwise each status with its count (``ok 4/5, error 1/5``)."""
+    if len(statuses) == 1:
+        return next(iter(statuses))
+    return ", ".join(f"{status} {count}/{total}" for status, count in sorted(statuses.items(), key=lambda kv: -kv[1]))
+
+
+def interval_text(interval: Interval | None, spec: str) -> str:
+    if interval is None or interval.estimate is None:
+        return ""
+    if math.isinf(interval.estimate):
+        return "not reached"
+    text = number_text(interval.estimate, spec)
+    if interval.low is None or interval.high is None:
+        return text
+    high = "inf" if math.isinf(interval.high) else number_text(interval.high, spec)
+    return f"{text} [{number_text(interval.low, spec)}, {high}]"
+
+
+def plus_minus(interval: Interval) -> str:
+    if interval.estimate is None or not math.isfinite(interval.estimate):
+        return ""
+    text = number_text(interval.estimate, ".4f")
+    if interval.low is None or interval.high is None:
+        return text
+    return f"{text} ±{(interval.high - interval.low) / 2:.4f}"
+
+
+def median_of(records: list[dict[str, Any]], key: str) -> float | None:
+    values = [as_number((r.get("summary") or {}).get(key)) for r in records if r.get("status") == "ok"]
+    values = [v for v in values if math.isfinite(v)]
+    return statistics.median(values) if values else None
+
+
+def over_seeds_row(
+    records: list[dict[str, Any]], shape: TableShape, worse: dict[str, float], run_seeds: list[int | None]
+) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """(raw values, cells, CSV extras) of one case over its seeds, by column name.
+
+    ``worse``: the global mean's test RMSE by case id, for cases whose mean does not beat it;
+    ``run_seeds``: every seed of the run, so a case that lacks some is shown as partial.
+    """
+    first = records[0]
+    figures: CaseOverSeeds = case_over_seeds(records, shape.target)
+    dataset, model, strategy = first["dataset"], first["model"], first["strategy"]
+    implicit = not figures.rating
+    rate = figures.updates_per_s.estimate
+    spread = None
+    if figures.updates_range is not None and rate:
+        spread = (figures.updates_range[1] - figures.updates_range[0]) / 2 / rate
+    raw: dict[str, Any] = {
+        "dataset": dataset.get("label") or format_selection(dataset["name"], dataset.get("params", {})),
+        "model": model.get("label") or format_selection(model["name"], model.get("params", {})),
+        "strategy": strategy["name"],
+        "device": first["device"],
+        **({"host": ", ".join(sorted({str(r.get("host")) for r in records}))} if shape.hosts else {}),
+        "params": strategy_params_label(strategy),
+        "status": status_text(figures.statuses, figures.n),
+        "seeds": figures.n,
+        "updates/s": rate,
+        "spread": spread,
+        "s/epoch": figures.median_epoch_s,
+        "setup s": median_of(records, "median_setup_s"),
+    }
+    cells = {name: "" if value is None else str(value) for name, value in raw.items()}
+    missing = [seed for seed in run_seeds if seed not in figures.seeds]
+    if missing:
+        cells["seeds"] = f"{figures.n}/{len(run_seeds)}"
+    cells["updates/s"] = number_text(rate, ",.0f")
+    cells["spread"] = "" if spread is None else f"±{spread * 100:.0f}%"
+    cells["s/epoch"] = number_text(figures.median_epoch_s, ".4g")
+    cells["setup s"] = number_text(raw["setup s"], ".4g")
+    if shape.scaling:
+        found = [shape.scaling[run_key(r)] for r in records if run_key(r) in shape.scaling]
+        raw["scaling"] = statistics.median(found) if found else None
+        cells["scaling"] = "" if raw["scaling"] is None else f"{raw['scaling'] * 100:.0f}%"
+    time_name = f"time to {shape.target:g}" if shape.target is not None else "time to target" if shape.per_case_target else None
+    if shape.per_case_target and shape.target is None:
+        raw["target"] = figures.target
+        cells["target"] = number_text(figures.target, ".4g")
+    if time_name is not None:
+        time = figures.time_to_target
+        raw[time_name] = time.estimate if time is not None else None
+        cells[time_name] = "n/a" if implicit else interval_text(time, ".3g")
+        raw["reached"] = figures.success.reached if figures.success else None
+        cells["reached"] = f"{figures.success.reached}/{figures.success.total}" if figures.success else ""
+    if shape.tuned:
+        raw["tuning"] = cells["tuning"] = tuning_cost(first.get("tuning"))
+    peak = max((as_number((r.get("summary") or {}).get("peak_memory_bytes")) for r in records), default=math.nan)
+    train = median_of(records, "final_train_rmse")
+    notes = list(dict.fromkeys(note for r in records for note in [case_note(r)] if note and "global mean" not in note))
+    if first["id"] in worse:
+        notes.insert(0, mean_note(worse[first["id"]]))
+    if missing:
+        notes.insert(0, f"partial: no record for seed(s) {', '.join(map(str, missing))}")
+    raw.update(
+        {
+            "train RMSE": train,
+            "test RMSE": figures.final_test_rmse.estimate,
+            "peak MB": peak / 2**20 if math.isfinite(peak) else None,
+            "note": "; ".join(notes),
+        }
+    )
+    test = plus_minus(figures.final_test_rmse)
+    cells.update(
+        {
+            "train RMSE": number_text(train, ".4f"),
+            "test RMSE": f"({test})" if implicit and test else test,
+            "peak MB": number_text(raw["peak MB"], ",.0f"),
+            "note": raw["note"],
+        }
+    )
+    time, wall, rmse = figures.time_to_target, figures.wall_time_to_target, figures.final_test_rmse
+    extra = {
+        "seeds": figures.n,
+        "time low": time.low if time else None,
+        "time high": time.high if time else None,
+        "wall time": wall.estimate if wall else None,
+        "reached": f"{figures.success.reached}/{figures.success.total}" if figures.success else None,
+        "test RMSE low": rmse.low,
+        "test RMSE high": rmse.high,
+    }
+    return raw, cells, extra

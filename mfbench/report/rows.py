@@ -1,0 +1,110 @@
+"""What every results table shares, whether a row is one record or one case over its seeds: number
+formats, the shape decided once from all cases (target, scaling, hosts), the parameters label, the notes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..run.selection import format_params
+from ..stats.summary import scaling_efficiencies
+
+
+def number_text(value: Any, spec: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):  # "nan"/"inf" as stored in JSON
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return format(value, spec)
+
+
+def short_text(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def case_target(cases: list[dict[str, Any]], target: float | None) -> float | None:
+    """The time-to-target threshold to show: the one asked for, else the one the run used."""
+    if target is not None:
+        return target
+    found = {c.get("summary", {}).get("target_rmse") for c in cases} - {None}
+    return found.pop() if len(found) == 1 else None
+
+
+def strategy_params_label(strategy: dict[str, Any]) -> str:
+    """The strategy's parameters that differ from its defaults (all of them are in the results file)."""
+    label = strategy.get("label")
+    if label is None:
+        return format_params(strategy.get("params", {}))
+    inner = label[len(strategy["name"]) + 1 : -1] if label.endswith("]") else ""
+    return inner or "(defaults)"
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """What a table shows beyond the fixed columns, decided once from all its cases."""
+
+    target: float | None = None
+    scaling: dict[tuple[str, int | None], float] = field(default_factory=dict)
+    hosts: bool = False
+    #: Cases carry targets of their own (suite groups, ``auto`` per workload): show each one's.
+    per_case_target: bool = False
+    #: Some cases raced tuned parameters: show what tuning cost beside time-to-target.
+    tuned: bool = False
+    #: The target was asked for (``--target-rmse``): it applies to every case, not only to
+    #: those whose suite group set it.
+    asked: bool = False
+
+
+def table_shape(cases: list[dict[str, Any]], target: float | None, hosts: bool | None) -> TableShape:
+    """The host column appears when cases ran on more than one host (or when asked for)."""
+    if hosts is None:
+        hosts = len({c.get("host") for c in cases if c.get("host")}) > 1
+    shown = case_target(cases, target)
+    own = shown is None and any("target_rmse" in (c.get("summary") or {}) for c in cases)
+    tuned = any(c.get("tuning") for c in cases)
+    return TableShape(shown, scaling_efficiencies(cases), hosts, own, tuned, target is not None)
+
+
+def half_iqr(relative_iqr: Any) -> Any:
+    """``spread``: ± half the interquartile range of epoch times relative to their median.
+
+    The results file stores the full relative IQR (``relative_iqr``); the table and
+    the CSV both show half of it, under the one name ``spread``.
+    """
+    if isinstance(relative_iqr, (int, float)) and not isinstance(relative_iqr, bool):
+        return relative_iqr / 2
+    return relative_iqr
+
+
+def worse_than_mean(case: dict[str, Any]) -> float | None:
+    """The global mean's test RMSE on a record's split when the record's final test RMSE does not beat it."""
+    summary = case.get("summary") or {}
+    mean = ((case.get("dataset") or {}).get("baselines") or {}).get("global_mean") or {}
+    final, constant = summary.get("final_test_rmse"), mean.get("test_rmse")
+    if case.get("status") != "ok" or (case.get("strategy") or {}).get("objective", "rating") != "rating":
+        return None
+    if isinstance(final, (int, float)) and isinstance(constant, (int, float)) and math.isfinite(constant):
+        return constant if final >= constant else None
+    return None
+
+
+def mean_note(constant: float) -> str:
+    return f"held-out RMSE no better than the global mean's ({constant:.4f})"
+
+
+def case_note(case: dict[str, Any]) -> str:
+    notes = [case.get("reason", "")]
+    constant = worse_than_mean(case)
+    if constant is not None:
+        notes.append(mean_note(constant))
+    strategy = case["strategy"]
+    if strategy.get("objective", "rating") != "rating":
+        notes.append(f"{strategy['objective']}-feedback objective: RMSE not comparable, compare s/epoch only")
+    if not strategy.get("stepwise", True) and case.get("summary"):
+        covered = max((e.get("epochs_covered", 1) for r in case["repeats"] for e in r.get("epochs", [])), default=1)
+        notes.append(f"whole fit of {covered} epochs timed as one call")
+    return "; ".join(n for n in notes if n)
