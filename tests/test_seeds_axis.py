@@ -122,3 +122,24 @@ def test_a_suite_sized_for_less_says_so_before_it_starts(tmp_path, capsys):
     assert "is sized for about 10 s with 1 seed(s)" in capsys.readouterr().err
     assert main([*argv, "--force"]) == 0
     assert "is sized for" not in capsys.readouterr().err
+
+
+def test_compare_pairs_the_seeds_two_runs_share(tmp_path, capsys):
+    base = run(tmp_path, "-s", "vectorized", "--seeds", "3", name="base.json")
+    new = run(tmp_path, "-s", "vectorized", "--seeds", "1,2,3", name="new.json")
+    capsys.readouterr()
+    assert main(["compare", str(base), str(new), "--wide"]) == 0
+    out = capsys.readouterr().out
+    assert "2 paired seeds" in out and "seeds only in base: 0" in out and "seeds only in new: 3" in out
+    row = next(line for line in out.splitlines() if "vectorized" in line)
+    assert " ~ " in f" {row} "  # the same code on the same seeds: no quality change
+
+
+def test_compare_refuses_a_file_with_a_case_twice_for_one_seed(tmp_path, capsys):
+    path = run(tmp_path, "-s", "vectorized", "--seeds", "2")
+    document = json.loads(path.read_text())
+    document["cases"].append(document["cases"][0])
+    path.write_text(json.dumps(document))
+    assert main(["compare", str(path), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds case" in err and "twice for seed 0" in err

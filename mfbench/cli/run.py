@@ -202,9 +202,10 @@ def print_scores(document: dict[str, Any], fmt: str) -> None:
     """The derived targets and, over several workloads, the performance-profile score."""
     for target in document.get("targets") or []:
         origin = "tuned" if target["from_tuned"] else "untuned"
+        seeds = f", median over {target['seeds']} seeds" if target.get("seeds", 1) > 1 else ""
         print(
             f"\ntarget {target['workload']}: {target['target_rmse']:.4f} = (1 + {target['slack']:g}) x best validation "
-            f"RMSE {target['best_valid_rmse']:.4f} of {origin} case {target['from_case']}"
+            f"RMSE {target['best_valid_rmse']:.4f} of {origin} case {target['from_case']}{seeds}"
         )
     profile = document.get("profile")
     if profile and len(profile["workloads"]) > 1:

@@ -26,6 +26,13 @@ larger of ``RMSE_TOLERANCE`` (1 %) of the base value and the spread across
 repeats (max - min) of either file. Repeats start from the same seed, so for a
 deterministic strategy that spread is zero and the 1 % floor decides.
 
+Seeds. Files run with several seeds hold one record per case and seed. A case is compared
+on the seeds both files ran it with (the paired seeds; the others are named in its notes):
+its epochs over those seeds feed the speed bootstrap (a seed's repeat is one group), its
+time-to-target is the median over them, and with two or more paired seeds the quality
+verdict needs a paired test of the per-seed final RMSE (:func:`mfbench.stats.paired.paired_test`,
+p < 0.05) as well as the 1 % floor. Files with no seed in common are compared unpaired.
+
 Fail threshold ``PCT``: ``Comparison.exit_code`` is 1 when a case is
 ``slower`` by more than PCT percent of the base's updates/s, when the held-out
 RMSE is significantly worse by more than PCT percent, when a case that ended
@@ -51,6 +58,8 @@ from ..errors import MfbenchError
 from ..results.revision import describe as describe_revision
 from ..results.statuses import FAILED_STATUSES
 from ..run.selection import format_selection
+from ..stats.paired import paired_test
+from ..stats.seeds import record_seed
 from ..stats.summary import (
     UNSTABLE_SPREAD,
     FinalRmse,
@@ -137,13 +146,20 @@ def speed_interval(base: dict[str, Any], new: dict[str, Any], scale: float = 1.0
     return widen(interval, drift)
 
 
-def quality_verdict(base: FinalRmse, new: FinalRmse) -> str:
-    """ "better"/"worse" when the RMSE moved by more than 1 % of the base and more than either file's spread."""
+def quality_verdict(base: FinalRmse, new: FinalRmse, pairs: tuple[list[float], list[float]] | None = None) -> str:
+    """ "better"/"worse" when the RMSE moved by more than 1 % of the base and more than either file's spread,
+    and, given per-seed values on paired seeds, when a paired test says it is not seed noise (p < 0.05)."""
     if not (math.isfinite(base.median) and math.isfinite(new.median)):
         if math.isfinite(base.median) != math.isfinite(new.median):
             return "better" if math.isfinite(new.median) else "worse"
         return "~"
-    tolerance = max(RMSE_TOLERANCE * abs(base.median), base.high - base.low, new.high - new.low)
+    tolerance = RMSE_TOLERANCE * abs(base.median)
+    if pairs is None:
+        tolerance = max(tolerance, base.high - base.low, new.high - new.low)
+    else:
+        test = paired_test(*pairs)
+        if test.p is None or test.p >= 0.05:
+            return "~"
     difference = new.median - base.median
     if difference > tolerance:
         return "worse"
@@ -181,6 +197,8 @@ class Row:
     rmse_new: FinalRmse | None = None
     rmse_ratio: float | None = None
     quality: str = ""
+    #: Per-seed final test RMSE of base and new on their paired seeds (two or more), for the paired test.
+    rmse_pairs: tuple[list[float], list[float]] | None = None
     notes: list[str] = field(default_factory=list)
     trips: list[str] = field(default_factory=list)
     #: Too noisy to rule out a slowdown beyond the fail threshold.
@@ -245,17 +263,56 @@ class Comparison:
         return sum(1 for row in self.rows if row.where == where)
 
 
-def _index(document: dict[str, Any], side: str) -> dict[CaseKey, dict[str, Any]]:
-    cases: dict[CaseKey, dict[str, Any]] = {}
+def _index(document: dict[str, Any], side: str) -> dict[CaseKey, dict[Any, dict[str, Any]]]:
+    """Each case's records by seed (a file from before seeds were an axis: one record, seed None)."""
+    cases: dict[CaseKey, dict[Any, dict[str, Any]]] = {}
     for case in document.get("cases", []):
-        key = case_key(case)
-        if key in cases:
+        key, seed = case_key(case), record_seed(case)
+        if seed in cases.get(key, {}):
             raise MfbenchError(
-                f"the {side} file holds case {case.get('id', '?')!r} twice; compare needs each case once "
-                "(split the file, or re-run it)"
+                f"the {side} file holds case {case.get('id', '?')!r} twice"
+                + (f" for seed {seed}" if seed is not None else "")
+                + "; compare needs each case once per seed (split the file, or re-run it)"
             )
-        cases[key] = case
+        cases.setdefault(key, {})[seed] = case
     return cases
+
+
+def merged(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record standing for a case over several seeds: every seed's repeats, the worst status."""
+    if len(records) == 1:
+        return records[0]
+    statuses = [r.get("status") for r in records]
+    status = next((s for s in ("error", "timeout", "diverged", "skipped") if s in statuses), "ok")
+    reasons = dict.fromkeys(r.get("reason") or "" for r in records)
+    return {
+        **records[0],
+        "status": status,
+        "reason": "; ".join(r for r in reasons if r),
+        "repeats": [repeat for r in records for repeat in r.get("repeats", [])],
+    }
+
+
+def paired_records(
+    base: dict[Any, dict[str, Any]], new: dict[Any, dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """The records of the seeds both files ran (all of them where the files share none), and notes on the rest."""
+    shared = [seed for seed in base if seed in new]
+    if not shared:
+        note = [] if list(base) == [None] and list(new) == [None] else ["no seed in common: compared unpaired"]
+        return list(base.values()), list(new.values()), note
+    notes = []
+    for side, seeds in (("base", base), ("new", new)):
+        extra = [seed for seed in seeds if seed not in shared]
+        if extra:
+            notes.append(f"seeds only in {side}: {', '.join(map(str, extra))}")
+    if len(shared) > 1:
+        notes.insert(0, f"{len(shared)} paired seeds")
+    return [base[seed] for seed in shared], [new[seed] for seed in shared], notes
+
+
+def seed_finals(records: list[dict[str, Any]]) -> list[float]:
+    return [_number((r.get("summary") or {}).get("final_test_rmse")) if r.get("status") == "ok" else math.nan for r in records]
 
 
 def _check_same_data(base: dict[str, Any], new: dict[str, Any]) -> None:
@@ -350,7 +407,7 @@ def _compare_row(row: Row, threshold: float | None, margin: float, drift: float,
     row.ttt_ratio = _ratio(row.ttt_new, row.ttt_base)
     if row.rmse_base is not None and row.rmse_new is not None:
         row.rmse_ratio = _ratio(row.rmse_new.median, row.rmse_base.median)
-        row.quality = quality_verdict(row.rmse_base, row.rmse_new)
+        row.quality = quality_verdict(row.rmse_base, row.rmse_new, row.rmse_pairs)
         worse = (row.rmse_ratio - 1.0) * 100.0 if row.rmse_ratio is not None else math.inf
         if threshold is not None and row.quality == "worse" and worse > threshold:
             row.trips.append(f"RMSE {worse:.1f}% worse > {threshold:g}%")
@@ -410,10 +467,25 @@ def compare_documents(
     if margin is not None and not margin >= 0:
         raise MfbenchError(f"the margin is a percentage, 0 or more; got {margin}")
     margin = margin if margin is not None else (fail_threshold if fail_threshold is not None else DEFAULT_MARGIN)
-    old_cases, new_cases = _index(base, "base"), _index(new, "new")
-    for key, case in old_cases.items():
-        if key in new_cases:
-            _check_same_data(case, new_cases[key])
+    old_seeds, new_seeds = _index(base, "base"), _index(new, "new")
+    old_cases: dict[CaseKey, dict[str, Any]] = {}
+    new_cases: dict[CaseKey, dict[str, Any]] = {}
+    seed_notes: dict[CaseKey, list[str]] = {}
+    pairs: dict[CaseKey, tuple[list[float], list[float]]] = {}
+    for key, by_seed in old_seeds.items():
+        if key in new_seeds:
+            old_records, new_records, seed_notes[key] = paired_records(by_seed, new_seeds[key])
+            if [record_seed(r) for r in old_records] == [record_seed(r) for r in new_records]:
+                for old_record, new_record in zip(old_records, new_records, strict=True):
+                    _check_same_data(old_record, new_record)
+                if len(old_records) > 1:
+                    pairs[key] = (seed_finals(old_records), seed_finals(new_records))
+            old_cases[key], new_cases[key] = merged(old_records), merged(new_records)
+        else:
+            old_cases[key] = merged(list(by_seed.values()))
+    for key, by_seed in new_seeds.items():
+        if key not in old_seeds:
+            new_cases[key] = merged(list(by_seed.values()))
     target_value, source, notes = _resolve_target(base, new, target)
     notes += _machine_note(base, new, normalize)
     notes += _source_note(base, new)
@@ -424,6 +496,8 @@ def compare_documents(
     rows = []
     for key, case in old_cases.items():
         row = _new_row(key, case, case, new_cases.get(key))
+        row.notes.extend(seed_notes.get(key, []))
+        row.rmse_pairs = pairs.get(key)
         _fill_side(row, "base", case, target_value, normalize)
         if row.new is None:
             row.notes.insert(0, "only in base")

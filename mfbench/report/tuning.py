@@ -72,7 +72,8 @@ def render_profile(profile: dict[str, Any], fmt: str = "simple") -> str:
         rows.append(
             [
                 entry["strategy"],
-                f"{entry['score']:.3f}",
+                f"{entry['score']:.3f}"
+                + (f" [{entry['score_range'][0]:.3f}, {entry['score_range'][1]:.3f}]" if "score_range" in entry else ""),
                 *(("-" if not math.isfinite(entry["ratios"][w]) else f"{entry['ratios'][w]:.2f}x") for w in workloads),
             ]
         )

@@ -10,6 +10,10 @@ benchmark score with its r_max = 4.)
 
 Strategies are matched across workloads by their label before tuning (a tuned case's
 ``tuning.base_label``), since tuning gives each workload its own parameter values.
+
+Over several seeds the score is computed per seed, and the profile reports the median of the
+seeds' scores with their range (AlgoPerf's median over studies); the ratios and rho(tau) curves
+are those of each case's median time-to-target over its seeds.
 Workloads where no strategy reached the target say nothing about speed and are left
 out (and listed). Cases with an implicit objective have no time-to-target and are left out.
 """
@@ -17,6 +21,7 @@ out (and listed). Cases with an implicit objective have no time-to-target and ar
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,8 +37,12 @@ def strategy_key(case: dict[str, Any]) -> str:
 
 
 def ratios(cases: Iterable[dict[str, Any]]) -> tuple[dict[str, dict[str, float]], list[str]]:
-    """(ratio by strategy then workload, workloads left out because nobody reached the target)."""
-    times: dict[str, dict[str, float]] = {}
+    """(ratio by strategy then workload, workloads left out because nobody reached the target).
+
+    A strategy's time on a workload is the median over seeds (of the best of its cases on a seed,
+    when several share its label); inf where it did not reach the target.
+    """
+    times: dict[str, dict[str, dict[Any, float]]] = {}
     for case in cases:
         if (case.get("strategy") or {}).get("objective", "rating") != "rating":
             continue
@@ -45,19 +54,30 @@ def ratios(cases: Iterable[dict[str, Any]]) -> tuple[dict[str, dict[str, float]]
         value = as_number(summary.get("time_to_target_s"))
         seconds = value if case.get("status") == "ok" and math.isfinite(value) and value > 0 else math.inf
         workload = workload_name(workload_key(case))
-        by_strategy = times.setdefault(workload, {})
-        key = strategy_key(case)
-        by_strategy[key] = min(seconds, by_strategy.get(key, math.inf))
+        per_seed = times.setdefault(workload, {}).setdefault(strategy_key(case), {})
+        seed = case.get("seed")
+        per_seed[seed] = min(seconds, per_seed.get(seed, math.inf))
     result: dict[str, dict[str, float]] = {}
     dropped = []
     for workload, by_strategy in times.items():
-        best = min(by_strategy.values())
+        medians = {key: median_time(list(seeds.values())) for key, seeds in by_strategy.items()}
+        best = min(medians.values())
         if not math.isfinite(best):
             dropped.append(workload)
             continue
-        for key, seconds in by_strategy.items():
+        for key, seconds in medians.items():
             result.setdefault(key, {})[workload] = seconds / best
     return result, dropped
+
+
+def median_time(values: list[float]) -> float:
+    """The median of times where inf means "not reached" (so more than half unreached is inf)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    low, high = ordered[middle - 1], ordered[middle]
+    return math.inf if math.isinf(high) else (low + high) / 2
 
 
 def rho(strategy_ratios: dict[str, float], workloads: list[str], tau: float) -> float:
@@ -81,24 +101,50 @@ def score(strategy_ratios: dict[str, float], workloads: list[str], tau_max: floa
 
 
 def performance_profile(cases: Iterable[dict[str, Any]], tau_max: float = TAU_MAX) -> dict[str, Any]:
-    """The profile of a run: per strategy its ratios per workload and its score, best first."""
-    table, dropped = ratios(list(cases))
+    """The profile of a run: per strategy its ratios per workload and its score, best first.
+
+    Over several seeds, ``score`` is the median of the seeds' scores and ``score_range`` their
+    range; ``seed_scores`` lists them by seed.
+    """
+    cases = list(cases)
+    table, dropped = ratios(cases)
     workloads = sorted({w for r in table.values() for w in r})
-    strategies: list[dict[str, Any]] = [
-        {
+    seeds: list[int] = sorted({c["seed"] for c in cases if isinstance(c.get("seed"), int)})
+    per_seed: dict[str, dict[int, float]] = {}
+    if len(seeds) > 1:
+        for seed in seeds:
+            seed_table, _ = ratios(c for c in cases if c.get("seed") == seed)
+            seed_workloads = sorted({w for r in seed_table.values() for w in r})
+            for key, r in seed_table.items():
+                per_seed.setdefault(key, {})[seed] = score(r, seed_workloads, tau_max)
+    strategies: list[dict[str, Any]] = []
+    for key, r in table.items():
+        entry: dict[str, Any] = {
             "strategy": key,
             "score": score(r, workloads, tau_max),
             "ratios": {w: r.get(w, math.inf) for w in workloads},
             "reached": sum(math.isfinite(r.get(w, math.inf)) for w in workloads),
         }
-        for key, r in table.items()
-    ]
+        if per_seed:
+            scores = [per_seed.get(key, {}).get(seed, 0.0) for seed in seeds]
+            entry.update(
+                score=statistics.median(scores),
+                score_range=[min(scores), max(scores)],
+                seed_scores={str(seed): value for seed, value in zip(seeds, scores, strict=True)},
+            )
+        strategies.append(entry)
     strategies.sort(key=lambda s: (-s["score"], s["strategy"]))
+    rule = (
+        "ratio = time-to-target / best time-to-target on the workload (inf when not reached); "
+        f"score = area under rho(tau) for tau in [1, {tau_max:g}], divided by {tau_max - 1:g}"
+    )
+    if per_seed:
+        rule += f"; computed per seed, the median over {len(seeds)} seeds with its range"
     return {
         "tau_max": tau_max,
         "workloads": workloads,
         "left_out": dropped,
         "strategies": strategies,
-        "rule": "ratio = time-to-target / best time-to-target on the workload (inf when not reached); "
-        f"score = area under rho(tau) for tau in [1, {tau_max:g}], divided by {tau_max - 1:g}",
+        "rule": rule,
+        "seeds": len(seeds) or 1,
     }
