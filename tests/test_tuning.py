@@ -113,6 +113,7 @@ def tune(pm, storage, strategies=(FAST,), datasets=(PLANTED,), trials=6, epochs=
     """Tune the cases; ``isolated`` runs each trial in a worker process (the CLI's default), else here."""
     config = RunConfig(epochs=epochs, warmup=0, repeats=1, seed=0, target_rmse=kw.pop("target", None))
     cases = plan(collect(pm), list(datasets), ["biased[n_factors=3]"], list(strategies), ["cpu"], config)
+    kw.setdefault("fresh", 0)  # the fresh-seed evaluation has a test of its own
     tuner = Tuner(str(storage), config, trials=trials, say=lambda _: None, pm=pm if isolated else None, **kw)
     return [tuner.tune(case) for case in cases], cases
 
@@ -148,6 +149,24 @@ def test_the_first_trial_is_the_defaults_and_the_rest_are_quasi_random(fresh_pm,
     assert first["defaults"] and first["params"] == {"lr": 0.01, "reg": 0.05, "batch_size": 1024}
     assert summary["n_trials"] == 4 and len({json.dumps(t["params"], sort_keys=True) for t in summary["trials"]}) == 4
     assert summary["sampler"] == "qmc"
+
+
+def test_the_choice_is_trained_again_on_fresh_seeds_and_the_gap_is_kept(fresh_pm, tmp_path, monkeypatch):
+    (summary,), cases = tune(fresh_pm, tmp_path / "s.db", trials=3, fresh=2)
+    fresh = summary["fresh"]
+    assert fresh["seeds"] == [1000, 1001] and fresh["params"] == summary["chosen"]
+    assert all(0 < value < 5 for value in fresh["values"]) and fresh["statistic"] == "mean"
+    assert fresh["gap"] == pytest.approx(fresh["estimate"] - summary["best"]["value"])
+    assert fresh["low"] <= fresh["estimate"] <= fresh["high"]
+    assert load_tuning(str(tmp_path / "s.db"), cases[0])["fresh"] == fresh  # kept in the study
+    runs = []
+    monkeypatch.setattr(Tuner, "run_trial", lambda self, case, on_epoch: runs.append(case))
+    (again,), _ = tune(fresh_pm, tmp_path / "s.db", trials=3, fresh=2)
+    assert again["fresh"] == fresh and runs == []  # a resumed tune does not train the same choice again
+    from mfbench.report.tuning import render_tuning
+
+    table = render_tuning([summary])
+    assert "on 2 fresh seeds" in table and "on the search" in table
 
 
 def test_a_parameter_the_selection_sets_is_held_fixed(fresh_pm, tmp_path):

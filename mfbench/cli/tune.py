@@ -77,6 +77,14 @@ def add_parser(sub: Any, shared: Shared) -> None:
         "--params", metavar="P1,P2", help="tune only these parameters of the search space (default: all it declares)"
     )
     tune.add_argument(
+        "--fresh-seeds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="train each study's choice again on N seeds the search never saw, and show that score beside the "
+        "search's best: the gap is what the search's luck was worth (default %(default)s; 0: none)",
+    )
+    tune.add_argument(
         "--executor",
         default=DEFAULT_EXECUTOR,
         choices=LOCAL_EXECUTORS,
@@ -101,6 +109,7 @@ def tune_cases(
     say: Any = print,
     pm: pluggy.PluginManager | None = None,
     executor: str = DEFAULT_EXECUTOR,
+    fresh: int = 3,
 ) -> list[dict[str, Any]] | None:
     """Tune every planned case into ``storage``; the studies' summaries, or None when interrupted."""
     # Only a target given to tune makes the objective time-to-target: a suite's targets are
@@ -109,7 +118,9 @@ def tune_cases(
     cases, _ = plan_suite(registry, suite, overrides, config)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    tuner = Tuner(storage, config, trials=trials, sampler=sampler, pruner=pruner, only=only, say=say, pm=pm, executor=executor)
+    tuner = Tuner(
+        storage, config, trials=trials, sampler=sampler, pruner=pruner, only=only, say=say, pm=pm, executor=executor, fresh=fresh
+    )
     say(f"mfbench tune: {len(cases)} case(s), {trials} trials each, studies in {tuner.storage_text}")
     summaries = []
     try:
@@ -148,6 +159,7 @@ def main(args: argparse.Namespace) -> int:
         target=args.objective_target,
         pm=pm,
         executor=args.executor,
+        fresh=args.fresh_seeds,
     )
     if summaries is None:
         return 130

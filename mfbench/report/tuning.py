@@ -9,6 +9,7 @@ from tabulate import tabulate
 
 from ..run.selection import format_params
 from ..stats.summary import as_number
+from ..tuning.studies import fresh_text
 
 
 def _num(value: Any, spec: str) -> str:
@@ -32,7 +33,9 @@ def tuning_cost(tuning: dict[str, Any] | None) -> str:
     counts = tuning.get("counts", {})
     extra = [f"{counts[k]} {k}" for k in ("pruned", "fail") if counts.get(k)]
     counted = f" ({', '.join(extra)})" if extra else ""
-    return f"{tuning.get('n_trials', 0)} trials{counted}, {_num(tuning.get('cost_s'), '.0f')} s"
+    gap = as_number((tuning.get("fresh") or {}).get("gap"))
+    fresh = f"; fresh seeds {gap:+.3g}" if math.isfinite(gap) else ""
+    return f"{tuning.get('n_trials', 0)} trials{counted}, {_num(tuning.get('cost_s'), '.0f')} s{fresh}"
 
 
 def render_tuning(summaries: list[dict[str, Any]], fmt: str = "simple") -> str:
@@ -40,7 +43,7 @@ def render_tuning(summaries: list[dict[str, Any]], fmt: str = "simple") -> str:
     rows = []
     for s in summaries:
         if s["status"] == "skipped":
-            rows.append([s["id"], "skipped", "", "", "", s["reason"]])
+            rows.append([s["id"], "skipped", "", "", "", "", s["reason"]])
             continue
         best = s.get("best") or {}
         objective = s.get("objective") or ""
@@ -52,12 +55,14 @@ def render_tuning(summaries: list[dict[str, Any]], fmt: str = "simple") -> str:
                 _num(best.get("best_valid_rmse"), ".4f"),
                 _num(best.get("value"), ".4g")
                 + (" s" if "seconds" in objective and math.isfinite(as_number(best.get("value"))) else ""),
+                fresh_text(s.get("fresh")),
                 tuning_cost(s) + ("" if s["status"] == "ok" else f"; {s.get('reason', '')}"),
             ]
         )
+    seeds = next((len(s["fresh"]["seeds"]) for s in summaries if s.get("fresh")), 0)
     return tabulate(
         rows,
-        headers=["case", "status", "chosen parameters", "best valid RMSE", "objective", "tuning"],
+        headers=["case", "status", "chosen parameters", "best valid RMSE", "objective", f"on {seeds} fresh seeds", "tuning"],
         tablefmt=fmt,
         disable_numparse=True,
     )

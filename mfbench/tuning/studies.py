@@ -95,6 +95,19 @@ def json_number(value: Any) -> Any:
     return value
 
 
+def fresh_text(fresh: dict[str, Any] | None) -> str:
+    """``0.9123 [0.9101, 0.9145], +0.0061 on the search``: the chosen parameters on fresh seeds, and the gap."""
+    if not fresh:
+        return ""
+    estimate, low, high, gap = (as_number(fresh.get(k)) for k in ("estimate", "low", "high", "gap"))
+    if not math.isfinite(estimate):
+        return f"{fresh.get('estimate')} over {len(fresh.get('seeds', []))} seeds"
+    text = f"{estimate:.4g}"
+    if math.isfinite(low) and math.isfinite(high):
+        text += f" [{low:.4g}, {high:.4g}]"
+    return text + (f", {gap:+.3g} on the search" if math.isfinite(gap) else "")
+
+
 def summarize_study(study, case_id: str) -> dict[str, Any]:
     """The study as a results file keeps it: every trial, the choice, and the cost."""
     trials = []
@@ -138,6 +151,7 @@ def summarize_study(study, case_id: str) -> dict[str, Any]:
         "cost_s": sum(t["wall_s"] for t in trials if math.isfinite(t["wall_s"])),
         "best": best,
         "chosen": {k: round_value(v) for k, v in best["params"].items()} if best else None,
+        **({"fresh": attrs["fresh"]} if "fresh" in attrs else {}),
     }
 
 
