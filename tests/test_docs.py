@@ -288,6 +288,19 @@ def test_readme_plugin_example_is_the_tested_fixture():
     assert fixture.strip() in [block.strip() for block in code_blocks(PLUGIN_GUIDE, "python")]
 
 
+def test_the_plugin_guide_layout_example_is_an_exact_strategy():
+    """The model layout contract's example runs, and is the reference's per-rating SGD on both layouts."""
+    import torch
+
+    import mfbench
+
+    section = PLUGIN_GUIDE[PLUGIN_GUIDE.index("## The model layout contract") : PLUGIN_GUIDE.index("## Checking your strategy")]
+    scope = {"mfbench": mfbench, "torch": torch}
+    exec(code_blocks(section, "python")[0], scope)
+    for kind in ("dot", "biased"):
+        mfbench.testing.assert_exact(scope["PlainSGD"], kind)
+
+
 def test_every_hook_is_documented_and_tested():
     hooks = hookspecs.hook_names()
     assert hooks and sorted(hooks) == [name for name in dir(hookspecs) if name.startswith("mfbench_")]
