@@ -50,7 +50,7 @@ SURPRISE_DEFAULT_EPOCHS = 20
 
 #: (strategy selection, model selection). Models without biases are for the peers that have none.
 #: Parameters other than the defaults are the ones that keep a strategy from diverging on
-#: MovieLens' skewed users (see the README's section on real data).
+#: MovieLens' skewed users (see docs/parts.md, "Default step sizes").
 CONTENDERS: list[tuple[str, str]] = [
     (SURPRISE_DEFAULTS, SURPRISE_MODEL),
     ("surprise-svd", SURPRISE_MODEL),

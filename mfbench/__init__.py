@@ -16,14 +16,13 @@ ones before it: ``errors`` -> ``data`` -> ``plugin`` -> ``results`` -> ``stats``
 ``__init__`` names its public surface; the files behind it may move.
 """
 
+import sys
+
 from ._version import __version__
 from .data.cache import cache_dir
 from .data.ratings import Ratings
 from .errors import CaseTimeout, MfbenchError, PluginError, SelectionError
-
-# Modules plugin authors use by these names (mfbench.testing, mfbench.roofline), and the executors
-# folder under the name it had before the core was laid out in folders (mfbench.executors.Executor).
-from .plugin import contract_checks as testing
+from .plugin import contract_checks as testing, model_layout as _model_layout
 from .plugin.hookspecs import hookimpl, hookspec
 from .plugin.manager import make_plugin_manager
 from .plugin.model_layout import LayoutError, Tables, find_tables, layout_problem
@@ -32,10 +31,35 @@ from .plugin.options import RunOptions
 from .plugin.parts import Dataset, Model, Part, Strategy, epoch_permutation
 from .plugin.search_space import Categorical, IntRange, LogUniform, Uniform
 from .run import executors
-from .run.executors import Executor, Job, merge_hosts, probe_host, run_case_spec
+from .run.executors import (
+    Executor,
+    Job,
+    base as _base,
+    distributed as _distributed,
+    merge_hosts,
+    pool as _pool,
+    probe_host,
+    process as _process,
+    run_case_spec,
+)
 from .run.executors.distributed import DistributedStrategy, RankStrategy
 from .run.plan import Case
 from .stats import roofline
+
+# Plugin authors use mfbench.testing and mfbench.roofline by these names, and plugins written before
+# the core was laid out in folders import mfbench.executors(.pool, ...) and mfbench.layout: those
+# paths name the modules that moved, not copies of them (one class, one identity, whichever path).
+for _old, _module in {
+    "testing": testing,
+    "roofline": roofline,
+    "layout": _model_layout,
+    "executors": executors,
+    "executors.base": _base,
+    "executors.distributed": _distributed,
+    "executors.pool": _pool,
+    "executors.process": _process,
+}.items():
+    sys.modules.setdefault(f"{__name__}.{_old}", _module)
 
 __all__ = [
     "Case",

@@ -245,3 +245,27 @@ def test_run_help_states_the_defaults_of_the_suite_it_would_run(capsys):
         main(["run", "--suite", "speed", "--help"])
     speed = " ".join(capsys.readouterr().out.split())
     assert "(default 1, the speed suite's; 3 where a suite sets none)" in speed and "default cpu, the speed suite's" in speed
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """``mfbench report FILE | head -1``: the pipe closes under the writer; it stops quietly, as on SIGPIPE.
+
+    The table is made longer than a pipe holds (64 KiB), so the writer is still writing when the
+    reader leaves, whatever the scheduling.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    document = json.loads((Path(__file__).parent / "fixtures" / "quick-2026-11-28.json").read_text())
+    document["cases"] = [
+        {**case, "id": f"{case['id']} #{n}", "dataset": {**case["dataset"], "label": f"{case['dataset'].get('label')}{n}"}}
+        for n in range(40)
+        for case in document["cases"]
+    ]
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps(document))
+    script = f"{sys.executable} -m mfbench report {path} --wide | head -1"
+    done = subprocess.run(["bash", "-c", f"set -o pipefail; {script}"], capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("dataset") and done.stdout.count("\n") == 1
+    assert "Traceback" not in done.stderr and done.returncode == 141

@@ -132,18 +132,3 @@ def test_the_ratings_shape_is_checked_when_given():
 def test_the_contract_is_exported_for_plugin_authors():
     assert mfbench.find_tables is find_tables and mfbench.Tables is Tables
     assert issubclass(mfbench.LayoutError, mfbench.MfbenchError) and mfbench.layout_problem is layout_problem
-
-
-def test_the_readme_example_is_an_exact_strategy():
-    """The README's layout example runs, and is the reference's per-rating SGD on both layouts."""
-    import re
-    from pathlib import Path
-
-    from mfbench.plugin import contract_checks as testing
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### The model layout contract") : readme.index("### Checking your strategy")]
-    scope = {"mfbench": mfbench, "torch": torch}
-    exec(re.findall(r"```python\n(.*?)```", section, flags=re.S)[0], scope)
-    for kind in ("dot", "biased"):
-        testing.assert_exact(scope["PlainSGD"], kind)

@@ -212,3 +212,18 @@ def test_missing_library_says_which_module_is_missing_and_how_to_install_it(tmp_
     monkeypatch.setitem(sys.modules, "blocked_lib", None)
     assert "blocked_lib is not installed (pip install b)" in mfbench.missing_library("blocked_lib", install="pip install b")
     assert "blocked_lib" in mfbench.missing_library("blocked_lib", install="pip install b", load=False)
+
+
+def test_module_paths_from_before_the_core_moved_into_folders_still_import_the_same_modules():
+    """A plugin written against the earlier layout imports mfbench.testing, mfbench.roofline,
+    mfbench.layout and mfbench.executors(.pool ...): each is the module that moved, not a copy."""
+    import importlib
+
+    import mfbench.plugin.contract_checks
+    import mfbench.run.executors.pool
+
+    assert importlib.import_module("mfbench.testing") is mfbench.plugin.contract_checks
+    assert importlib.import_module("mfbench.executors.pool").WorkerGroup is mfbench.run.executors.pool.WorkerGroup
+    assert importlib.import_module("mfbench.executors").Executor is mfbench.Executor
+    assert importlib.import_module("mfbench.layout").find_tables is mfbench.find_tables
+    assert importlib.import_module("mfbench.roofline").per_rating_sgd(20, 4, True)

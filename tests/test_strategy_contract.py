@@ -34,7 +34,7 @@ EPOCH_BUDGET = {
 }
 #: The learning check runs every strategy at the L2 that suits this planted problem, not at its
 #: default: the defaults' reg (0.05 for the SGD strategies, 0.08 for ALS) is sized for the default
-#: 20 factors on real ratings (ml-latest-small, README "Defaults"), and on these rank-matched
+#: 20 factors on real ratings (ml-latest-small, docs/parts.md "Default step sizes"), and on these rank-matched
 #: planted models it shrinks the signal enough that held-out RMSE levels off just above the target
 #: (vectorized: 0.581 on dot after 45 epochs at reg 0.05). Everything else is the strategy's default.
 PLANTED_L2 = {"reg": 0.02}

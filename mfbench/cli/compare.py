@@ -36,7 +36,7 @@ def add_parser(sub: Any, shared: Shared) -> None:
         parents=[shared.table_opts],
         help="compare two results files case by case",
         description="Match cases by identity and show new/base ratios of throughput, time-to-target and held-out RMSE, "
-        "with a verdict on speed from a 95%% confidence interval of the ratio: slower, faster, no change, or too "
+        "with a verdict on speed from a 95% confidence interval of the ratio: slower, faster, no change, or too "
         "noisy to tell.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -91,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MfbenchError as exc:
         print(f"mfbench: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (mfbench report ... | head): stop quietly, as a SIGPIPE would
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's final flush does not raise again
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM before the run began or outside one
         how = "terminated" if isinstance(exc, Terminated) else "interrupted"
         print(f"\nmfbench: {how}", file=sys.stderr)

@@ -102,5 +102,5 @@ def mfbench_machine_info() -> dict[str, Any] | None:
 def mfbench_case_finished(case: dict[str, Any]) -> None:
     """Observe a case right after it finished and was written to the results file.
 
-    :param case: the case's JSON record, as documented in the README (do not modify it).
+    :param case: the case's JSON record, as docs/results.md documents it (do not modify it).
     """

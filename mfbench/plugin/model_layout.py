@@ -52,7 +52,7 @@ GLOBAL_MEAN = "global_mean"
 #: What a strategy computes in unless it says otherwise.
 DEFAULT_DTYPES = (torch.float32, torch.float64)
 #: Where the contract is written down for users.
-SEE = "README, 'The model layout contract'"
+SEE = "docs/plugins.md, 'The model layout contract'"
 
 
 class LayoutError(MfbenchError):

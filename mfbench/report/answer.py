@@ -10,6 +10,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..stats.intervals import Interval
+from ..stats.overall import Overall, overall
 from ..stats.paired import Comparison, PairComparison
 from ..stats.seeds import WorkloadVerdict, workload_verdicts
 
@@ -21,6 +23,9 @@ def render_answer(cases: Sequence[dict[str, Any]], target: float | None = None) 
     """The answer lines a terminal prints under the table (empty when no case ended ok)."""
     verdicts = workload_verdicts([c for c in cases if c.get("status") == "ok"], target)
     lines = workload_answers(verdicts)
+    across = overall(verdicts)
+    if across is not None:
+        lines += overall_lines(across)
     text = "\n".join(f"- {line}" for line in lines)
     if any(len(v.seeds) > 1 for v in verdicts):
         text = SEEDS_LEGEND + "\n" + text
@@ -36,6 +41,40 @@ SEEDS_LEGEND = (
 )
 
 
+def overall_lines(across: Overall) -> list[str]:
+    """Across workloads: interquartile mean of relative speed, who beats whom how often, average ranks."""
+
+    def interval(value: Interval, spec: str = ".2f") -> str:
+        if value.estimate is None:
+            return value.reason or "n/a"
+        bounds = f" [{value.low:{spec}}, {value.high:{spec}}]" if value.low is not None and value.high is not None else ""
+        return f"{value.estimate:{spec}}{bounds}"
+
+    where = f"across {len(across.workloads)} workloads"
+    lines = [
+        f"{where}, relative speed to target (1 = the workload's fastest typical seed; interquartile mean over "
+        "workloads and seeds, 95% stratified bootstrap): "
+        + ", ".join(f"{s} {interval(across.iqm[s])}" for s in across.strategies)
+    ]
+    if across.improvement:
+        lines.append(
+            f"{where}, probability of being faster on a random workload and seed: "
+            + "; ".join(f"{a} over {b} {interval(p)}" for a, b, p in across.improvement)
+        )
+    ranking = across.ranking
+    if ranking.strategies and ranking.p is not None:
+        ranks = ", ".join(f"{s} {r:.2f}" for s, r in zip(ranking.strategies, ranking.average_ranks, strict=True))
+        verdict = "the ranks differ" if ranking.significant else "the ranks do not differ significantly"
+        text = f"{where}, average rank (Friedman {_fmt_p(ranking.p)}: {verdict}): {ranks}"
+        if ranking.significant and ranking.critical_difference is not None:
+            text += f"; within the critical difference {ranking.critical_difference:.2f}: "
+            text += "; ".join(" ~ ".join(group) for group in ranking.cliques) or "none"
+        lines.append(text)
+    if across.left_out:
+        lines.append(f"{where}: left out (not measured on every workload): {', '.join(across.left_out)}")
+    return lines
+
+
 def workload_answers(verdicts: Sequence[WorkloadVerdict]) -> list[str]:
     """The answer of a run, one line per workload and question: which strategies reach the target fastest
     (tied groups and ratios with their intervals), which reach the lowest held-out RMSE, and how that
@@ -45,16 +84,45 @@ def workload_answers(verdicts: Sequence[WorkloadVerdict]) -> list[str]:
         seeds = len(verdict.seeds)
         where = f"{verdict.workload} ({seeds} seeds)" if seeds > 1 else verdict.workload
         if verdict.time is not None and verdict.target is not None:
-            lines.append(f"{where}, time to {verdict.target:g}: {time_sentence(verdict.time)}")
+            lines.append(f"{where}, time to {verdict.target:.4g}: {time_sentence(verdict)}")
         quality = quality_sentence(verdict)
         if quality:
             lines.append(f"{where}, held-out RMSE: {quality}")
     return lines
 
 
-def time_sentence(comparison: Comparison) -> str:
-    if comparison.n_seeds >= 2:
-        return answer_sentence(comparison, unit="s")
+def time_sentence(verdict: WorkloadVerdict) -> str:
+    """Who reaches the target first. Over seeds: tied groups and ratios with their intervals, and where a
+    strategy did not reach the target on most seeds, how often each did instead of an infinite ratio."""
+    comparison = verdict.time
+    assert comparison is not None
+    if comparison.n_seeds < 2:
+        return one_seed_time(comparison)
+    reached = {f.strategy: f.success for f in verdict.cases if f.success is not None}
+
+    def share(name: str) -> str:
+        found = reached.get(name)
+        return f"{found.reached}/{found.total}" if found else "?"
+
+    lead = comparison.groups[0]
+    rest = [s for s in comparison.order if s not in lead]
+    if not any(math.isfinite(comparison.median(s)) for s in lead):
+        return f"no strategy reached it on most seeds (reached on {', '.join(f'{s} {share(s)}' for s in comparison.order)})"
+    unreached = [s for s in rest if math.isinf(comparison.median(s))]
+    if not unreached or rest[0] not in unreached:
+        text = answer_sentence(comparison, unit="s")
+    elif len(lead) == 1:
+        pc = comparison.pair(lead[0], rest[0])
+        p = _fmt_p(pc.p_adjusted if pc else None)
+        text = f"{lead[0]} is faster than {rest[0]} ({p}), which did not reach it on most seeds"
+    else:
+        text = f"{_join(lead)} tie ({_tie_p(comparison, lead)}); {rest[0]} did not reach it on most seeds"
+    if len({share(s) for s in comparison.order}) > 1:
+        text += f"; reached on {', '.join(f'{s} {share(s)}' for s in comparison.order)} seeds"
+    return text
+
+
+def one_seed_time(comparison: Comparison) -> str:
     reached = [s for s in comparison.order if math.isfinite(comparison.median(s))]
     if not reached:
         return f"no strategy reached it; one seed, so no uncertainty estimate ({MORE_SEEDS})"
@@ -200,7 +268,7 @@ def _fmt_p(p: float | None) -> str:
         return "no test possible"
     if p < 0.001:
         return "p < 0.001"
-    return f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
+    return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
 
 
 def _join(names: Sequence[str]) -> str:

@@ -27,7 +27,8 @@ repeats (max - min) of either file. Repeats start from the same seed, so for a
 deterministic strategy that spread is zero and the 1 % floor decides.
 
 Seeds. Files run with several seeds hold one record per case and seed. A case is compared
-on the seeds both files ran it with (the paired seeds; the others are named in its notes):
+on the seeds both files ran it with (the paired seeds; the others are named in its notes; with
+no seed in common, only where the first records' data are the same, else it is refused):
 its epochs over those seeds feed the speed bootstrap (a seed's repeat is one group), its
 time-to-target is the median over them, and with two or more paired seeds the quality
 verdict needs a paired test of the per-seed final RMSE (:func:`mfbench.stats.paired.paired_test`,
@@ -298,9 +299,9 @@ def paired_records(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """The records of the seeds both files ran (all of them where the files share none), and notes on the rest."""
     shared = [seed for seed in base if seed in new]
-    if not shared:
-        note = [] if list(base) == [None] and list(new) == [None] else ["no seed in common: compared unpaired"]
-        return list(base.values()), list(new.values()), note
+    if not shared:  # one seed each, but not the same one: the same data only if the fingerprints say so
+        _check_same_data(next(iter(base.values())), next(iter(new.values())))
+        return list(base.values()), list(new.values()), ["no seed in common: compared unpaired"]
     notes = []
     for side, seeds in (("base", base), ("new", new)):
         extra = [seed for seed in seeds if seed not in shared]

@@ -42,6 +42,8 @@ svg.chart .grid { stroke: #e6e9ed; } svg.chart .axis { stroke: #6b7580; }
 svg.chart .tick, svg.chart .bar-label { fill: #444c55; } svg.chart .label { fill: #444c55; font-size: 11.5px; }
 svg.chart .series path { fill: none; stroke-width: 1.8; }
 svg.chart .target { stroke: #111; stroke-dasharray: 5,4; } svg.chart .target-label { fill: #111; }
+svg.chart .cd { stroke: #111; } svg.chart .clique { stroke: #333; stroke-linecap: round; }
+tr.baseline td { color: #6b7580; font-style: italic; }
 svg.chart .whisker { stroke: #222; stroke-width: 1.2; } svg.chart .value { fill: #222; } svg.chart .value.inside { fill: #fff; }
 .highlighting svg.chart .series:not(.hl) { opacity: 0.18; }
 .legend { list-style: none; padding: 0; margin: 2px 0 8px; display: flex; flex-wrap: wrap; gap: 2px 14px; font-size: 12px; }

@@ -19,14 +19,15 @@ from typing import Any
 from .._version import __version__
 from ..results.revision import describe as describe_revision
 from ..run.selection import format_selection
-from ..stats.seeds import workload_verdicts
+from ..stats.overall import overall
+from ..stats.seeds import case_over_seeds, several_seeds, workload_verdicts
 from ..stats.summary import as_number, case_throughput, case_time_to_target, run_key, scaling_efficiencies
-from .answer import quality_sentence, time_sentence
+from .answer import SEEDS_LEGEND, overall_lines, quality_sentence, time_sentence
 from .colors import device_dash, strategy_color
 from .html_page import data_table, facts, legend, page, section, write_page
-from .plot import rmse_curve
+from .plot import rmse_curve, seed_curve
 from .rows import case_target
-from .svgcharts import Bar, Series, bar_chart, esc, fmt_number, line_chart
+from .svgcharts import Bar, Series, bar_chart, esc, fmt_number, line_chart, rank_diagram
 from .tablefit import collapse_skipped
 from .tables import results_table, table_rows, table_shape
 
@@ -88,7 +89,7 @@ def answers(cases: list[dict[str, Any]], target: float | None) -> list[str]:
         seeds = f" ({len(verdict.seeds)} seeds)" if len(verdict.seeds) > 1 else ""
         where = f"<b>{esc(verdict.workload)}</b>{seeds}"
         if verdict.time is not None and verdict.target is not None:
-            lines.append(f"{where}, time to held-out RMSE {verdict.target:g}: {esc(time_sentence(verdict.time))}.")
+            lines.append(f"{where}, time to held-out RMSE {verdict.target:.4g}: {esc(time_sentence(verdict))}.")
         else:
             fastest = max(verdict.cases, key=lambda f: f.updates_per_s.estimate or 0.0)
             rate = fastest.updates_per_s.estimate
@@ -196,15 +197,26 @@ def table_section(cases: list[dict[str, Any]], target: float | None) -> str:
     body = data_table(table.headers, [table.rows[i] for i in keep], details=details, cases=sources)
     if lines:
         body += "".join(f'<p class="note">{esc(line)}</p>' for line in lines)
-    body += (
-        '<p class="note">Click a row for its parameters. '
-        "spread: ± half the interquartile range of epoch times, relative to their median.</p>"
-    )
+    if several_seeds(cases):
+        legend_text = f"{SEEDS_LEGEND} spread: ± half the range over seeds of the median updates/s."
+        body += f'<p class="note">Click a row for its first seed\'s parameters. {esc(legend_text)}</p>'
+    else:
+        body += (
+            '<p class="note">Click a row for its parameters. '
+            "spread: ± half the interquartile range of epoch times, relative to their median.</p>"
+        )
     return section("table", "Results", body)
 
 
 def workload_panels(cases: list[dict[str, Any]], target: float | None) -> str:
+    """Per workload: held-out RMSE against training time, throughput, and time-to-target.
+
+    Over several seeds a case is one curve, the median over its seeds with the band from the lowest
+    to the highest seed, one throughput bar (median over seeds, whiskers from the slowest to the
+    fastest seed), and one time-to-target bar (median over seeds with its 95% bootstrap interval).
+    """
     devices = len({c["device"] for c in cases if c["status"] == "ok"}) > 1
+    over_seeds = several_seeds(cases)
     panels = []
     given = target
     for name, indices in by_workload(cases).items():
@@ -212,81 +224,92 @@ def workload_panels(cases: list[dict[str, Any]], target: float | None) -> str:
         if not ok:
             continue
         target = workload_target([cases[i] for i in ok], given)
-        curves, implicit = [], []
+        groups: dict[str, list[int]] = {}
         for i in ok:
-            case = cases[i]
+            groups.setdefault(cases[i]["id"], []).append(i)
+        curves, implicit, bars, reached, missed = [], [], [], [], []
+        for members in groups.values():
+            first = members[0]
+            case, records = cases[first], [cases[i] for i in members]
+            label = case_name(case, devices)
+            color, dash = strategy_color(case["strategy"]["name"]), device_dash(case["device"])
             if not rating_objective(case):
-                implicit.append(case_name(case, devices))
+                implicit.append(label)
+            elif over_seeds:
+                points, band = seed_curve(records)
+                curves.append(Series(f"{label} ({len(records)} seeds)", color, points, dash, first, band))
+            else:
+                times, values = rmse_curve(case)
+                curves.append(Series(label, color, list(zip(times, values, strict=True)), dash, first))
+            figures = case_over_seeds(records, target)
+            rate = figures.updates_per_s.estimate
+            if rate:
+                low, high = figures.updates_range or (None, None)
+                if not over_seeds:
+                    speed = case_throughput(case)
+                    low, high = (speed.min, speed.max) if speed is not None else (None, None)
+                bars.append(Bar(label, rate, color, low, high, f"{rate:,.0f}", first, dash))
+            if target is None or not rating_objective(case):
                 continue
-            times, values = rmse_curve(case)
-            curves.append(
-                Series(
-                    case_name(case, devices),
-                    strategy_color(case["strategy"]["name"]),
-                    list(zip(times, values, strict=True)),
-                    device_dash(case["device"]),
-                    i,
-                )
+            time = figures.time_to_target if over_seeds else None
+            seconds = time.estimate if time is not None else case_time_to_target(case, target)
+            if seconds is None or not math.isfinite(seconds):
+                missed.append(label)
+                continue
+            low, high = (time.low, time.high) if time is not None else (None, None)
+            high = high if high is not None and math.isfinite(high) else None
+            text = f"{seconds:.3g} s" + (
+                f" ({figures.success.reached}/{figures.success.total})" if over_seeds and figures.success else ""
             )
+            reached.append(Bar(label, seconds, color, low, high, text, first))
         html = f'<div class="panel"><h3>{esc(name)}</h3>'
         if curves:
-            html += line_chart(
-                curves,
-                x_label="cumulative training seconds (log; warm-up epochs included)",
-                y_label="held-out RMSE",
-                target=target,
-            )
+            x_label = "training seconds (log; warm-up included)"
+            if over_seeds:
+                x_label += "; median seed, band: lowest to highest"
+            html += line_chart(curves, x_label=x_label, y_label="held-out RMSE", target=target)
             html += legend((s.label, s.color, s.dash, s.case) for s in curves)
         if implicit:
             html += (
                 '<p class="note">Left out of the RMSE chart (implicit-feedback objective, RMSE not comparable): '
                 f"{esc(', '.join(implicit))}.</p>"
             )
-        bars = []
-        for i in ok:
-            speed = case_throughput(cases[i])
-            if speed is not None:
-                bars.append(
-                    Bar(
-                        case_name(cases[i], devices),
-                        speed.median,
-                        strategy_color(cases[i]["strategy"]["name"]),
-                        speed.min,
-                        speed.max,
-                        f"{speed.median:,.0f}",
-                        i,
-                        device_dash(cases[i]["device"]),
-                    )
-                )
         bars.sort(key=lambda b: -b.value)
-        html += bar_chart(bars, x_label="median updates/s, whiskers min-max over counted epochs")
-        if target is not None:
-            reached = []
-            for i in ok:
-                seconds = case_time_to_target(cases[i], target)
-                if seconds is not None:
-                    reached.append(
-                        Bar(
-                            case_name(cases[i], devices),
-                            seconds,
-                            strategy_color(cases[i]["strategy"]["name"]),
-                            text=f"{seconds:.3g} s",
-                            case=i,
-                        )
-                    )
+        spread = "min-max over seeds" if over_seeds else "min-max over counted epochs"
+        html += bar_chart(bars, x_label=f"median updates/s, whiskers {spread}")
+        if reached:
             reached.sort(key=lambda b: b.value)
-            if reached:
-                html += bar_chart(reached, x_label=f"training seconds to held-out RMSE {target:g} (shorter is better)")
-            missed = [
-                case_name(cases[i], devices)
-                for i in ok
-                if rating_objective(cases[i]) and case_time_to_target(cases[i], target) is None
-            ]
-            if missed:
-                html += f'<p class="note">Did not reach {target:g}: {esc(", ".join(missed))}.</p>'
+            how = "median over seeds of epochs to target x median epoch, 95% interval" if over_seeds else "training seconds"
+            html += bar_chart(reached, x_label=f"{how} to held-out RMSE {target:g} (shorter is better)")
+        if missed:
+            html += (
+                f'<p class="note">Did not reach {target:g}{" on most seeds" if over_seeds else ""}: {esc(", ".join(missed))}.</p>'
+            )
         panels.append(html + "</div>")
     body = '<div class="workloads">' + "".join(panels) + "</div>" if panels else '<p class="empty">No case ended ok.</p>'
     return section("charts", "Quality against time, throughput and time-to-target, per workload", body)
+
+
+def overall_section(cases: list[dict[str, Any]], target: float | None) -> str:
+    """Across workloads (when two or more raced to a target): each strategy's interquartile mean of
+    relative speed with its stratified-bootstrap interval, who beats whom how often, and the
+    critical-difference diagram of average ranks (mfbench.stats.overall)."""
+    across = overall(workload_verdicts([c for c in cases if c["status"] == "ok"], target))
+    if across is None:
+        return ""
+    bars = []
+    for name in across.strategies:
+        found = across.iqm[name]
+        if found.estimate is not None:
+            text = f"{found.estimate:.2f}" + (f" [{found.low:.2f}, {found.high:.2f}]" if found.low is not None else "")
+            bars.append(Bar(name, max(found.estimate, 1e-3), strategy_color(name), found.low, found.high, text))
+    body = bar_chart(bars, x_label="relative speed to target: interquartile mean, 95% interval", log=False)
+    ranking = across.ranking
+    if ranking.strategies:
+        body += rank_diagram(ranking.strategies, ranking.average_ranks, ranking.critical_difference, ranking.cliques)
+    items = "".join(f"<li>{esc(line)}</li>" for line in overall_lines(across))
+    body += f'<ul class="note">{items}</ul>'
+    return section("overall", f"Across {len(across.workloads)} workloads", body)
 
 
 def scaling_section(cases: list[dict[str, Any]]) -> str:
@@ -406,6 +429,7 @@ def render_report(document: dict[str, Any], target: float | None = None) -> str:
         profile_section(document["profile"]) if "profile" in document else "",
         table_section(cases, target) if cases else "",
         workload_panels(cases, target),
+        overall_section(cases, target),
         scaling_section(cases),
         problems_section(cases),
         machine_section(document),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,23 @@ def rmse_curve(case: dict[str, Any]) -> tuple[list[float], list[float]]:
             times.append(total)
             values.append(value)
     return times, values
+
+
+def seed_curve(records: list[dict[str, Any]]) -> tuple[list[tuple[float, float]], list[tuple[float, float, float]]]:
+    """A case over its seeds: after each epoch, the median over seeds of cumulative training seconds and of
+    held-out RMSE (each seed's median repeat), and the band from the lowest to the highest seed's RMSE."""
+    curves = [rmse_curve(record) for record in records]
+    points: list[tuple[float, float]] = []
+    band: list[tuple[float, float, float]] = []
+    for epoch in range(max((len(times) for times, _ in curves), default=0)):
+        at = [(times[epoch], values[epoch]) for times, values in curves if epoch < len(times)]
+        if len(at) * 2 < len(curves):  # fewer than half the seeds got this far (diverged, timed out)
+            break
+        x = statistics.median(t for t, _ in at)
+        values = [v for _, v in at]
+        points.append((x, statistics.median(values)))
+        band.append((x, min(values), max(values)))
+    return points, band
 
 
 def case_labels(cases: list[dict[str, Any]]) -> list[str]:

@@ -26,6 +26,8 @@ class Series:
     points: list[tuple[float, float]]
     dash: str = ""
     case: int = -1
+    #: A shaded band around the curve, as (x, low, high): the spread over seeds.
+    band: list[tuple[float, float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -148,7 +150,9 @@ def line_chart(
     points = [p for s in series for p in s.points if (p[0] > 0 or not log_x) and math.isfinite(p[1])]
     if not points:
         return '<p class="empty">no finished epoch to draw</p>'
-    xs, ys = [p[0] for p in points], [p[1] for p in points] + ([target] if target is not None else [])
+    banded = [(x, v) for s in series for x, low, high in s.band for v in (low, high) if (x > 0 or not log_x) and math.isfinite(v)]
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points] + [v for _, v in banded] + ([target] if target is not None else [])
     x_low, x_high = padded(min(xs), max(xs), log_x)
     y_low, y_high = padded(min(ys), max(ys), False, 0.08)
     x_axis = Axis(x_low, x_high, LEFT, width - RIGHT, log_x)
@@ -170,8 +174,18 @@ def line_chart(
         y = y_axis(target)
         parts.append(f'<line class="target" x1="{LEFT}" y1="{y:.1f}" x2="{width - RIGHT}" y2="{y:.1f}"/>')
         parts.append(
-            f'<text class="target-label" x="{width - RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end">target {target:g}</text>'
+            f'<text class="target-label" x="{width - RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end">target {target:.4g}</text>'
         )
+    for s in series:  # bands first, under every curve
+        edge = [
+            (x_axis(x), y_axis(low), y_axis(high))
+            for x, low, high in s.band
+            if (x > 0 or not log_x) and math.isfinite(low + high)
+        ]
+        if len(edge) > 1:
+            outline = [(px, hi) for px, _, hi in edge] + [(px, lo) for px, lo, _ in reversed(edge)]
+            shape = " ".join(f"{px:.1f},{py:.1f}" for px, py in outline)
+            parts.append(f'<polygon class="band" data-case="{s.case}" points="{shape}" fill="{s.color}" fill-opacity="0.15"/>')
     for s in series:
         drawn = [(x_axis(x), y_axis(y), x, y) for x, y in s.points if (x > 0 or not log_x) and math.isfinite(y)]
         if not drawn:
@@ -267,3 +281,47 @@ def _clip(label: str, pixels: int) -> str:
         return label
     head = room // 2
     return label[:head] + "…" + label[len(label) - (room - 1 - head) :]
+
+
+def rank_diagram(
+    names: Sequence[str], ranks: Sequence[float], critical: float | None, groups: Sequence[Sequence[str]], width: int = WIDTH
+) -> str:
+    """A critical-difference diagram (Demsar 2006): the strategies on an axis of average rank (1 = best,
+    at the left), the critical difference as a bar of its length, and a thick line under each group
+    of strategies whose ranks lie within it of one another."""
+    k = len(names)
+    if k < 2:
+        return '<p class="empty">fewer than two strategies to rank</p>'
+    row = 18
+    height = TOP + 56 + row * k + 12 * len(groups) + 20
+    axis = Axis(1.0, float(k), LEFT, width - RIGHT)
+    parts = _frame(width, height, "average ranks over workloads, with the critical difference")
+    y0 = TOP + 40
+    parts.append(f'<line class="axis" x1="{LEFT}" y1="{y0}" x2="{width - RIGHT}" y2="{y0}"/>')
+    for tick in range(1, k + 1):
+        x = axis(float(tick))
+        parts.append(f'<line class="axis" x1="{x:.1f}" y1="{y0 - 4}" x2="{x:.1f}" y2="{y0}"/>')
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{y0 - 8}" text-anchor="middle">{tick}</text>')
+    if critical is not None and math.isfinite(critical):
+        end = min(axis(1.0 + critical), width - RIGHT)
+        parts.append(f'<line class="cd" x1="{axis(1.0):.1f}" y1="{TOP + 12}" x2="{end:.1f}" y2="{TOP + 12}" stroke-width="2"/>')
+        parts.append(f'<text class="label" x="{axis(1.0):.1f}" y="{TOP + 6}">critical difference {critical:.2f}</text>')
+    for index, (name, rank) in enumerate(zip(names, ranks, strict=True)):
+        x, y = axis(rank), y0 + 20 + row * index
+        parts.append(f'<line class="grid" x1="{x:.1f}" y1="{y0}" x2="{x:.1f}" y2="{y - 4:.1f}"/>')
+        parts.append(f'<circle cx="{x:.1f}" cy="{y0}" r="3"><title>{esc(name)}: average rank {rank:.2f}</title></circle>')
+        anchor = "start" if x < (LEFT + width - RIGHT) / 2 else "end"
+        parts.append(
+            f'<text class="tick" x="{x + (4 if anchor == "start" else -4):.1f}" y="{y:.1f}" text-anchor="{anchor}">'
+            f"{esc(name)} ({rank:.2f})</text>"
+        )
+    position = dict(zip(names, ranks, strict=True))
+    for index, group in enumerate(groups):
+        y = y0 + 20 + row * k + 12 * index
+        low, high = min(position[g] for g in group), max(position[g] for g in group)
+        parts.append(
+            f'<line class="clique" x1="{axis(low) - 3:.1f}" y1="{y}" x2="{axis(high) + 3:.1f}" y2="{y}" stroke-width="4">'
+            f"<title>within the critical difference: {esc(', '.join(group))}</title></line>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

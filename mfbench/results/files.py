@@ -1,7 +1,7 @@
 """Results files: one JSON document per run, rewritten atomically after every case.
 
 An interrupted run therefore leaves a valid file holding every case it
-finished (``complete`` stays false). The schema is documented in the README.
+finished (``complete`` stays false). The schema is documented in docs/results.md and docs/reference/results-format.md.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class Minibatch(mfbench.Strategy):
 
     The defaults are shared with ``vectorized`` (and ``ddp``), so they compare
     step for step; they were chosen to hold on several data sets at once, real
-    ratings among them (README, "Defaults").
+    ratings among them (docs/parts.md, "Default step sizes").
     """
 
     name = "minibatch"

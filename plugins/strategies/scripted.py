@@ -144,7 +144,7 @@ class ScriptedSGD(mfbench.Strategy):
     """The reference's per-rating SGD, exact, as one TorchScript loop over the weights (no autograd).
 
     Defaults (lr 0.01, reg 0.05) are chosen to hold on several data sets at once
-    (README, "Defaults"): lr 0.01 is a step the notebook's N(0, 1) start survives
+    (docs/parts.md, "Default step sizes"): lr 0.01 is a step the notebook's N(0, 1) start survives
     (per-rating SGD diverges there from about 0.03), and reg 0.05 keeps the
     default 20-factor model from overfitting real ratings over a 20-epoch run
     while still letting a rank-matched model reach the planted target.
