@@ -119,7 +119,7 @@ def test_a_suite_sized_for_less_says_so_before_it_starts(tmp_path, capsys):
     suite.write_text("budget_s = 10\nepochs = 1\nrepeats = 1\nwarmup = 0\n" + lists)
     argv = ["run", "--suite", str(suite), "--no-calibration", "--executor", "inprocess", "-o", str(tmp_path / "s.json")]
     assert main([*argv, "--seeds", "4"]) == 0
-    assert "is sized for about 10 s with 1 seed(s)" in capsys.readouterr().err
+    assert "is sized for about 10 s: 1 runs" in capsys.readouterr().err
     assert main([*argv, "--force"]) == 0
     assert "is sized for" not in capsys.readouterr().err
 
@@ -143,3 +143,25 @@ def test_compare_refuses_a_file_with_a_case_twice_for_one_seed(tmp_path, capsys)
     assert main(["compare", str(path), str(path)]) == 2
     err = capsys.readouterr().err
     assert "holds case" in err and "twice for seed 0" in err
+
+
+def test_the_same_sgd_ties_in_quality_and_the_reference_is_significantly_slower(tmp_path, capsys):
+    """scripted without regularization computes the reference's per-rating SGD in the same order: over
+    five seeds their held-out RMSEs tie, and the reference's time to the target is significantly longer
+    (the ratio's interval excludes 1)."""
+    from mfbench.stats.seeds import workload_verdicts
+
+    path = tmp_path / "same.json"
+    argv = ["run", "-d", "lowrank[n_users=60,n_items=40,nnz=1500,rank=2]", "-m", "biased[n_factors=2]"]
+    argv += ["-s", "reference[lr=0.05]", "-s", "scripted[lr=0.05,reg=0]", "--device", "cpu", "--seeds", "5"]
+    argv += ["--epochs", "5", "--warmup", "0", "--repeats", "1", "--no-calibration", "--executor", "inprocess"]
+    assert main([*argv, "--target-rmse", "auto", "-o", str(path)]) == 0
+    out = capsys.readouterr().out
+    [verdict] = workload_verdicts(load_results(path)["cases"])
+    reference, scripted = "reference[lr=0.05]", "scripted[lr=0.05,reg=0.0]"
+    quality = verdict.quality.pair(reference, scripted)
+    assert set(verdict.quality.groups[0]) == {reference, scripted} and not quality.significant and quality.p_adjusted > 0.5
+    time = verdict.time.pair(reference, scripted)
+    assert time.significant and verdict.time.groups[0] == (scripted,)
+    assert time.a == scripted and time.high < 0.1  # scripted's time over the reference's: far below 1
+    assert f"{scripted} is faster than {reference} by" in out and f"{scripted} and {reference} tie (p = 1.00)" in out

@@ -41,7 +41,7 @@ def test_the_command_line_options_are_the_declarations(command):
 
 
 def test_suites_may_set_what_the_declarations_allow(tmp_path):
-    assert "epochs" in suite_settings() and group_settings() == ["target_rmse"]
+    assert "epochs" in suite_settings() and group_settings() == ["seeds", "target_rmse"]
     path = tmp_path / "s.toml"
     lists = 'datasets = ["sprand"]\nmodels = ["dot"]\nstrategies = ["reference"]\n'
     path.write_text("epochs = 4\ntune_trials = 2\ntimeout = 9\n" + lists)

@@ -293,14 +293,25 @@ def test_ratio_censoring_rules():
     assert both.estimate is None and both.low is None and not both.excludes_one
 
 
-def test_ratio_undefined_resamples_count_as_ties():
+def test_ratio_leaves_out_resamples_where_neither_reached_the_target():
     a = [1.0, 1.2, INF, 1.1, 1.3]
     b = [100.0, 130.0, INF, INF, 95.0]
     r = paired_ratio_ci(a, b)
     assert r.estimate == pytest.approx(1.2 / 130)
-    assert 0.025 < r.undefined_fraction < 0.1 and "counted as ratio 1" in r.reason
-    assert r.high == 1.0 and not r.excludes_one and r.p > 0.05
+    assert 0.025 < r.undefined_fraction < 0.1 and "left out" in r.reason
+    assert r.high < 0.02 and r.excludes_one and r.p < 0.001  # a is ~100x faster on every seed either finished
     assert not math.isnan(r.low)
+
+
+def test_ratio_has_no_interval_when_most_resamples_are_undefined():
+    import numpy as np
+
+    from mfbench.stats.paired import _ratio_result
+
+    r = _ratio_result(0.5, np.array([0.5, math.nan, math.nan, 0.4, math.nan]), 5, 0.95, 0)
+    assert r.low is None and r.high is None and not r.excludes_one and r.p is None
+    assert "too few seeds reached the target" in r.reason
+    assert paired_ratio_ci([1.0, INF, INF, INF, INF], [INF] * 5).reason.startswith("both medians censored")
 
 
 def test_ratio_degenerate():

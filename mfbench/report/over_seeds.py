@@ -16,7 +16,7 @@ from ..run.selection import format_selection
 from ..stats.intervals import Interval
 from ..stats.seeds import CaseOverSeeds, case_over_seeds
 from ..stats.summary import as_number, run_key
-from .rows import TableShape, case_note, mean_note, number_text, strategy_params_label
+from .rows import TableShape, case_note, half_iqr, mean_note, number_text, strategy_params_label
 from .tuning import tuning_cost
 
 #: Figures the CSV adds for a row over seeds: the intervals the cells print in one.
@@ -66,12 +66,16 @@ def over_seeds_row(
     ``run_seeds``: every seed of the run, so a case that lacks some is shown as partial.
     """
     first = records[0]
-    figures: CaseOverSeeds = case_over_seeds(records, shape.target)
+    # A target given to report applies to every case; a suite group's only to the cases of its group.
+    applies = shape.asked or any("target_rmse" in (r.get("summary") or {}) for r in records)
+    figures: CaseOverSeeds = case_over_seeds(records, shape.target if applies else None)
     dataset, model, strategy = first["dataset"], first["model"], first["strategy"]
     implicit = not figures.rating
     rate = figures.updates_per_s.estimate
     spread = None
-    if figures.updates_range is not None and rate:
+    if figures.n == 1:  # one seed: the spread of its epochs, as a table of one seed per case shows it
+        spread = half_iqr((first.get("summary") or {}).get("relative_iqr"))
+    elif figures.updates_range is not None and rate:
         spread = (figures.updates_range[1] - figures.updates_range[0]) / 2 / rate
     raw: dict[str, Any] = {
         "dataset": dataset.get("label") or format_selection(dataset["name"], dataset.get("params", {})),
@@ -106,7 +110,7 @@ def over_seeds_row(
     if time_name is not None:
         time = figures.time_to_target
         raw[time_name] = time.estimate if time is not None else None
-        cells[time_name] = "n/a" if implicit else interval_text(time, ".3g")
+        cells[time_name] = "n/a" if implicit and applies else interval_text(time, ".3g")
         raw["reached"] = figures.success.reached if figures.success else None
         cells["reached"] = f"{figures.success.reached}/{figures.success.total}" if figures.success else ""
     if shape.tuned:

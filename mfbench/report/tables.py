@@ -19,6 +19,7 @@ from ..errors import SelectionError, unknown_name
 from ..run.selection import format_selection
 from ..stats.seeds import baseline_figures, by_case, record_seed, several_seeds, workload_verdicts
 from ..stats.summary import case_time_to_target, run_key
+from ..stats.targets import workload_key
 from .over_seeds import CSV_EXTRA, over_seeds_row, plus_minus
 from .rows import TableShape, case_note, half_iqr, number_text, short_text, strategy_params_label, table_shape
 from .tablefit import WIDE, Table, View, render
@@ -168,10 +169,15 @@ def record_rows(cases: list[dict[str, Any]], shape: TableShape) -> list[Row]:
         if case.strategy in verdict.worse_than_mean and "global_mean" in verdict.baselines
     }
     positions = {id(case): i for i, case in enumerate(cases)}
-    run_seeds = sorted({record_seed(c) for c in cases if c["status"] != "skipped"}, key=lambda s: -1 if s is None else s)
+    # The seeds each workload ran with (suite groups may run different seeds): a case lacking some is partial.
+    workload_seeds: dict[tuple[str, str, str], set[int | None]] = {}
+    for case in cases:
+        if case["status"] != "skipped":
+            workload_seeds.setdefault(workload_key(case), set()).add(record_seed(case))
     rows = []
     for records in by_case(cases).values():
-        raw, cells, extra = over_seeds_row(records, shape, {k: v for k, v in worse.items() if v is not None}, run_seeds)
+        seeds = sorted(workload_seeds.get(workload_key(records[0]), set()), key=lambda s: -1 if s is None else s)
+        raw, cells, extra = over_seeds_row(records, shape, {k: v for k, v in worse.items() if v is not None}, seeds)
         first = records[0]
         skipped = first.get("reason", "") if all(r["status"] == "skipped" for r in records) else None
         rows.append(Row(raw, cells, positions[id(first)], skipped, str(first["device"]), extra))

@@ -120,12 +120,16 @@ def plan_suite(
         }
         if chosen["strategies"] == [ALL]:
             chosen["strategies"] = sorted(registry.strategies)
-        given_target = (overrides.settings or {}).get("target_rmse")
-        target = given_target if given_target is not None else group.get("target_rmse")
+        given = overrides.settings or {}
+        target = given["target_rmse"] if given.get("target_rmse") is not None else group.get("target_rmse")
         if target is not None:
             chosen["target_rmse"] = target
+        seeds = None if given.get("seeds") is not None or "seeds" not in group else config.seed_list(group["seeds"])
+        if seeds is not None:
+            chosen["seeds"] = seeds
         groups.append(chosen)
-        for case in plan(registry, chosen["datasets"], chosen["models"], chosen["strategies"], chosen["devices"], config, target):
+        parts = (chosen["datasets"], chosen["models"], chosen["strategies"], chosen["devices"])
+        for case in plan(registry, *parts, config, target, seeds):
             if case.id not in seen:
                 seen.add(case.id)
                 cases.append(case)
@@ -173,7 +177,7 @@ def execute(
     kept = kept_cases(dict(previous), output, runs, config) if previous is not None else {}
     to_run = [run for run in runs if run.key not in kept]
     progress = display(len(to_run), config, quiet)
-    for note in [*notes, *budget_notes(suite, config, len(cases))]:
+    for note in [*notes, *budget_notes(registry, suite, config, len(runs))]:
         progress.say(f"mfbench: {note}")
     job = Job(pm, to_run, config, calibration=calibration, say=progress.say)
     try:
@@ -204,12 +208,9 @@ def execute(
             if run.key in kept:
                 results.add(kept[run.key])
         resumed = f" ({len(kept)} kept from the earlier run)" if previous is not None else ""
-        seeds = config.seed_list()
-        runs_text = (
-            f"{len(to_run)} case(s) to run"
-            if len(seeds) == 1
-            else f"{len(to_run)} runs ({len(cases)} cases x {len(seeds)} seeds) to run"
-        )
+        runs_text = f"{len(to_run)} case(s) to run"
+        if len(runs) > len(cases):
+            runs_text = f"{len(to_run)} runs ({len(cases)} cases, each once per seed) to run"
         progress.say(f"mfbench: suite {suite.name!r}, {runs_text}{resumed}; results go to {output} as each finishes")
 
         def on_case(record: dict[str, Any]) -> None:
@@ -240,24 +241,25 @@ def execute(
     return results, None
 
 
-def budget_notes(suite: Suite, config: RunConfig, cases: int) -> list[str]:
+def budget_notes(registry: Registry, suite: Suite, config: RunConfig, runs: int) -> list[str]:
     """Said before a run that will take much longer than its suite was sized for (``budget_s``):
-    the suite's time, scaled by seeds, epochs and repeats against the suite's own."""
+    the suite's time, scaled by the runs (cases x seeds), epochs and repeats against the suite's own."""
     if suite.budget_s is None:
         return []
     own = config_for(suite, Overrides())
+    own_cases, _ = plan_suite(registry, suite, Overrides(), own)
+    own_runs = len(seed_runs(own_cases, own.seed_list()))
 
-    def work(c: RunConfig) -> int:
-        return len(c.seed_list()) * (c.warmup + c.epochs) * c.repeats
+    def work(c: RunConfig, count: int) -> int:
+        return count * (c.warmup + c.epochs) * c.repeats
 
-    factor = work(config) / work(own)
+    factor = work(config, runs) / work(own, own_runs)
     if factor < 1.5:
         return []
     return [
-        f"suite {suite.name!r} is sized for about {suite.budget_s:g} s with {len(own.seed_list())} seed(s), "
-        f"{own.warmup + own.epochs} epochs and {own.repeats} repeat(s); {len(config.seed_list())} seed(s), "
-        f"{config.warmup + config.epochs} epochs and {config.repeats} repeat(s) of its {cases} cases will take "
-        f"about {factor * suite.budget_s / 60:.0f} min"
+        f"suite {suite.name!r} is sized for about {suite.budget_s:g} s: {own_runs} runs (cases once per seed) of "
+        f"{own.warmup + own.epochs} epochs, {own.repeats} repeat(s); this run asks for {runs} runs of "
+        f"{config.warmup + config.epochs} epochs, {config.repeats} repeat(s), about {factor * suite.budget_s / 60:.0f} min"
     ]
 
 

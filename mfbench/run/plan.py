@@ -59,6 +59,8 @@ class Case:
     target_rmse: float | str | None = None
     #: The seed of this run of the case (split, initialization, order); None: the run's ``seed``.
     seed: int | None = None
+    #: The seeds of this case's suite group (``seeds`` in a ``[[group]]``); None: the run's.
+    seeds: tuple[int, ...] | None = None
 
     @property
     def id(self) -> str:
@@ -75,9 +77,11 @@ class Case:
 
 
 def seed_runs(cases: Sequence[Case], seeds: Sequence[int]) -> list[Case]:
-    """Every case once per seed, seed by seed: after the first seed the whole suite has one
-    result each, and a case's seeds are spread over the run rather than measured back to back."""
-    return [run for seed in seeds for case in cases for run in case.with_seeds([seed])]
+    """Every case once per seed (its group's seeds, else ``seeds``), seed by seed: after the first seed
+    the whole suite has one result each, and a case's seeds are spread over the run rather than
+    measured back to back."""
+    order = list(dict.fromkeys(seed for case in cases for seed in (case.seeds or seeds)))
+    return [run for seed in order for case in cases if seed in (case.seeds or seeds) for run in case.with_seeds([seed])]
 
 
 def resolve(registry: Registry, base: type[Part], texts: Sequence[str], extra: dict[str, Any] | None = None) -> list[Choice]:
@@ -103,8 +107,10 @@ def plan(
     devices: Sequence[str],
     config: RunConfig,
     target_rmse: float | str | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> list[Case]:
-    """The cross product dataset x model x strategy (x grid) x device, in that nesting order."""
+    """The cross product dataset x model x strategy (x grid) x device, in that nesting order; ``target_rmse``
+    and ``seeds`` are a suite group's own (None: the run's)."""
     config.validate()
     extra_model = {FACTORS_PARAM: config.factors} if config.factors is not None else None
     data_choices = resolve(registry, Dataset, datasets)
@@ -128,7 +134,7 @@ def plan(
     if not device_list:
         raise SelectionError("no device selected")
     return [
-        Case(d, m, s, dev, target_rmse)
+        Case(d, m, s, dev, target_rmse, seeds=tuple(seeds) if seeds is not None else None)
         for d in data_choices
         for m in model_choices
         for s in strategy_choices

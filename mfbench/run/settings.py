@@ -151,6 +151,7 @@ class RunConfig:
         "seeds to run every case with: a count N (--seed, --seed+1, ...) or a list 0,1,2; each draws its own "
         "split, initialization and order (--repeats repeat timing within one seed)",
         check=seeds_problem,
+        group=True,
         metavar="N|LIST",
         parse=parse_seeds,
     )
@@ -216,11 +217,12 @@ class RunConfig:
         shown_default="no tuning; most suites do not tune",
     )
 
-    def seed_list(self) -> list[int]:
-        """The seeds every case runs with, in order."""
-        if isinstance(self.seeds, int):
-            return list(range(self.seed, self.seed + self.seeds))
-        return list(self.seeds)
+    def seed_list(self, seeds: int | list[int] | None = None) -> list[int]:
+        """The seeds every case runs with, in order (``seeds``: a suite group's own count or list instead)."""
+        seeds = self.seeds if seeds is None else seeds
+        if isinstance(seeds, int):
+            return list(range(self.seed, self.seed + seeds))
+        return list(seeds)
 
     def data_seed(self, seed: int) -> int:
         """The seed the data generator gets for a case run with ``seed``."""

@@ -171,11 +171,14 @@ def paired_ratio_ci(
     Seeds are resampled as pairs (one index draws both a[i] and b[i]) because both strategies of one seed
     share the data split and initialisation, so their times are correlated.  Censoring: inf/finite is inf,
     finite/inf is 0, and a resample where both medians are inf (or both 0) is *undefined*: neither strategy
-    reached the target there, so it counts as a tie, ratio 1.  Such ties keep the interval from excluding 1 once
-    they are more than (1 - confidence)/2 of the resamples, and as soon as any occur the bounds use the
-    non-interpolating 'lower'/'higher' order statistics.  The p-value inverts the same bootstrap:
-    p = 2 * (min(#{r >= 1}, #{r <= 1}) + 1) / (resamples + 1), ties (r = 1, undefined included) counting on both
-    sides, and the +1 (Davison & Hinkley 1997, ch. 4) keeps it from being 0.
+    reached the target in it, which says nothing about which one is faster, so it is left out of the
+    interval and the p-value (counting it as a tie would let two seeds that neither strategy finished
+    hide a 100x difference on every seed that did). When more than half the resamples are undefined there
+    is no interval: the strategies did not reach the target on enough seeds to compare their times.
+    As soon as any resample is undefined the bounds use the non-interpolating 'lower'/'higher' order
+    statistics. The p-value inverts the same bootstrap: p = 2 * (min(#{r >= 1}, #{r <= 1}) + 1) / (B + 1)
+    over the B defined resamples, ties (r = 1) counting on both sides, and the +1 (Davison & Hinkley 1997,
+    ch. 4) keeps it from being 0.
     """
     check_confidence(confidence)
     base = RatioCI(None, None, None, 0, confidence, excludes_one=False, p=None, undefined_fraction=None)
@@ -206,14 +209,22 @@ def _ratio_no_interval_reason(xa: np.ndarray, xb: np.ndarray, estimate: float | 
     return None
 
 
+#: Above this share of undefined resamples (both medians censored) a ratio has no interval.
+MAX_UNDEFINED = 0.5
+
+
 def _ratio_result(estimate: float | None, r: np.ndarray, n: int, confidence: float, dropped: int) -> RatioCI:
     undefined = np.isnan(r)
     n_und = int(undefined.sum())
-    r = np.where(undefined, 1.0, r)
-    low, high = quantile_bounds(r, confidence, interpolate=n_und == 0)
-    p = min(1.0, 2 * (min(int((r >= 1).sum()), int((r <= 1).sum())) + 1) / (r.size + 1))
-    note = f"{n_und} of {r.size} resamples had both medians censored (inf/inf): counted as ratio 1" if n_und else None
-    return RatioCI(estimate, low, high, n, confidence, bool(low > 1 or high < 1), p, n_und / r.size, dropped, note)
+    share = n_und / r.size
+    if share > MAX_UNDEFINED:
+        reason = f"{n_und} of {r.size} resamples had both medians censored (inf/inf): too few seeds reached the target"
+        return RatioCI(estimate, None, None, n, confidence, False, None, share, dropped, reason)
+    defined = r[~undefined]
+    low, high = quantile_bounds(defined, confidence, interpolate=n_und == 0)
+    p = min(1.0, 2 * (min(int((defined >= 1).sum()), int((defined <= 1).sum())) + 1) / (defined.size + 1))
+    note = f"{n_und} of {r.size} resamples had both medians censored (inf/inf): left out" if n_und else None
+    return RatioCI(estimate, low, high, n, confidence, bool(low > 1 or high < 1), p, share, dropped, note)
 
 
 def _present(pvalues: Sequence[float | None]) -> tuple[list[int], np.ndarray]:
