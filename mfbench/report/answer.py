@@ -117,9 +117,16 @@ def time_sentence(verdict: WorkloadVerdict) -> str:
         text = f"{lead[0]} is faster than {rest[0]} ({p}), which did not reach it on most seeds"
     else:
         text = f"{_join(lead)} tie ({_tie_p(comparison, lead)}); {rest[0]} did not reach it on most seeds"
+    if len(comparison.groups) > 2:
+        text += f"; {groups_text(comparison)}"
     if len({share(s) for s in comparison.order}) > 1:
         text += f"; reached on {', '.join(f'{s} {share(s)}' for s in comparison.order)} seeds"
     return text
+
+
+def groups_text(comparison: Comparison) -> str:
+    """Every tied group, best first: ``groups, best first: numba | hogwild, vectorized, als | surprise-svd``."""
+    return "groups, best first: " + " | ".join(", ".join(group) for group in comparison.groups)
 
 
 def one_seed_time(comparison: Comparison) -> str:
@@ -150,6 +157,8 @@ def quality_sentence(verdict: WorkloadVerdict) -> str:
         )
     if comparison.n_seeds >= 2:
         text = answer_sentence(comparison, unit="", metric=None)
+        if len(comparison.groups) > 2:
+            text += f"; {groups_text(comparison)}"
     else:
         best = comparison.order[0]
         text = f"lowest {best} ({comparison.median(best):.4f}); one seed, so no uncertainty estimate ({MORE_SEEDS})"
@@ -161,6 +170,10 @@ def quality_sentence(verdict: WorkloadVerdict) -> str:
         worse = [s for s in comparison.order if s in verdict.worse_than_mean]
         if worse:
             text += f"; not better than the global mean: {', '.join(worse)}"
+        if biases is not None and biases.estimate is not None:
+            above = [s for s in comparison.order if s not in worse and comparison.median(s) >= biases.estimate]
+            if above:
+                text += f"; not better than the biases: {', '.join(above)}"
     return text
 
 
