@@ -334,3 +334,18 @@ def test_the_dask_executor_uses_only_what_mfbench_exports():
             assert all(alias.name == "mfbench" or not alias.name.startswith("mfbench") for alias in node.names)
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "mfbench":
             assert node.attr in mfbench.__all__, f"the dask plugin uses mfbench.{node.attr}, which is not exported"
+
+
+def test_the_readme_movielens_answer_is_what_the_tool_says_of_its_results_file():
+    """The answer the README quotes from results/movielens-seeds-cpu-2core.json is the tool's own
+    (each quoted sentence, without the workload's name in front of it)."""
+    from mfbench.report.answer import render_answer
+    from mfbench.results.files import load_results
+
+    quoted = README[README.index("## What the intervals mean") :]
+    block = re.findall(r"```text\n(.*?)```", quoted, flags=re.S)[0]
+    sentences = re.split(r"\n(?! )", block.strip())
+    answer = " ".join(render_answer(load_results(ROOT / "results" / "movielens-seeds-cpu-2core.json")["cases"]).split())
+    assert len(sentences) == 2
+    for sentence in sentences:
+        assert " ".join(sentence.split()) in answer
