@@ -499,10 +499,23 @@ def test_libmf_tries_a_deadlocked_fit_again_and_says_so_in_its_info(monkeypatch)
     info = testing.fit(cls, net, train, 2, params={"threads": 1}).info
     assert len(calls) == 2 and len(info["hung_attempts"]) == 1
     retried = net.user_factors.weight.detach().clone()
-    monkeypatch.setattr(module, "fit_within", original)
+    hangs = []
+
+    def counted(engine, X, timeout):
+        try:
+            original(engine, X, timeout)
+        except module.LibmfHung:
+            hangs.append(timeout)
+            raise
+
+    monkeypatch.setattr(module, "fit_within", counted)
     net, train, _ = small_problem("dot")
-    assert testing.fit(cls, net, train, 2, params={"threads": 1}).info["hung_attempts"] == []
+    # The real fit: LIBMF's own scheduler may deadlock it too (11 of 1,500 fits under load), and then it
+    # is retried as well; one thread makes every attempt the same fit, so the outcome is the same, and
+    # the info records exactly the attempts that hung (none, most of the time).
+    plain = testing.fit(cls, net, train, 2, params={"threads": 1}).info
     assert torch.equal(retried, net.user_factors.weight.detach())  # one thread: the retry is the same fit
+    assert len(plain["hung_attempts"]) == len(hangs)
 
     def always_hangs(engine, X, timeout):
         raise module.LibmfHung("deadlocked")
