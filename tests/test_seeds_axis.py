@@ -41,8 +41,8 @@ def test_each_seed_draws_its_own_split_and_start_on_the_same_data(tmp_path, caps
     assert len({r["dataset"]["fingerprint"] for r in records}) == 3  # three splits
     finals = {r["summary"]["final_test_rmse"] for r in records}
     assert len(finals) == 3  # different starts and orders train differently
-    out = capsys.readouterr().out
-    assert "seeds" in out.splitlines()[0] and out.count("vectorized") == 1  # one row over the three seeds
+    table = capsys.readouterr().out.split("\n\nanswer:")[0]
+    assert "seeds" in table.splitlines()[0] and table.count("vectorized") == 1  # one row over the three seeds
 
 
 def test_data_seeds_give_each_seed_its_own_data(tmp_path):
@@ -165,3 +165,7 @@ def test_the_same_sgd_ties_in_quality_and_the_reference_is_significantly_slower(
     assert time.significant and verdict.time.groups[0] == (scripted,)
     assert time.a == scripted and time.high < 0.1  # scripted's time over the reference's: far below 1
     assert f"{scripted} is faster than {reference} by" in out and f"{scripted} and {reference} tie (p = 1.00)" in out
+    capsys.readouterr()
+    assert main(["report", str(path), "--columns", "strategy,group"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:5]]
+    assert rows == [["reference", "2"], ["scripted", "1"], ["(global", "mean)"]]  # the table names each case's group

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..stats.intervals import Interval
@@ -75,20 +76,46 @@ def overall_lines(across: Overall) -> list[str]:
     return lines
 
 
-def workload_answers(verdicts: Sequence[WorkloadVerdict]) -> list[str]:
-    """The answer of a run, one line per workload and question: which strategies reach the target fastest
-    (tied groups and ratios with their intervals), which reach the lowest held-out RMSE, and how that
-    compares with the baselines; a quality that a constant beats is never called the best."""
-    lines = []
+@dataclass(frozen=True)
+class Answer:
+    """One answer of a run: a workload, the question ("time to 0.575", "held-out RMSE", "throughput")
+    and the sentence; the terminal prints it as a line, the HTML page as a list item."""
+
+    workload: str
+    seeds: int
+    question: str
+    sentence: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.workload} ({self.seeds} seeds)" if self.seeds > 1 else self.workload
+
+
+def answers_of(verdicts: Sequence[WorkloadVerdict]) -> list[Answer]:
+    """Per workload: which strategies reach the target fastest (tied groups and ratios with their
+    intervals; where there is no target, which is fastest), which reach the lowest held-out RMSE, and
+    how that compares with the baselines; a quality that a constant beats is never called the best."""
+    found = []
     for verdict in verdicts:
         seeds = len(verdict.seeds)
-        where = f"{verdict.workload} ({seeds} seeds)" if seeds > 1 else verdict.workload
         if verdict.time is not None and verdict.target is not None:
-            lines.append(f"{where}, time to {verdict.target:.4g}: {time_sentence(verdict)}")
+            found.append(Answer(verdict.workload, seeds, f"time to {verdict.target:.4g}", time_sentence(verdict)))
+        else:
+            fastest = max(verdict.cases, key=lambda f: f.updates_per_s.estimate or 0.0)
+            rate = fastest.updates_per_s.estimate
+            if rate:
+                found.append(
+                    Answer(verdict.workload, seeds, "throughput", f"fastest {fastest.strategy} at {rate:,.0f} updates/s")
+                )
         quality = quality_sentence(verdict)
         if quality:
-            lines.append(f"{where}, held-out RMSE: {quality}")
-    return lines
+            found.append(Answer(verdict.workload, seeds, "held-out RMSE", quality))
+    return found
+
+
+def workload_answers(verdicts: Sequence[WorkloadVerdict]) -> list[str]:
+    """The answers as the lines a terminal prints."""
+    return [f"{answer.where}, {answer.question}: {answer.sentence}" for answer in answers_of(verdicts)]
 
 
 def time_sentence(verdict: WorkloadVerdict) -> str:

@@ -22,12 +22,12 @@ from ..run.selection import format_selection
 from ..stats.overall import overall
 from ..stats.seeds import case_over_seeds, several_seeds, workload_verdicts
 from ..stats.summary import as_number, case_throughput, case_time_to_target, run_key, scaling_efficiencies
-from .answer import SEEDS_LEGEND, overall_lines, quality_sentence, time_sentence
+from .answer import SEEDS_LEGEND, answers_of, overall_lines
 from .colors import device_dash, strategy_color
 from .html_page import data_table, facts, legend, page, section, write_page
 from .plot import rmse_curve, seed_curve
 from .rows import case_target
-from .svgcharts import Bar, Series, bar_chart, esc, fmt_number, line_chart, rank_diagram
+from .svgcharts import Bar, Series, bar_chart, esc, line_chart, rank_diagram
 from .tablefit import collapse_skipped
 from .tables import results_table, table_rows, table_shape
 
@@ -85,19 +85,9 @@ def answers(cases: list[dict[str, Any]], target: float | None) -> list[str]:
         if not any(cases[i]["status"] == "ok" for i in indices):
             statuses = Counter(cases[i]["status"] for i in indices)
             lines.append(f"<b>{esc(name)}</b>: no case ended ok ({esc(', '.join(f'{n} {s}' for s, n in statuses.items()))}).")
-    for verdict in workload_verdicts([c for c in cases if c["status"] == "ok"], target):
-        seeds = f" ({len(verdict.seeds)} seeds)" if len(verdict.seeds) > 1 else ""
-        where = f"<b>{esc(verdict.workload)}</b>{seeds}"
-        if verdict.time is not None and verdict.target is not None:
-            lines.append(f"{where}, time to held-out RMSE {verdict.target:.4g}: {esc(time_sentence(verdict))}.")
-        else:
-            fastest = max(verdict.cases, key=lambda f: f.updates_per_s.estimate or 0.0)
-            rate = fastest.updates_per_s.estimate
-            if rate:
-                lines.append(f"{where}: fastest <b>{esc(fastest.strategy)}</b> at {esc(fmt_number(rate))} updates/s.")
-        quality = quality_sentence(verdict)
-        if quality:
-            lines.append(f"{where}, held-out RMSE: {esc(quality)}.")
+    for answer in answers_of(workload_verdicts([c for c in cases if c["status"] == "ok"], target)):
+        seeds = f" ({answer.seeds} seeds)" if answer.seeds > 1 else ""
+        lines.append(f"<b>{esc(answer.workload)}</b>{seeds}, {esc(answer.question)}: {esc(answer.sentence)}.")
     return lines
 
 

@@ -58,12 +58,17 @@ def median_of(records: list[dict[str, Any]], key: str) -> float | None:
 
 
 def over_seeds_row(
-    records: list[dict[str, Any]], shape: TableShape, worse: dict[str, float], run_seeds: list[int | None]
+    records: list[dict[str, Any]],
+    shape: TableShape,
+    worse: dict[str, float],
+    run_seeds: list[int | None],
+    group: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
     """(raw values, cells, CSV extras) of one case over its seeds, by column name.
 
     ``worse``: the global mean's test RMSE by case id, for cases whose mean does not beat it;
-    ``run_seeds``: every seed of the run, so a case that lacks some is shown as partial.
+    ``run_seeds``: every seed of its workload, so a case that lacks some is shown as partial;
+    ``group``: its tied group in the workload (1 = the best; by time to target, else by quality).
     """
     first = records[0]
     # A target given to report applies to every case; a suite group's only to the cases of its group.
@@ -113,6 +118,8 @@ def over_seeds_row(
         cells[time_name] = "n/a" if implicit and applies else interval_text(time, ".3g")
         raw["reached"] = figures.success.reached if figures.success else None
         cells["reached"] = f"{figures.success.reached}/{figures.success.total}" if figures.success else ""
+    raw["group"] = group
+    cells["group"] = "" if group is None else str(group)
     if shape.tuned:
         raw["tuning"] = cells["tuning"] = tuning_cost(first.get("tuning"))
     peak = max((as_number((r.get("summary") or {}).get("peak_memory_bytes")) for r in records), default=math.nan)

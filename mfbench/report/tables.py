@@ -127,6 +127,7 @@ DEFAULT_COLUMNS = (
     "target",
     "time-to-target",
     "reached",
+    "group",
     "tuning",
     "test RMSE",
     "note",
@@ -162,12 +163,20 @@ def record_rows(cases: list[dict[str, Any]], shape: TableShape) -> list[Row]:
             skipped = case.get("reason", "") if case["status"] == "skipped" else None
             rows.append(Row(raw, cells, index, skipped, str(case["device"]), {}))
         return rows
+    verdicts = workload_verdicts(cases, shape.target)
     worse = {
         case.id: verdict.baselines["global_mean"].estimate
-        for verdict in workload_verdicts(cases, shape.target)
+        for verdict in verdicts
         for case in verdict.cases
         if case.strategy in verdict.worse_than_mean and "global_mean" in verdict.baselines
     }
+    # Each case's tied group in its workload, best first: by time to target where there is one, else by quality.
+    groups: dict[str, int] = {}
+    for verdict in verdicts:
+        comparison = verdict.time or verdict.quality
+        if comparison is not None and comparison.n_seeds > 1:
+            number = {name: index for index, group in enumerate(comparison.groups, 1) for name in group}
+            groups.update({case.id: number[case.strategy] for case in verdict.cases if case.strategy in number})
     positions = {id(case): i for i, case in enumerate(cases)}
     # The seeds each workload ran with (suite groups may run different seeds): a case lacking some is partial.
     workload_seeds: dict[tuple[str, str, str], set[int | None]] = {}
@@ -177,7 +186,9 @@ def record_rows(cases: list[dict[str, Any]], shape: TableShape) -> list[Row]:
     rows = []
     for records in by_case(cases).values():
         seeds = sorted(workload_seeds.get(workload_key(records[0]), set()), key=lambda s: -1 if s is None else s)
-        raw, cells, extra = over_seeds_row(records, shape, {k: v for k, v in worse.items() if v is not None}, seeds)
+        raw, cells, extra = over_seeds_row(
+            records, shape, {k: v for k, v in worse.items() if v is not None}, seeds, groups.get(records[0]["id"])
+        )
         first = records[0]
         skipped = first.get("reason", "") if all(r["status"] == "skipped" for r in records) else None
         rows.append(Row(raw, cells, positions[id(first)], skipped, str(first["device"]), extra))
