@@ -344,6 +344,7 @@ def cluster(local_cluster):
         signal.signal(signal.SIGALRM, previous)
 
 
+@pytest.mark.timing
 def test_dask_gives_the_same_cases_and_statuses_as_in_process(cluster, tmp_path):
     code_here, here = run_cli(tmp_path, *SUITE, "--no-calibration", name="here.json")
     code_dask, there = run_cli(tmp_path, *SUITE, "--executor", "dask", "--scheduler", cluster.scheduler_address, name="dask.json")
@@ -382,6 +383,7 @@ def test_a_scheduler_file_works_and_ctrl_c_keeps_finished_cases(cluster, tmp_pat
     assert document["executor"]["scheduler"] == cluster.scheduler_address
 
 
+@pytest.mark.timing
 def test_a_worker_lost_mid_case_is_one_error_row_and_the_others_finish(cluster, tmp_path):
     # Planned last, so no case is left to hand out when its worker dies: only the periodic liveness check sees it.
     code, document = run_cli(

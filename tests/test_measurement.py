@@ -35,6 +35,7 @@ class AsyncDevice:
         self.pending.clear()
 
 
+@pytest.mark.timing
 def test_timer_waits_for_the_devices_work():
     device = AsyncDevice()
     _, unsynced = timed(lambda: device.launch(0.3), torch.device("cpu"), sync=lambda d: None)

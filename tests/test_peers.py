@@ -430,6 +430,7 @@ def test_missing_library_sets_the_peer_aside_with_the_reason(name, monkeypatch):
     assert getattr(module, attr).unavailable is None
 
 
+@pytest.mark.timing
 def test_a_libmf_fit_that_never_returns_ends_as_a_timeout_and_errors_pass_through():
     pytest.importorskip("libmf")
     from mfbench.plugins.peers.libmf import LibmfHung, fit_within
@@ -455,6 +456,7 @@ def test_a_libmf_fit_that_never_returns_ends_as_a_timeout_and_errors_pass_throug
         fit_within(Broken(), None, 5)
 
 
+@pytest.mark.timing
 def test_a_deadlocked_libmf_fit_is_seen_when_all_its_threads_sleep_not_at_the_timeout():
     pytest.importorskip("libmf")
     from mfbench.plugins.peers.libmf import LibmfHung, fit_within, thread_ids
@@ -483,21 +485,27 @@ def test_a_deadlocked_libmf_fit_is_seen_when_all_its_threads_sleep_not_at_the_ti
     fit_within(Slow(), None, 60, stall=0.3)
 
 
+@pytest.mark.timing
 def test_libmf_tries_a_deadlocked_fit_again_and_says_so_in_its_info(monkeypatch):
     cls = cls_of("libmf")
     module = sys.modules[cls.__module__]
-    original, calls = module.fit_within, []
+    original, calls, real = module.fit_within, [], []
 
     def hangs_once(engine, X, timeout):
+        """The first attempt 'deadlocks'; the others are real fits, which LIBMF's own race may deadlock too."""
         calls.append(timeout)
         if len(calls) == 1:
             raise module.LibmfHung("deadlocked")
-        original(engine, X, timeout)
+        try:
+            original(engine, X, timeout)
+        except module.LibmfHung:
+            real.append(timeout)
+            raise
 
     monkeypatch.setattr(module, "fit_within", hangs_once)
     net, train, _ = small_problem("dot")
     info = testing.fit(cls, net, train, 2, params={"threads": 1}).info
-    assert len(calls) == 2 and len(info["hung_attempts"]) == 1
+    assert len(calls) == 2 + len(real) and len(info["hung_attempts"]) == 1 + len(real)
     retried = net.user_factors.weight.detach().clone()
     hangs = []
 

@@ -327,6 +327,7 @@ def test_auto_targets_are_deterministic_for_a_seed(tmp_path, monkeypatch):
     assert not targets[0][0]["from_tuned"]
 
 
+@pytest.mark.timing
 def test_two_processes_share_one_sqlite_study(tmp_path):
     storage = tmp_path / "shared.db"
     env = dict(os.environ, MFBENCH_DISABLE_PLUGIN_AUTOLOAD="1")
