@@ -329,43 +329,32 @@ def test_auto_targets_are_deterministic_for_a_seed(tmp_path, monkeypatch):
 
 @pytest.mark.timing
 def test_two_processes_share_one_sqlite_study(tmp_path):
-    storage = tmp_path / "shared.db"
-    env = dict(os.environ, MFBENCH_DISABLE_PLUGIN_AUTOLOAD="1")
-    # Trials long enough (~0.3 s) that both processes are at work before the budget is spent.
+    """Two tuners on one study both train trials and share its numbering. Their first trials meet
+    (tests/rendezvous_plugins.py), so both are at work however slowly a loaded machine starts them."""
+    storage, meeting = tmp_path / "shared.db", tmp_path / "meeting"
+    meeting.mkdir()
+    tests = str(Path(__file__).parent)
+    path = os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, MFBENCH_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONPATH=path, MFBENCH_RENDEZVOUS=str(meeting))
     data = "lowrank[n_users=300,n_items=200,nnz=20000,rank=3]"
-    command = [
-        sys.executable,
-        "-m",
-        "mfbench",
-        "tune",
-        "-d",
-        data,
-        "-m",
-        "biased[n_factors=3]",
-        "-s",
-        FAST,
-        "--device",
-        "cpu",
-        "--epochs",
-        "4",
-        "--warmup",
-        "0",
-        "--trials",
-        "10",
-        "--storage",
-        str(storage),
-        "--pruner",
-        "none",
+    strategy = "rendezvous[batch_size=256]"
+    command = [sys.executable, "-m", "mfbench", "tune", "-p", "rendezvous_plugins", "-d", data, "-m", "biased[n_factors=3]"]
+    command += ["-s", strategy, "--device", "cpu", "--epochs", "4", "--warmup", "0", "--trials", "10"]
+    command += ["--storage", str(storage), "--pruner", "none", "--fresh-seeds", "0"]
+    workers = [
+        subprocess.Popen(
+            command, env={**env, "MFBENCH_RENDEZVOUS_AS": name}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for name in ("a", "b")
     ]
-    workers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [w.communicate(timeout=300)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
-    study = optuna.load_study(study_name=f"{data} / biased[n_factors=3] / {FAST} / cpu", storage=f"sqlite:///{storage}")
+    study = optuna.load_study(study_name=f"{data} / biased[n_factors=3] / {strategy} / cpu", storage=f"sqlite:///{storage}")
     trials = study.get_trials()
     # Each process stops once the study holds the budget; they may both ask for the last one.
     assert 10 <= len(trials) <= 11
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)  # large steps diverge: failed trials
-    assert all(t.state in finished for t in trials) and sum(t.state == finished[0] for t in trials) >= 5
+    assert all(t.state in finished for t in trials) and sum(t.state == finished[0] for t in trials) >= 5, outputs
     assert len({t.number for t in trials}) == len(trials)
     assert len({t.user_attrs["worker"] for t in trials}) == 2, "one process did every trial"
 
