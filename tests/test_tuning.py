@@ -348,7 +348,7 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
         for name in ("a", "b")
     ]
     outputs = [w.communicate(timeout=300)[0] for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], outputs
+    assert [w.returncode for w in workers] == [0, 0], "\n---\n".join(outputs)  # a str: shown whole
     study = optuna.load_study(study_name=f"{data} / biased[n_factors=3] / {strategy} / cpu", storage=f"sqlite:///{storage}")
     trials = study.get_trials()
     # Each process stops once the study holds the budget; they may both ask for the last one.
@@ -365,3 +365,34 @@ def test_tune_without_optuna_says_what_to_install(monkeypatch):
 
     with pytest.raises(MfbenchError, match=r"pip install 'mfbench\[tune\]'"):
         optuna_module()
+
+
+def test_a_trial_another_tuner_finished_first_is_dropped_not_a_crash(fresh_pm, tmp_path, monkeypatch):
+    """Two tuners on one SQLite study can both take its one waiting trial (the enqueued defaults:
+    SQLite has no row lock for Optuna's pop). Here the other tuner records that trial while this one
+    trains it: this tuner drops its copy and goes on to the budget (before: UpdateFinishedTrialError,
+    a traceback, exit 1)."""
+    storage = tmp_path / "s.db"
+    finished_by_other = []
+    real_run_trial = Tuner.run_trial
+
+    def run_trial(self, case, on_epoch):
+        record = real_run_trial(self, case, on_epoch)
+        if not finished_by_other:  # the first trial: the twin tuner, on its own handle, tells it first
+            twin = optuna.load_study(study_name=_study_name(storage), storage=f"sqlite:///{storage}")
+            running = twin.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            twin.tell(running[0].number, 1.0)
+            finished_by_other.append(running[0].number)
+        return record
+
+    monkeypatch.setattr(Tuner, "run_trial", run_trial)
+    summaries, _ = tune(fresh_pm, storage, trials=3)
+    assert finished_by_other == [0]
+    study = optuna.load_study(study_name=_study_name(storage), storage=f"sqlite:///{storage}")
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 3 and trials[0].value == 1.0  # the twin's record of trial 0 stands
+    assert summaries[0]["status"] == "ok"
+
+
+def _study_name(storage) -> str:
+    return optuna.get_all_study_summaries(storage=f"sqlite:///{storage}")[0].study_name

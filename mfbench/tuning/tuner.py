@@ -120,7 +120,7 @@ class TrialOutcome:
 
     number: int
     params: dict[str, Any]
-    state: str  # complete, pruned, fail
+    state: str  # complete, pruned, fail; taken: another tuner sharing the study recorded it first
     status: str  # the runner's status, or "pruned"
     reason: str
     value: float | None
@@ -370,8 +370,19 @@ class Tuner:
         return records[0]
 
     def _trial(self, study, case: Case, distributions: dict) -> TrialOutcome | str:
-        optuna = self.optuna
         trial = study.ask(distributions)
+        try:
+            return self._run_asked(study, trial, case, distributions)
+        except self.optuna.exceptions.UpdateFinishedTrialError:
+            # Two tuners can both take the one waiting trial (the enqueued defaults): SQLite has no
+            # row lock for Optuna's "pop", so both see it waiting. The first to finish records it;
+            # the other learns here, and drops its copy of the work.
+            params = {k: trial.params.get(k) for k in distributions}
+            why = "another tuner sharing the study finished this trial first; this copy's result is dropped"
+            return TrialOutcome(trial.number, params, "taken", "taken", why, None, [], [], 0.0)
+
+    def _run_asked(self, study, trial, case: Case, distributions: dict) -> TrialOutcome | str:
+        optuna = self.optuna
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         params = {k: trial.params[k] for k in distributions}
         trial_case = with_params(case, params)
@@ -381,7 +392,10 @@ class Tuner:
             epochs.append(entry)
             value = decision_rmse(entry)
             if math.isfinite(value):
-                trial.report(value, epoch)
+                try:
+                    trial.report(value, epoch)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    raise Pruned() from None  # taken by another tuner (see _trial): stop the worker now
                 if trial.should_prune():
                     raise Pruned()
 
