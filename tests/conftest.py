@@ -6,7 +6,12 @@ each other (or this file), so each test module stands alone under any import mod
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +92,35 @@ def run_cases():
         return Runner(cfg, on_case=on_case).run(cases)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def matrix_files(tmp_path_factory):
+    """Results files this suite writes itself, for every command to read (tests/test_command_matrix.py):
+
+    * ``every status``: two seeds, ``--target-rmse auto``, cases that end ok, diverged, in error, in
+      a timeout and (without CUDA) skipped, from tests/fault_plugins.py, in a subprocess as a user runs it;
+    * ``partial``: the first cases of that run, as a run that was stopped leaves its file.
+    """
+    folder = tmp_path_factory.mktemp("matrix")
+    out = folder / "every-status.json"
+    tests = str(Path(__file__).parent)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH", "")) if p),
+        "MFBENCH_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
+    strategies = ["vectorized", "vectorized[lr=1000]", "als", "fault-raise", "fault-hang"]
+    data = "lowrank[n_users=60,n_items=40,nnz=1500,rank=2]"
+    command = [sys.executable, "-m", "mfbench", "run", "-p", "fault_plugins", "-d", data]
+    command += ["-m", "biased[n_factors=2]", *(a for s in strategies for a in ("-s", s)), "--device", "cpu", "--device", "cuda"]
+    command += ["--seeds", "2", "--epochs", "3", "--warmup", "0", "--repeats", "1", "--target-rmse", "auto"]
+    # The hang ends in a timeout after 5 s; the other cases take about 0.5 s each on a quiet 2-core
+    # machine (setup included), so a loaded machine leaves them a 10x margin.
+    command += ["--case-timeout", "5", "--no-calibration", "-q", "-o", str(out)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1 and out.exists(), done.stdout + done.stderr  # 1: cases ended in error
+    document = json.loads(out.read_text())
+    partial = folder / "partial.json"
+    partial.write_text(json.dumps({**document, "complete": False, "cases": document["cases"][:5]}))
+    return {"every status": out, "partial": partial}

@@ -12,6 +12,7 @@ from ..report.comparison import render_comparison
 from ..report.html_compare import write_comparison_report
 from ..report.tables import check_format
 from ..results.files import load_results
+from ..results.paths import check_writable
 from .common import FORMAT_HELP, Shared, table_view
 
 EPILOG = """\
@@ -77,6 +78,8 @@ def main(args: argparse.Namespace) -> int:
     check_format(args.format)
     view = table_view(args)
     base, new = load_results(args.base), load_results(args.new)
+    if args.html:
+        check_writable(args.html, "HTML report (--html)", ".html")
     comparison = compare_documents(
         base,
         new,

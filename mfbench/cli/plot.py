@@ -29,13 +29,14 @@ def main(args: argparse.Namespace) -> int:
         profile = run_profile(document, args.target_rmse)
         if not profile["strategies"]:
             raise MfbenchError(f"{args.results} has no time-to-target to score: give --target-rmse X")
-        path = plot_profile(profile, args.output or args.results.with_name(args.results.stem + "-profile.png"))
+        output = args.output or args.results.with_name(args.results.stem + "-profile.png")
+        path = plot_profile(profile, check_writable(output, "plot file (-o)", ".png"))
         print(f"plot: {path}")
         return 0
     target = args.target_rmse if args.target_rmse is not None else document.get("config", {}).get("target_rmse")
     if not isinstance(target, (int, float)):
         target = None
-    output = check_writable(args.output or args.results.with_suffix(".png"), "plot file (-o)")
+    output = check_writable(args.output or args.results.with_suffix(".png"), "plot file (-o)", ".png")
     path = plot_results(document, output, target=target)
     print(f"plot: {path}")
     return 0

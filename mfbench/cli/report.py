@@ -11,6 +11,7 @@ from ..errors import MfbenchError
 from ..report.tables import check_format, render_csv, render_table
 from ..report.tuning import render_profile
 from ..results.files import load_results
+from ..results.paths import check_writable
 from ..stats.performance_profile import performance_profile
 from ..stats.summary import case_time_to_target
 from .common import FORMAT_HELP, Shared, print_answer, shows_hosts, table_view, write_html_report
@@ -31,9 +32,8 @@ def add_parser(sub: Any, shared: Shared) -> None:
 
 
 def run_profile(document: dict[str, Any], target: float | None) -> dict[str, Any]:
-    """The run's profile; recomputed when a different target is asked for."""
-    if target is None and document.get("profile"):
-        return document["profile"]
+    """The run's profile, computed from its cases (for ``target``, when given). The file's own
+    ``profile`` is a copy for readers of the JSON: its non-finite ratios are strings there."""
     cases = document["cases"]
     if target is not None:
         cases = [
@@ -48,6 +48,8 @@ def run_profile(document: dict[str, Any], target: float | None) -> dict[str, Any
 def main(args: argparse.Namespace) -> int:
     document = load_results(args.results)
     view = table_view(args)
+    if args.html:
+        check_writable(args.html, "HTML report (--html)", ".html")
     if args.profile:
         profile = run_profile(document, args.target_rmse)
         if not profile["strategies"]:
@@ -60,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
         print(
             render_table(document["cases"], check_format(args.format), args.target_rmse, hosts=shows_hosts(document), view=view)
         )
-        print_answer(document["cases"], args.target_rmse)
+        print_answer(document["cases"], args.target_rmse, args.format)
     if args.html:
         print(f"html: {write_html_report(document, args.html, args.target_rmse)}", file=sys.stderr)
     if not document.get("complete"):

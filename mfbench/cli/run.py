@@ -146,6 +146,8 @@ def main(args: argparse.Namespace) -> int:
             raise SelectionError("--resume is not available under torchrun: resume the run without it, or use --force")
     if distributed.is_primary():  # under torchrun rank 0 writes the file; the others must not see it as taken
         check_writable(output, "results file (-o)")
+        if args.html:
+            check_writable(args.html, "HTML report (--html)", ".html")
         previous = previous_run(output, resume=args.resume, force=args.force)
     given_executor_options = executor_options(args, getattr(args, "run_options", None))
     trials = config_for(suite, overrides).tune_trials
@@ -183,7 +185,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"\nmfbench: {how}; the {len(cases)} finished case(s) are in {output}", file=sys.stderr)
         return 143 if terminated else 130
     print(render_table(cases, args.format, hosts=shows_hosts(results.document), view=table_view(args)))
-    print_answer(cases)
+    print_answer(cases, fmt=args.format)
     print_scores(results.document, args.format)
     print(f"\nresults: {output}")
     if args.html:

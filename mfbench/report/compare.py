@@ -53,7 +53,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..errors import MfbenchError
 from ..results.revision import describe as describe_revision
@@ -224,6 +224,10 @@ class Row:
         return base if base == new else f"{base} -> {new}"
 
 
+#: ``Comparison.target_source`` where both runs derived their targets (``--target-rmse auto``).
+PER_CASE = "the target each case derived (--target-rmse auto), where base and new agree"
+
+
 @dataclass
 class Comparison:
     rows: list[Row]
@@ -237,6 +241,11 @@ class Comparison:
     allow_missing: bool = False
     #: Why the comparison as a whole fails (the new run did not finish...), besides its rows.
     trips: list[str] = field(default_factory=list)
+
+    @property
+    def timed(self) -> bool:
+        """Whether the rows carry time-to-target: one target for all, or each pair's derived one."""
+        return self.target is not None or self.target_source == PER_CASE
 
     @property
     def tripped(self) -> list[Row]:
@@ -332,13 +341,22 @@ def _check_same_data(base: dict[str, Any], new: dict[str, Any]) -> None:
     )
 
 
+def _numeric(value: Any) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _resolve_target(base: dict[str, Any], new: dict[str, Any], target: float | None) -> tuple[float | None, str, list[str]]:
+    """The one time-to-target threshold of the comparison; None with :data:`PER_CASE` as its source
+    where both runs derived their targets (``--target-rmse auto``): each pair of cases then uses the
+    target both its sides derived."""
     if target is not None:
         return float(target), "given", []
     old_target = (base.get("config") or {}).get("target_rmse")
     new_target = (new.get("config") or {}).get("target_rmse")
     if old_target is not None and old_target == new_target:
-        return float(old_target), "config.target_rmse of both files", []
+        if _numeric(old_target):
+            return float(old_target), "config.target_rmse of both files", []
+        return None, PER_CASE, []
     if old_target != new_target:
         return (
             None,
@@ -349,6 +367,21 @@ def _resolve_target(base: dict[str, Any], new: dict[str, Any], target: float | N
             ],
         )
     return None, "", []
+
+
+def _case_target(case: dict[str, Any]) -> float | None:
+    value = (case.get("summary") or {}).get("target_rmse")
+    return float(value) if _numeric(value) else None
+
+
+def _pair_target(row: Row) -> float | None:
+    """For runs with derived targets: the target both sides of a row derived (None when they differ)."""
+    sides = [_case_target(case) for case in (row.base, row.new) if case is not None]
+    if not sides or None in sides or len(set(sides)) > 1:
+        if len(set(sides)) > 1:
+            row.notes.append(f"the runs derived different targets ({sides[0]:.4g} in base, {sides[1]:.4g} in new): no TTT")
+        return None
+    return sides[0]
 
 
 def _machine_note(base: dict[str, Any], new: dict[str, Any], normalize: bool) -> list[str]:
@@ -494,16 +527,18 @@ def compare_documents(
     drift = drift_factor(base_scores, new_scores, normalized=normalize)
     if not base_scores or not new_scores:
         notes.append("a file has no calibration: the intervals assume the machine's speed did not change between the runs")
+    per_case = source == PER_CASE
     rows = []
     for key, case in old_cases.items():
         row = _new_row(key, case, case, new_cases.get(key))
         row.notes.extend(seed_notes.get(key, []))
         row.rmse_pairs = pairs.get(key)
-        _fill_side(row, "base", case, target_value, normalize)
+        row_target = _pair_target(row) if per_case else target_value
+        _fill_side(row, "base", case, row_target, normalize)
         if row.new is None:
             row.notes.insert(0, "only in base")
         else:
-            _fill_side(row, "new", row.new, target_value, normalize)
+            _fill_side(row, "new", row.new, row_target, normalize)
             scale = _scale(case, row.new, normalize) if row.speed_base is not None and row.speed_new is not None else 1.0
             _compare_row(row, fail_threshold, margin, drift, scale)
         _missing_trips(row, fail_threshold, allow_missing)
@@ -511,7 +546,7 @@ def compare_documents(
     for key, case in new_cases.items():
         if key not in old_cases:
             row = _new_row(key, case, None, case)
-            _fill_side(row, "new", case, target_value, normalize)
+            _fill_side(row, "new", case, _pair_target(row) if per_case else target_value, normalize)
             row.notes.insert(0, "only in new")
             rows.append(row)
     comparison = Comparison(rows, target_value, source, normalize, fail_threshold, notes, margin, drift, allow_missing)

@@ -41,7 +41,7 @@ def comparison_headers(comparison: Comparison) -> list[str]:
         "95% interval",
         "speed",
     ]
-    if comparison.target is not None:
+    if comparison.timed:
         headers += ["base TTT s", "new TTT s", "TTT ratio"]
     return headers + ["base RMSE", "new RMSE", "RMSE ratio", "quality", "note"]
 
@@ -67,7 +67,7 @@ def comparison_row(comparison: Comparison, row: Row) -> list[str]:
         _interval_cell(row),
         row.speed,
     ]
-    if comparison.target is not None:
+    if comparison.timed:
         both_ok = row.base is not None and row.new is not None and row.base["status"] == row.new["status"] == "ok"
         cells += [_ttt(row, "base"), _ttt(row, "new"), _fmt(row.ttt_ratio, ".3f", "-" if both_ok else "")]
     note = [f"FAIL: {trip}" for trip in row.trips] + row.notes
@@ -101,6 +101,8 @@ def summary_lines(comparison: Comparison) -> list[str]:
         lines.append("updates/s are divided by each machine's calibration score.")
     if comparison.target is not None:
         lines.append(f"TTT: training seconds to held-out RMSE <= {comparison.target:g} ({comparison.target_source}).")
+    elif comparison.timed:
+        lines.append(f"TTT: training seconds to held-out RMSE <= {comparison.target_source}.")
     lines += comparison.notes
     if comparison.fail_threshold is not None:
         tripped = comparison.tripped

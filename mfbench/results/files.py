@@ -137,6 +137,9 @@ def load_results(path: Path | str) -> dict[str, Any]:
         raise MfbenchError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     except RecursionError:
         raise MfbenchError(f"{path} is nested too deeply to be a results file") from None
+    except ValueError as exc:  # an integer past Python's digit limit (4,300): no results file holds one
+        why = str(exc).split(":")[0].lower()
+        raise MfbenchError(f"{path} holds a number too long to read ({why}): not a results file") from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         raise MfbenchError(f'{path} is not an mfbench results file (no "schema": "{SCHEMA}")')
     version = document.get("schema_version")

@@ -243,8 +243,10 @@ def workload_verdicts(cases: Iterable[dict[str, Any]], target: float | None = No
         targets = {f.target for f in rated if f.target is not None}
         shown_target = targets.pop() if len(targets) == 1 else None
         time = None
-        if shown_target is not None and len(rated) >= 2:
-            per_seed = {f.strategy: _aligned(f, f.per_seed_time if len(seeds) > 1 else f.per_seed_wall, seeds) for f in rated}
+        # Cases that carry no target (a file that mixes runs with and without one) sit out the race.
+        timed = [f for f in rated if f.target == shown_target]
+        if shown_target is not None and len(timed) >= 2:
+            per_seed = {f.strategy: _aligned(f, f.per_seed_time if len(seeds) > 1 else f.per_seed_wall, seeds) for f in timed}
             time = compare_strategies(per_seed, kind="time", alpha=alpha, seed=BOOTSTRAP_SEED)
         quality = None
         measured = [f for f in rated if any(math.isfinite(v) for v in f.per_seed_quality)]
