@@ -464,7 +464,8 @@ def test_github_format_is_markdown_with_the_outcome_first():
     assert first.startswith("**mfbench compare: FAILED**") and "1 slower" in first
     assert "| dataset" in rest and "|---" in rest.replace(":", "-")
     assert "- fail threshold 10% tripped by 1 case(s):" in rest
-    assert "  - planted / dot / sgd[lr=0.05] / cpu: 50.0% slower > 10%" in rest
+    # Labels are escaped as Markdown text: the brackets and ">" render as written.
+    assert "  - planted / dot / sgd\\[lr=0.05\\] / cpu: 50.0% slower &gt; 10%" in rest
     passed = render_comparison(compare_documents(*slower_pair(1.0), fail_threshold=10), "github")
     assert passed.startswith("**mfbench compare: passed** (threshold 10%): 1 no change")
 

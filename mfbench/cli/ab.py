@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tabulate import tabulate
 
 from .._version import __version__
 from ..errors import SelectionError
 from ..plugin.manager import make_plugin_manager
+from ..report import escape
 from ..report.tables import check_format
 from ..results.files import atomic_write_json, now_iso
 from ..results.revision import source_revision
@@ -157,12 +157,7 @@ def render(result: AbResult, verdict: str, margin: float, fmt: str) -> str:
                 "; ".join(side.notes),
             ]
         )
-    table = tabulate(
-        rows,
-        headers=["side", "strategy", "plugin", "median s/epoch", "upd/s", "epochs timed", "note"],
-        tablefmt=fmt,
-        disable_numparse=True,
-    )
+    table = escape.table(rows, ["side", "strategy", "plugin", "median s/epoch", "upd/s", "epochs timed", "note"], fmt)
     interval = result.interval
     pct = interval.change_pct()
     lines = [

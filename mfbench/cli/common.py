@@ -16,6 +16,7 @@ import pluggy
 from ..plugin.manager import PLUGINS_ENV, make_plugin_manager
 from ..plugin.options import RunOptions
 from ..plugin.registry import Registry, collect
+from ..report import escape
 from ..report.answer import render_answer
 from ..report.html_report import write_report
 from ..report.tablefit import View, parse_columns, terminal_width
@@ -157,12 +158,17 @@ def shows_hosts(document: dict) -> bool | None:
     return True if name not in LOCAL_EXECUTORS else None
 
 
-def print_answer(cases: list[dict[str, Any]], target: float | None = None) -> None:
+def print_answer(cases: list[dict[str, Any]], target: float | None = None, fmt: str = "simple") -> None:
     """The answer lines under the table: per workload, who is fastest and best, with ties and baselines
-    (wrapped to the terminal's width, as the table is fitted to it)."""
+    (wrapped to the terminal's width, as the table is fitted to it; a Markdown list for Markdown formats)."""
     text = render_answer(cases, target)
     if not text:
         return
+    if fmt in escape.MARKDOWN_FORMATS:
+        items = [line.removeprefix("- ") for line in text.splitlines()]
+        print("\n**answer**\n\n" + "\n".join(f"- {escape.markdown(item)}" for item in items))
+        return
+    text = escape.printable(text)
     width = terminal_width(sys.stdout)
     lines = text.splitlines() if width is None else [w for line in text.splitlines() for w in wrapped(line, width)]
     print("\nanswer:\n" + "\n".join(lines))

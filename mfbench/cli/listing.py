@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tabulate import tabulate
-
 from ..plugin.parts import Strategy
 from ..plugin.search_space import describe_space
+from ..report import escape
 from ..report.tables import check_format
 from ..run.executors import collect_executors
 from ..run.selection import format_params
@@ -53,16 +52,12 @@ def main(args: argparse.Namespace) -> int:
             headers[2:2] = ["devices", "kind"]
             headers.insert(2, "tuned over (mfbench tune)")
         print(f"{title}:")
-        print(tabulate(rows, headers=headers, tablefmt=args.format, disable_numparse=True))
+        print(escape.table(rows, headers, args.format))
         print()
     executors, executors_aside = collect_executors(pm)
     rows = [[name, format_params(dict(e.cls.params)), e.origin, e.cls.summary()] for name, e in sorted(executors.items())]
     print("executors (mfbench run --executor NAME):")
-    print(
-        tabulate(
-            rows, headers=["name", "options (defaults)", "plugin", "description"], tablefmt=args.format, disable_numparse=True
-        )
-    )
+    print(escape.table(rows, ["name", "options (defaults)", "plugin", "description"], args.format))
     print()
     aside = [
         [kind, name, entry.origin, entry.cls.unavailable]
@@ -71,9 +66,9 @@ def main(args: argparse.Namespace) -> int:
     ]
     if aside:
         print("unavailable here (registered by their plugins, but they cannot run on this machine):")
-        print(tabulate(aside, headers=["kind", "name", "plugin", "why"], tablefmt=args.format, disable_numparse=True))
+        print(escape.table(aside, ["kind", "name", "plugin", "why"], args.format))
         print()
     suites = [[name, load_suite(str(path)).description] for name, path in sorted(builtin_suites().items())]
     print("suites (mfbench run --suite NAME):")
-    print(tabulate(suites, headers=["name", "description"], tablefmt=args.format, disable_numparse=True))
+    print(escape.table(suites, ["name", "description"], args.format))
     return 0

@@ -9,6 +9,7 @@ folded when it is long.
 from __future__ import annotations
 
 from .compare import EXIT_NOISY, Comparison
+from .escape import markdown
 
 #: Tables with more rows than this are folded in a <details> block.
 FOLD_ROWS = 12
@@ -40,5 +41,5 @@ def markdown_comparison(comparison: Comparison, table: str, notes: list[str], co
         parts.append(table)
     if notes:
         parts.append("")
-        parts += [f"- {line.strip()}" if not line.startswith("  ") else f"  - {line.strip()}" for line in notes]
+        parts += [("  - " if line.startswith("  ") else "- ") + markdown(line.strip()) for line in notes]
     return "\n".join(parts)

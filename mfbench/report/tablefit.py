@@ -28,9 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from tabulate import tabulate
-
 from ..errors import SelectionError, unknown_name
+from . import escape
 
 #: Formats drawn for a person at a terminal; every other tabulate format is an export.
 TERMINAL_FORMATS = frozenset(
@@ -192,7 +191,7 @@ def shorten_middle(text: str, width: int) -> str:
 
 
 def _render(headers: list[str], rows: list[list[str]], fmt: str) -> str:
-    return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
+    return escape.table(rows, headers, fmt)
 
 
 def _line_width(text: str) -> int:
@@ -309,4 +308,5 @@ def render(table: Table, fmt: str = "simple", view: View = WIDE) -> str:
     if view.width is not None and not (view.wide or export):
         lines = [part for line in lines for part in textwrap.wrap(line, view.width, subsequent_indent="    ")]
     text = _render(headers, rows, fmt) if rows else ""
+    lines = [escape.for_format(line, fmt) for line in lines]
     return "\n".join(([text] if rows else []) + ([""] if rows and lines else []) + lines)

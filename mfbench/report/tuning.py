@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tabulate import tabulate
-
 from ..run.selection import format_params
 from ..stats.summary import as_number
 from ..tuning.studies import fresh_text
+from . import escape
 
 
 def _num(value: Any, spec: str) -> str:
@@ -60,12 +59,8 @@ def render_tuning(summaries: list[dict[str, Any]], fmt: str = "simple") -> str:
             ]
         )
     seeds = next((len(s["fresh"]["seeds"]) for s in summaries if s.get("fresh")), 0)
-    return tabulate(
-        rows,
-        headers=["case", "status", "chosen parameters", "best valid RMSE", "objective", f"on {seeds} fresh seeds", "tuning"],
-        tablefmt=fmt,
-        disable_numparse=True,
-    )
+    headers = ["case", "status", "chosen parameters", "best valid RMSE", "objective", f"on {seeds} fresh seeds", "tuning"]
+    return escape.table(rows, headers, fmt)
 
 
 def render_profile(profile: dict[str, Any], fmt: str = "simple") -> str:
@@ -82,7 +77,7 @@ def render_profile(profile: dict[str, Any], fmt: str = "simple") -> str:
                 *(("-" if not math.isfinite(entry["ratios"][w]) else f"{entry['ratios'][w]:.2f}x") for w in workloads),
             ]
         )
-    text = tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
+    text = escape.table(rows, headers, fmt)
     notes = [f"ratio to the fastest time-to-target per workload ('-': not reached); {profile['rule']}"]
     if profile.get("left_out"):
         notes.append("left out (no strategy reached the target): " + "; ".join(profile["left_out"]))
