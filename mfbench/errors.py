@@ -18,6 +18,11 @@ class SelectionError(MfbenchError):
     """A command-line selection names something unknown or is malformed."""
 
 
+class ResultsWriteError(MfbenchError):
+    """The results file could not be saved (a full disk, a folder turned read-only): the run stops,
+    and the message says where the finished cases were kept instead."""
+
+
 class CaseTimeout(Exception):
     """Raised by a strategy whose own watchdog gave up waiting (workers that hang):
     the runner ends the case with status ``timeout`` instead of ``error``."""

@@ -211,3 +211,42 @@ def test_results_record_the_revision_and_compare_shows_it(tmp_path, capsys, monk
     document["source_revision"] = None  # outside a checkout
     (tmp_path / "none.json").write_text(json.dumps(document))
     assert load_results(tmp_path / "none.json")["source_revision"] is None
+
+
+@pytest.mark.parametrize("executor", ["inprocess", "process"])
+def test_a_results_file_that_cannot_be_saved_stops_the_run_and_loses_nothing(executor, tmp_path, monkeypatch, capsys):
+    """The disk fills after two cases (a fake: the write raises ENOSPC from then on, as a full disk
+    or a folder turned read-only does): the run stops with one error line, the file keeps the cases
+    saved before, and every finished case is in the fallback file the message names."""
+    import errno
+    import re
+
+    import mfbench.results.files as files
+
+    real = files.atomic_write_json
+    out = tmp_path / "r.json"
+    writes = []
+
+    def disk_fills(path, document):
+        if Path(path) == out:
+            writes.append(len(document["cases"]))
+            if len(writes) > 3:  # the header, then two cases
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, document)
+
+    monkeypatch.setattr(files, "atomic_write_json", disk_fills)
+    monkeypatch.setattr(files, "RETRY_AFTER_S", 0.0)
+    strategies = ["vectorized", "als", "vectorized[lr=0.02]", "als[reg=0.5]"]
+    argv = ["run", "-d", "sprand[n_users=40,n_items=30,density=0.2]", *(a for s in strategies for a in ("-s", s))]
+    argv += ["--epochs", "1", "--repeats", "1", "--warmup", "0", "--no-calibration", "-q", "-o", str(out), "--executor", executor]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot save the results file" in err and "No space left on device" in err, err
+    saved = load_results(out)
+    assert len(saved["cases"]) == 2 and saved["complete"] is False  # the file as it was before the failed write
+    rescued = Path(re.search(r"The 3 finished case\(s\) are in (\S+);", err).group(1))
+    try:
+        kept = load_results(rescued)
+        assert [c["id"] for c in kept["cases"][:2]] == [c["id"] for c in saved["cases"]] and len(kept["cases"]) == 3
+    finally:
+        rescued.unlink()

@@ -11,11 +11,12 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import MfbenchError
+from ..errors import MfbenchError, ResultsWriteError
 from .schema import schema_problem
 
 SCHEMA = "mfbench.results"
@@ -72,6 +73,23 @@ def atomic_write_json(path: Path, document: dict[str, Any]) -> None:
         raise
 
 
+#: Seconds before the one retry of a failed write.
+RETRY_AFTER_S = 0.5
+
+
+def rescue(path: Path, document: dict[str, Any]) -> Path | None:
+    """Write ``document`` where it still fits: the system's temporary folder, else the home folder.
+    None when neither takes it."""
+    name = f"mfbench-rescued-{path.stem}-{os.getpid()}.json"
+    for folder in (Path(tempfile.gettempdir()), Path.home()):
+        try:
+            atomic_write_json(folder / name, document)
+        except OSError:
+            continue
+        return folder / name
+    return None
+
+
 class ResultsFile:
     """The results document of one run, kept on disk as it grows."""
 
@@ -98,8 +116,25 @@ class ResultsFile:
         self.save()
 
     def save(self) -> None:
-        if self.path is not None:
+        """Write the document over the file (atomically: the previous version stays valid until the
+        new one is whole). A write that fails twice is a :class:`ResultsWriteError` naming where the
+        document was kept instead (:func:`rescue`)."""
+        if self.path is None:
+            return
+        try:
             atomic_write_json(self.path, self.document)
+        except OSError:
+            time.sleep(RETRY_AFTER_S)  # a moment's contention (a network mount, a cleaner freeing space)
+            try:
+                atomic_write_json(self.path, self.document)
+            except OSError as exc:
+                kept = rescue(self.path, self.document)
+                finished = len(self.document["cases"])
+                where = f"The {finished} finished case(s) are in {kept}" if kept else "No fallback file could be written either"
+                raise ResultsWriteError(
+                    f"cannot save the results file {self.path} ({exc.strerror or exc}); the run stops. {where}; "
+                    f"{self.path} still holds the cases saved before"
+                ) from None
 
     def add(self, case: dict[str, Any]) -> None:
         self.document["cases"].append(case)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import pluggy
 
 from .._version import __version__
+from ..errors import ResultsWriteError
 from ..plugin.registry import Registry
 from ..results.files import ResultsFile
 from ..results.revision import source_revision
@@ -230,6 +231,9 @@ def execute(
         except KeyboardInterrupt as stop:
             progress.close()
             return results, stop
+        except ResultsWriteError:  # the file cannot be saved: stop, the message says where the cases went
+            progress.close()
+            raise
         results.document["executor"] = engine.describe()  # what it saw by the end (workers that joined...)
     finally:
         engine.close()
