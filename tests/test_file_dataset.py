@@ -215,3 +215,50 @@ def test_missing_file_empty_file_and_bad_columns(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00\x01\n")
     with pytest.raises(mfbench.MfbenchError, match="not UTF-8"):
         RatingsFile(path=str(binary)).load(0)
+
+
+DUPLICATED = "user,item,rating\n1,10,4\n2,10,3\n1,10,2\n3,11,5\n1,10,1\n2,12,3\n"
+
+
+@pytest.mark.parametrize(
+    ("policy", "rating_of_1_10"),
+    [("last", 1.0), ("first", 4.0), ("mean", 7.0 / 3.0)],
+)
+def test_a_repeated_pair_is_kept_once_as_the_policy_says(tmp_path, policy, rating_of_1_10):
+    dataset = RatingsFile(path=str(write(tmp_path, "r.csv", DUPLICATED)), duplicates=policy)
+    ratings = dataset.load(0)
+    assert ratings.nnz == 4 and dataset.facts["duplicate_rows"] == 2
+    (value,) = [v for u, i, v in triples(ratings) if (u, i) == (0, 0)]  # user 1, item 10 as dense ids
+    assert value == pytest.approx(rating_of_1_10)
+    assert "2 row(s) repeated an earlier (user, item) pair" in dataset.facts["notes"][0]
+
+
+def test_duplicates_error_names_the_pair_and_its_rows(tmp_path):
+    dataset = RatingsFile(path=str(write(tmp_path, "r.csv", DUPLICATED)), duplicates="error")
+    with pytest.raises(mfbench.MfbenchError, match=r"2 row\(s\) repeat .* \(user 1, item 10 on data rows 1, 3, 5"):
+        dataset.load(0)
+
+
+def test_an_unknown_duplicates_policy_is_refused_before_loading():
+    problems = RatingsFile.check_params({**RatingsFile.params, "path": "x.csv", "duplicates": "sum"})
+    assert any("duplicates='sum'" in p for p in problems)
+
+
+def test_no_pair_is_on_both_sides_of_the_split(tmp_path):
+    """Half the rows repeat a pair: before, copies landed in training and in the held-out sets."""
+    rng = np.random.default_rng(0)
+    pairs = [(int(u), int(i)) for u, i in zip(rng.integers(0, 200, 3000), rng.integers(0, 100, 3000), strict=True)]
+    rows = pairs + pairs[:1500]
+    text = "".join(f"{u},{i},{rng.integers(1, 6)}\n" for u, i in rows)
+    ratings = RatingsFile(path=str(write(tmp_path, "r.csv", text)), header="no").load(0)
+    split = ratings.split_three(0.1, 0.1, seed=0)
+    sides = [set(zip(s.users.tolist(), s.items.tolist(), strict=True)) for s in (split.train, split.valid, split.test)]
+    assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+    assert sum(len(s) for s in sides) == ratings.nnz == len(set(pairs))
+
+
+def test_the_merged_rows_reach_the_results_and_the_warnings(tmp_path, fresh_pm, run_cases):
+    path = write(tmp_path, "r.csv", "".join(f"{u},{i},{(u + i) % 5 + 1}\n" for u in range(30) for i in range(20)) + "0,0,5\n")
+    (record,) = run_cases(fresh_pm, ["vectorized"], datasets=[f"file[path={path},header=no]"])
+    assert record["dataset"]["facts"]["duplicate_rows"] == 1 and record["dataset"]["nnz"] == 600
+    assert any("1 row(s) repeated an earlier (user, item) pair" in w for w in record["warnings"])

@@ -122,7 +122,12 @@ class Dataset(Part):
         raise NotImplementedError
 
     def load(self, seed: int) -> Ratings:
-        """Return every rating; the runner splits train and held-out itself."""
+        """Return every rating, each (user, item) pair once (copies of a pair could be split apart,
+        one trained on and one held out); the runner splits train and held-out itself.
+
+        ``load`` may set ``self.facts``, a JSON-able dict of what loading found, kept in the results
+        as the dataset's ``facts``; its ``notes`` (a list of strings) are also each case's warnings.
+        """
         raise NotImplementedError
 
 

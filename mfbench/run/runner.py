@@ -164,6 +164,9 @@ class Runner:
             "baselines": {**reference, "rule": BASELINE_RULE},
             "baselines_s": baselines_s,
         }
+        facts = getattr(dataset, "facts", None)  # what loading found (duplicate rows merged...)
+        if facts:
+            info["facts"] = dict(facts)
         return LoadedData(train, valid, test, info)
 
     # -- one case ---------------------------------------------------------
@@ -228,6 +231,8 @@ class Runner:
         try:
             data = self.load_data(case)
             record["dataset"] = data.info
+            for note in data.info.get("facts", {}).get("notes", []):
+                self.warn(case, f"dataset {case.dataset.label!r}: {note}")
             for repeat in range(self.config.repeats):
                 result: dict[str, Any] = {"repeat": repeat, "epochs": []}
                 record["repeats"].append(result)  # filled in place: a failed repeat keeps what it measured

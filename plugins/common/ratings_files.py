@@ -39,11 +39,64 @@ class RawRatings:
     values: np.ndarray  # float32
     header: tuple[str, ...] | None = None
 
-    def to_ratings(self) -> mfbench.Ratings:
-        """Raw ids mapped to 0..n-1 in sorted raw-id order (deterministic, whatever the row order)."""
+    def to_ratings(self, duplicates: str = "last", source: str = "the file") -> mfbench.Ratings:
+        """Raw ids mapped to 0..n-1 in sorted raw-id order (deterministic, whatever the row order),
+        with each (user, item) pair once, as ``duplicates`` says (see :func:`one_per_pair`)."""
+        return self.to_ratings_counted(duplicates, source)[0]
+
+    def to_ratings_counted(self, duplicates: str = "last", source: str = "the file") -> tuple[mfbench.Ratings, int]:
+        """:meth:`to_ratings`, and how many rows repeated an earlier row's pair."""
         users, n_users = dense_ids(self.users)
         items, n_items = dense_ids(self.items)
-        return mfbench.Ratings.from_arrays(users, items, self.values, n_users, n_items)
+        keep, values, extra = one_per_pair(users, items, self.values, n_items, duplicates, source, self)
+        return mfbench.Ratings.from_arrays(users[keep], items[keep], values, n_users, n_items), extra
+
+
+#: What to do with a (user, item) pair that appears on several rows: the last row's rating (a
+#: re-rating replaces the earlier one, as most exports mean), the first's, their mean, or an error.
+DUPLICATE_POLICIES = ("last", "first", "mean", "error")
+
+
+def one_per_pair(
+    users: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    n_items: int,
+    policy: str,
+    source: str,
+    raw: RawRatings | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(rows kept, their ratings, duplicate rows)`` with each (user, item) pair once, in file order.
+
+    Copies of a pair would otherwise be split apart, one in training and one held out: the held-out
+    score would then measure memory, not prediction.
+    """
+    if policy not in DUPLICATE_POLICIES:
+        raise mfbench.MfbenchError(f"duplicates={policy!r}: choose one of {', '.join(DUPLICATE_POLICIES)}")
+    keys = users * np.int64(max(n_items, 1)) + items
+    unique, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    extra = len(keys) - len(unique)
+    if extra == 0:
+        return np.arange(len(keys)), values, 0
+    if policy == "error":
+        pair = int(np.argmax(counts > 1))
+        rows = np.flatnonzero(inverse == pair)[:3]
+        user, item = (raw.users[rows[0]], raw.items[rows[0]]) if raw is not None else (users[rows[0]], items[rows[0]])
+        raise mfbench.MfbenchError(
+            f"{source}: {extra} row(s) repeat an earlier (user, item) pair (user {user}, item {item} on data rows "
+            f"{', '.join(str(r + 1) for r in rows)}...): choose duplicates=last, first or mean"
+        )
+    if policy == "first":
+        keep = np.sort(first)
+        return keep, values[keep], extra
+    if policy == "last":
+        last = len(keys) - 1 - np.unique(keys[::-1], return_index=True)[1]
+        keep = np.sort(last)
+        return keep, values[keep], extra
+    sums = np.bincount(inverse, weights=values.astype(np.float64), minlength=len(unique))
+    means = (sums / counts).astype(np.float32)
+    order = np.argsort(first, kind="stable")  # each pair at its first row
+    return first[order], means[order], extra
 
 
 def dense_ids(raw: np.ndarray) -> tuple[np.ndarray, int]:

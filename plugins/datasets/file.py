@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import mfbench
-from mfbench.plugins.common.ratings_files import DELIMITER_NAMES, header_problem, read_delimited, read_npz
+from mfbench.plugins.common.ratings_files import DELIMITER_NAMES, DUPLICATE_POLICIES, header_problem, read_delimited, read_npz
 
 
 class RatingsFile(mfbench.Dataset):
     """Your own ratings: CSV/TSV (any delimiter, header or not, columns by name or position) or .npz."""
 
     name = "file"
-    params = {"path": "", "delimiter": "auto", "header": "auto", "user": "0", "item": "1", "rating": "2"}
+    params = {"path": "", "delimiter": "auto", "header": "auto", "user": "0", "item": "1", "rating": "2", "duplicates": "last"}
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> list[str]:
@@ -30,16 +30,30 @@ class RatingsFile(mfbench.Dataset):
         problem = header_problem(str(params.get("header")))
         if problem:
             problems.append(prefix + problem)
+        if params.get("duplicates", "last") not in DUPLICATE_POLICIES:
+            problems.append(f"{prefix}duplicates={params.get('duplicates')!r}: choose one of {', '.join(DUPLICATE_POLICIES)}")
         if params.get("delimiter") == "":
             problems.append(f"{prefix}delimiter= is empty; use auto, one of {', '.join(DELIMITER_NAMES)}, or a string")
         return problems
 
     def load(self, seed: int) -> mfbench.Ratings:
+        """The file's ratings, each (user, item) pair once (``duplicates=``: the last row's rating, the
+        first's, their mean, or an error), so that no pair is on both sides of the split."""
         path = Path(self.params["path"]).expanduser()
         if path.suffix.lower() == ".npz":
             return read_npz(path)
         columns = tuple(str(self.params[key]).strip() for key in ("user", "item", "rating"))
-        return read_delimited(path, self.params["delimiter"], self.params["header"], columns).to_ratings()
+        raw = read_delimited(path, self.params["delimiter"], self.params["header"], columns)
+        policy = self.params["duplicates"]
+        ratings, repeated = raw.to_ratings_counted(policy, str(path))
+        self.facts = {"duplicate_rows": repeated, "duplicates": policy}
+        if repeated:
+            kept = {"last": "the last row's rating", "first": "the first row's rating", "mean": "the mean rating"}[policy]
+            self.facts["notes"] = [
+                f"{path}: {repeated} row(s) repeated an earlier (user, item) pair; each pair kept once, with {kept} "
+                f"(duplicates={policy}; duplicates=error refuses such a file)"
+            ]
+        return ratings
 
 
 @mfbench.hookimpl
