@@ -172,3 +172,33 @@ def test_skewed_draws_follow_the_popularity_and_pair_independently():
     assert (np.abs(counts - expected) < 5 * np.sqrt(expected) + 5).all()
     # Independent sides: a user's popularity says nothing about the popularity of the items it rates.
     assert abs(np.corrcoef(user_p[users], item_p[items])[0, 1]) < 0.03
+
+
+@pytest.mark.parametrize(
+    "dataset",
+    [
+        "lowrank[nnz=100000000000]",
+        "zipf[n_users=100000000,n_items=100000000,nnz=0,density=0.01]",
+        "sprand[n_users=10000000,n_items=1000000,density=0.5]",
+    ],
+)
+def test_data_larger_than_the_machine_is_refused_before_any_work(dataset, tmp_path, capsys):
+    """Before: lowrank[nnz=1e11] allocated for 22 s, then ended in a MemoryError row."""
+    from mfbench.cli import main
+    from mfbench.data.memory import machine_memory
+
+    if machine_memory() is None:
+        pytest.skip("this system does not report its physical memory")
+    out = tmp_path / "r.json"
+    assert main(["run", "-d", dataset, "-s", "vectorized", "-q", "--no-calibration", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "GiB to make" in err and "more than this machine's" in err and not out.exists()
+
+
+def test_the_memory_estimate_scales_with_the_ratings(monkeypatch):
+    from mfbench.data import memory
+
+    monkeypatch.setattr(memory, "machine_memory", lambda: 10 * memory.GIB)
+    assert memory.too_big("x: ", 10 * memory.GIB / 60) == []
+    (line,) = memory.too_big("x: ", 2 * 10 * memory.GIB / 60)
+    assert line.startswith("x: 357,913,941 ratings need about 20 GiB") and "this machine's 10 GiB" in line

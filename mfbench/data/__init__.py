@@ -5,8 +5,9 @@ Imports only ``mfbench.errors``. Plugins use the names below (``from mfbench.dat
 """
 
 from .cache import cache_dir
+from .memory import too_big
 from .metrics import rmse
 from .planted import plant, power_law
 from .ratings import Ratings
 
-__all__ = ["Ratings", "cache_dir", "plant", "power_law", "rmse"]
+__all__ = ["Ratings", "cache_dir", "plant", "power_law", "rmse", "too_big"]

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import mfbench
+from mfbench.data import too_big
 
 #: The values planted data's parameters may take (zipf adds its exponents).
 PLANTED_CONSTRAINTS: dict[str, Any] = {
@@ -60,4 +61,7 @@ class Planted(mfbench.Dataset):
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> list[str]:
-        return super().check_params(params) + planted_problems(cls.problem_prefix(), params)
+        problems = super().check_params(params) + planted_problems(cls.problem_prefix(), params)
+        if problems:
+            return problems
+        return too_big(cls.problem_prefix(), ratings_count(params))

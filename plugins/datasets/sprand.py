@@ -6,6 +6,7 @@ import numpy as np
 import scipy.sparse
 
 import mfbench
+from mfbench.data import too_big
 
 
 class SparseRandom(mfbench.Dataset):
@@ -14,6 +15,13 @@ class SparseRandom(mfbench.Dataset):
     name = "sprand"
     params = {"n_users": 1000, "n_items": 1000, "density": 0.01}
     constraints = {"n_users": ">= 1", "n_items": ">= 1", "density": "(0, 1]"}
+
+    @classmethod
+    def check_params(cls, params):
+        problems = super().check_params(params)
+        if problems:
+            return problems
+        return too_big(cls.problem_prefix(), params["n_users"] * params["n_items"] * params["density"])
 
     def load(self, seed: int) -> mfbench.Ratings:
         n_users, n_items, density = self.params["n_users"], self.params["n_items"], self.params["density"]
