@@ -149,3 +149,40 @@ def test_a_number_past_pythons_digit_limit_is_an_error_line(command, matrix_file
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"mfbench: error: {path} holds a number too long to read") and err.count("\n") == 1, err
+
+
+def test_every_results_table_column_is_one_columns_knows(matrix_files):
+    """``run --columns`` is checked against RESULT_COLUMNS before the run: it must name them all."""
+    from mfbench.report.tablefit import column_key
+    from mfbench.report.tables import RESULT_COLUMNS, results_table, table_shape
+    from mfbench.results.files import load_results
+
+    seen = set()
+    for path in [*COMMITTED, *matrix_files.values()]:
+        document = json.loads(path.read_text())
+        if document.get("schema") != "mfbench.results":
+            continue
+        cases = load_results(path)["cases"]
+        for hosts in (False, True):
+            seen |= {column_key(h) for h in results_table(cases, table_shape(cases, None, hosts)).headers}
+    assert seen <= set(RESULT_COLUMNS), seen - set(RESULT_COLUMNS)
+    assert {"time-to-target", "seeds", "group", "reached", "scaling"} <= seen  # the files cover the optional ones
+
+
+def test_an_unknown_column_is_refused_before_the_run_and_a_missing_one_left_out(tmp_path, capsys):
+    data = [
+        "run",
+        "-d",
+        "sprand[n_users=40,n_items=30,density=0.2]",
+        "-s",
+        "vectorized",
+        "--epochs",
+        "1",
+        "--no-calibration",
+        "-q",
+    ]
+    assert main([*data, "--columns", "strategy,nosuch", "-o", str(tmp_path / "a.json")]) == 2
+    assert "unknown column 'nosuch'" in capsys.readouterr().err and not (tmp_path / "a.json").exists()
+    assert main([*data, "--columns", "strategy,scaling,test-rmse", "-o", str(tmp_path / "b.json")]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header == ["strategy", "test", "RMSE"]  # no scaling runs here: that column is left out

@@ -13,7 +13,8 @@ from ..plugin.manager import make_plugin_manager
 from ..plugin.options import RunOptions
 from ..plugin.registry import collect
 from ..report.progress import Progress
-from ..report.tables import check_format, render_table
+from ..report.tablefit import check_columns
+from ..report.tables import RESULT_COLUMNS, check_format, render_table
 from ..report.tuning import render_profile
 from ..results.files import default_results_path
 from ..results.paths import check_writable, default_results_dir
@@ -132,6 +133,8 @@ def progress_display(total: int, config: RunConfig, quiet: bool) -> Progress:
 
 def main(args: argparse.Namespace) -> int:
     check_format(args.format)
+    view = table_view(args)
+    check_columns(view.columns, RESULT_COLUMNS)  # before the run, not after it
     # mfbench.cli.main made the plugin manager before parsing, for the plugins' own options.
     pm = getattr(args, "plugin_manager", None) or make_plugin_manager(args.plugins)
     registry = collect(pm)
@@ -184,7 +187,7 @@ def main(args: argparse.Namespace) -> int:
         how = "terminated" if terminated else "interrupted"
         print(f"\nmfbench: {how}; the {len(cases)} finished case(s) are in {output}", file=sys.stderr)
         return 143 if terminated else 130
-    print(render_table(cases, args.format, hosts=shows_hosts(results.document), view=table_view(args)))
+    print(render_table(cases, args.format, hosts=shows_hosts(results.document), view=view))
     print_answer(cases, fmt=args.format)
     print_scores(results.document, args.format)
     print(f"\nresults: {output}")

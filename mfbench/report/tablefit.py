@@ -90,6 +90,8 @@ class Table:
     :param shorten: columns that may be shortened to fit: "middle" (labels, shortened in the middle)
         or "footnote" (prose, replaced by a number and written out below the table).
     :param expendable: columns to leave out, first to last, when shortening is not enough.
+    :param known: every column a table of this kind can have (``column_key`` names): ``--columns``
+        naming one this table lacks (no scaling runs, no seeds) leaves it out rather than failing.
     """
 
     headers: list[str]
@@ -100,6 +102,14 @@ class Table:
     detail: Sequence[str] = ()
     shorten: Mapping[str, str] = field(default_factory=dict)
     expendable: Sequence[str] = ()
+    known: Sequence[str] = ()
+
+
+def check_columns(names: Sequence[str] | None, known: Sequence[str]) -> None:
+    """Refuse, before any work, a ``--columns`` name no table of this kind has."""
+    for name in names or ():
+        if column_key(name) not in known:
+            raise SelectionError(unknown_name("column", name, known) + " (--wide shows every column)")
 
 
 def column_key(header: str) -> str:
@@ -142,6 +152,8 @@ def choose_columns(table: Table, view: View, export: bool) -> list[int]:
                 chosen.append(table.headers.index(name))
             elif column_key(name) in keys:
                 chosen.append(keys.index(column_key(name)))
+            elif column_key(name) in table.known:
+                continue  # a column this table happens not to have
             else:
                 raise SelectionError(unknown_name("column", name, keys) + " (--wide shows every column)")
         return chosen

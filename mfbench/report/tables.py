@@ -28,6 +28,15 @@ from .tuning import tuning_cost
 __all__ = ["TableShape", "case_line", "check_format", "render_csv", "render_table", "results_table", "table_shape"]
 
 
+#: Every column a results table can have (``--columns`` names); tests/test_command_matrix.py checks
+#: that the tables of every committed results file and of the files the tests write have no other.
+RESULT_COLUMNS = (
+    "dataset", "model", "strategy", "device", "host", "params", "status", "seeds", "updates/s", "spread",
+    "s/epoch", "setup-s", "scaling", "target", "time-to-target", "reached", "group", "train-rmse",
+    "test-rmse", "peak-mb", "tuning", "note",
+)  # fmt: skip
+
+
 def check_format(fmt: str) -> str:
     if fmt not in tabulate_formats:
         raise SelectionError(unknown_name("table format", fmt, tabulate_formats))
@@ -248,6 +257,7 @@ def results_table(cases: list[dict[str, Any]], shape: TableShape, rows: list[Row
         default=default,
         shorten=SHORTENED,
         expendable=EXPENDABLE,
+        known=RESULT_COLUMNS,
     )
 
 
