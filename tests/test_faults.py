@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from mfbench.cli import main
+from mfbench.errors import MfbenchError
 from mfbench.plugin.contract_checks import TINY_DATASET as TINY
+from mfbench.results.files import load_results
 
 #: Signals, timeouts and worker processes: outcomes that depend on timing by nature. Each bound below
 #: says its margin; CI runs these twice more under a full CPU load (benchmarks/flake_hunt.py -m timing).
@@ -167,10 +169,10 @@ def wait_for_cases(path: Path, count: int, process: subprocess.Popen, limit: flo
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         assert process.poll() is None, "the run ended before it was interrupted"
-        try:
-            if len(json.loads(path.read_text())["cases"]) >= count:
+        try:  # the file and its journal, as every mfbench command reads them
+            if len(load_results(path)["cases"]) >= count:
                 return
-        except (OSError, ValueError):
+        except MfbenchError:
             pass
         time.sleep(0.1)
     raise AssertionError(f"{path} did not reach {count} case(s) in {limit} s")
@@ -186,7 +188,7 @@ def test_sigterm_keeps_the_finished_cases_and_exits_143(tmp_path):
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143
     assert "terminated; the 1 finished case(s) are in" in err and "Traceback" not in err
-    document = json.loads(out.read_text())
+    document = load_results(out)
     assert document["complete"] is False and len(document["cases"]) == 1
 
 
@@ -212,14 +214,14 @@ def test_resume_after_sigkill_runs_only_what_is_missing(tmp_path, capsys):
     wait_for_cases(out, 2, process)
     process.kill()  # no handler runs: what the file holds is what survives
     process.wait(30)
-    first = json.loads(out.read_text())
+    first = load_results(out)  # the document and its journal: every case finished before the kill
     assert first["complete"] is False and len(first["cases"]) in (2, 3)
 
     in_process = command[command.index("run") :]  # the refusals come before anything runs
     assert main(in_process) == 2
     err = capsys.readouterr().err
     assert f"{out} exists: add --resume" in err and "or --force to overwrite it" in err
-    assert json.loads(out.read_text()) == first  # refused: the file is untouched
+    assert load_results(out) == first  # refused: the file is untouched
     assert main([*in_process, "--resume", "--timeout", "2"]) == 2
     assert "another configuration (case_timeout None there, 2.0 here)" in capsys.readouterr().err
 
@@ -227,7 +229,7 @@ def test_resume_after_sigkill_runs_only_what_is_missing(tmp_path, capsys):
     wait_for_cases(out, 3, resumed)  # what was kept, then reference; the hang is running
     resumed.kill()
     resumed.wait(30)
-    document = json.loads(out.read_text())
+    document = load_results(out)
     kept = len(first["cases"])
     assert document["resumed"]["kept"] == kept
     assert [c["id"] for c in document["cases"][:kept]] == [c["id"] for c in first["cases"]]

@@ -223,18 +223,22 @@ def test_a_results_file_that_cannot_be_saved_stops_the_run_and_loses_nothing(exe
 
     import mfbench.results.files as files
 
-    real = files.atomic_write_json
+    real_write, real_append = files.atomic_write_json, files.ResultsFile._append
     out = tmp_path / "r.json"
-    writes = []
+    full = errno.ENOSPC, "No space left on device"
 
-    def disk_fills(path, document):
-        if Path(path) == out:
-            writes.append(len(document["cases"]))
-            if len(writes) > 3:  # the header, then two cases
-                raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path, document)
+    def write(path, document):  # the whole document: fails once it would hold a third case
+        if Path(path) == out and len(document["cases"]) > 2:
+            raise OSError(*full)
+        return real_write(path, document)
 
-    monkeypatch.setattr(files, "atomic_write_json", disk_fills)
+    def append(self, case, index):  # the journal: fails from the third case on
+        if index >= 2:
+            raise OSError(*full)
+        return real_append(self, case, index)
+
+    monkeypatch.setattr(files, "atomic_write_json", write)
+    monkeypatch.setattr(files.ResultsFile, "_append", append)
     monkeypatch.setattr(files, "RETRY_AFTER_S", 0.0)
     strategies = ["vectorized", "als", "vectorized[lr=0.02]", "als[reg=0.5]"]
     argv = ["run", "-d", "sprand[n_users=40,n_items=30,density=0.2]", *(a for s in strategies for a in ("-s", s))]
@@ -250,3 +254,55 @@ def test_a_results_file_that_cannot_be_saved_stops_the_run_and_loses_nothing(exe
         assert [c["id"] for c in kept["cases"][:2]] == [c["id"] for c in saved["cases"]] and len(kept["cases"]) == 3
     finally:
         rescued.unlink()
+
+
+def journal_run(tmp_path, count):
+    """A ResultsFile that got ``count`` cases and was then killed (never finished)."""
+    template = json.loads((RESULTS / "quick-cpu-2core.json").read_text())["cases"][0]
+    path = tmp_path / "r.json"
+    results = ResultsFile(path, {"selections": []})
+    for index in range(count):
+        results.add({**template, "id": f"case {index}"})
+    return path, results
+
+
+def test_a_killed_run_leaves_every_case_in_the_file_or_its_journal(tmp_path):
+    path, _ = journal_run(tmp_path, 21)
+    in_document = len(json.loads(path.read_text())["cases"])
+    assert 0 < in_document < 21 and (tmp_path / "r.json.journal").exists()  # the journal holds the rest
+    assert [c["id"] for c in load_results(path)["cases"]] == [f"case {i}" for i in range(21)]
+
+
+def test_a_line_cut_short_by_the_kill_is_left_out(tmp_path):
+    path, _ = journal_run(tmp_path, 21)
+    journal = tmp_path / "r.json.journal"
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    assert [c["id"] for c in load_results(path)["cases"]] == [f"case {i}" for i in range(20)]
+
+
+def test_a_kill_between_writing_the_file_and_emptying_the_journal_counts_no_case_twice(tmp_path):
+    path, results = journal_run(tmp_path, 21)
+    stale = (tmp_path / "r.json.journal").read_text()
+    results.save()  # the document catches up and the journal is emptied ...
+    (tmp_path / "r.json.journal").write_text(stale)  # ... unless the kill came between the two
+    assert [c["id"] for c in load_results(path)["cases"]] == [f"case {i}" for i in range(21)]
+
+
+def test_the_bytes_written_grow_with_the_cases_not_their_square(tmp_path, monkeypatch):
+    """Before, every case rewrote the whole file: 400 cases wrote ~200x the final file's size."""
+    import mfbench.results.files as files
+
+    written = []
+    real = files.atomic_write_json
+
+    def counting(path, document):
+        real(path, document)
+        written.append(Path(path).stat().st_size)
+
+    monkeypatch.setattr(files, "atomic_write_json", counting)
+    path, results = journal_run(tmp_path, 400)
+    results.finish()
+    final = path.stat().st_size
+    assert sum(written) < 5 * final, (sum(written) / final, len(written))
+    assert not (tmp_path / "r.json.journal").exists() and len(load_results(path)["cases"]) == 400

@@ -155,7 +155,8 @@ def test_results_file_is_valid_json_after_every_case_and_report_reproduces_the_t
 
     def on_case(record):
         results.add(record)
-        document = json.loads(path.read_text())  # valid after every single case
+        json.loads(path.read_text())  # the document is valid JSON after every single case
+        document = load_results(path)  # and with its journal, holds every finished case
         seen.append(len(document["cases"]))
         assert document["complete"] is False
 
@@ -167,7 +168,7 @@ def test_results_file_is_valid_json_after_every_case_and_report_reproduces_the_t
     document = load_results(path)
     assert document["complete"] is True
     assert render_table(document["cases"]) == render_table(records)
-    assert not list(path.parent.glob("*.tmp"))
+    assert not list(path.parent.glob("*.tmp")) and not list(path.parent.glob("*.journal"))
 
 
 def test_a_dataset_that_fails_to_load_is_an_error_for_its_cases(fresh_pm, run_cases):

@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,36 @@ def atomic_write_json(path: Path, document: dict[str, Any]) -> None:
 #: Seconds before the one retry of a failed write.
 RETRY_AFTER_S = 0.5
 
+#: The document is rewritten once its journal holds this many cases, or half as many as it does.
+COMPACT_AFTER = 8
+
+
+def journal_path(path: Path) -> Path:
+    """Where the cases not yet in the document ``path`` are appended during a run."""
+    return path.with_name(path.name + ".journal")
+
+
+def journal_cases(path: Path, held: int) -> list[dict[str, Any]]:
+    """The cases in ``path``'s journal beyond the ``held`` its document holds, in order. A line cut
+    short by a kill mid-write, and anything after it, is left out."""
+    journal = journal_path(path)
+    try:
+        text = journal.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    cases: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+            index, case = entry["index"], entry["case"]
+        except (ValueError, TypeError, KeyError):
+            break
+        if not isinstance(index, int) or not isinstance(case, dict):
+            break
+        if index == held + len(cases):
+            cases.append(case)
+    return cases
+
 
 def rescue(path: Path, document: dict[str, Any]) -> Path | None:
     """Write ``document`` where it still fits: the system's temporary folder, else the home folder.
@@ -91,16 +121,30 @@ def rescue(path: Path, document: dict[str, Any]) -> Path | None:
 
 
 class ResultsFile:
-    """The results document of one run, kept on disk as it grows."""
+    """The results document of one run, kept on disk as it grows.
+
+    Each finished case is appended to a **journal** beside the document (``r.json.journal``: one
+    JSON line per case, flushed to disk), which costs the same at case 10 and case 100,000; the
+    document itself is rewritten (atomically) only when the journal holds half as many cases as it
+    does, at :meth:`save` and at :meth:`finish`, which deletes the journal. So the bytes written
+    grow with the number of cases, not with its square, and a run killed at any moment leaves every
+    finished case in the document or its journal: :func:`load_results` (report, compare, plot,
+    ``--resume``) reads both.
+    """
 
     def __init__(
-        self, path: Path | None, header: dict[str, Any], derive: Callable[[list[dict[str, Any]]], None] | None = None
+        self,
+        path: Path | None,
+        header: dict[str, Any],
+        derive: Callable[[list[dict[str, Any]]], None] | None = None,
+        cases: Sequence[dict[str, Any]] = (),
     ) -> None:
         """``path`` None keeps the document in memory only (a torchrun rank other than 0).
 
         ``derive`` updates the cases' summaries from one another each time a case arrives (a new
         case may be an earlier one's partner, as in scaling efficiency): the file stores what the
-        statistics layer derived without knowing how.
+        statistics layer derived without knowing how. ``cases``: those the document starts with
+        (kept by ``--resume``), written with it in one step.
         """
         self.path = Path(path) if path is not None else None
         self.derive = derive
@@ -111,9 +155,16 @@ class ResultsFile:
             "finished": None,
             "complete": False,
             **header,
-            "cases": [],
+            "cases": list(cases),
         }
+        if self.derive is not None and self.document["cases"]:
+            self.derive(self.document["cases"])
+        self.journaled = 0
         self.save()
+
+    @property
+    def journal(self) -> Path | None:
+        return journal_path(self.path) if self.path is not None else None
 
     def save(self) -> None:
         """Write the document over the file (atomically: the previous version stays valid until the
@@ -122,11 +173,11 @@ class ResultsFile:
         if self.path is None:
             return
         try:
-            atomic_write_json(self.path, self.document)
+            self._write()
         except OSError:
             time.sleep(RETRY_AFTER_S)  # a moment's contention (a network mount, a cleaner freeing space)
             try:
-                atomic_write_json(self.path, self.document)
+                self._write()
             except OSError as exc:
                 kept = rescue(self.path, self.document)
                 finished = len(self.document["cases"])
@@ -136,11 +187,40 @@ class ResultsFile:
                     f"{self.path} still holds the cases saved before"
                 ) from None
 
+    def _write(self) -> None:
+        """The document, whole, over the file; then an empty journal (it holds nothing the file lacks)."""
+        assert self.path is not None and self.journal is not None
+        self.document["journal_from"] = len(self.document["cases"])
+        atomic_write_json(self.path, self.document)
+        if self.document["complete"]:
+            self.journal.unlink(missing_ok=True)
+        else:
+            with open(self.journal, "w", encoding="utf-8"):
+                pass
+        self.journaled = 0
+
     def add(self, case: dict[str, Any]) -> None:
         self.document["cases"].append(case)
         if self.derive is not None:
             self.derive(self.document["cases"])
-        self.save()
+        if self.path is None:
+            return
+        if self.journaled + 1 >= max(COMPACT_AFTER, len(self.document["cases"]) // 2):
+            self.save()  # the document catches up: every case in one file again
+            return
+        try:
+            self._append(case, len(self.document["cases"]) - 1)
+        except OSError:
+            self.save()  # the journal cannot grow: the whole document, retried, or rescued with the message
+
+    def _append(self, case: dict[str, Any], index: int) -> None:
+        assert self.journal is not None
+        line = json.dumps({"index": index, "case": _jsonable(case)}, allow_nan=False) + "\n"
+        with open(self.journal, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.journaled += 1
 
     def finish(self) -> None:
         self.document["finished"] = now_iso()
@@ -182,6 +262,8 @@ def load_results(path: Path | str) -> dict[str, Any]:
         raise MfbenchError(f"{path} has results schema version {version}; this mfbench reads version {SCHEMA_VERSION}")
     if not isinstance(document.get("cases"), list):
         raise MfbenchError(f"{path} has no list of cases")
+    if document.get("complete") is False:  # a run still going, or stopped: its last cases may be in the journal
+        document["cases"].extend(journal_cases(path, len(document["cases"])))
     problem = schema_problem(document)
     if problem:
         raise MfbenchError(f"{path} is not a valid results file: {problem}")

@@ -202,12 +202,13 @@ def execute(
         }
         if previous is not None:
             header["resumed"] = {"from_created": previous.get("created"), "kept": len(kept)}
+        # Under torchrun, rank 0 writes. Kept cases go into the first write, so no moment loses them.
         results = ResultsFile(
-            output if primary else None, header, derive=set_scaling_efficiencies
-        )  # under torchrun, rank 0 writes
-        for run in runs:
-            if run.key in kept:
-                results.add(kept[run.key])
+            output if primary else None,
+            header,
+            derive=set_scaling_efficiencies,
+            cases=[kept[run.key] for run in runs if run.key in kept],
+        )
         resumed = f" ({len(kept)} kept from the earlier run)" if previous is not None else ""
         runs_text = f"{len(to_run)} case(s) to run"
         if len(runs) > len(cases):
@@ -230,6 +231,7 @@ def execute(
             engine.run(job, on_case, lambda case, r, e, entry: progress.epoch(case.id, r, e, entry))
         except KeyboardInterrupt as stop:
             progress.close()
+            results.save()  # the file whole again (its journal emptied): a stopped run's file needs no journal
             return results, stop
         except ResultsWriteError:  # the file cannot be saved: stop, the message says where the cases went
             progress.close()
