@@ -262,3 +262,22 @@ def test_the_merged_rows_reach_the_results_and_the_warnings(tmp_path, fresh_pm, 
     (record,) = run_cases(fresh_pm, ["vectorized"], datasets=[f"file[path={path},header=no]"])
     assert record["dataset"]["facts"]["duplicate_rows"] == 1 and record["dataset"]["nnz"] == 600
     assert any("1 row(s) repeated an earlier (user, item) pair" in w for w in record["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ("path={missing}", "no such file"),
+        ("path={tsv},user=customer,item=nosuch,rating=stars", "has no column named 'nosuch'"),
+    ],
+)
+def test_a_missing_file_or_column_is_refused_before_the_run(tmp_path, capsys, params, says):
+    """Before: an error row for every case, after the run had started."""
+    from mfbench.cli import main
+
+    tsv = write(tmp_path, "mine.tsv", "customer\tproduct\tstars\nc1\tp1\t4\n")
+    selection = "file[" + params.format(missing=tmp_path / "nope.csv", tsv=tsv) + "]"
+    out = tmp_path / "r.json"
+    assert main(["run", "-d", selection, "-s", "vectorized", "-q", "--no-calibration", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing has started" in err and says in err and not out.exists()

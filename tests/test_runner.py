@@ -171,7 +171,10 @@ def test_results_file_is_valid_json_after_every_case_and_report_reproduces_the_t
     assert not list(path.parent.glob("*.tmp")) and not list(path.parent.glob("*.journal"))
 
 
-def test_a_dataset_that_fails_to_load_is_an_error_for_its_cases(fresh_pm, run_cases):
-    # (an out-of-range parameter is refused while planning: a missing file is found only when loading)
-    records = run_cases(fresh_pm, ["reference"], datasets=("file[path=/nonexistent/ratings.csv]",))
-    assert records[0]["status"] == "error" and "no such file" in records[0]["reason"]
+def test_a_dataset_that_fails_to_load_is_an_error_for_its_cases(fresh_pm, run_cases, tmp_path):
+    # (an out-of-range parameter, a missing file or column is refused while planning; a bad row
+    # past the first lines is found only when loading)
+    path = tmp_path / "r.csv"
+    path.write_text("".join(f"{u},{i},3\n" for u in range(40) for i in range(30)) + "7,8,three\n")
+    records = run_cases(fresh_pm, ["reference"], datasets=(f"file[path={path}]",))
+    assert records[0]["status"] == "error" and "'three' is not a number" in records[0]["reason"]

@@ -130,7 +130,7 @@ def plan(
         for line in choice.entry.cls.check_params(choice.params)
     ]
     if problems:
-        raise SelectionError("parameter values out of range:\n  " + "\n  ".join(dict.fromkeys(problems)))
+        raise SelectionError("the selection cannot run (nothing has started):\n  " + "\n  ".join(dict.fromkeys(problems)))
     if not device_list:
         raise SelectionError("no device selected")
     return [

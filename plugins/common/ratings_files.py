@@ -178,7 +178,9 @@ def header_problem(header: str) -> str | None:
     return f"header={header!r}: use one of {', '.join(HEADER_CHOICES)}"
 
 
-def _layout(path: Path, delimiter: str, header: str, columns: tuple[str, str, str]) -> _Layout:
+def layout(path: Path, delimiter: str, header: str, columns: tuple[str, str, str]) -> _Layout:
+    """How the file is laid out (delimiter, header, the columns' positions), from its first 64 KB;
+    a missing file, an unknown column or a first line that fits no layout is an MfbenchError."""
     check_file(path)
     with open(path, "rb") as handle:
         start = handle.read(1 << 16)
@@ -434,15 +436,15 @@ def read_delimited(
     :param columns: user, item and rating columns: 0-based positions ("0") or header names ("userId").
     :param integer_ids: refuse ids that are not integers (naming the line) instead of keeping them as text.
     """
-    layout = _layout(Path(path), delimiter, header, columns)
+    found = layout(Path(path), delimiter, header, columns)
     try:
-        users, items, values = _read(layout, text_ids=False)
+        users, items, values = _read(found, text_ids=False)
     except _TextIds as exc:
         number, label, text = exc.args
         if integer_ids:
-            raise mfbench.MfbenchError(f"{layout.path} line {number}: {label} {text!r} is not an integer id") from None
-        users, items, values = _read(layout, text_ids=True)
-    return RawRatings(users, items, values, layout.header)
+            raise mfbench.MfbenchError(f"{found.path} line {number}: {label} {text!r} is not an integer id") from None
+        users, items, values = _read(found, text_ids=True)
+    return RawRatings(users, items, values, found.header)
 
 
 def read_npz(path: str | Path) -> mfbench.Ratings:

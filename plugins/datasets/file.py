@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import mfbench
-from mfbench.plugins.common.ratings_files import DELIMITER_NAMES, DUPLICATE_POLICIES, header_problem, read_delimited, read_npz
+from mfbench.plugins.common.ratings_files import (
+    DELIMITER_NAMES,
+    DUPLICATE_POLICIES,
+    check_file,
+    header_problem,
+    layout,
+    read_delimited,
+    read_npz,
+)
 
 
 class RatingsFile(mfbench.Dataset):
@@ -34,6 +42,18 @@ class RatingsFile(mfbench.Dataset):
             problems.append(f"{prefix}duplicates={params.get('duplicates')!r}: choose one of {', '.join(DUPLICATE_POLICIES)}")
         if params.get("delimiter") == "":
             problems.append(f"{prefix}delimiter= is empty; use auto, one of {', '.join(DELIMITER_NAMES)}, or a string")
+        if problems:
+            return problems
+        # The file itself, as far as its first lines tell: it exists, and has the columns named.
+        path = Path(str(params["path"])).expanduser()
+        columns = tuple(str(params[key]).strip() for key in ("user", "item", "rating"))
+        try:
+            if path.suffix.lower() == ".npz":
+                check_file(path)
+            else:
+                layout(path, str(params["delimiter"]), str(params["header"]), columns)  # type: ignore[arg-type]
+        except mfbench.MfbenchError as exc:
+            problems.append(f"{prefix}{exc}")
         return problems
 
     def load(self, seed: int) -> mfbench.Ratings:
