@@ -87,3 +87,19 @@ def test_an_older_results_file_reads_under_todays_names():
     assert values["case_timeout"] == 5.0 and values["valid_fraction"] == 0.1 and values["tune_trials"] is None
     assert config_differences({"config": old}, RunConfig(case_timeout=5.0)) == []
     assert config_differences({"config": old}, RunConfig()) == ["case_timeout 5.0 there, None here"]
+
+
+def test_a_run_says_which_settings_it_used_and_where_each_came_from(tmp_path, capsys):
+    """Before: -d/-m/-s without --suite said only "suite 'quick'", and took its settings silently."""
+    from mfbench.cli import main
+    from mfbench.results.files import load_results
+
+    out = tmp_path / "r.json"
+    argv = ["run", "-d", "sprand[n_users=40,n_items=30,density=0.2]", "-s", "vectorized", "--device", "cpu"]
+    assert main([*argv, "--epochs", "2", "--no-calibration", "-o", str(out)]) == 0
+    said = capsys.readouterr()
+    text = said.out + said.err
+    assert "your selection with the settings of suite 'quick'" in text
+    assert "settings: epochs=2 (command line); repeats=1, warmup=1 (suite 'quick'); the rest default" in text
+    sources = load_results(out)["config_sources"]
+    assert sources["epochs"] == "command line" and sources["repeats"] == "suite 'quick'" and sources["seed"] == "default"

@@ -94,6 +94,25 @@ def config_for(suite: Suite, overrides: Overrides) -> RunConfig:
 FALLBACK = {"datasets": ["sprand"], "models": ["dot"], "strategies": [ALL]}
 
 
+def setting_sources(suite: Suite, overrides: Overrides) -> dict[str, str]:
+    """Where each run setting's value came from: ``command line``, ``suite NAME`` or ``default``."""
+    given = {k for k, v in (overrides.settings or {}).items() if v is not None}
+    return {
+        name: "command line" if name in given else f"suite {suite.name!r}" if name in suite.settings else "default"
+        for name in RunConfig.__dataclass_fields__
+    }
+
+
+def settings_line(config: RunConfig, sources: Mapping[str, str]) -> str:
+    """The settings that did not come from the defaults, with where each came from (said before a run)."""
+    by_source: dict[str, list[str]] = {}
+    for name, source in sources.items():
+        if source != "default":
+            by_source.setdefault(source, []).append(f"{name}={getattr(config, name)}")
+    parts = [f"{', '.join(values)} ({source})" for source, values in by_source.items()]
+    return "settings: " + ("; ".join(parts) + "; the rest default" if parts else "every one default") + " (mfbench run --help)"
+
+
 def effective_groups(suite: Suite, overrides: Overrides) -> list[dict[str, Any]]:
     """The suite's groups, or one group when the command line selects parts (see mfbench.run.suite)."""
     given = {"datasets": overrides.datasets, "models": overrides.models, "strategies": overrides.strategies}
@@ -161,6 +180,7 @@ def execute(
     None when the run was interrupted before it began (during the calibration, say).
     """
     config = config_for(suite, overrides)
+    sources = setting_sources(suite, overrides)
     cases, groups = plan_suite(registry, suite, overrides, config)
     primary = distributed.is_primary()
     if distributed.launched_by_torchrun():
@@ -197,6 +217,7 @@ def execute(
             "plugins": sorted({e.origin for e in registry}),
             "selections": groups,
             "config": {k: getattr(config, k) for k in RunConfig.__dataclass_fields__},
+            "config_sources": sources,
             "tuning": {"storage": tuned.storage} if tuned is not None else None,
             "warnings": job.warnings,
         }
@@ -213,7 +234,10 @@ def execute(
         runs_text = f"{len(to_run)} case(s) to run"
         if len(runs) > len(cases):
             runs_text = f"{len(to_run)} runs ({len(cases)} cases, each once per seed) to run"
-        progress.say(f"mfbench: suite {suite.name!r}, {runs_text}{resumed}; results go to {output} as each finishes")
+        selected = any((overrides.datasets, overrides.models, overrides.strategies))
+        what = f"your selection with the settings of suite {suite.name!r}" if selected else f"suite {suite.name!r}"
+        progress.say(f"mfbench: {what}, {runs_text}{resumed}; results go to {output} as each finishes")
+        progress.say(f"mfbench: {settings_line(config, sources)}")
 
         def on_case(record: dict[str, Any]) -> None:
             if record["id"] in tuning:
