@@ -134,3 +134,17 @@ def test_a_hostile_results_file_writes_no_markdown_of_its_own(command, tmp_path,
     assert "<img" not in page and "<script" not in page and 'href="javascript' not in page
     widths = {len(re.findall(r"<t[hd]>", row)) for row in re.findall(r"<tr>(.*?)</tr>", page, flags=re.S)}
     assert len(widths) == 1, "a pipe in a label added a column"
+
+
+@pytest.mark.parametrize("options", [[], ["--profile", "--target-rmse", "1.5"]], ids=["plot", "plot --profile"])
+def test_a_dollar_in_a_label_is_text_in_a_plot(options, tmp_path, capsys, matrix_files):
+    """matplotlib reads $...$ as mathtext: '$\\frac{1}{$' raised ParseSyntaxException (a traceback)."""
+    document = json.loads(matrix_files["every status"].read_text())
+    for case in document["cases"]:
+        hostile = case["dataset"]["name"] + " $\\frac{1}{$ cost"
+        case["id"] = case["id"].replace(case["dataset"]["label"], case["dataset"]["label"] + hostile, 1)
+        case["dataset"]["label"] += hostile
+    path = tmp_path / "dollars.json"
+    path.write_text(json.dumps(document))
+    assert main(["plot", str(path), "-o", str(tmp_path / "p.png"), *options]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 0

@@ -34,6 +34,7 @@ from ..run.selection import format_selection
 from ..stats.performance_profile import rho
 from ..stats.summary import case_throughput
 from .colors import device_dash, strategy_color
+from .escape import printable
 
 MISSING = "plotting needs matplotlib: pip install 'mfbench[plot]'"
 #: Use a log axis for throughput when max/min of the medians exceeds this.
@@ -297,8 +298,9 @@ def build_figure(document: dict[str, Any], target: float | None = None) -> Any:
     grid = figure.add_gridspec(len(groups), 2, width_ratios=[1.2, 1], height_ratios=heights)
     for row, (name, group) in enumerate(groups.items()):
         curves, bars = figure.add_subplot(grid[row, 0]), figure.add_subplot(grid[row, 1])
-        labels = case_labels(group)
+        labels = [plain(label) for label in case_labels(group)]
         implicit = _draw_curves(curves, group, labels, targets[name])
+        name = plain(name)
         sep = "\n" if len(name) > TITLE_NAME_WIDTH else ": "  # a long workload name on its own line, not cut off
         title = f"{name}{sep}held-out RMSE after each epoch (median repeat)"
         if implicit:
@@ -309,7 +311,7 @@ def build_figure(document: dict[str, Any], target: float | None = None) -> Any:
             curves.legend(handles, names, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
         _draw_bars(bars, group, [wrap_label(label) for label in labels])
         bars.set_title(f"{name}{sep}throughput", fontsize=9.5)
-    figure.suptitle(_title(document, plotted, left_out), fontsize=10)
+    figure.suptitle(plain(_title(document, plotted, left_out)), fontsize=10)
     return figure
 
 
@@ -325,6 +327,12 @@ def plot_results(document: dict[str, Any], path: Path, target: float | None = No
     return path
 
 
+def plain(text: str) -> str:
+    """A label from a results file as matplotlib text: a ``$`` is a dollar sign, not the start of
+    mathtext (which would render it as math, or raise on what mathtext cannot parse)."""
+    return printable(text).replace("$", r"\$")
+
+
 def plot_profile(profile: dict[str, Any], path: Path) -> Path:
     """rho(tau) of every strategy as a step line, tau from 1 to tau_max; the score in the legend."""
     Figure, FigureCanvasAgg = _matplotlib()
@@ -336,7 +344,7 @@ def plot_profile(profile: dict[str, Any], path: Path) -> Path:
     steps = [1.0 + i * (tau_max - 1.0) / 300 for i in range(301)]
     for entry in profile["strategies"]:
         values = [rho(entry["ratios"], workloads, t) for t in steps]
-        axes.step(steps, values, where="post", label=f"{entry['strategy']} ({entry['score']:.2f})", linewidth=1.8)
+        axes.step(steps, values, where="post", label=f"{plain(entry['strategy'])} ({entry['score']:.2f})", linewidth=1.8)
     axes.set_xlim(1.0, tau_max)
     axes.set_ylim(-0.02, 1.02)
     axes.set_xlabel("tau: time-to-target within tau x the fastest")
