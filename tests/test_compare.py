@@ -479,3 +479,17 @@ def test_the_command_line_fails_on_a_missing_case_unless_allowed(tmp_path, capsy
     assert main(["compare", str(base), str(new), "--fail-threshold", "10"]) == 1
     assert "missing in new" in capsys.readouterr().out
     assert main(["compare", str(base), str(new), "--fail-threshold", "10", "--allow-missing"]) == 0
+
+
+def test_two_runs_with_derived_targets_compare_time_to_target_per_case(matrix_files):
+    """Before: config.target_rmse 'auto' was taken for a number (ValueError: could not convert 'auto')."""
+    from mfbench.report.compare import PER_CASE
+    from mfbench.results.files import load_results
+
+    document = load_results(matrix_files["every status"])
+    assert document["config"]["target_rmse"] == "auto"
+    comparison = compare_documents(document, document)
+    assert comparison.target is None and comparison.target_source == PER_CASE and comparison.timed
+    timed = [row for row in comparison.rows if row.ttt_base is not None]
+    assert timed and all(row.ttt_ratio in (1.0, None) for row in timed)
+    assert "TTT ratio" in render_comparison(comparison)
