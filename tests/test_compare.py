@@ -493,3 +493,20 @@ def test_two_runs_with_derived_targets_compare_time_to_target_per_case(matrix_fi
     timed = [row for row in comparison.rows if row.ttt_base is not None]
     assert timed and all(row.ttt_ratio in (1.0, None) for row in timed)
     assert "TTT ratio" in render_comparison(comparison)
+
+
+def test_a_case_whose_other_side_derived_no_target_has_no_time_to_target(matrix_files):
+    """Both runs ran with --target-rmse auto, but in one a case derived no target (none of its
+    seeds ended ok): its row has no TTT, and nothing fails on formatting the missing target."""
+    from mfbench.results.files import load_results
+
+    base = load_results(matrix_files["every status"])
+    new = copy.deepcopy(base)
+    case_id = next(c["id"] for c in new["cases"] if (c.get("summary") or {}).get("target_rmse") is not None)
+    for case in new["cases"]:
+        if case["id"] == case_id:
+            case["summary"].pop("target_rmse", None)
+    comparison = compare_documents(base, new)
+    row = next(r for r in comparison.rows if r.base is not None and r.base["id"] == case_id)
+    assert row.ttt_base is None and row.ttt_new is None
+    render_comparison(comparison)

@@ -53,7 +53,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any
 
 from ..errors import MfbenchError
 from ..results.revision import describe as describe_revision
@@ -341,10 +341,6 @@ def _check_same_data(base: dict[str, Any], new: dict[str, Any]) -> None:
     )
 
 
-def _numeric(value: Any) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _resolve_target(base: dict[str, Any], new: dict[str, Any], target: float | None) -> tuple[float | None, str, list[str]]:
     """The one time-to-target threshold of the comparison; None with :data:`PER_CASE` as its source
     where both runs derived their targets (``--target-rmse auto``): each pair of cases then uses the
@@ -354,8 +350,8 @@ def _resolve_target(base: dict[str, Any], new: dict[str, Any], target: float | N
     old_target = (base.get("config") or {}).get("target_rmse")
     new_target = (new.get("config") or {}).get("target_rmse")
     if old_target is not None and old_target == new_target:
-        if _numeric(old_target):
-            return float(old_target), "config.target_rmse of both files", []
+        if math.isfinite(_number(old_target)):
+            return _number(old_target), "config.target_rmse of both files", []
         return None, PER_CASE, []
     if old_target != new_target:
         return (
@@ -370,16 +366,17 @@ def _resolve_target(base: dict[str, Any], new: dict[str, Any], target: float | N
 
 
 def _case_target(case: dict[str, Any]) -> float | None:
-    value = (case.get("summary") or {}).get("target_rmse")
-    return float(value) if _numeric(value) else None
+    value = _number((case.get("summary") or {}).get("target_rmse"))
+    return value if math.isfinite(value) else None
 
 
 def _pair_target(row: Row) -> float | None:
     """For runs with derived targets: the target both sides of a row derived (None when they differ)."""
     sides = [_case_target(case) for case in (row.base, row.new) if case is not None]
-    if not sides or None in sides or len(set(sides)) > 1:
-        if len(set(sides)) > 1:
-            row.notes.append(f"the runs derived different targets ({sides[0]:.4g} in base, {sides[1]:.4g} in new): no TTT")
+    if not sides or None in sides:
+        return None
+    if len(set(sides)) > 1:
+        row.notes.append(f"the runs derived different targets ({sides[0]:.4g} in base, {sides[1]:.4g} in new): no TTT")
         return None
     return sides[0]
 
