@@ -109,7 +109,11 @@ def check_columns(names: Sequence[str] | None, known: Sequence[str]) -> None:
     """Refuse, before any work, a ``--columns`` name no table of this kind has."""
     for name in names or ():
         if column_key(name) not in known:
-            raise SelectionError(unknown_name("column", name, known) + " (--wide shows every column)")
+            raise unknown_column(name, known)
+
+
+def unknown_column(name: str, known: Sequence[str]) -> SelectionError:
+    return SelectionError(unknown_name("column", name, known) + " (--wide shows every column)")
 
 
 def column_key(header: str) -> str:
@@ -155,7 +159,7 @@ def choose_columns(table: Table, view: View, export: bool) -> list[int]:
             elif column_key(name) in table.known:
                 continue  # a column this table happens not to have
             else:
-                raise SelectionError(unknown_name("column", name, keys) + " (--wide shows every column)")
+                raise unknown_column(name, keys)
         return chosen
     if view.wide or export:
         return list(range(len(table.headers)))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import scipy.sparse
 
@@ -17,7 +20,7 @@ class SparseRandom(mfbench.Dataset):
     constraints = {"n_users": ">= 1", "n_items": ">= 1", "density": "(0, 1]"}
 
     @classmethod
-    def check_params(cls, params):
+    def check_params(cls, params: Mapping[str, Any]) -> list[str]:
         problems = super().check_params(params)
         if problems:
             return problems
