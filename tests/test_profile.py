@@ -9,7 +9,7 @@ import pytest
 
 from mfbench.cli import main
 from mfbench.stats.performance_profile import performance_profile, rho, score
-from mfbench.stats.targets import apply_targets, derive_targets
+from mfbench.stats.targets import apply_targets, derive_targets, describe_target
 
 
 def case(workload: str, strategy: str, seconds: float | None, status: str = "ok", curve=(1.0,), base=None, objective="rating"):
@@ -84,22 +84,35 @@ def test_tuned_cases_are_matched_by_their_label_before_tuning():
     assert set(by) == {"x", "y"} and by["x"]["ratios"]["B / m / cpu"] == 2.0
 
 
-def test_auto_target_is_one_percent_above_the_best_median_validation_rmse():
+def test_auto_target_is_above_the_median_of_the_cases_bests_so_no_case_sets_it_alone():
     cases = [
         case("A", "x", None, curve=(1.0, 0.8, 0.85)),
         case("A", "y", None, curve=(0.95, 0.9)),
+        case("A", "w", None, curve=(0.99, 0.97, 0.96)),
         case("A", "z", None, status="diverged", curve=(0.1,)),
     ]
     cases[0]["repeats"].append(
         {"repeat": 1, "epochs": [{"epoch": 0, "seconds": 1.0, "valid_rmse": 0.9}]}
     )  # x: median of 0.8 and 0.9
     (target,) = derive_targets(cases, slack=0.01)
-    assert target["best_valid_rmse"] == pytest.approx(0.85) and target["target_rmse"] == pytest.approx(0.8585)
-    assert target["from_case"] == cases[0]["id"] and not target["from_tuned"]
+    # bests: x 0.85, y 0.9, w 0.96 (z diverged: not a participant); their median is y's
+    assert target["median_best_valid_rmse"] == pytest.approx(0.9) and target["target_rmse"] == pytest.approx(0.909)
+    assert list(target["case_bests"]) == [cases[0]["id"], cases[1]["id"], cases[2]["id"]]
+    assert not target["from_tuned"]
     apply_targets(cases, [target])
-    assert cases[1]["summary"]["time_to_target_s"] is None  # y's best 0.9 misses 0.8585
-    assert cases[0]["summary"]["time_to_target_s"] == 2.0  # x: one repeat in two reached it (half counts), at epoch 2
+    assert cases[0]["summary"]["time_to_target_s"] == 1.5  # x: its repeats reach it after 2 s and 1 s
+    assert cases[1]["summary"]["time_to_target_s"] == 2.0  # y: the median case reaches it at its best epoch
+    assert cases[2]["summary"]["time_to_target_s"] is None  # w: its best 0.96 misses 0.909
     assert derive_targets(cases) == derive_targets(cases)
+
+
+def test_auto_target_of_two_cases_is_their_midpoint_and_both_rules_describe_themselves():
+    cases = [case("A", "x", None, curve=(0.9, 0.8)), case("A", "y", None, curve=(0.95, 0.9))]
+    (target,) = derive_targets(cases, slack=0.0)
+    assert target["target_rmse"] == pytest.approx(0.85)
+    assert "median best validation RMSE 0.8500 of its 2 untuned case(s)" in describe_target(target)
+    old = {"target_rmse": 0.816, "best_valid_rmse": 0.8, "slack": 0.02, "from_case": "c1", "from_tuned": True}
+    assert "best validation RMSE 0.8000 of tuned case c1" in describe_target(old)
 
 
 def test_report_and_plot_profile(tmp_path, capsys):

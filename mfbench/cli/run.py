@@ -24,6 +24,7 @@ from ..run.resume import previous_run
 from ..run.selection import GRAMMAR_HELP, parse_value
 from ..run.settings import RunConfig
 from ..run.suite import DEFAULT_SUITE, load_suite
+from ..stats.targets import describe_target
 from ..tuning.studies import tuned_parameters
 from .common import (
     DEFAULT_STUDIES,
@@ -206,12 +207,7 @@ def main(args: argparse.Namespace) -> int:
 def print_scores(document: dict[str, Any], fmt: str) -> None:
     """The derived targets and, over several workloads, the performance-profile score."""
     for target in document.get("targets") or []:
-        origin = "tuned" if target["from_tuned"] else "untuned"
-        seeds = f", median over {target['seeds']} seeds" if target.get("seeds", 1) > 1 else ""
-        print(
-            f"\ntarget {target['workload']}: {target['target_rmse']:.4f} = (1 + {target['slack']:g}) x best validation "
-            f"RMSE {target['best_valid_rmse']:.4f} of {origin} case {target['from_case']}{seeds}"
-        )
+        print(f"\ntarget {target['workload']}: {describe_target(target)}")
     profile = document.get("profile")
     if profile and len(profile["workloads"]) > 1:
         print("\nperformance profile over workloads:")

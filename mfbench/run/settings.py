@@ -194,10 +194,10 @@ class RunConfig:
         shown_default="none",
         parse=parse_target,
     )
-    #: For auto targets: how far above the best validation RMSE the target lies (0.02: 2%).
+    #: For auto targets: how far above the median of the cases' best validation RMSE the target lies (0.02: 2%).
     target_slack: float = setting(
         0.02,
-        "for --target-rmse auto: the target is (1 + S) x the best validation RMSE of the workload",
+        "for --target-rmse auto: the target is (1 + S) x the median of the workload's cases' best validation RMSE",
         check=slack,
         commands=("run",),
         metavar="S",
