@@ -52,15 +52,15 @@ def test_skipped_rows_with_one_reason_collapse_into_a_line_per_reason():
     assert render(table, "simple", WIDE).count("skipped") == 3
 
 
-def test_default_columns_fit_a_100_column_terminal(quick):
+def test_default_columns_fit_a_110_column_terminal(quick):
     wide = render_table(quick["cases"])
-    fitted = render_table(quick["cases"], view=View(width=100))
-    assert widths(wide) > 200 and widths(fitted) <= 100
+    fitted = render_table(quick["cases"], view=View(width=110))
+    assert widths(wide) > 200 and widths(fitted) <= 110
     assert len(fitted.splitlines()) < 32 < len(wide.splitlines()) + 5
     assert "cuda: 20 cases skipped — CUDA is not available" in fitted
     header = fitted.splitlines()[0].split()
     assert header[:3] == ["dataset", "model", "strategy"] and "s/epoch" not in header and "peak" not in header
-    assert "left out to fit 100 characters: spread" in fitted  # said, not silently dropped
+    assert "left out to fit 110 characters: spread" in fitted  # said, not silently dropped
     assert "[1] train RMSE grew from 5.287" in fitted  # notes become footnotes
 
 

@@ -162,6 +162,9 @@ class Strategy(Part):
     #: True when, given the same visiting order, it computes the reference
     #: per-rating SGD (checked to tolerance); False for minibatch, ALS, Hogwild...
     exact: ClassVar[bool] = False
+    #: True for the strategy the others are measured against (the notebook's per-rating loop):
+    #: tables add each case's time-to-target over this one's on the same workload.
+    reference: ClassVar[bool] = False
     #: True when the same seed gives the same trained model.
     deterministic: ClassVar[bool] = True
     #: False when the library behind the strategy can only train a whole fit (it cannot be

@@ -21,7 +21,16 @@ from ..results.revision import describe as describe_revision
 from ..run.selection import format_selection
 from ..stats.overall import overall
 from ..stats.seeds import case_over_seeds, several_seeds, workload_verdicts
-from ..stats.summary import as_number, case_throughput, case_time_to_target, run_key, scaling_efficiencies
+from ..stats.summary import (
+    IMPROVING,
+    LEVELLED,
+    as_number,
+    case_throughput,
+    case_time_to_target,
+    run_key,
+    scaling_efficiencies,
+    unreached_trend,
+)
 from .answer import SEEDS_LEGEND, answers_of, overall_lines
 from .colors import device_dash, strategy_color
 from .html_page import data_table, facts, legend, page, section, write_page
@@ -30,6 +39,9 @@ from .rows import case_target
 from .svgcharts import Bar, Series, bar_chart, esc, line_chart, rank_diagram
 from .tablefit import collapse_skipped
 from .tables import results_table, table_rows, table_shape
+
+#: How the charts' note says why a case missed the target (``mfbench.stats.summary.unreached_trend``).
+TREND_WORDS = {IMPROVING: "still improving when its epochs ran out", LEVELLED: "levelled off above it"}
 
 
 def part_label(record: dict[str, Any]) -> str:
@@ -244,7 +256,8 @@ def workload_panels(cases: list[dict[str, Any]], target: float | None) -> str:
             time = figures.time_to_target if over_seeds else None
             seconds = time.estimate if time is not None else case_time_to_target(case, target)
             if seconds is None or not math.isfinite(seconds):
-                missed.append(label)
+                trend = unreached_trend(records, target)
+                missed.append(f"{label} ({TREND_WORDS[trend]})" if trend else label)
                 continue
             low, high = (time.low, time.high) if time is not None else (None, None)
             high = high if high is not None and math.isfinite(high) else None
@@ -369,7 +382,7 @@ def machine_section(document: dict[str, Any]) -> str:
         machine["calibration score"] = f"{as_number(calibration.get('score')):,.0f} ({calibration.get('workload', '')})"
     run = {
         "command": " ".join(document.get("command") or []),
-        "suite": (document.get("suite") or {}).get("name"),
+        "what ran": run_title(document),
         "created": document.get("created"),
         "finished": document.get("finished"),
         "complete": str(document.get("complete")),
@@ -386,8 +399,29 @@ def machine_section(document: dict[str, Any]) -> str:
     return section("machine", "Machine, versions and configuration", body)
 
 
+#: The options that choose what runs instead of a suite's groups (files written before ``suite.selection``).
+SELECTING = {"-d", "--dataset", "-m", "--model", "-s", "--strategy"}
+
+
+def is_selection(document: dict[str, Any]) -> bool:
+    """True when -d/-m/-s chose what ran, so the suite named in the file gave its settings only."""
+    suite = document.get("suite") or {}
+    if "selection" in suite:
+        return bool(suite["selection"])
+    words = [str(word) for word in document.get("command") or []]
+    return any(w.split("=")[0] in SELECTING or (w[:2] in SELECTING and not w.startswith("--")) for w in words)
+
+
+def run_title(document: dict[str, Any]) -> str:
+    """``suite quick``, or ``your selection, with the settings of suite quick``."""
+    name = (document.get("suite") or {}).get("name", "?")
+    return f"a selection, with the settings of suite {name}" if is_selection(document) else f"suite {name}"
+
+
 def header(document: dict[str, Any], title: str) -> str:
     suite = document.get("suite") or {}
+    if is_selection(document):  # the suite's description is of its groups, which did not run
+        suite = {}
     machine = document.get("machine") or {}
     bits = [document.get("created"), machine.get("cpu_model"), f"{len(document.get('cases', []))} cases"]
     if not document.get("complete", True):
@@ -413,7 +447,7 @@ def render_report(document: dict[str, Any], target: float | None = None) -> str:
     )
     items = "".join(f"<li>{line}</li>" for line in answers(cases, target)) or "<li>No case ended ok.</li>"
     sections = [
-        header(document, f"mfbench: suite {(document.get('suite') or {}).get('name', '?')}"),
+        header(document, f"mfbench: {run_title(document)}"),
         section("answer", "The answer", f'<div class="answer"><p><b>{esc(question)}</b></p><ul>{items}</ul></div>'),
         # The profile score (per strategy, from tuning): shown when the results carry one.
         profile_section(document["profile"]) if "profile" in document else "",
@@ -425,9 +459,7 @@ def render_report(document: dict[str, Any], target: float | None = None) -> str:
         machine_section(document),
         f'<footer class="note">Written by mfbench {esc(__version__)}; this page fetches nothing.</footer>',
     ]
-    return page(
-        f"mfbench {(document.get('suite') or {}).get('name', '')} {document.get('created', '')}", [s for s in sections if s]
-    )
+    return page(f"mfbench: {run_title(document)} {document.get('created', '')}", [s for s in sections if s])
 
 
 def write_report(document: dict[str, Any], path: Path, target: float | None = None) -> Path:

@@ -16,7 +16,7 @@ from ..run.selection import format_selection
 from ..stats.intervals import Interval
 from ..stats.seeds import CaseOverSeeds, case_over_seeds
 from ..stats.summary import as_number, run_key
-from .rows import TableShape, case_note, half_iqr, mean_note, number_text, strategy_params_label
+from .rows import TableShape, case_note, half_iqr, mean_note, not_reached, number_text, strategy_params_label
 from .tuning import tuning_cost
 
 #: Figures the CSV adds for a row over seeds: the intervals the cells print in one.
@@ -30,11 +30,11 @@ def status_text(statuses: dict[str, int], total: int) -> str:
     return ", ".join(f"{status} {count}/{total}" for status, count in sorted(statuses.items(), key=lambda kv: -kv[1]))
 
 
-def interval_text(interval: Interval | None, spec: str) -> str:
+def interval_text(interval: Interval | None, spec: str, missed: str = "not reached") -> str:
     if interval is None or interval.estimate is None:
         return ""
     if math.isinf(interval.estimate):
-        return "not reached"
+        return missed
     text = number_text(interval.estimate, spec)
     if interval.low is None or interval.high is None:
         return text
@@ -115,7 +115,8 @@ def over_seeds_row(
     if time_name is not None:
         time = figures.time_to_target
         raw[time_name] = time.estimate if time is not None else None
-        cells[time_name] = "n/a" if implicit and applies else interval_text(time, ".3g")
+        missed = not_reached(records, figures.target if shape.target is None else shape.target)
+        cells[time_name] = "n/a" if implicit and applies else interval_text(time, ".3g", missed)
         raw["reached"] = figures.success.reached if figures.success else None
         cells["reached"] = f"{figures.success.reached}/{figures.success.total}" if figures.success else ""
     raw["group"] = group

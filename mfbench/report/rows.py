@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..run.selection import format_params
-from ..stats.summary import scaling_efficiencies
+from ..stats.summary import IMPROVING, LEVELLED, as_number, scaling_efficiencies, unreached_trend
 
 
 def number_text(value: Any, spec: str) -> str:
@@ -108,3 +108,18 @@ def case_note(case: dict[str, Any]) -> str:
         covered = max((e.get("epochs_covered", 1) for r in case["repeats"] for e in r.get("epochs", [])), default=1)
         notes.append(f"whole fit of {covered} epochs timed as one call")
     return "; ".join(n for n in notes if n)
+
+
+#: The marks of a narrow table for ``not reached (improving)`` and ``not reached (levelled)``.
+TREND_MARKS = {IMPROVING: "↘", LEVELLED: "→"}
+
+
+def not_reached_words(trend: str | None) -> str:
+    return f"not reached ({trend})" if trend else "not reached"
+
+
+def not_reached(records: list[dict[str, Any]], target: Any) -> str:
+    """``not reached``, with why where the curves tell: ``(improving)`` when the epochs ran out while
+    validation RMSE was still falling toward the target, ``(levelled)`` when it had stopped short."""
+    value = as_number(target)
+    return not_reached_words(unreached_trend(records, value) if math.isfinite(value) else None)

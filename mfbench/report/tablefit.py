@@ -87,8 +87,9 @@ class Table:
     :param groups: per row, the word that prefixes its collapsed line (the device), if any.
     :param default: the columns shown by default; None for all but ``detail``.
     :param detail: columns left out of the default view when ``default`` is None.
-    :param shorten: columns that may be shortened to fit: "middle" (labels, shortened in the middle)
-        or "footnote" (prose, replaced by a number and written out below the table).
+    :param shorten: columns that may be shortened to fit: "middle" (labels, shortened in the middle),
+        "footnote" (prose, replaced by a number and written out below the table) or "brief" (cells
+        found in ``brief`` take their brief form, and ``brief_legend`` is said below the table).
     :param expendable: columns to leave out, first to last, when shortening is not enough.
     :param known: every column a table of this kind can have (``column_key`` names): ``--columns``
         naming one this table lacks (no scaling runs, no seeds) leaves it out rather than failing.
@@ -103,6 +104,8 @@ class Table:
     shorten: Mapping[str, str] = field(default_factory=dict)
     expendable: Sequence[str] = ()
     known: Sequence[str] = ()
+    brief: Mapping[str, str] = field(default_factory=dict)
+    brief_legend: str = ""
 
 
 def check_columns(names: Sequence[str] | None, known: Sequence[str]) -> None:
@@ -241,6 +244,19 @@ def _footnote(fitted: _Fitted, shorten: Mapping[str, str]) -> None:
         fitted.lines += [f"[{n}] {text}" for text, n in numbers.items()]
 
 
+def _brief(fitted: _Fitted, table: Table) -> None:
+    """Cells of "brief" columns in their brief form, the legend said once below the table."""
+    changed = False
+    for index, header in enumerate(fitted.headers):
+        if table.shorten.get(header) != "brief":
+            continue
+        for row in fitted.rows:
+            if row[index] in table.brief:
+                row[index], changed = table.brief[row[index]], True
+    if changed and table.brief_legend:
+        fitted.lines.append(table.brief_legend)
+
+
 def _lift_constants(fitted: _Fitted, keep: Sequence[str]) -> None:
     """A column with one value in every row says it once, below the table."""
     if len(fitted.rows) < 2:
@@ -277,8 +293,8 @@ def _shorten(fitted: _Fitted, shorten: Mapping[str, str], excess: int) -> None:
 def fit(headers: list[str], rows: list[list[str]], fmt: str, width: int, table: Table, chosen: bool) -> _Fitted:
     """Fit to ``width``, each step only while the table is still too wide.
 
-    Prose becomes footnotes, constant columns one line, labels are shortened in the
-    middle; then, unless the columns were chosen by name, expendable columns are
+    Prose becomes footnotes, constant columns one line, qualified cells their brief
+    form, labels are shortened in the middle; then, unless the columns were chosen by name, expendable columns are
     left out one by one, each time starting again from the full labels.
     """
     dropped: list[str] = []
@@ -288,6 +304,7 @@ def fit(headers: list[str], rows: list[list[str]], fmt: str, width: int, table: 
         steps = (
             lambda fitted=fitted: _footnote(fitted, table.shorten),
             lambda fitted=fitted: _lift_constants(fitted, keep=() if not chosen else fitted.headers),
+            lambda fitted=fitted: _brief(fitted, table),
         )
         for step in steps:
             if _line_width(_render(fitted.headers, fitted.rows, fmt)) <= width:

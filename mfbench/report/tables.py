@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +19,21 @@ from tabulate import tabulate_formats
 from ..errors import SelectionError, unknown_name
 from ..run.selection import format_selection
 from ..stats.seeds import baseline_figures, by_case, record_seed, several_seeds, workload_verdicts
-from ..stats.summary import case_time_to_target, run_key
+from ..stats.summary import as_number, case_time_to_target, is_reference, run_key
 from ..stats.targets import workload_key
 from .over_seeds import CSV_EXTRA, over_seeds_row, plus_minus
-from .rows import TableShape, case_note, half_iqr, number_text, short_text, strategy_params_label, table_shape
+from .rows import (
+    TREND_MARKS,
+    TableShape,
+    case_note,
+    half_iqr,
+    not_reached,
+    not_reached_words,
+    number_text,
+    short_text,
+    strategy_params_label,
+    table_shape,
+)
 from .tablefit import WIDE, Table, View, render
 from .tuning import tuning_cost
 
@@ -32,7 +44,8 @@ __all__ = ["TableShape", "case_line", "check_format", "render_csv", "render_tabl
 #: that the tables of every committed results file and of the files the tests write have no other.
 RESULT_COLUMNS = (
     "dataset", "model", "strategy", "device", "host", "params", "status", "seeds", "updates/s", "spread",
-    "s/epoch", "setup-s", "scaling", "target", "time-to-target", "reached", "group", "train-rmse",
+    "s/epoch", "setup-s", "scaling", "target", "time-to-target", "vs-fastest", "vs-reference", "reached", "group",
+    "train-rmse",
     "test-rmse", "peak-mb", "tuning", "note",
 )  # fmt: skip
 
@@ -89,7 +102,7 @@ def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
     return columns
 
 
-def _display(name: str, value: Any, case: dict[str, Any]) -> str:
+def _display(name: str, value: Any, case: dict[str, Any], target: float | None) -> str:
     if name == "updates/s":
         return number_text(value, ",.0f")
     if name == "spread":
@@ -103,7 +116,7 @@ def _display(name: str, value: Any, case: dict[str, Any]) -> str:
             return ""
         if implicit:
             return "n/a"
-        return "not reached" if value is None else number_text(value, ".3g")
+        return not_reached([case], target) if value is None else number_text(value, ".3g")
     if name == "target":
         return number_text(value, ".4g")
     if name == "scaling":
@@ -135,6 +148,8 @@ DEFAULT_COLUMNS = (
     "scaling",
     "target",
     "time-to-target",
+    "vs-fastest",
+    "vs-reference",
     "reached",
     "group",
     "tuning",
@@ -143,8 +158,11 @@ DEFAULT_COLUMNS = (
 )
 #: Shortened to fit a terminal: labels in the middle, the note turned into footnotes.
 SHORTENED = {"dataset": "middle", "model": "middle", "params": "middle", "note": "footnote"}
+#: Why a case missed its target, briefly, where the table is too wide for it in words.
+MISSED_BRIEF = {not_reached_words(trend): f"not reached {mark}" for trend, mark in TREND_MARKS.items()}
+MISSED_LEGEND = "not reached ↘: still improving when its epochs ran out; →: levelled off above the target"
 #: Left out, in this order, when shortening labels is not enough.
-EXPENDABLE = ("spread", "tuning", "note", "params", "model")
+EXPENDABLE = ("spread", "vs reference", "tuning", "note", "params", "model", "vs fastest")
 
 
 @dataclass(frozen=True)
@@ -168,7 +186,8 @@ def record_rows(cases: list[dict[str, Any]], shape: TableShape) -> list[Row]:
         rows = []
         for index, case in enumerate(cases):
             raw = case_columns(case, shape)
-            cells = {name: _display(name, value, case) for name, value in raw.items()}
+            target = shape.target if shape.target is not None else (case.get("summary") or {}).get("target_rmse")
+            cells = {name: _display(name, value, case, target) for name, value in raw.items()}
             skipped = case.get("reason", "") if case["status"] == "skipped" else None
             rows.append(Row(raw, cells, index, skipped, str(case["device"]), {}))
         return rows
@@ -235,9 +254,59 @@ def with_baselines(rows: list[Row], cases: list[dict[str, Any]]) -> list[Row]:
     return [r for position, row in enumerate(rows) for r in (row, *after.get(position, []))]
 
 
+def ratio_text(ratio: float | None) -> str:
+    if ratio is None:
+        return ""
+    return f"{ratio:.2f}×" if ratio < 10 else f"{ratio:,.0f}×" if ratio >= 100 else f"{ratio:.1f}×"
+
+
+def with_ratios(rows: list[Row], cases: list[dict[str, Any]]) -> list[Row]:
+    """By how much: each row's time-to-target over the fastest one's on its workload (dataset, model,
+    device) and, where the reference strategy reached the target there, over the reference's.
+
+    Over seeds the times are each case's median over its seeds (the tied groups and the answer say
+    whether a difference is real). Cases that did not reach the target have no ratio.
+    """
+    name = next((n for n in rows[0].raw if n.startswith("time to")), None) if rows else None
+    if name is None:
+        return rows
+
+    def time_of(row: Row) -> float | None:
+        value = row.raw.get(name)
+        number = as_number(value) if value not in ("", None) else math.nan
+        return number if math.isfinite(number) and number > 0 else None
+
+    def workload(row: Row) -> tuple[Any, ...]:
+        return (row.raw["dataset"], row.raw["model"], row.raw["device"])
+
+    fastest: dict[tuple[Any, ...], float] = {}
+    reference: dict[tuple[Any, ...], float] = {}
+    for row in rows:
+        time = time_of(row)
+        if time is None:
+            continue
+        fastest[workload(row)] = min(time, fastest.get(workload(row), math.inf))
+        if row.source is not None and is_reference(cases[row.source]["strategy"]):
+            reference[workload(row)] = time
+    out = []
+    for row in rows:
+        time, key = time_of(row), workload(row)
+        ratios = {"vs fastest": time / fastest[key] if time is not None else None}
+        if reference:
+            ratios["vs reference"] = time / reference[key] if time is not None and key in reference else None
+        raw, cells = {}, {}
+        for column, value in row.raw.items():
+            raw[column], cells[column] = value, row.cells.get(column, "")
+            if column == name:
+                raw.update(ratios)
+                cells.update({c: ratio_text(v) for c, v in ratios.items()})
+        out.append(Row(raw, cells, row.source, row.skipped, row.group, row.extra))
+    return out
+
+
 def table_rows(cases: list[dict[str, Any]], shape: TableShape) -> list[Row]:
-    """Every row of the table: records (or cases over seeds), then each dataset's baselines."""
-    return with_baselines(record_rows(cases, shape), cases)
+    """Every row of the table: records (or cases over seeds) with their ratios, then each dataset's baselines."""
+    return with_baselines(with_ratios(record_rows(cases, shape), cases), cases)
 
 
 def results_table(cases: list[dict[str, Any]], shape: TableShape, rows: list[Row] | None = None) -> Table:
@@ -255,9 +324,11 @@ def results_table(cases: list[dict[str, Any]], shape: TableShape, rows: list[Row
         skipped=[row.skipped for row in rows],
         groups=[row.group for row in rows],
         default=default,
-        shorten=SHORTENED,
+        shorten={**SHORTENED, **{name: "brief" for name in headers if name.startswith("time to")}},
         expendable=EXPENDABLE,
         known=RESULT_COLUMNS,
+        brief=MISSED_BRIEF,
+        brief_legend=MISSED_LEGEND,
     )
 
 

@@ -188,6 +188,7 @@ class Runner:
                 "params": case.strategy.params,
                 "plugin": case.strategy.entry.plugin,
                 "exact": bool(getattr(strategy_cls, "exact", False)),
+                "reference": bool(getattr(strategy_cls, "reference", False)),
                 "stepwise": bool(getattr(strategy_cls, "stepwise", True)),
                 "objective": getattr(strategy_cls, "objective", "rating"),
                 "scales_with": getattr(strategy_cls, "scales_with", None),

@@ -116,6 +116,49 @@ def case_time_to_target(case: dict[str, Any], target: float) -> float | None:
     return statistics.median(reached)
 
 
+def is_reference(strategy: dict[str, Any]) -> bool:
+    """The strategy the others are measured against (``Strategy.reference``); in files written
+    before the flag, the built-in exact strategy named ``reference``."""
+    if "reference" in strategy:
+        return bool(strategy["reference"])
+    return strategy.get("name") == "reference" and bool(strategy.get("exact"))
+
+
+#: Why a case did not reach its target, from the shape of its validation curves.
+IMPROVING, LEVELLED = "improving", "levelled"
+
+
+def repeat_trend(epochs: Sequence[dict[str, Any]], target: float) -> str | None:
+    """``improving`` when a repeat that missed ``target`` was still getting there at its last epoch:
+    its last epoch was its best and, at that epoch's gain, as many epochs again would reach the
+    target (a straight line from the last two points: optimistic for a curve that flattens, which
+    is why it asks for no more than doubling the budget); ``levelled`` otherwise; None with fewer
+    than two epochs of validation RMSE."""
+    values = [v for v in (decision_rmse(e) for e in epochs) if math.isfinite(v)]
+    if len(values) < 2:
+        return None
+    last, gain = values[-1], values[-2] - values[-1]
+    if last > min(values) or gain <= 0:
+        return LEVELLED
+    return IMPROVING if (last - target) / gain <= len(values) else LEVELLED
+
+
+def unreached_trend(records: Iterable[dict[str, Any]], target: float) -> str | None:
+    """Over the repeats (of every seed) that missed ``target``: ``improving`` when at least half of
+    them were still improving, ``levelled`` when more were not, None when none can tell."""
+    trends = [
+        trend
+        for record in records
+        for repeat in record.get("repeats", [])
+        if time_to_target(repeat.get("epochs", []), target) is None
+        for trend in [repeat_trend(repeat.get("epochs", []), target)]
+        if trend is not None
+    ]
+    if not trends:
+        return None
+    return IMPROVING if 2 * trends.count(IMPROVING) >= len(trends) else LEVELLED
+
+
 def as_number(value: Any) -> float:
     """JSON numbers, and the strings "nan"/"inf" the results file stores for non-finite floats."""
     try:

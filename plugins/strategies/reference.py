@@ -21,6 +21,7 @@ class Reference(mfbench.Strategy):
     params = {"lr": 1e-6}
     constraints = {"lr": "positive"}
     exact = True
+    reference = True
     deterministic = True
     #: What mfbench tune searches (validation RMSE decides).
     search_space = {"lr": mfbench.LogUniform(1e-6, 0.1)}
