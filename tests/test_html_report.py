@@ -186,3 +186,21 @@ def test_each_workload_races_to_its_own_target_when_the_run_has_no_single_one(qu
     text = render_report(document)
     assert "fastest to each workload" in text
     assert "time to 0.6: als reached it first" in text and "target 0.6" in text
+
+
+def test_the_title_says_whether_a_suite_or_a_selection_ran(quick):
+    suite = json.loads(json.dumps(quick))
+    suite["suite"]["selection"] = False
+    text = render_report(suite)
+    assert "<h1>mfbench: suite quick</h1>" in text and "The default:" in text
+    selection = json.loads(json.dumps(quick))
+    selection["suite"]["selection"] = True
+    text = render_report(selection)
+    assert "<h1>mfbench: a selection, with the settings of suite quick</h1>" in text
+    assert "The default:" not in text  # the suite's description is of groups that did not run
+    older = json.loads(json.dumps(quick))  # written before suite.selection: the command tells
+    older["suite"].pop("selection", None)
+    older["command"] = ["mfbench", "run", "-s", "numba", "-dsprand"]
+    assert "a selection, with the settings of suite quick" in render_report(older)
+    older["command"] = ["mfbench", "run", "--suite", "quick"]
+    assert "<h1>mfbench: suite quick</h1>" in render_report(older)

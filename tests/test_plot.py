@@ -17,6 +17,7 @@ from mfbench.report.plot import (
     rmse_curve,
     throughput_scale,
     wrap_label,
+    wrap_title,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -205,3 +206,21 @@ def test_each_workload_draws_its_own_target_when_the_run_has_none_single():
     figure = build_figure(make_doc(one, two, target_rmse="auto"))
     assert "target 0.9" in [line.get_label() for line in figure.axes[0].get_lines()]
     assert "target 0.8" in [line.get_label() for line in figure.axes[2].get_lines()]
+
+
+def test_titles_wrap_so_no_line_runs_off_the_figure():
+    name = "file[path=/data/exports/" + "x" * 80 + "/ratings.tsv,user=customer,item=product] / biased / cpu"
+    lines = wrap_title(name, 52).split("\n")
+    assert all(len(line) <= 52 for line in lines) and "".join(lines) == name
+    assert wrap_title("short: one line", 52) == "short: one line"
+    two = wrap_title("first line\nsecond; line", 52)
+    assert two == "first line\nsecond; line"
+
+
+@needs_matplotlib
+def test_a_long_workload_name_is_whole_in_the_panel_titles():
+    dataset = "file[path=/data/exports/" + "x" * 80 + "/ratings.tsv,user=customer,item=product]"
+    figure = build_figure(make_doc(make_case("als", dataset=dataset)))
+    title = figure.axes[0].get_title()
+    assert all(len(line) <= 52 for line in title.split("\n")[:-1])
+    assert "".join(title.split("\n")[:-1]).startswith(dataset)

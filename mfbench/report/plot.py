@@ -126,19 +126,33 @@ def case_labels(cases: list[dict[str, Any]]) -> list[str]:
 
 #: The longest workload name that shares a line with its panel's title (at fontsize 9.5 in a 12-inch figure).
 TITLE_NAME_WIDTH = 40
+#: The longest line of a panel's title (the narrower, throughput panel holds about 55 characters at 9.5 points).
+TITLE_LINE_WIDTH = 52
+#: The longest line of the figure's title (the whole width, at 10 points).
+SUPTITLE_LINE_WIDTH = 110
 
 
-def wrap_label(label: str, width: int = LABEL_WIDTH) -> str:
+def wrap_label(label: str, width: int = LABEL_WIDTH, breaks: str = r"[\[,]") -> str:
     """Break a long label after ``[`` or ``,`` (never inside a parameter), greedily up to ``width`` per line."""
     lines: list[str] = []
     current = ""
-    for token in re.split(r"(?<=[\[,])", label):
+    for token in re.split(rf"(?<={breaks})", label):
         if current and len(current) + len(token) > width:
             lines.append(current)
             current = token
         else:
             current += token
     return "\n".join(lines + [current])
+
+
+def wrap_title(text: str, width: int) -> str:
+    """A title in lines of at most ``width`` characters: broken after ``[ , ; /`` or a space where it
+    can be, and a word longer than a line (a long path) cut, so that no line runs off the figure."""
+    lines = []
+    for line in text.splitlines():
+        for part in wrap_label(line, width, breaks=r"[\[,;/ ]").splitlines():
+            lines += [part[i : i + width] for i in range(0, len(part), width)] or [""]
+    return "\n".join(lines)
 
 
 def _rate(value: float, _position: Any = None) -> str:
@@ -300,8 +314,8 @@ def build_figure(document: dict[str, Any], target: float | None = None) -> Any:
         curves, bars = figure.add_subplot(grid[row, 0]), figure.add_subplot(grid[row, 1])
         labels = [plain(label) for label in case_labels(group)]
         implicit = _draw_curves(curves, group, labels, targets[name])
-        name = plain(name)
-        sep = "\n" if len(name) > TITLE_NAME_WIDTH else ": "  # a long workload name on its own line, not cut off
+        sep = "\n" if len(name) > TITLE_NAME_WIDTH else ": "  # a long workload name on its own line(s), not cut off
+        name = plain(wrap_title(name, TITLE_LINE_WIDTH))
         title = f"{name}{sep}held-out RMSE after each epoch (median repeat)"
         if implicit:
             title += f"\nleft out (implicit objective, RMSE not comparable): {', '.join(implicit)}"
@@ -311,7 +325,7 @@ def build_figure(document: dict[str, Any], target: float | None = None) -> Any:
             curves.legend(handles, names, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
         _draw_bars(bars, group, [wrap_label(label) for label in labels])
         bars.set_title(f"{name}{sep}throughput", fontsize=9.5)
-    figure.suptitle(plain(_title(document, plotted, left_out)), fontsize=10)
+    figure.suptitle(plain(wrap_title(_title(document, plotted, left_out), SUPTITLE_LINE_WIDTH)), fontsize=10)
     return figure
 
 

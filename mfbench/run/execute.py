@@ -201,6 +201,7 @@ def execute(
     for note in [*notes, *budget_notes(registry, suite, config, len(runs))]:
         progress.say(f"mfbench: {note}")
     job = Job(pm, to_run, config, calibration=calibration, say=progress.say)
+    selected = any((overrides.datasets, overrides.models, overrides.strategies))
     try:
         try:
             machine = engine.start(job)
@@ -211,7 +212,8 @@ def execute(
             "mfbench_version": __version__,
             "source_revision": source_revision(),
             "command": ["mfbench", *sys.argv[1:]],
-            "suite": {"name": suite.name, "path": suite.path, "description": suite.description},
+            # selection: -d/-m/-s chose what ran, so the suite gave its settings only, not its groups.
+            "suite": {"name": suite.name, "path": suite.path, "description": suite.description, "selection": selected},
             "machine": machine,
             "executor": engine.describe(),
             "plugins": sorted({e.origin for e in registry}),
@@ -234,7 +236,6 @@ def execute(
         runs_text = f"{len(to_run)} case(s) to run"
         if len(runs) > len(cases):
             runs_text = f"{len(to_run)} runs ({len(cases)} cases, each once per seed) to run"
-        selected = any((overrides.datasets, overrides.models, overrides.strategies))
         what = f"your selection with the settings of suite {suite.name!r}" if selected else f"suite {suite.name!r}"
         progress.say(f"mfbench: {what}, {runs_text}{resumed}; results go to {output} as each finishes")
         progress.say(f"mfbench: {settings_line(config, sources)}")
