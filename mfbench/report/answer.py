@@ -14,7 +14,8 @@ from typing import Any
 from ..stats.intervals import Interval
 from ..stats.overall import Overall, overall
 from ..stats.paired import Comparison, PairComparison
-from ..stats.seeds import WorkloadVerdict, workload_verdicts
+from ..stats.seeds import WorkloadVerdict, by_case, workload_verdicts
+from ..stats.summary import UNSTABLE_SPREAD, unstable_share
 
 #: What a reader is told to do when one seed cannot say which differences are real.
 MORE_SEEDS = "run with --seeds 5 to tell which differences are real"
@@ -27,9 +28,27 @@ def render_answer(cases: Sequence[dict[str, Any]], target: float | None = None) 
     across = overall(verdicts)
     if across is not None:
         lines += overall_lines(across)
+    timing = timing_line(cases)
+    if timing:
+        lines.append(timing)
     text = "\n".join(f"- {line}" for line in lines)
     if any(len(v.seeds) > 1 for v in verdicts):
         text = SEEDS_LEGEND + "\n" + text
+    return text
+
+
+def timing_line(cases: Sequence[dict[str, Any]]) -> str:
+    """What share of the table's rows had unstable epoch times (``unstable`` in their spread), named."""
+    unstable, timed = unstable_share(cases)
+    if not timed:
+        return ""
+    text = (
+        f"timing: {len(unstable)} of {timed} rows unstable "
+        f"(epoch times' interquartile range over {UNSTABLE_SPREAD:.0%} of their median"
+    )
+    text += ", on most seeds)" if any(len(records) > 1 for records in by_case(cases).values()) else ")"
+    if unstable:
+        text += f": {', '.join(unstable)}; their throughput is a rough figure (larger data, with longer epochs, steadies it)"
     return text
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from ..run.selection import format_selection
 from ..stats.intervals import Interval
 from ..stats.seeds import CaseOverSeeds, case_over_seeds
-from ..stats.summary import as_number, run_key
+from ..stats.summary import as_number, run_key, unstable_case
 from .rows import TableShape, case_note, half_iqr, mean_note, not_reached, number_text, strategy_params_label
 from .tuning import tuning_cost
 
@@ -102,6 +102,8 @@ def over_seeds_row(
         cells["seeds"] = f"{figures.n}/{len(run_seeds)}"
     cells["updates/s"] = number_text(rate, ",.0f")
     cells["spread"] = "" if spread is None else f"±{spread * 100:.0f}%"
+    if spread is not None and unstable_case(records):
+        cells["spread"] += " unstable"
     cells["s/epoch"] = number_text(figures.median_epoch_s, ".4g")
     cells["setup s"] = number_text(raw["setup s"], ".4g")
     if shape.scaling:

@@ -116,6 +116,22 @@ def case_time_to_target(case: dict[str, Any], target: float) -> float | None:
     return statistics.median(reached)
 
 
+def unstable_case(records: Sequence[dict[str, Any]]) -> bool:
+    """A case (its records over seeds) whose timing is unstable: on more than half of its ok records the
+    interquartile range of epoch times exceeded ``UNSTABLE_SPREAD`` of their median."""
+    ok = [r for r in records if r.get("status") == "ok" and (r.get("summary") or {}).get("relative_iqr") is not None]
+    return bool(ok) and 2 * sum(bool(r["summary"].get("unstable")) for r in ok) > len(ok)
+
+
+def unstable_share(cases: Iterable[dict[str, Any]]) -> tuple[list[str], int]:
+    """The ids of the unstable cases (``unstable_case``, records grouped by case id) and how many cases were timed."""
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for case in cases:
+        if case.get("status") == "ok":
+            by_id.setdefault(case["id"], []).append(case)
+    return [case_id for case_id, records in by_id.items() if unstable_case(records)], len(by_id)
+
+
 def is_reference(strategy: dict[str, Any]) -> bool:
     """The strategy the others are measured against (``Strategy.reference``); in files written
     before the flag, the built-in exact strategy named ``reference``."""
