@@ -96,3 +96,31 @@ def test_without_tqdm_a_terminal_gets_plain_lines(monkeypatch):
     assert (
         not progress.live and stream.getvalue() == "[1/1] sprand / dot / reference / cpu: ok  1,234 updates/s  test RMSE 1.5000\n"
     )
+
+
+def test_plain_lines_estimate_the_time_left_once_it_is_long_enough():
+    stream, now = io.StringIO(), [0.0]
+    progress = Progress(total=100, repeats=1, epochs_per_repeat=1, stream=stream, clock=lambda: now[0])
+    for seconds in (1.0, 2.0, 3.0, 4.0):  # one case a second
+        now[0] = seconds
+        progress.case(CASE)
+    lines = stream.getvalue().splitlines()
+    assert "left" not in "".join(lines[:2])  # too few cases done to say
+    assert lines[2].endswith("(about 2 min left)") and lines[3].endswith("(about 2 min left)")  # 97 s, 96 s
+    short = io.StringIO()
+    progress = Progress(total=10, repeats=1, epochs_per_repeat=1, stream=short, clock=lambda: now[0])
+    for _ in range(5):
+        now[0] += 1.0
+        progress.case(CASE)
+    assert "left" not in short.getvalue()  # under a minute left: not worth a word
+
+
+def test_a_large_grid_is_announced_with_its_count_and_least_duration():
+    from mfbench.run.execute import LARGE_GRID, PROCESS_CASE_START_S, grid_notes
+
+    assert grid_notes(LARGE_GRID - 1, "process") == []
+    (note,) = grid_notes(100_000, "process")
+    hours = 100_000 * PROCESS_CASE_START_S / 3600
+    assert note.startswith("a large grid: 100,000 runs") and f"at least {hours:.1f} h" in note
+    (note,) = grid_notes(100_000, "inprocess")
+    assert "worker process" not in note

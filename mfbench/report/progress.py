@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from .tablefit import shorten_middle
@@ -68,8 +70,18 @@ def stream_size(stream: TextIO) -> tuple[int, int]:
 class Progress:
     """Reports cases and epochs to ``stream``: live bar when it is a terminal, plain lines when not."""
 
-    def __init__(self, total: int, repeats: int, epochs_per_repeat: int, stream: TextIO | None = None, quiet: bool = False):
+    def __init__(
+        self,
+        total: int,
+        repeats: int,
+        epochs_per_repeat: int,
+        stream: TextIO | None = None,
+        quiet: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.stream = stream or sys.stderr
+        self.clock = clock
+        self.started = clock()
         self.total = total
         self.per_case = max(1, repeats * max(1, epochs_per_repeat))
         self.quiet = quiet
@@ -128,7 +140,18 @@ class Progress:
                 self.bar.update(self.per_case - self.epochs_seen)
             self.epochs_seen = 0
             self.bar.set_description_str(f"{self.done}/{self.total} cases", refresh=False)
-        self.say(case_line(self.done, self.total, record))
+        line = case_line(self.done, self.total, record)
+        self.say(line if self.bar is not None else line + self.time_left())
+
+    def time_left(self) -> str:
+        """For plain lines (the bar shows its own): the time left at the mean pace of the cases done so
+        far, once three are done and when it is a minute or more."""
+        if self.done < 3 or self.done >= self.total:
+            return ""
+        left = (self.clock() - self.started) / self.done * (self.total - self.done)
+        if left < 60:
+            return ""
+        return f"  (about {left / 3600:.1f} h left)" if left >= 3600 else f"  (about {left / 60:.0f} min left)"
 
     def close(self) -> None:
         if self.bar is not None:

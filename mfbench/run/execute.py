@@ -198,7 +198,7 @@ def execute(
     kept = kept_cases(dict(previous), output, runs, config) if previous is not None else {}
     to_run = [run for run in runs if run.key not in kept]
     progress = display(len(to_run), config, quiet)
-    for note in [*notes, *budget_notes(registry, suite, config, len(runs))]:
+    for note in [*notes, *budget_notes(registry, suite, config, len(runs)), *grid_notes(len(to_run), executor)]:
         progress.say(f"mfbench: {note}")
     job = Job(pm, to_run, config, calibration=calibration, say=progress.say)
     selected = any((overrides.datasets, overrides.models, overrides.strategies))
@@ -292,6 +292,28 @@ def budget_notes(registry: Registry, suite: Suite, config: RunConfig, runs: int)
         f"{own.warmup + own.epochs} epochs, {own.repeats} repeat(s); this run asks for {runs} runs of "
         f"{config.warmup + config.epochs} epochs, {config.repeats} repeat(s), about {factor * suite.budget_s / 60:.0f} min"
     ]
+
+
+#: From this many runs on, a run says how large it is before it starts.
+LARGE_GRID = 1000
+#: Seconds a case's worker process costs under the process executor before it trains (starting it,
+#: importing torch there): 1.27 s per trivial case against 0.21 s in-process, median of 3 runs of 20
+#: cases on the project's 2-core machine (benchmarks/case_overhead.py).
+PROCESS_CASE_START_S = 1.0
+
+
+def grid_notes(runs: int, executor: str) -> list[str]:
+    """Said before a grid of ``LARGE_GRID`` runs or more: how many, and the least it can take."""
+    if runs < LARGE_GRID:
+        return []
+    text = f"a large grid: {runs:,} runs (cases once per seed)"
+    if executor == DEFAULT_EXECUTOR:
+        hours = runs * PROCESS_CASE_START_S / 3600
+        text += (
+            f"; each starts a worker process (about {PROCESS_CASE_START_S:g} s here before it trains), so at least "
+            f"{hours:.1f} h before any training time"
+        )
+    return [text + "; the results file takes each case at the same cost, and the progress estimates the time left"]
 
 
 def finish_scores(document: dict[str, Any], auto_ids: set[str], slack: float) -> None:
