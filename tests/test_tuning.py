@@ -146,7 +146,7 @@ def test_a_study_never_sees_the_test_ratings(fresh_pm, tmp_path):
 def test_the_first_trial_is_the_defaults_and_the_rest_are_quasi_random(fresh_pm, tmp_path):
     (summary,), _ = tune(fresh_pm, tmp_path / "s.db", strategies=["vectorized"], trials=4)
     first = summary["trials"][0]
-    assert first["defaults"] and first["params"] == {"lr": 0.01, "reg": 0.05, "batch_size": 1024}
+    assert first["defaults"] and first["params"] == {"lr": 0.01, "reg": 0.05, "batch_size": 1024, "model.init_std": 0.1}
     assert summary["n_trials"] == 4 and len({json.dumps(t["params"], sort_keys=True) for t in summary["trials"]}) == 4
     assert summary["sampler"] == "qmc"
 
@@ -172,8 +172,10 @@ def test_the_choice_is_trained_again_on_fresh_seeds_and_the_gap_is_kept(fresh_pm
 def test_a_parameter_the_selection_sets_is_held_fixed(fresh_pm, tmp_path):
     (summary,), _ = tune(fresh_pm, tmp_path / "s.db", trials=2)
     assert summary["fixed_params"] == {"batch_size": 256, "row_step": "expected"}  # not in the search space
-    assert set(summary["search_space"]) == {"lr", "reg"}
-    assert all(set(t["params"]) == {"lr", "reg"} for t in summary["trials"])
+    # the model's space is searched with the strategy's, less n_factors, which the selection set (biased[n_factors=3])
+    assert summary["fixed_model_params"] == {"n_factors": 3}
+    assert set(summary["search_space"]) == {"lr", "reg", "model.init_std"}
+    assert all(set(t["params"]) == {"lr", "reg", "model.init_std"} for t in summary["trials"])
 
 
 def test_an_interrupted_study_resumes_with_the_trials_it_had(fresh_pm, tmp_path, monkeypatch):
@@ -292,7 +294,11 @@ def test_tune_then_race_with_the_tuned_parameters(tmp_path, capsys, monkeypatch)
     for case in document["cases"]:
         tuning = case["tuning"]
         assert tuning["status"] == "ok" and tuning["n_trials"] == 3
-        assert case["strategy"]["params"] | tuning["chosen"] == case["strategy"]["params"]
+        chosen = {k: v for k, v in tuning["chosen"].items() if not k.startswith("model.")}
+        assert case["strategy"]["params"] | chosen == case["strategy"]["params"]
+        model = {k.removeprefix("model."): v for k, v in tuning["chosen"].items() if k.startswith("model.")}
+        assert model and case["model"]["params"] | model == case["model"]["params"]  # the model tuned with it
+        assert case["counted_epochs"] == tuning["chosen_epochs"]  # the race trains the epochs the study chose
         assert len(tuning["trials"]) == 3 and tuning["trials"][0]["valid_curve"]
         assert case["summary"]["target_rule"] == "auto"
     (target,) = document["targets"]

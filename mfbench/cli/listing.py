@@ -43,6 +43,8 @@ def main(args: argparse.Namespace) -> int:
                 cls: type[Strategy] = entry.cls  # type: ignore[assignment]
                 row[2:2] = [",".join(cls.devices), strategy_kind(cls)]
                 row.insert(2, describe_space(getattr(cls, "search_space", {})) or "(none)")
+            if title == "models":  # searched with the strategy's space, as model.<param>
+                row.insert(2, describe_space(getattr(entry.cls, "search_space", {})) or "(none)")
             downloads = getattr(entry.cls, "downloads", None)
             if title == "datasets" and downloads:
                 row[-1] += f" (downloads: {', '.join(downloads)})"
@@ -51,6 +53,8 @@ def main(args: argparse.Namespace) -> int:
         if title == "strategies":
             headers[2:2] = ["devices", "kind"]
             headers.insert(2, "tuned over (mfbench tune)")
+        if title == "models":
+            headers.insert(2, "tuned over (as model.<param>)")
         print(f"{title}:")
         print(escape.table(rows, headers, args.format))
         print()

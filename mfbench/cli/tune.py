@@ -18,7 +18,8 @@ from ..run.execute import Overrides, config_for, plan_suite
 from ..run.executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS
 from ..run.settings import parse_target
 from ..run.suite import Suite, load_suite
-from ..tuning.tuner import PRUNERS, SAMPLERS, Tuner
+from ..tuning.studies import MODEL_PREFIX
+from ..tuning.tuner import DEFAULT_PATIENCE, PRUNERS, SAMPLERS, Tuner, tuned_space
 from .common import DEFAULT_STUDIES, Shared, add_setting_options, given_settings, load_registry
 
 EPILOG = """\
@@ -57,7 +58,26 @@ def add_parser(sub: Any, shared: Shared) -> None:
         "the objective is the best validation RMSE within the epoch budget; a suite's targets are for races)",
     )
     tune.add_argument(
-        "--trials", type=int, default=20, help="trials per study, counting those it already holds (default %(default)s)"
+        "--trials",
+        type=int,
+        default=None,
+        help=f"trials per study, counting those it already holds (default {DEFAULT_TRIALS}; with --time-budget: "
+        "no limit but the time)",
+    )
+    tune.add_argument(
+        "--time-budget",
+        type=parse_duration,
+        metavar="DURATION",
+        help="wall-clock budget per study (90s, 5m, 1h, or seconds): no trial starts once the study's trials have "
+        "taken that long (a resumed study counts what it spent); with --trials, whichever ends first",
+    )
+    tune.add_argument(
+        "--patience",
+        type=parse_patience,
+        default=DEFAULT_PATIENCE,
+        metavar="N",
+        help="stop a trial after N epochs without a better validation RMSE; its best epoch is what it reports, and "
+        "the tuned race trains that many epochs (default %(default)s; none: every trial runs every epoch)",
     )
     tune.add_argument(
         "--storage",
@@ -71,7 +91,9 @@ def add_parser(sub: Any, shared: Shared) -> None:
         "--pruner",
         default="median",
         choices=PRUNERS,
-        help="median: stop trials behind the median of earlier ones at the same epoch (default); none",
+        help="median: stop trials behind the median of earlier ones at the same epoch (default); halving: successive "
+        "halving over epochs (rungs at 1, 3, 9... epochs, the best third goes on); hyperband: brackets of successive "
+        "halving from 1 epoch to --epochs; none",
     )
     tune.add_argument(
         "--params", metavar="P1,P2", help="tune only these parameters of the search space (default: all it declares)"
@@ -95,6 +117,69 @@ def add_parser(sub: Any, shared: Shared) -> None:
     tune.set_defaults(handler=main)
 
 
+DEFAULT_TRIALS = 20
+#: The trial count of a study bounded by --time-budget alone.
+UNLIMITED = 10**9
+UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``5m``, ``1h`` or a number of seconds; positive."""
+    text = text.strip().lower()
+    number, unit = text, "s"
+    for suffix in sorted(UNITS, key=len, reverse=True):
+        if text.endswith(suffix):
+            number, unit = text[: -len(suffix)], suffix
+            break
+    try:
+        seconds = float(number) * UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: say 90s, 5m, 1h or a number of seconds") from None
+    if not (seconds > 0 and seconds < float("inf")):
+        raise argparse.ArgumentTypeError(f"a time budget must be more than 0, got {text!r}")
+    return seconds
+
+
+def parse_patience(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--patience takes a number of epochs or none, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--patience must be at least 1 epoch (or none), got {value}")
+    return value
+
+
+def check_params(cases: list[Any], only: set[str] | None) -> None:
+    """Refuse, before any trial, a --params name that no case's search space (strategy or model) has."""
+    if not only:
+        return
+    known = {name for case in cases for name in tuned_space(case)}
+    declared = {
+        prefix + key
+        for case in cases
+        for prefix, choice in (("", case.strategy), (MODEL_PREFIX, case.model))
+        for key in getattr(choice.entry.cls, "search_space", {})
+    }
+    for name in sorted(only):
+        if name in known:
+            continue
+        if name in declared:
+            raise SelectionError(
+                f"--params {name}: the selection fixes it (a value away from its default), so it is not searched"
+            )
+        if name.startswith(MODEL_PREFIX):
+            models = sorted({c.model.name for c in cases})
+            raise SelectionError(
+                f"--params {name}: no selected model ({', '.join(models)}) declares it in a search space; "
+                f"searchable: {', '.join(sorted(known)) or 'none'}"
+            )
+        searchable = ", ".join(sorted(known)) or "none"
+        raise SelectionError(f"--params {name}: not in any selected search space; searchable: {searchable}")
+
+
 def tune_cases(
     registry: Registry,
     suite: Suite,
@@ -110,18 +195,35 @@ def tune_cases(
     pm: pluggy.PluginManager | None = None,
     executor: str = DEFAULT_EXECUTOR,
     fresh: int = 3,
+    time_budget: float | None = None,
+    patience: int | None = DEFAULT_PATIENCE,
 ) -> list[dict[str, Any]] | None:
     """Tune every planned case into ``storage``; the studies' summaries, or None when interrupted."""
     # Only a target given to tune makes the objective time-to-target: a suite's targets are
     # for its races (and "auto" ones are derived from tuned races, so they cannot steer tuning).
     config = replace(config_for(suite, overrides), target_rmse=target)
     cases, _ = plan_suite(registry, suite, overrides, config)
+    check_params(cases, only)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     tuner = Tuner(
-        storage, config, trials=trials, sampler=sampler, pruner=pruner, only=only, say=say, pm=pm, executor=executor, fresh=fresh
+        storage,
+        config,
+        trials=trials,
+        sampler=sampler,
+        pruner=pruner,
+        only=only,
+        say=say,
+        pm=pm,
+        executor=executor,
+        fresh=fresh,
+        time_budget=time_budget,
+        patience=patience,
     )
-    say(f"mfbench tune: {len(cases)} case(s), {trials} trials each, studies in {tuner.storage_text}")
+    budget = f"{trials} trials" if time_budget is None else f"{time_budget:g} s of trials"
+    if time_budget is not None and trials < UNLIMITED:
+        budget += f" or {trials} trials, whichever ends first,"
+    say(f"mfbench tune: {len(cases)} case(s), {budget} each, studies in {tuner.storage_text}")
     summaries = []
     try:
         for index, case in enumerate(cases, 1):
@@ -147,12 +249,13 @@ def main(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     overrides = Overrides(args.dataset, args.model, args.strategy, args.device, given_settings(args))
     only = set(args.params.split(",")) if args.params else None
+    trials = args.trials if args.trials is not None else DEFAULT_TRIALS if args.time_budget is None else UNLIMITED
     summaries = tune_cases(
         registry,
         suite,
         overrides,
         args.storage,
-        args.trials,
+        trials,
         sampler=args.sampler,
         pruner=args.pruner,
         only=only,
@@ -160,6 +263,8 @@ def main(args: argparse.Namespace) -> int:
         pm=pm,
         executor=args.executor,
         fresh=args.fresh_seeds,
+        time_budget=args.time_budget,
+        patience=args.patience,
     )
     if summaries is None:
         return 130

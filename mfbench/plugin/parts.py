@@ -135,6 +135,10 @@ class Model(Part):
     """A model variant: builds an ``nn.Module`` whose ``forward(users, items)`` predicts ratings."""
 
     kind = "model"
+    #: The model's parameters ``mfbench tune`` searches together with the strategy's (its size, its
+    #: initialization), as for :attr:`Strategy.search_space`; in a study and its results they are
+    #: named ``model.<param>``. Empty: the model stays as selected.
+    search_space: ClassVar[Mapping[str, Any]] = {}
 
     def build(self, train: Ratings) -> nn.Module:
         """Return a freshly initialized module for ``train``'s shape.

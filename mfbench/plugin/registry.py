@@ -102,6 +102,8 @@ def validate_part(cls: Any, base: type[Part], plugin: str) -> None:
         if cls.scales_with is not None and cls.scales_with not in cls.params:
             raise PluginError(f"{where}: strategy {name!r} scales_with {cls.scales_with!r}, which is not one of its params")
         validate_search_space(cls.search_space, cls.params, f"{where}: strategy {name!r}")
+    if base is Model and issubclass(cls, Model):
+        validate_search_space(cls.search_space, cls.params, f"{where}: model {name!r}")
     if cls.unavailable is not None and not (isinstance(cls.unavailable, str) and cls.unavailable.strip()):
         raise PluginError(f"{where}: {base.kind} {name!r} unavailable must be None or a reason (a non-empty string)")
 

@@ -16,7 +16,7 @@ from ..run.selection import format_selection
 from ..stats.intervals import Interval
 from ..stats.seeds import CaseOverSeeds, case_over_seeds
 from ..stats.summary import as_number, run_key, unstable_case
-from .rows import TableShape, case_note, half_iqr, mean_note, not_reached, number_text, strategy_params_label
+from .rows import TableShape, case_note, half_iqr, mean_note, not_reached, number_text, params_label
 from .tuning import tuning_cost
 
 #: Figures the CSV adds for a row over seeds: the intervals the cells print in one.
@@ -88,7 +88,7 @@ def over_seeds_row(
         "strategy": strategy["name"],
         "device": first["device"],
         **({"host": ", ".join(sorted({str(r.get("host")) for r in records}))} if shape.hosts else {}),
-        "params": strategy_params_label(strategy),
+        "params": params_label(first),
         "status": status_text(figures.statuses, figures.n),
         "seeds": figures.n,
         "updates/s": rate,

@@ -43,6 +43,14 @@ def strategy_params_label(strategy: dict[str, Any]) -> str:
     return inner or "(defaults)"
 
 
+def params_label(case: dict[str, Any]) -> str:
+    """The strategy's non-default parameters and, for a case whose study tuned the model too, the
+    model's as tuned (``lr=0.012,reg=0.05; biased[n_factors=96]``)."""
+    label = strategy_params_label(case["strategy"])
+    tuned_model = (case.get("model") or {}).get("tuned_label")
+    return f"{label}; {tuned_model}" if tuned_model else label
+
+
 @dataclass(frozen=True)
 class TableShape:
     """What a table shows beyond the fixed columns, decided once from all its cases."""

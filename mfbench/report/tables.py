@@ -30,8 +30,8 @@ from .rows import (
     not_reached,
     not_reached_words,
     number_text,
+    params_label,
     short_text,
-    strategy_params_label,
     table_shape,
 )
 from .tablefit import WIDE, Table, View, render
@@ -72,7 +72,7 @@ def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
         "strategy": strategy["name"],
         "device": case["device"],
         **({"host": case.get("host", "")} if shape.hosts else {}),
-        "params": strategy_params_label(strategy),
+        "params": params_label(case),
         "status": case["status"],
         "updates/s": summary.get("median_updates_per_s"),
         "spread": half_iqr(summary.get("relative_iqr")),

@@ -34,7 +34,17 @@ def tuning_cost(tuning: dict[str, Any] | None) -> str:
     counted = f" ({', '.join(extra)})" if extra else ""
     gap = as_number((tuning.get("fresh") or {}).get("gap"))
     fresh = f"; fresh seeds {gap:+.3g}" if math.isfinite(gap) else ""
-    return f"{tuning.get('n_trials', 0)} trials{counted}, {_num(tuning.get('cost_s'), '.0f')} s{fresh}"
+    epochs = f", {tuning['epochs_trained']} epochs" if tuning.get("epochs_trained") else ""
+    cpu = f" ({_num(tuning.get('cpu_s'), '.0f')} s CPU)" if tuning.get("cpu_s") else ""
+    return f"{tuning.get('n_trials', 0)} trials{counted}{epochs}, {_num(tuning.get('cost_s'), '.0f')} s{cpu}{fresh}"
+
+
+def chosen_text(summary: dict[str, Any]) -> str:
+    """The chosen parameters, and the epochs the best trial trained to its best validation score."""
+    if not summary.get("chosen"):
+        return ""
+    epochs = summary.get("chosen_epochs")
+    return format_params(summary["chosen"]) + (f", {epochs} epochs" if epochs else "")
 
 
 def render_tuning(summaries: list[dict[str, Any]], fmt: str = "simple") -> str:
@@ -50,7 +60,7 @@ def render_tuning(summaries: list[dict[str, Any]], fmt: str = "simple") -> str:
             [
                 s["id"],
                 s["status"],
-                format_params(s["chosen"]) if s.get("chosen") else "",
+                chosen_text(s),
                 _num(best.get("best_valid_rmse"), ".4f"),
                 _num(best.get("value"), ".4g")
                 + (" s" if "seconds" in objective and math.isfinite(as_number(best.get("value"))) else ""),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -193,6 +193,12 @@ def execute(
     notes: list[str] = []
     if tuned is not None:
         cases, tuning, notes = tuned.apply(cases)
+        cases, trained = tuned_epochs(cases, tuning, config)
+        if trained:
+            notes.append(
+                f"{trained} tuned case(s) train the epochs their study's best trial needed to its best validation "
+                "score (warm-up included), not --epochs: a fixed budget that suits one strategy would punish another"
+            )
     auto_ids = {c.id for c in cases if (c.target_rmse if c.target_rmse is not None else config.target_rmse) == AUTO_TARGET}
     runs = seed_runs(cases, config.seed_list())
     kept = kept_cases(dict(previous), output, runs, config) if previous is not None else {}
@@ -243,6 +249,12 @@ def execute(
         def on_case(record: dict[str, Any]) -> None:
             if record["id"] in tuning:
                 record["tuning"] = tuning[record["id"]]
+                base = record["tuning"].get("base_model_label")
+                if base and base != record["model"].get("label"):
+                    # A study that tuned the model (model.n_factors...) changed its label; the workload
+                    # the strategies race on is still the model as selected, so the label stays that.
+                    record["model"]["tuned_label"] = record["model"]["label"]
+                    record["model"]["label"] = base
             results.add(record)
             if primary:
                 before = len(job.warnings)
@@ -292,6 +304,18 @@ def budget_notes(registry: Registry, suite: Suite, config: RunConfig, runs: int)
         f"{own.warmup + own.epochs} epochs, {own.repeats} repeat(s); this run asks for {runs} runs of "
         f"{config.warmup + config.epochs} epochs, {config.repeats} repeat(s), about {factor * suite.budget_s / 60:.0f} min"
     ]
+
+
+def tuned_epochs(cases: list[Case], tuning: Mapping[str, Mapping[str, Any]], config: RunConfig) -> tuple[list[Case], int]:
+    """Each tuned case with the epochs its study chose (``chosen_epochs``: trained from the start, so
+    the race's warm-up epochs count toward them), and how many cases got one."""
+    out, count = [], 0
+    for case in cases:
+        chosen = (tuning.get(case.id) or {}).get("chosen_epochs")
+        if isinstance(chosen, int) and chosen > 0:
+            case, count = replace(case, epochs=max(1, chosen - config.warmup)), count + 1
+        out.append(case)
+    return out, count
 
 
 #: From this many runs on, a run says how large it is before it starts.

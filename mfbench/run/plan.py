@@ -61,6 +61,12 @@ class Case:
     seed: int | None = None
     #: The seeds of this case's suite group (``seeds`` in a ``[[group]]``); None: the run's.
     seeds: tuple[int, ...] | None = None
+    #: Counted epochs of this case (a tuned race: what its study's best trial trained to its best
+    #: validation epoch, less the warm-up); None: the run's ``epochs``.
+    epochs: int | None = None
+
+    def counted_epochs(self, config: RunConfig) -> int:
+        return self.epochs if self.epochs is not None else config.epochs
 
     @property
     def id(self) -> str:

@@ -195,6 +195,7 @@ class Runner:
             },
             "device": str(case.device),
             "seed": self.seed_of(case),
+            **({"counted_epochs": case.epochs} if case.epochs is not None else {}),
             "host": socket.gethostname(),
             "status": "ok",
             "reason": "",
@@ -287,7 +288,7 @@ class Runner:
                     result["work_per_update"] = work
                 result["initial"] = evaluate(model, train, valid, test)
                 baseline = result["initial"]["train_rmse"]
-                total = config.warmup + config.epochs
+                total = config.warmup + case.counted_epochs(config)
                 if not strategy.stepwise:  # one timed call trains every epoch
                     loss, seconds = timed(lambda: strategy.fit(total), device, self.sync, self.clock)
                     self._epoch_done(case, repeat, total - 1, loss, seconds, model, train, held_out, baseline, result)

@@ -79,11 +79,21 @@ def round_value(value: Any) -> Any:
     return value
 
 
+#: How a study names the model's parameters beside the strategy's: ``model.n_factors``.
+MODEL_PREFIX = "model."
+
+
 def with_params(case: Case, params: Mapping[str, Any]) -> Case:
-    """The case with its strategy's parameters overridden (types checked as for a selection)."""
+    """The case with its strategy's parameters, and its model's (``model.<param>``), overridden
+    (types checked as for a selection)."""
+    model = {k.removeprefix(MODEL_PREFIX): v for k, v in params.items() if k.startswith(MODEL_PREFIX)}
+    own = {k: v for k, v in params.items() if not k.startswith(MODEL_PREFIX)}
     entry = case.strategy.entry
-    merged = entry.cls.resolve_params({**case.strategy.params, **params})
-    return replace(case, strategy=Choice(entry, merged))
+    case = replace(case, strategy=Choice(entry, entry.cls.resolve_params({**case.strategy.params, **own})))
+    if model:
+        model_entry = case.model.entry
+        case = replace(case, model=Choice(model_entry, model_entry.cls.resolve_params({**case.model.params, **model})))
+    return case
 
 
 def json_number(value: Any) -> Any:
@@ -125,6 +135,8 @@ def summarize_study(study, case_id: str) -> dict[str, Any]:
                 "valid_curve": [as_number(v) for v in attrs.get("valid_curve", [])],
                 "epoch_seconds": [as_number(v) for v in attrs.get("epoch_seconds", [])],
                 "wall_s": as_number(attrs.get("wall_s")),
+                "cpu_s": as_number(attrs.get("cpu_s")),
+                "best_epoch": attrs.get("best_epoch"),
                 "defaults": bool(attrs.get("defaults")),
                 "worker": attrs.get("worker"),
                 **({"interrupted": True} if attrs.get("interrupted") else {}),
@@ -145,14 +157,23 @@ def summarize_study(study, case_id: str) -> dict[str, Any]:
         "pruner": attrs.get("pruner"),
         "search_space": attrs.get("search_space", {}),
         "fixed_params": attrs.get("fixed_params", {}),
+        "fixed_model_params": attrs.get("fixed_model_params", {}),
         "trials": trials,
         "n_trials": len(trials),
         "counts": counts,
-        "cost_s": sum(t["wall_s"] for t in trials if math.isfinite(t["wall_s"])),
+        "cost_s": finite_sum(t["wall_s"] for t in trials),
+        "cpu_s": finite_sum(t["cpu_s"] for t in trials),
+        "epochs_trained": sum(len(t["valid_curve"]) for t in trials),
         "best": best,
         "chosen": {k: round_value(v) for k, v in best["params"].items()} if best else None,
+        # The epochs the best trial trained to its best validation epoch: the tuned race trains that many.
+        "chosen_epochs": best.get("best_epoch") if best else None,
         **({"fresh": attrs["fresh"]} if "fresh" in attrs else {}),
     }
+
+
+def finite_sum(values: Any) -> float:
+    return sum(v for v in values if isinstance(v, (int, float)) and math.isfinite(v))
 
 
 def choose_best(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -194,6 +215,7 @@ def tuned_cases(cases: list[Case], storage_text: str) -> tuple[list[Case], dict[
             continue
         tuned = with_params(case, summary["chosen"])
         summary["base_label"] = case.strategy.label
+        summary["base_model_label"] = case.model.label
         summary["tuned_params"] = sorted(summary["chosen"])
         summary["storage"] = storage_url(storage_text)
         out.append(tuned)

@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from ..errors import MfbenchError
@@ -46,10 +48,23 @@ from ..run.plan import Case, RunConfig
 from ..run.runner import Runner
 from ..stats.intervals import bootstrap_ci, mean_ci
 from ..stats.summary import as_number, decision_rmse, time_to_target
-from .studies import HEARTBEAT, fresh_text, json_number, open_storage, optuna_module, storage_url, summarize_study, with_params
+from .studies import (
+    HEARTBEAT,
+    MODEL_PREFIX,
+    fresh_text,
+    json_number,
+    open_storage,
+    optuna_module,
+    storage_url,
+    summarize_study,
+    with_params,
+)
 
 SAMPLERS = ("qmc", "tpe", "random")
-PRUNERS = ("median", "none")
+PRUNERS = ("median", "halving", "hyperband", "none")
+#: Epochs without a better validation RMSE after which a trial stops (early stopping): its best epoch is
+#: what it reports, so more epochs would only cost time.
+DEFAULT_PATIENCE = 3
 
 
 class Pruned(BaseException):
@@ -58,6 +73,11 @@ class Pruned(BaseException):
     A BaseException, so that the runner's own error handling (which turns exceptions
     into ``error`` rows) lets it through after the strategy's teardown.
     """
+
+
+class Stopped(BaseException):
+    """Raised from the per-epoch observer when validation RMSE has not improved for ``patience``
+    epochs: the trial completes with the epochs it ran (early stopping)."""
 
 
 def make_sampler(name: str, seed: int):
@@ -71,12 +91,23 @@ def make_sampler(name: str, seed: int):
     raise MfbenchError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
 
 
-def make_pruner(name: str):
-    """``median``: stop a trial whose validation RMSE after an epoch is worse than the median
-    of earlier trials at that epoch (after 5 finished trials, from the third epoch on)."""
+def make_pruner(name: str, epochs: int):
+    """How a study stops trials early, the epoch being the unit of budget.
+
+    ``median``: a trial whose validation RMSE after an epoch is worse than the median of earlier
+    trials at that epoch (after 5 finished trials, from the third epoch on). ``halving``: successive
+    halving (Optuna's asynchronous variant): rungs at 1, 3, 9... epochs, and at each rung only the best
+    third of the trials that reached it go on. ``hyperband``: several successive-halving brackets of
+    different aggressiveness, from one epoch up to the trials' ``epochs``. ``none``: every trial runs
+    its epochs (early stopping on patience still applies).
+    """
     optuna = optuna_module()
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise MfbenchError(f"unknown pruner {name!r}; known: {', '.join(PRUNERS)}")
@@ -97,20 +128,22 @@ def distribution(dim: Dimension):
 
 
 def tuned_space(case: Case, only: set[str] | None = None) -> dict[str, Dimension]:
-    """The dimensions to search: the strategy's space, less what the selection fixed.
+    """The dimensions to search: the strategy's space and the model's (``model.<param>``), less what
+    the selection fixed.
 
-    A parameter the selection set away from its default (``numba[threads=2]``) is held
-    fixed; ``only`` restricts the search to the parameters named.
+    A parameter the selection set away from its default (``numba[threads=2]``,
+    ``biased[n_factors=64]``, ``--factors 64``) is held fixed; ``only`` restricts the search to the
+    parameters named (``lr``, ``model.n_factors``).
     """
-    cls = case.strategy.entry.cls
-    defaults = cls.params
     space = {}
-    for key, dim in getattr(cls, "search_space", {}).items():
-        if only is not None and key not in only:
-            continue
-        if case.strategy.params.get(key) != defaults.get(key):
-            continue
-        space[key] = dim
+    for prefix, choice in (("", case.strategy), (MODEL_PREFIX, case.model)):
+        defaults = choice.entry.cls.params
+        for key, dim in getattr(choice.entry.cls, "search_space", {}).items():
+            if only is not None and prefix + key not in only:
+                continue
+            if choice.params.get(key) != defaults.get(key):
+                continue
+            space[prefix + key] = dim
     return space
 
 
@@ -205,9 +238,16 @@ class Tuner:
         pm: Any = None,
         executor: str = "process",
         fresh: int = 3,
+        time_budget: float | None = None,
+        patience: int | None = DEFAULT_PATIENCE,
     ) -> None:
         if trials < 1:
             raise MfbenchError(f"--trials must be at least 1, got {trials}")
+        if time_budget is not None and not (math.isfinite(time_budget) and time_budget > 0):
+            raise MfbenchError(f"--time-budget must be a positive duration, got {time_budget!r} seconds")
+        if patience is not None and patience < 1:
+            raise MfbenchError(f"--patience must be at least 1 epoch (or none), got {patience}")
+        self.time_budget, self.patience = time_budget, patience
         if fresh < 0:
             raise MfbenchError(f"--fresh-seeds must be 0 or more, got {fresh}")
         self.fresh = fresh
@@ -240,7 +280,7 @@ class Tuner:
             study_name=case.id,
             direction="minimize",
             sampler=make_sampler(self.sampler_name, self.config.seed),
-            pruner=make_pruner(self.pruner_name),
+            pruner=make_pruner(self.pruner_name, self.runner.config.epochs),
             load_if_exists=True,
         )
 
@@ -266,13 +306,15 @@ class Tuner:
         self.optuna.storages.fail_stale_trials(study)
         self._describe(study, case, space)
         TrialState = self.optuna.trial.TrialState
-        counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
+        # Not WAITING: an enqueued trial nobody has taken yet (the defaults) is still to run, within the budget.
+        counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
         if not study.get_trials(deepcopy=False):
-            defaults = {k: case.strategy.params[k] for k in space if _inside(space[k], case.strategy.params[k])}
+            selected = {**{MODEL_PREFIX + k: v for k, v in case.model.params.items()}, **case.strategy.params}
+            defaults = {k: selected[k] for k in space if _inside(space[k], selected[k])}
             if len(defaults) == len(space):
                 study.enqueue_trial(defaults, user_attrs={"defaults": True}, skip_if_exists=True)
         distributions = {key: distribution(dim) for key, dim in space.items()}
-        while self.spent(study, counted) < self.trials:
+        while self.spent(study, counted) < self.trials and not self.out_of_time(study):
             outcome = self._trial(study, case, distributions)
             if isinstance(outcome, str):  # the strategy declined the model: nothing to tune
                 return {"id": case.id, "status": "skipped", "reason": outcome}
@@ -319,6 +361,13 @@ class Tuner:
         self.say(f"  fresh seeds {', '.join(map(str, seeds))}: {fresh_text(fresh)}")
         return fresh
 
+    def out_of_time(self, study) -> bool:
+        """The study's trials have used its ``--time-budget`` (their wall time, kept in the study, so a
+        resumed tune counts what the earlier one spent); a trial that starts is finished."""
+        if self.time_budget is None:
+            return False
+        return study_cost(study) >= self.time_budget
+
     @staticmethod
     def spent(study, states) -> int:
         """Trials that count toward the budget: finished or running (perhaps in another
@@ -334,6 +383,8 @@ class Tuner:
             "case": case.id,
             "strategy": case.strategy.name,
             "fixed_params": {k: v for k, v in case.strategy.params.items() if k not in space},
+            "model": case.model.name,
+            "fixed_model_params": {k: v for k, v in case.model.params.items() if MODEL_PREFIX + k not in space},
             "search_space": {k: d.describe() for k, d in space.items()},
             "epochs": config.epochs,
             "seed": config.seed,
@@ -398,9 +449,11 @@ class Tuner:
                     raise Pruned() from None  # taken by another tuner (see _trial): stop the worker now
                 if trial.should_prune():
                     raise Pruned()
+            if self.patience is not None and len(epochs) - 1 - best_epoch(epochs) >= self.patience:
+                raise Stopped()
 
         self.runner.on_epoch = on_epoch
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         status, reason = "ok", ""
         try:
             with heartbeat(self.storage, trial._trial_id):
@@ -408,13 +461,15 @@ class Tuner:
             status, reason = record["status"], record.get("reason", "")
         except Pruned:
             status = "pruned"
+        except Stopped:
+            status, reason = "ok", f"stopped early: no better validation RMSE in {self.patience} epochs"
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         finally:
             self.runner.on_epoch = None
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
         if status == "skipped":
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return reason
@@ -429,6 +484,8 @@ class Tuner:
             ("epoch_seconds", seconds),
             ("wall_s", wall),
             ("best_valid_rmse", best),
+            ("best_epoch", best_epoch(epochs) + 1 if epochs else None),
+            ("cpu_s", cpu),
         ):
             trial.set_user_attr(key, json_number(item))
         if status == "pruned":
@@ -438,6 +495,48 @@ class Tuner:
         else:
             state, told = "fail", study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return TrialOutcome(told.number, params, state, status, reason, told.value, curve, seconds, wall)
+
+
+def best_epoch(epochs: list[dict[str, Any]]) -> int:
+    """The index of the epoch with the lowest validation RMSE (the first of equals; 0 when none is finite)."""
+    curve = [decision_rmse(e) for e in epochs]
+    finite = [i for i, v in enumerate(curve) if math.isfinite(v)]
+    return min(finite, key=lambda i: curve[i]) if finite else 0
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have finished and been waited for, plus
+    its live workers' (a trial's worker process lives on between trials: see ProcessExecutor)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + live_children_cpu()
+
+
+def live_children_cpu() -> float:
+    """CPU seconds of this process's running children, from /proc (0 where /proc is not there)."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+    except OSError:
+        return 0.0
+    for pid in children:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile: counted in RUSAGE_CHILDREN once waited for
+        total += sum(int(f) for f in fields[11:15]) / ticks  # utime, stime, and its waited-for children's
+    return total
+
+
+def study_cost(study) -> float:
+    """Wall seconds the study's finished trials took (kept in each trial), over every tuner that worked on it."""
+    return sum(
+        value
+        for t in study.get_trials(deepcopy=False)
+        for value in [as_number(t.user_attrs.get("wall_s"))]
+        if math.isfinite(value)
+    )
 
 
 def _inside(dim: Dimension, value: Any) -> bool:

@@ -28,6 +28,13 @@ STEP_PARAMS: dict[str, Any] = {
     "lr_decay": 0.0,
 }
 STEP_CONSTRAINTS: dict[str, Any] = {"lr": "positive", "reg": "non-negative", "lr_decay": "non-negative"}
+#: What mfbench tune searches for a per-rating SGD: the step and the L2 on log scales, and the step's
+#: inverse-time decay from none (the reference's constant step) to a step halved by epoch 3.
+SGD_SPACE: dict[str, Any] = {
+    "lr": mfbench.LogUniform(1e-3, 0.2),
+    "reg": mfbench.LogUniform(1e-4, 0.3),
+    "lr_decay": mfbench.Uniform(0.0, 0.5),
+}
 
 
 class CompiledSGD(mfbench.Strategy):
@@ -36,7 +43,7 @@ class CompiledSGD(mfbench.Strategy):
     params = STEP_PARAMS
     constraints = STEP_CONSTRAINTS
     #: What mfbench tune searches (validation RMSE decides).
-    search_space = {"lr": mfbench.LogUniform(1e-3, 0.2), "reg": mfbench.LogUniform(1e-4, 0.3)}
+    search_space = SGD_SPACE
     #: The dtypes the kernel computes in.
     table_dtypes: ClassVar[tuple[torch.dtype, ...]] = DEFAULT_DTYPES
     #: True when the kernel writes through views of the tables' memory, which must then be contiguous.

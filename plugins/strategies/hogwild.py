@@ -150,7 +150,11 @@ class Hogwild(mfbench.Strategy):
     exact = False
     deterministic = False
     #: What mfbench tune searches (validation RMSE decides).
-    search_space = {"lr": mfbench.LogUniform(1e-3, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3)}
+    search_space = {
+        "lr": mfbench.LogUniform(1e-3, 0.3),
+        "reg": mfbench.LogUniform(1e-4, 0.3),
+        "lr_decay": mfbench.Uniform(0.0, 0.5),
+    }
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

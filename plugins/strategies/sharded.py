@@ -240,7 +240,11 @@ class Sharded(mfbench.DistributedStrategy):
     exact = False
     deterministic = True
     #: What mfbench tune searches (validation RMSE decides).
-    search_space = {"lr": mfbench.LogUniform(1e-3, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3)}
+    search_space = {
+        "lr": mfbench.LogUniform(1e-3, 0.3),
+        "reg": mfbench.LogUniform(1e-4, 0.3),
+        "lr_decay": mfbench.Uniform(0.0, 0.5),
+    }
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         return layout_problem(model, self.name) or super().skip(model, device)

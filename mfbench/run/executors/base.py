@@ -240,6 +240,7 @@ def case_spec(case: Case) -> dict[str, Any]:
         "device": str(case.device),
         "target_rmse": case.target_rmse,
         "seed": case.seed,
+        "epochs": case.epochs,
     }
 
 
@@ -256,6 +257,7 @@ def rebuild_case(registry: Registry, spec: Mapping[str, Any]) -> Case:
         torch.device(spec["device"]),
         spec.get("target_rmse"),
         spec.get("seed"),
+        epochs=spec.get("epochs"),
     )
     if case.id != spec["id"]:
         raise PluginError(

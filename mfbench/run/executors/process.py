@@ -107,7 +107,7 @@ class CaseProgress:
 
     def where(self) -> str:
         """Where the case was when its worker stopped answering, counting from 1 (warm-up epochs included)."""
-        total = self.config.warmup + self.config.epochs
+        total = self.config.warmup + self.case.counted_epochs(self.config)
         whole_fit = not getattr(self.case.strategy.entry.cls, "stepwise", True)
         if self.last is None:
             return "before its first epoch finished (loading data, setup, or epoch 1 of repeat 1)"
