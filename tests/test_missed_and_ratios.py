@@ -90,3 +90,29 @@ def test_files_before_the_flag_know_the_built_in_reference_by_name():
     assert is_reference({"name": "reference", "exact": True})
     assert not is_reference({"name": "reference", "exact": True, "reference": False})
     assert not is_reference({"name": "mine", "exact": True})
+
+
+def test_a_tuned_case_shows_its_time_with_what_tuning_cost():
+    tuned = record("a", [(1.0, 0.45)])  # 2 s to the target
+    tuned["tuning"] = {"status": "ok", "cost_s": 40.0, "n_trials": 8, "counts": {}}
+    untuned = record("b", [(0.4,)])
+    header, _, *lines = render_table([tuned, untuned], target=0.5).splitlines()
+    assert "time with tuning" in header
+    row = next(line for line in lines if " a " in line)
+    assert "42" in row.split()  # 2 s to the target + 40 s of tuning
+    assert render_csv([tuned, untuned], target=0.5).splitlines()[1].split(",").count("42.0") == 1
+
+
+def test_the_profile_can_charge_tuning_to_the_strategy():
+    from mfbench.stats.performance_profile import performance_profile
+
+    fast, slow = record("fast", [(0.4,)]), record("slow", [(1.0, 0.45)])  # 1 s and 2 s to the target
+    for case, seconds, cost in ((fast, 1.0, 100.0), (slow, 2.0, 10.0)):
+        case["summary"].update(target_rmse=0.5, time_to_target_s=seconds)
+        case["tuning"] = {"status": "ok", "cost_s": cost}
+    plain = {s["strategy"]: s for s in performance_profile([fast, slow])["strategies"]}
+    charged = performance_profile([fast, slow], with_tuning=True)
+    assert plain["fast"]["score"] == 1.0 and plain["slow"]["ratios"]["d / m / cpu"] == 2.0
+    by = {s["strategy"]: s for s in charged["strategies"]}
+    assert by["slow"]["score"] == 1.0 and by["fast"]["ratios"]["d / m / cpu"] == pytest.approx(101 / 12)
+    assert "tuning cost" in charged["rule"] and charged["with_tuning"]

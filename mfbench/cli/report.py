@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import MfbenchError
+from ..errors import MfbenchError, SelectionError
 from ..report.tables import check_format, render_csv, render_table
 from ..report.tuning import render_profile
 from ..results.files import load_results
@@ -28,10 +28,16 @@ def add_parser(sub: Any, shared: Shared) -> None:
         action="store_true",
         help="rank strategies over every workload of the run with one score (performance profile, AlgoPerf-style)",
     )
+    rep.add_argument(
+        "--with-tuning",
+        action="store_true",
+        help="with --profile: each time-to-target plus what the case's tuning cost (its study's wall time), "
+        "for a comparison that charges tuning to the strategy",
+    )
     rep.set_defaults(handler=main)
 
 
-def run_profile(document: dict[str, Any], target: float | None) -> dict[str, Any]:
+def run_profile(document: dict[str, Any], target: float | None, with_tuning: bool = False) -> dict[str, Any]:
     """The run's profile, computed from its cases (for ``target``, when given). The file's own
     ``profile`` is a copy for readers of the JSON: its non-finite ratios are strings there."""
     cases = document["cases"]
@@ -42,7 +48,7 @@ def run_profile(document: dict[str, Any], target: float | None) -> dict[str, Any
             )
             for c in cases
         ]
-    return performance_profile(cases)
+    return performance_profile(cases, with_tuning=with_tuning)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -50,8 +56,10 @@ def main(args: argparse.Namespace) -> int:
     view = table_view(args)
     if args.html:
         check_writable(args.html, "HTML report (--html)", ".html")
+    if args.with_tuning and not args.profile:
+        raise SelectionError("--with-tuning goes with --profile (the table's 'with tuning' column shows it per case)")
     if args.profile:
-        profile = run_profile(document, args.target_rmse)
+        profile = run_profile(document, args.target_rmse, args.with_tuning)
         if not profile["strategies"]:
             raise MfbenchError(f"{args.results} has no time-to-target to score: give --target-rmse X")
         print(render_profile(profile, check_format(args.format)))

@@ -16,7 +16,7 @@ from ..run.selection import format_selection
 from ..stats.intervals import Interval
 from ..stats.seeds import CaseOverSeeds, case_over_seeds
 from ..stats.summary import as_number, run_key, unstable_case
-from .rows import TableShape, case_note, half_iqr, mean_note, not_reached, number_text, params_label
+from .rows import TableShape, case_note, half_iqr, mean_note, not_reached, number_text, params_label, with_tuning_time
 from .tuning import tuning_cost
 
 #: Figures the CSV adds for a row over seeds: the intervals the cells print in one.
@@ -125,6 +125,8 @@ def over_seeds_row(
     cells["group"] = "" if group is None else str(group)
     if shape.tuned:
         raw["tuning"] = cells["tuning"] = tuning_cost(first.get("tuning"))
+        raw["time with tuning"] = with_tuning_time(raw, first)
+        cells["time with tuning"] = number_text(raw["time with tuning"], ".3g")
     peak = max((as_number((r.get("summary") or {}).get("peak_memory_bytes")) for r in records), default=math.nan)
     train = median_of(records, "final_train_rmse")
     notes = list(dict.fromkeys(note for r in records for note in [case_note(r)] if note and "global mean" not in note))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..run.selection import format_params
-from ..stats.summary import IMPROVING, LEVELLED, as_number, scaling_efficiencies, unreached_trend
+from ..stats.summary import IMPROVING, LEVELLED, as_number, scaling_efficiencies, tuning_seconds, unreached_trend
 
 
 def number_text(value: Any, spec: str) -> str:
@@ -49,6 +49,16 @@ def params_label(case: dict[str, Any]) -> str:
     label = strategy_params_label(case["strategy"])
     tuned_model = (case.get("model") or {}).get("tuned_label")
     return f"{label}; {tuned_model}" if tuned_model else label
+
+
+def with_tuning_time(columns: dict[str, Any], case: dict[str, Any]) -> float | None:
+    """Time to target plus what the case's tuning cost: the price of the answer for who starts from
+    nothing (None where the target was not reached, or the case was not tuned)."""
+    time = next((v for k, v in columns.items() if k.startswith("time to")), None)
+    cost = tuning_seconds(case)
+    if not isinstance(time, (int, float)) or not math.isfinite(time) or not cost:
+        return None
+    return time + cost
 
 
 @dataclass(frozen=True)

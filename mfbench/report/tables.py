@@ -33,6 +33,7 @@ from .rows import (
     params_label,
     short_text,
     table_shape,
+    with_tuning_time,
 )
 from .tablefit import WIDE, Table, View, render
 from .tuning import tuning_cost
@@ -45,7 +46,7 @@ __all__ = ["TableShape", "case_line", "check_format", "render_csv", "render_tabl
 RESULT_COLUMNS = (
     "dataset", "model", "strategy", "device", "host", "params", "status", "seeds", "updates/s", "spread",
     "s/epoch", "setup-s", "scaling", "target", "time-to-target", "vs-fastest", "vs-reference", "reached", "group",
-    "train-rmse",
+    "time-with-tuning", "train-rmse",
     "test-rmse", "peak-mb", "tuning", "note",
 )  # fmt: skip
 
@@ -90,6 +91,7 @@ def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
         columns["time to target"] = summary.get("time_to_target_s")
     if shape.tuned:
         columns["tuning"] = tuning_cost(case.get("tuning"))
+        columns["time with tuning"] = with_tuning_time(columns, case)
     peak = summary.get("peak_memory_bytes")
     columns.update(
         {
@@ -119,6 +121,8 @@ def _display(name: str, value: Any, case: dict[str, Any], target: float | None) 
         return not_reached([case], target) if value is None else number_text(value, ".3g")
     if name == "target":
         return number_text(value, ".4g")
+    if name == "time with tuning":
+        return number_text(value, ".3g")
     if name == "scaling":
         return "" if value is None else f"{value * 100:.0f}%"
     if name in ("s/epoch", "setup s"):
@@ -153,6 +157,7 @@ DEFAULT_COLUMNS = (
     "reached",
     "group",
     "tuning",
+    "time-with-tuning",
     "test RMSE",
     "note",
 )

@@ -25,7 +25,7 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from .summary import as_number
+from .summary import as_number, tuning_seconds
 from .targets import workload_key, workload_name
 
 TAU_MAX = 4.0
@@ -36,11 +36,12 @@ def strategy_key(case: dict[str, Any]) -> str:
     return str(tuning.get("base_label") or (case.get("strategy") or {}).get("label") or "?")
 
 
-def ratios(cases: Iterable[dict[str, Any]]) -> tuple[dict[str, dict[str, float]], list[str]]:
+def ratios(cases: Iterable[dict[str, Any]], with_tuning: bool = False) -> tuple[dict[str, dict[str, float]], list[str]]:
     """(ratio by strategy then workload, workloads left out because nobody reached the target).
 
     A strategy's time on a workload is the median over seeds (of the best of its cases on a seed,
-    when several share its label); inf where it did not reach the target.
+    when several share its label); inf where it did not reach the target. ``with_tuning`` adds what
+    each case's tuning cost (AlgoPerf's rule when tuning is part of the submission's budget).
     """
     times: dict[str, dict[str, dict[Any, float]]] = {}
     for case in cases:
@@ -53,6 +54,8 @@ def ratios(cases: Iterable[dict[str, Any]]) -> tuple[dict[str, dict[str, float]]
             continue  # no target on this workload: nothing to score
         value = as_number(summary.get("time_to_target_s"))
         seconds = value if case.get("status") == "ok" and math.isfinite(value) and value > 0 else math.inf
+        if with_tuning:
+            seconds += tuning_seconds(case)
         workload = workload_name(workload_key(case))
         per_seed = times.setdefault(workload, {}).setdefault(strategy_key(case), {})
         seed = case.get("seed")
@@ -100,20 +103,20 @@ def score(strategy_ratios: dict[str, float], workloads: list[str], tau_max: floa
     return total / len(workloads)
 
 
-def performance_profile(cases: Iterable[dict[str, Any]], tau_max: float = TAU_MAX) -> dict[str, Any]:
+def performance_profile(cases: Iterable[dict[str, Any]], tau_max: float = TAU_MAX, with_tuning: bool = False) -> dict[str, Any]:
     """The profile of a run: per strategy its ratios per workload and its score, best first.
 
     Over several seeds, ``score`` is the median of the seeds' scores and ``score_range`` their
     range; ``seed_scores`` lists them by seed.
     """
     cases = list(cases)
-    table, dropped = ratios(cases)
+    table, dropped = ratios(cases, with_tuning)
     workloads = sorted({w for r in table.values() for w in r})
     seeds: list[int] = sorted({c["seed"] for c in cases if isinstance(c.get("seed"), int)})
     per_seed: dict[str, dict[int, float]] = {}
     if len(seeds) > 1:
         for seed in seeds:
-            seed_table, _ = ratios(c for c in cases if c.get("seed") == seed)
+            seed_table, _ = ratios((c for c in cases if c.get("seed") == seed), with_tuning)
             seed_workloads = sorted({w for r in seed_table.values() for w in r})
             for key, r in seed_table.items():
                 per_seed.setdefault(key, {})[seed] = score(r, seed_workloads, tau_max)
@@ -134,8 +137,9 @@ def performance_profile(cases: Iterable[dict[str, Any]], tau_max: float = TAU_MA
             )
         strategies.append(entry)
     strategies.sort(key=lambda s: (-s["score"], s["strategy"]))
+    time = "time-to-target + tuning cost" if with_tuning else "time-to-target"
     rule = (
-        "ratio = time-to-target / best time-to-target on the workload (inf when not reached); "
+        f"ratio = {time} / best {time} on the workload (inf when not reached); "
         f"score = area under rho(tau) for tau in [1, {tau_max:g}], divided by {tau_max - 1:g}"
     )
     if per_seed:
@@ -147,4 +151,5 @@ def performance_profile(cases: Iterable[dict[str, Any]], tau_max: float = TAU_MA
         "strategies": strategies,
         "rule": rule,
         "seeds": len(seeds) or 1,
+        "with_tuning": with_tuning,
     }

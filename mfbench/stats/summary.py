@@ -132,6 +132,13 @@ def unstable_share(cases: Iterable[dict[str, Any]]) -> tuple[list[str], int]:
     return [case_id for case_id, records in by_id.items() if unstable_case(records)], len(by_id)
 
 
+def tuning_seconds(case: dict[str, Any]) -> float:
+    """Wall seconds the case's tuning cost (its study's trials, ``tuning.cost_s``); 0 for an untuned case."""
+    tuning = case.get("tuning") or {}
+    value = as_number(tuning.get("cost_s")) if tuning.get("status") == "ok" else 0.0
+    return value if math.isfinite(value) else 0.0
+
+
 def is_reference(strategy: dict[str, Any]) -> bool:
     """The strategy the others are measured against (``Strategy.reference``); in files written
     before the flag, the built-in exact strategy named ``reference``."""
