@@ -85,7 +85,11 @@ def add_parser(sub: Any, shared: Shared) -> None:
         help="where studies live: a SQLite file path or any Optuna storage URL (default %(default)s)",
     )
     tune.add_argument(
-        "--sampler", default="qmc", choices=SAMPLERS, help="qmc: scrambled Sobol quasi-random points (default); tpe; random"
+        "--sampler",
+        default="qmc",
+        choices=SAMPLERS,
+        help="qmc: scrambled Sobol quasi-random points (default); tpe: tree-structured Parzen estimator; gp: Bayesian "
+        "optimization with a Gaussian process; random",
     )
     tune.add_argument(
         "--pruner",
