@@ -133,3 +133,12 @@ def test_a_study_says_what_it_cost(fresh_pm, tmp_path, capsys):
     assert summary["cpu_s"] > 0 and summary["epochs_trained"] >= 2
     assert all(math.isfinite(t["cpu_s"]) and t["cpu_s"] > 0 for t in summary["trials"])
     json.dumps(summary)  # stored in results files as it is
+
+
+def test_the_gaussian_process_sampler_runs_without_pruning_and_refuses_it(fresh_pm, tmp_path):
+    (case,), config = cases(fresh_pm, epochs=2)
+    with pytest.raises(mfbench.MfbenchError, match="--sampler gp learns from completed trials only"):
+        Tuner(str(tmp_path / "s.db"), config, trials=5, say=lambda _: None, sampler="gp", pruner="median")
+    summary = Tuner(str(tmp_path / "s.db"), config, trials=5, say=lambda _: None, fresh=0, sampler="gp",
+                    pruner="none").tune(case)  # fmt: skip
+    assert summary["status"] == "ok" and summary["n_trials"] == 5 and summary["counts"]["pruned"] == 0

@@ -93,9 +93,10 @@ def add_parser(sub: Any, shared: Shared) -> None:
     )
     tune.add_argument(
         "--pruner",
-        default="median",
+        default=None,
         choices=PRUNERS,
-        help="median: stop trials behind the median of earlier ones at the same epoch (default); halving: successive "
+        help="median: stop trials behind the median of earlier ones at the same epoch (default; none with --sampler "
+        "gp, which learns from completed trials only); halving: successive "
         "halving over epochs (rungs at 1, 3, 9... epochs, the best third goes on); hyperband: brackets of successive "
         "halving from 1 epoch to --epochs; none",
     )
@@ -261,7 +262,7 @@ def main(args: argparse.Namespace) -> int:
         args.storage,
         trials,
         sampler=args.sampler,
-        pruner=args.pruner,
+        pruner=args.pruner or ("none" if args.sampler == "gp" else "median"),
         only=only,
         target=args.objective_target,
         pm=pm,
