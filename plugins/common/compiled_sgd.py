@@ -18,6 +18,7 @@ from torch import nn
 import mfbench
 from mfbench import roofline
 from mfbench.plugin import DEFAULT_DTYPES, LayoutError, Tables, find_tables
+from mfbench.plugins.common.sgd import SCHEDULE_CONSTRAINTS, SCHEDULE_PARAMS, SCHEDULE_SPACE
 
 STEP_PARAMS: dict[str, Any] = {
     # per-rating step on (pred - r)^2 (the gradient carries the factor 2), as every mfbench SGD.
@@ -25,15 +26,15 @@ STEP_PARAMS: dict[str, Any] = {
     # L2 on the rows a rating touches, per rating.
     "reg": 0.05,
     # epoch e steps with lr / (1 + lr_decay * e); 0 keeps the reference's constant step.
-    "lr_decay": 0.0,
+    **SCHEDULE_PARAMS,
 }
-STEP_CONSTRAINTS: dict[str, Any] = {"lr": "positive", "reg": "non-negative", "lr_decay": "non-negative"}
+STEP_CONSTRAINTS: dict[str, Any] = {"lr": "positive", "reg": "non-negative", **SCHEDULE_CONSTRAINTS}
 #: What mfbench tune searches for a per-rating SGD: the step and the L2 on log scales, and the step's
-#: inverse-time decay from none (the reference's constant step) to a step halved by epoch 3.
+#: decay (plugins.common.sgd's schedule).
 SGD_SPACE: dict[str, Any] = {
     "lr": mfbench.LogUniform(1e-3, 0.2),
     "reg": mfbench.LogUniform(1e-4, 0.3),
-    "lr_decay": mfbench.Uniform(0.0, 0.5),
+    **SCHEDULE_SPACE,
 }
 
 

@@ -25,6 +25,26 @@ from typing import Any
 
 import torch
 
+import mfbench
+
+#: The SGD family's step schedule, one declaration for every SGD strategy: epoch e steps with
+#: ``lr / (1 + lr_decay * e)`` (inverse-time decay; 0, the default, keeps a constant step).
+SCHEDULE_PARAMS: dict[str, Any] = {"lr_decay": 0.0}
+SCHEDULE_CONSTRAINTS: dict[str, Any] = {"lr_decay": "non-negative"}
+#: What mfbench tune searches for it: from no decay to a step halved by the third epoch.
+SCHEDULE_SPACE: dict[str, Any] = {"lr_decay": mfbench.Uniform(0.0, 0.5)}
+
+
+def epoch_lr(lr: float, lr_decay: float, epoch: int) -> float:
+    """The step of ``epoch`` (counted from 0) under inverse-time decay."""
+    return lr / (1.0 + lr_decay * epoch)
+
+
+def set_optimizer_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """A torch optimizer's step for the epoch about to run (the schedule of ``epoch_lr``)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
 
 def column(factor: float | torch.Tensor) -> float | torch.Tensor:
     """A per-position factor shaped to scale rows of a (batch, k) block; a scalar as it is."""

@@ -47,6 +47,7 @@ from torch import nn
 
 import mfbench
 from mfbench.plugins.common.batching import OPTIMIZERS, ROW_STEPS, Lookups, RowStepHooks, batch_loss, model_dtype
+from mfbench.plugins.common.sgd import SCHEDULE_CONSTRAINTS, SCHEDULE_PARAMS, SCHEDULE_SPACE, epoch_lr, set_optimizer_lr
 from mfbench.run.executors import distributed
 
 COMMS = ("ddp", "sparse", "dense")
@@ -100,7 +101,8 @@ class DataParallelRank:
         positions, self.batches = rank_share(len(values), int(config["batch_size"]), context.rank, context.world_size)
         self.positions = positions.to(device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = OPTIMIZERS[config["optimizer"]](self.params, lr=float(config["lr"]))
+        self.lr, self.lr_decay = float(config["lr"]), float(config["lr_decay"])
+        self.optimizer = OPTIMIZERS[config["optimizer"]](self.params, lr=self.lr)
         self.handles = []
         # A row's step is divided by its count in the *global* batch, as minibatch divides it:
         # row_step=expected counts from all training ratings (every rank holds them, so no
@@ -180,6 +182,7 @@ class DataParallelRank:
         net, optimizer, reg, lookups = self.net, self.optimizer, self.reg, self.lookups
         # DDP averages gradients over ranks; the batch loss is a sum, so undo the average.
         scale = float(self.world) if self.comm == "ddp" else 1.0
+        set_optimizer_lr(optimizer, epoch_lr(self.lr, self.lr_decay, epoch))
         squared = torch.zeros((), dtype=torch.float64, device=values.device)
         self.sent = 0
         for part in self.batches:
@@ -219,6 +222,7 @@ class DDP(mfbench.DistributedStrategy):
         "reg": 0.05,
         "row_step": "expected",
         "call_timeout": 600.0,
+        **SCHEDULE_PARAMS,
     }
     constraints = {
         "world_size": ">= 1",
@@ -229,12 +233,13 @@ class DDP(mfbench.DistributedStrategy):
         "reg": "non-negative",
         "call_timeout": "positive",
         "row_step": ROW_STEPS,
+        **SCHEDULE_CONSTRAINTS,
     }
     rank_worker = DataParallelRank
     exact = False
     deterministic = True
     #: What mfbench tune searches (validation RMSE decides).
-    search_space = {"lr": mfbench.LogUniform(1e-4, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3)}
+    search_space = {"lr": mfbench.LogUniform(1e-4, 0.3), "reg": mfbench.LogUniform(1e-4, 0.3), **SCHEDULE_SPACE}
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> list[str]:

@@ -41,7 +41,7 @@ from torch import nn
 import mfbench
 from mfbench import find_tables, layout_problem
 from mfbench.plugins.common.batching import ROW_STEPS, batch_slices, row_weights
-from mfbench.plugins.common.sgd import sgd_batch
+from mfbench.plugins.common.sgd import SCHEDULE_SPACE, epoch_lr, sgd_batch
 from mfbench.run.executors import START_METHODS, WorkerContext, WorkerError, WorkerGroup, WorkerTimeout
 
 #: The pool's errors under the names hogwild has always raised.
@@ -97,7 +97,7 @@ class ShardTrainer:
         torch.index_select(self.items, 0, order, out=self.i)
         torch.index_select(self.targets, 0, order, out=self.r)
         # Inverse-time decay: constant-step SGD stalls at a noise floor that grows with lr.
-        step = -2.0 * self.lr / (1.0 + self.lr_decay * epoch)
+        step = -2.0 * epoch_lr(self.lr, self.lr_decay, epoch)
         decay = step * self.reg
         sse = torch.zeros((), dtype=torch.float64)
         for part in batch_slices(n, self.batch_size):
@@ -153,7 +153,7 @@ class Hogwild(mfbench.Strategy):
     search_space = {
         "lr": mfbench.LogUniform(1e-3, 0.3),
         "reg": mfbench.LogUniform(1e-4, 0.3),
-        "lr_decay": mfbench.Uniform(0.0, 0.5),
+        **SCHEDULE_SPACE,
     }
 
     def __init__(self, **params: Any) -> None:

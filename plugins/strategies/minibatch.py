@@ -45,6 +45,7 @@ from mfbench.plugins.common.batching import (
     model_dtype,
     shuffled,
 )
+from mfbench.plugins.common.sgd import SCHEDULE_CONSTRAINTS, SCHEDULE_PARAMS, SCHEDULE_SPACE, epoch_lr, set_optimizer_lr
 
 
 class Minibatch(mfbench.Strategy):
@@ -69,13 +70,14 @@ class Minibatch(mfbench.Strategy):
     """
 
     name = "minibatch"
-    params = {"optimizer": "sgd", "batch_size": 1024, "lr": 0.01, "reg": 0.05, "row_step": "expected"}
+    params = {"optimizer": "sgd", "batch_size": 1024, "lr": 0.01, "reg": 0.05, "row_step": "expected", **SCHEDULE_PARAMS}
     constraints = {
         "optimizer": tuple(OPTIMIZERS),
         "batch_size": ">= 1",
         "lr": "positive",
         "reg": "non-negative",
         "row_step": ROW_STEPS,
+        **SCHEDULE_CONSTRAINTS,
     }
     exact = False
     #: Bit for bit on CPU; on CUDA the sparse updates are scatter-adds with atomics,
@@ -86,6 +88,7 @@ class Minibatch(mfbench.Strategy):
         "lr": mfbench.LogUniform(1e-4, 0.3),
         "reg": mfbench.LogUniform(1e-4, 0.3),
         "batch_size": mfbench.IntRange(256, 65536, log=True),
+        **SCHEDULE_SPACE,
     }
 
     def __init__(self, **params) -> None:
@@ -134,6 +137,7 @@ class Minibatch(mfbench.Strategy):
         users, items, values = shuffled(self.users, self.items, self.values, self.seed, epoch)
         model, optimizer, reg, lookups = self.model, self.optimizer, self.params["reg"], self._lookups
         assert lookups is not None, "run_epoch before setup"
+        set_optimizer_lr(optimizer, epoch_lr(self.params["lr"], self.params["lr_decay"], epoch))
         squared = torch.zeros((), dtype=values.dtype, device=values.device)
         for part in batch_slices(len(values), self.params["batch_size"]):
             optimizer.zero_grad(set_to_none=True)

@@ -41,6 +41,7 @@ from torch import nn
 
 import mfbench
 from mfbench import Tables, find_tables, layout_problem
+from mfbench.plugins.common.sgd import SCHEDULE_CONSTRAINTS, SCHEDULE_PARAMS, SCHEDULE_SPACE, epoch_lr
 
 #: Ratings the warm-up passes in setup train on (a scratch copy of the tables).
 WARMUP_RATINGS = 16
@@ -151,13 +152,13 @@ class ScriptedSGD(mfbench.Strategy):
     """
 
     name = "scripted"
-    params = {"lr": 0.01, "reg": 0.05}
-    constraints = {"lr": "positive", "reg": "non-negative"}
+    params = {"lr": 0.01, "reg": 0.05, **SCHEDULE_PARAMS}
+    constraints = {"lr": "positive", "reg": "non-negative", **SCHEDULE_CONSTRAINTS}
     devices = ("cpu", "cuda")
     exact = True
     deterministic = True
     #: What mfbench tune searches (validation RMSE decides).
-    search_space = {"lr": mfbench.LogUniform(1e-3, 0.2), "reg": mfbench.LogUniform(1e-4, 0.3)}
+    search_space = {"lr": mfbench.LogUniform(1e-3, 0.2), "reg": mfbench.LogUniform(1e-4, 0.3), **SCHEDULE_SPACE}
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:
         if device.type not in self.devices:
@@ -168,6 +169,7 @@ class ScriptedSGD(mfbench.Strategy):
         tables = find_tables(model, self.name, ratings=train)
         self.tables = tables
         self.seed = seed
+        self.lr = self.params["lr"]
         self.W = stacked(tables)
         # The loop reads host lists: keep host copies so each epoch only permutes them.
         self.users = train.users.cpu()
@@ -194,7 +196,7 @@ class ScriptedSGD(mfbench.Strategy):
             items,
             values,
             self.tables.global_mean,
-            float(self.params["lr"]),
+            float(self.lr),
             float(self.params["reg"]),
         )
 
@@ -208,6 +210,7 @@ class ScriptedSGD(mfbench.Strategy):
         if n == 0:
             return None
         order = mfbench.epoch_permutation(n, self.seed, epoch)
+        self.lr = epoch_lr(self.params["lr"], self.params["lr_decay"], epoch)
         pack(self.tables, self.W)
         squared = self.step(
             self.W,

@@ -46,7 +46,7 @@ from torch import nn
 import mfbench
 from mfbench import find_tables, layout_problem
 from mfbench.plugins.common.batching import ROW_STEPS, RowCounts, batch_slices, row_weights
-from mfbench.plugins.common.sgd import sgd_batch
+from mfbench.plugins.common.sgd import SCHEDULE_SPACE, epoch_lr, sgd_batch
 from mfbench.run.executors import distributed
 
 
@@ -138,7 +138,7 @@ class BlockRank:
         order = mfbench.epoch_permutation(len(t_all), self.seed, epoch, stream=stream).to(t_all.device)
         a_all, b_all, t_all = (x.index_select(0, order) for x in (a_all, b_all, t_all))
         biases = (self.fb, self.mb) if self.biased else None
-        step = -2.0 * self.lr / (1.0 + self.lr_decay * epoch)
+        step = -2.0 * epoch_lr(self.lr, self.lr_decay, epoch)
         decay = step * self.reg
         squared = torch.zeros((), dtype=torch.float64, device=t_all.device)
         for part in batch_slices(len(t_all), self.batch_size):
@@ -243,7 +243,7 @@ class Sharded(mfbench.DistributedStrategy):
     search_space = {
         "lr": mfbench.LogUniform(1e-3, 0.3),
         "reg": mfbench.LogUniform(1e-4, 0.3),
-        "lr_decay": mfbench.Uniform(0.0, 0.5),
+        **SCHEDULE_SPACE,
     }
 
     def skip(self, model: nn.Module, device: torch.device) -> str | None:

@@ -33,7 +33,7 @@ from torch import nn
 import mfbench
 from mfbench import find_tables, layout_problem
 from mfbench.plugins.common.batching import ROW_STEPS, batch_slices, row_weights, shuffled
-from mfbench.plugins.common.sgd import sgd_batch
+from mfbench.plugins.common.sgd import SCHEDULE_CONSTRAINTS, SCHEDULE_PARAMS, SCHEDULE_SPACE, epoch_lr, sgd_batch
 
 
 def row_counts(row_step: str, train: mfbench.Ratings, batch_size: int, dtype: torch.dtype) -> tuple[Any, Any] | None:
@@ -61,8 +61,14 @@ class Vectorized(mfbench.Strategy):
     """
 
     name = "vectorized"
-    params = {"batch_size": 1024, "lr": 0.01, "reg": 0.05, "row_step": "expected"}
-    constraints = {"batch_size": ">= 1", "lr": "positive", "reg": "non-negative", "row_step": ROW_STEPS}
+    params = {"batch_size": 1024, "lr": 0.01, "reg": 0.05, "row_step": "expected", **SCHEDULE_PARAMS}
+    constraints = {
+        "batch_size": ">= 1",
+        "lr": "positive",
+        "reg": "non-negative",
+        "row_step": ROW_STEPS,
+        **SCHEDULE_CONSTRAINTS,
+    }
     exact = False
     #: Bit for bit on CPU; on CUDA ``index_add_`` uses atomics, so two runs agree
     #: only to float rounding.
@@ -72,6 +78,7 @@ class Vectorized(mfbench.Strategy):
         "lr": mfbench.LogUniform(1e-4, 0.3),
         "reg": mfbench.LogUniform(1e-4, 0.3),
         "batch_size": mfbench.IntRange(256, 65536, log=True),
+        **SCHEDULE_SPACE,
     }
 
     def __init__(self, **params) -> None:
@@ -103,7 +110,7 @@ class Vectorized(mfbench.Strategy):
         """
         users, items, targets = shuffled(self.users, self.items, self.targets, self.seed, epoch)
         P, Q = self.tables["user_factors"], self.tables["item_factors"]
-        step = -2.0 * self.params["lr"]
+        step = -2.0 * epoch_lr(self.params["lr"], self.params["lr_decay"], epoch)
         decay = step * self.params["reg"]  # the reg part of a step is decay * row
         squared = torch.zeros((), dtype=targets.dtype, device=targets.device)
         # 1-D views of the bias tables: gathering and scattering (n, 1) tables costs several times more.
