@@ -146,7 +146,13 @@ def test_a_study_never_sees_the_test_ratings(fresh_pm, tmp_path):
 def test_the_first_trial_is_the_defaults_and_the_rest_are_quasi_random(fresh_pm, tmp_path):
     (summary,), _ = tune(fresh_pm, tmp_path / "s.db", strategies=["vectorized"], trials=4)
     first = summary["trials"][0]
-    assert first["defaults"] and first["params"] == {"lr": 0.01, "reg": 0.05, "batch_size": 1024, "model.init_std": 0.1}
+    assert first["defaults"] and first["params"] == {
+        "lr": 0.01,
+        "reg": 0.05,
+        "batch_size": 1024,
+        "lr_decay": 0.0,
+        "model.init_std": 0.1,
+    }
     assert summary["n_trials"] == 4 and len({json.dumps(t["params"], sort_keys=True) for t in summary["trials"]}) == 4
     assert summary["sampler"] == "qmc"
 
@@ -174,8 +180,8 @@ def test_a_parameter_the_selection_sets_is_held_fixed(fresh_pm, tmp_path):
     assert summary["fixed_params"] == {"batch_size": 256, "row_step": "expected"}  # not in the search space
     # the model's space is searched with the strategy's, less n_factors, which the selection set (biased[n_factors=3])
     assert summary["fixed_model_params"] == {"n_factors": 3}
-    assert set(summary["search_space"]) == {"lr", "reg", "model.init_std"}
-    assert all(set(t["params"]) == {"lr", "reg", "model.init_std"} for t in summary["trials"])
+    assert set(summary["search_space"]) == {"lr", "reg", "lr_decay", "model.init_std"}
+    assert all(set(t["params"]) == {"lr", "reg", "lr_decay", "model.init_std"} for t in summary["trials"])
 
 
 def test_an_interrupted_study_resumes_with_the_trials_it_had(fresh_pm, tmp_path, monkeypatch):

@@ -31,9 +31,9 @@ def cases(pm, models=("biased",), strategies=("vectorized[batch_size=256]",), ep
 
 def test_the_model_is_searched_with_the_strategy_unless_the_selection_fixes_it(fresh_pm):
     (case,), _ = cases(fresh_pm)
-    assert set(tuned_space(case)) == {"lr", "reg", "model.n_factors", "model.init_std"}
+    assert set(tuned_space(case)) == {"lr", "reg", "lr_decay", "model.n_factors", "model.init_std"}
     (fixed,), _ = cases(fresh_pm, models=("biased[n_factors=8]",))
-    assert set(tuned_space(fixed)) == {"lr", "reg", "model.init_std"}
+    assert set(tuned_space(fixed)) == {"lr", "reg", "lr_decay", "model.init_std"}
     (by_flag,), _ = cases(fresh_pm, factors=8)  # --factors sets every model's width
     assert "model.n_factors" not in tuned_space(by_flag)
     assert set(tuned_space(case, only={"lr", "model.n_factors"})) == {"lr", "model.n_factors"}
@@ -142,3 +142,14 @@ def test_the_gaussian_process_sampler_runs_without_pruning_and_refuses_it(fresh_
     summary = Tuner(str(tmp_path / "s.db"), config, trials=5, say=lambda _: None, fresh=0, sampler="gp",
                     pruner="none").tune(case)  # fmt: skip
     assert summary["status"] == "ok" and summary["n_trials"] == 5 and summary["counts"]["pruned"] == 0
+
+
+def test_the_race_trains_the_median_best_epoch_of_the_search_and_its_fresh_seeds():
+    from mfbench.tuning.studies import chosen_epochs
+
+    best = {"best_epoch": 9, "params": {"lr": 0.0454123}}
+    assert chosen_epochs(best, None) == 9
+    fresh = {"params": {"lr": 0.0454}, "best_epochs": [14, 16, 12]}
+    assert chosen_epochs(best, fresh) == 13  # median of 9, 14, 16, 12
+    assert chosen_epochs(best, {**fresh, "params": {"lr": 0.01}}) == 9  # fresh runs of another choice
+    assert chosen_epochs({"params": {}}, fresh) is None  # a study from before epochs were recorded

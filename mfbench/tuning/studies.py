@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 import time
 import warnings
 from collections.abc import Mapping
@@ -166,10 +167,22 @@ def summarize_study(study, case_id: str) -> dict[str, Any]:
         "epochs_trained": sum(len(t["valid_curve"]) for t in trials),
         "best": best,
         "chosen": {k: round_value(v) for k, v in best["params"].items()} if best else None,
-        # The epochs the best trial trained to its best validation epoch: the tuned race trains that many.
-        "chosen_epochs": best.get("best_epoch") if best else None,
+        "chosen_epochs": chosen_epochs(best, attrs.get("fresh")),
         **({"fresh": attrs["fresh"]} if "fresh" in attrs else {}),
     }
+
+
+def chosen_epochs(best: dict[str, Any] | None, fresh: dict[str, Any] | None) -> int | None:
+    """The epochs a tuned race trains: the median of the epochs of best validation RMSE of the best
+    trial and of its choice's fresh-seed runs (validation only). Measured on ML-100K (numba, TPE, 16
+    trials): the search seed's best epoch alone was 9, while two of three race seeds still improved
+    there, and their test RMSE with it (0.9158, 0.9115) was above the search seed's (0.9102)."""
+    if not best or not isinstance(best.get("best_epoch"), int):
+        return None
+    epochs = [best["best_epoch"]]
+    if fresh and fresh.get("params") == {k: round_value(v) for k, v in best["params"].items()}:
+        epochs += [e for e in fresh.get("best_epochs", []) if isinstance(e, int)]
+    return int(round(statistics.median(epochs)))
 
 
 def finite_sum(values: Any) -> float:

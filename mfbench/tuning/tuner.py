@@ -359,11 +359,13 @@ class Tuner:
         if kept and kept.get("seeds") == seeds and kept.get("params") == summary["chosen"]:
             return kept  # a resumed tune: the same choice was evaluated on the same seeds already
         target = self.runner.config.target_rmse if isinstance(self.runner.config.target_rmse, float) else None
-        values = []
+        values, best_epochs = [], []
         for seed in seeds:
             record = self.run_trial(replace(with_params(case, summary["chosen"]), seed=seed), lambda *_: None)
             epochs = [e for r in record.get("repeats", []) for e in r.get("epochs", [])]
             values.append(objective_value(epochs, target)[0] if record["status"] == "ok" else math.nan)
+            if record["status"] == "ok" and epochs:
+                best_epochs.append(best_epoch(epochs) + 1)
         search = as_number((summary.get("best") or {}).get("value"))
         found = mean_ci(values) if target is None else bootstrap_ci(values)
         fresh = {
@@ -376,6 +378,9 @@ class Tuner:
             "statistic": found.statistic,
             "search_value": json_number(search),
             "gap": json_number(found.estimate - search if found.estimate is not None else math.nan),
+            # Each fresh seed's epoch of best validation RMSE: with the search's, they set the epochs a
+            # tuned race trains (one seed's best epoch undertrains another's: measured on ML-100K).
+            "best_epochs": best_epochs,
         }
         study.set_user_attr("fresh", fresh)
         self.say(f"  fresh seeds {', '.join(map(str, seeds))}: {fresh_text(fresh)}")
