@@ -57,6 +57,7 @@ def tune(args: argparse.Namespace, storage: Path, pruner: str) -> float:
         "--device", "cpu", "--trials", str(args.trials), "--epochs", str(args.epochs), "--warmup", "0",
         "--patience", str(args.patience), "--sampler", args.sampler, "--pruner", pruner,
         "--fresh-seeds", str(args.fresh_seeds), "--storage", str(storage),
+        *(["--time-budget", args.time_budget] if args.time_budget else []),
     )  # fmt: skip
 
 
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pruner", default="median")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--fresh-seeds", type=int, default=3)
+    parser.add_argument("--time-budget", help="per study, as mfbench tune takes it (5m); with --trials, whichever ends first")
     parser.add_argument("--compare-pruners", metavar="P1,P2", help="one study per pruner, same budget: best and wall time")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -153,3 +153,23 @@ def test_the_race_trains_the_median_best_epoch_of_the_search_and_its_fresh_seeds
     assert chosen_epochs(best, fresh) == 13  # median of 9, 14, 16, 12
     assert chosen_epochs(best, {**fresh, "params": {"lr": 0.01}}) == 9  # fresh runs of another choice
     assert chosen_epochs({"params": {}}, fresh) is None  # a study from before epochs were recorded
+
+
+def test_a_model_whose_search_space_is_reversed_is_refused_when_it_registers():
+    import types
+
+    from mfbench.errors import PluginError
+
+    biased = collect(mfbench.make_plugin_manager(entry_points=False, env=False)).models["biased"].cls
+    bad = type("Narrow", (biased,), {"name": "narrow", "search_space": {"n_factors": mfbench.IntRange(64, 8)}})
+    module = types.ModuleType("bad_model")
+
+    @mfbench.hookimpl
+    def mfbench_register_models(register):
+        register(bad)
+
+    module.mfbench_register_models = mfbench_register_models
+    pm = mfbench.make_plugin_manager(entry_points=False, env=False)
+    pm.register(module, name="bad-model")
+    with pytest.raises(PluginError, match=r"model 'narrow': search_space\['n_factors'\] = int\[64, 8\]: needs low < high"):
+        collect(pm)
