@@ -93,12 +93,12 @@ def add_parser(sub: Any, shared: Shared) -> None:
     )
     tune.add_argument(
         "--pruner",
-        default=None,
+        default="none",
         choices=PRUNERS,
-        help="median: stop trials behind the median of earlier ones at the same epoch (default; none with --sampler "
-        "gp, which learns from completed trials only); halving: successive "
-        "halving over epochs (rungs at 1, 3, 9... epochs, the best third goes on); hyperband: brackets of successive "
-        "halving from 1 epoch to --epochs; none",
+        help="none: every trial runs until --patience ends it (default: on ML-100K with 16 trials, median and "
+        "hyperband pruning each chose parameters 0.009 held-out RMSE worse); median: stop trials behind the "
+        "median of earlier ones at the same epoch; halving: successive halving over epochs (rungs at 1, 3, 9... "
+        "epochs, the best third goes on); hyperband: brackets of successive halving from 1 epoch to --epochs",
     )
     tune.add_argument(
         "--params", metavar="P1,P2", help="tune only these parameters of the search space (default: all it declares)"
@@ -193,7 +193,7 @@ def tune_cases(
     trials: int,
     *,
     sampler: str = "qmc",
-    pruner: str = "median",
+    pruner: str = "none",
     only: set[str] | None = None,
     target: float | None = None,
     say: Any = print,
@@ -262,7 +262,7 @@ def main(args: argparse.Namespace) -> int:
         args.storage,
         trials,
         sampler=args.sampler,
-        pruner=args.pruner or ("none" if args.sampler == "gp" else "median"),
+        pruner=args.pruner,
         only=only,
         target=args.objective_target,
         pm=pm,

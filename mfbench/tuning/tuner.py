@@ -245,7 +245,7 @@ class Tuner:
         *,
         trials: int,
         sampler: str = "qmc",
-        pruner: str = "median",
+        pruner: str = "none",
         only: set[str] | None = None,
         say: Callable[[str], None] = print,
         pm: Any = None,
