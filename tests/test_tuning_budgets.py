@@ -173,3 +173,13 @@ def test_a_model_whose_search_space_is_reversed_is_refused_when_it_registers():
     pm.register(module, name="bad-model")
     with pytest.raises(PluginError, match=r"model 'narrow': search_space\['n_factors'\] = int\[64, 8\]: needs low < high"):
         collect(pm)
+
+
+def test_fresh_seeds_stop_on_patience_too_and_vote_on_the_epochs(fresh_pm, tmp_path):
+    (case,), config = cases(fresh_pm, strategies=("vectorized[batch_size=256,lr=0.1]",), epochs=30)
+    tuner = Tuner(str(tmp_path / "s.db"), config, trials=1, say=lambda _: None, fresh=2, patience=2, only={"reg"})
+    summary = tuner.tune(case)
+    fresh = summary["fresh"]
+    assert len(fresh["best_epochs"]) == 2 and all(e < 29 for e in fresh["best_epochs"])  # stopped, not 30 epochs
+    votes = sorted([summary["trials"][0]["best_epoch"], *fresh["best_epochs"]])
+    assert summary["chosen_epochs"] == votes[1]

@@ -361,10 +361,9 @@ class Tuner:
         target = self.runner.config.target_rmse if isinstance(self.runner.config.target_rmse, float) else None
         values, best_epochs = [], []
         for seed in seeds:
-            record = self.run_trial(replace(with_params(case, summary["chosen"]), seed=seed), lambda *_: None)
-            epochs = [e for r in record.get("repeats", []) for e in r.get("epochs", [])]
-            values.append(objective_value(epochs, target)[0] if record["status"] == "ok" else math.nan)
-            if record["status"] == "ok" and epochs:
+            status, epochs = self.train_patiently(replace(with_params(case, summary["chosen"]), seed=seed))
+            values.append(objective_value(epochs, target)[0] if status == "ok" else math.nan)
+            if status == "ok" and epochs:
                 best_epochs.append(best_epoch(epochs) + 1)
         search = as_number((summary.get("best") or {}).get("value"))
         found = mean_ci(values) if target is None else bootstrap_ci(values)
@@ -435,11 +434,31 @@ class Tuner:
                     f"{facts[key]!r}: rerun with the study's settings, or use another --storage"
                 )
 
+    def train_patiently(self, case: Case) -> tuple[str, list[dict[str, Any]]]:
+        """Train ``case`` as a trial trains, stopping after ``patience`` epochs without a better validation
+        RMSE (a fresh seed's run costs what a trial costs, not the whole epoch budget); (status, epochs)."""
+        epochs: list[dict[str, Any]] = []
+
+        def on_epoch(_case, _repeat, _epoch, entry) -> None:
+            epochs.append(entry)
+            if self.patience is not None and len(epochs) - 1 - best_epoch(epochs) >= self.patience:
+                raise Stopped()
+
+        try:
+            record = self.run_trial(case, on_epoch)
+        except Stopped:
+            return "ok", epochs
+        return record["status"], epochs or [e for r in record.get("repeats", []) for e in r.get("epochs", [])]
+
     def run_trial(self, case: Case, on_epoch: Callable[..., None]) -> dict[str, Any]:
-        """Train one trial's case, in its worker process or here; ``on_epoch`` may raise Pruned,
-        which stops the worker at once."""
+        """Train one trial's case, in its worker process or here; ``on_epoch`` may raise Pruned or
+        Stopped, which stops the worker at once."""
         if self.process is None:
-            return self.runner.run_case(case)
+            previous, self.runner.on_epoch = self.runner.on_epoch, on_epoch
+            try:
+                return self.runner.run_case(case)
+            finally:
+                self.runner.on_epoch = previous
         records: list[dict[str, Any]] = []
         job = Job(self.pm, [case], self.runner.config, calibration=False)
         self.process.run(job, records.append, on_epoch)
