@@ -174,7 +174,7 @@ def test_registers_through_the_plugin_manager():
     entry = collect(pm).strategies["scripted"]
     assert entry.cls is ScriptedSGD
     assert ScriptedSGD.exact and ScriptedSGD.deterministic
-    assert set(ScriptedSGD.params) == {"lr", "reg"}
+    assert set(ScriptedSGD.params) == {"lr", "reg", "lr_decay"}
 
 
 @pytest.mark.cuda
