@@ -19,7 +19,7 @@ from ..run.executors import DEFAULT_EXECUTOR, LOCAL_EXECUTORS
 from ..run.settings import parse_target
 from ..run.suite import Suite, load_suite
 from ..tuning.studies import MODEL_PREFIX
-from ..tuning.tuner import DEFAULT_PATIENCE, PRUNERS, SAMPLERS, Tuner, tuned_space
+from ..tuning.tuner import DEFAULT_PATIENCE, PRUNERS, SAMPLERS, Tuner, declared_space, tuned_space
 from .common import DEFAULT_STUDIES, Shared, add_setting_options, given_settings, load_registry
 
 EPILOG = """\
@@ -162,12 +162,7 @@ def check_params(cases: list[Any], only: set[str] | None) -> None:
     if not only:
         return
     known = {name for case in cases for name in tuned_space(case)}
-    declared = {
-        prefix + key
-        for case in cases
-        for prefix, choice in (("", case.strategy), (MODEL_PREFIX, case.model))
-        for key in getattr(choice.entry.cls, "search_space", {})
-    }
+    declared = {name for case in cases for name in declared_space(case)}
     for name in sorted(only):
         if name in known:
             continue

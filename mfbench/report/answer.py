@@ -14,8 +14,8 @@ from typing import Any
 from ..stats.intervals import Interval
 from ..stats.overall import Overall, overall
 from ..stats.paired import Comparison, PairComparison
-from ..stats.seeds import WorkloadVerdict, by_case, workload_verdicts
-from ..stats.summary import UNSTABLE_SPREAD, unstable_share
+from ..stats.seeds import WorkloadVerdict, by_case, unstable_share, workload_verdicts
+from ..stats.summary import UNSTABLE_SPREAD
 
 #: What a reader is told to do when one seed cannot say which differences are real.
 MORE_SEEDS = "run with --seeds 5 to tell which differences are real"

@@ -22,8 +22,6 @@ from ..run.selection import format_selection
 from ..stats.overall import overall
 from ..stats.seeds import case_over_seeds, several_seeds, workload_verdicts
 from ..stats.summary import (
-    IMPROVING,
-    LEVELLED,
     as_number,
     case_throughput,
     case_time_to_target,
@@ -35,13 +33,10 @@ from .answer import SEEDS_LEGEND, answers_of, overall_lines
 from .colors import device_dash, strategy_color
 from .html_page import data_table, facts, legend, page, section, write_page
 from .plot import rmse_curve, seed_curve
-from .rows import case_target
+from .rows import TREND_WORDS, case_target
 from .svgcharts import Bar, Series, bar_chart, esc, line_chart, rank_diagram
 from .tablefit import collapse_skipped
 from .tables import results_table, table_rows, table_shape
-
-#: How the charts' note says why a case missed the target (``mfbench.stats.summary.unreached_trend``).
-TREND_WORDS = {IMPROVING: "still improving when its epochs ran out", LEVELLED: "levelled off above it"}
 
 
 def part_label(record: dict[str, Any]) -> str:

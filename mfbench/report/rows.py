@@ -130,6 +130,8 @@ def case_note(case: dict[str, Any]) -> str:
 
 #: The marks of a narrow table for ``not reached (improving)`` and ``not reached (levelled)``.
 TREND_MARKS = {IMPROVING: "↘", LEVELLED: "→"}
+#: What each trend means, in words (a narrow table's legend, the HTML charts' note).
+TREND_WORDS = {IMPROVING: "still improving when its epochs ran out", LEVELLED: "levelled off above the target"}
 
 
 def not_reached_words(trend: str | None) -> str:

@@ -24,6 +24,7 @@ from ..stats.targets import workload_key
 from .over_seeds import CSV_EXTRA, over_seeds_row, plus_minus
 from .rows import (
     TREND_MARKS,
+    TREND_WORDS,
     TableShape,
     case_note,
     half_iqr,
@@ -165,7 +166,9 @@ DEFAULT_COLUMNS = (
 SHORTENED = {"dataset": "middle", "model": "middle", "params": "middle", "note": "footnote"}
 #: Why a case missed its target, briefly, where the table is too wide for it in words.
 MISSED_BRIEF = {not_reached_words(trend): f"not reached {mark}" for trend, mark in TREND_MARKS.items()}
-MISSED_LEGEND = "not reached ↘: still improving when its epochs ran out; →: levelled off above the target"
+MISSED_LEGEND = "; ".join(
+    f"{'not reached ' if i == 0 else ''}{TREND_MARKS[trend]}: {TREND_WORDS[trend]}" for i, trend in enumerate(TREND_MARKS)
+)
 #: Left out, in this order, when shortening labels is not enough.
 EXPENDABLE = ("spread", "vs reference", "tuning", "note", "params", "model", "vs fastest")
 
@@ -281,11 +284,12 @@ def with_ratios(rows: list[Row], cases: list[dict[str, Any]]) -> list[Row]:
         number = as_number(value) if value not in ("", None) else math.nan
         return number if math.isfinite(number) and number > 0 else None
 
-    def workload(row: Row) -> tuple[Any, ...]:
-        return (row.raw["dataset"], row.raw["model"], row.raw["device"])
+    def workload(row: Row) -> tuple[str, str, str]:
+        assert row.source is not None, "ratios come before the baselines' rows"
+        return workload_key(cases[row.source])
 
-    fastest: dict[tuple[Any, ...], float] = {}
-    reference: dict[tuple[Any, ...], float] = {}
+    fastest: dict[tuple[str, str, str], float] = {}
+    reference: dict[tuple[str, str, str], float] = {}
     for row in rows:
         time = time_of(row)
         if time is None:

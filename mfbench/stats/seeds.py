@@ -31,7 +31,7 @@ from typing import Any
 from .intervals import Interval, SuccessRate, bootstrap_ci, mean_ci, success_rate
 from .paired import Comparison, compare_strategies
 from .performance_profile import strategy_key
-from .summary import as_number, decision_rmse, epoch_seconds, time_to_target, timed_epochs
+from .summary import as_number, decision_rmse, epoch_seconds, time_to_target, timed_epochs, unstable_case
 from .targets import workload_key, workload_name
 
 #: Seeds of a bootstrap's own draws: fixed, so the same results file always prints the same intervals.
@@ -51,6 +51,12 @@ def by_case(cases: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for case in cases:
         found.setdefault(case["id"], []).append(case)
     return {key: sorted(records, key=lambda r: record_seed(r, -1) or 0) for key, records in found.items()}
+
+
+def unstable_share(cases: Iterable[dict[str, Any]]) -> tuple[list[str], int]:
+    """The ids of the unstable cases (``unstable_case`` over each case's ok records) and how many cases were timed."""
+    timed = by_case(c for c in cases if c.get("status") == "ok")
+    return [case_id for case_id, records in timed.items() if unstable_case(records)], len(timed)
 
 
 def several_seeds(cases: Iterable[dict[str, Any]]) -> bool:

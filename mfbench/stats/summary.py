@@ -74,14 +74,21 @@ def best_decision_rmse(case: dict[str, Any]) -> float | None:
     return statistics.median(bests) if bests else None
 
 
+def best_epoch(epochs: Sequence[dict[str, Any]]) -> int:
+    """The index of the epoch with the lowest validation RMSE (the first of equals; 0 when none is finite)."""
+    curve = [decision_rmse(e) for e in epochs]
+    finite = [i for i, v in enumerate(curve) if math.isfinite(v)]
+    return min(finite, key=lambda i: curve[i]) if finite else 0
+
+
 def test_at_best_decision(case: dict[str, Any]) -> float | None:
     """Median over repeats of the test RMSE at each repeat's epoch of lowest validation RMSE:
     the final figure of a model stopped early on validation (a decision test ratings never see)."""
     values = []
     for repeat in case.get("repeats", []):
-        epochs = [e for e in repeat.get("epochs", []) if math.isfinite(decision_rmse(e))]
-        if epochs:
-            values.append(as_number(min(epochs, key=decision_rmse).get("test_rmse")))
+        epochs = repeat.get("epochs", [])
+        if any(math.isfinite(decision_rmse(e)) for e in epochs):
+            values.append(as_number(epochs[best_epoch(epochs)].get("test_rmse")))
     values = [v for v in values if not math.isnan(v)]
     return statistics.median(values) if values else None
 
@@ -121,15 +128,6 @@ def unstable_case(records: Sequence[dict[str, Any]]) -> bool:
     interquartile range of epoch times exceeded ``UNSTABLE_SPREAD`` of their median."""
     ok = [r for r in records if r.get("status") == "ok" and (r.get("summary") or {}).get("relative_iqr") is not None]
     return bool(ok) and 2 * sum(bool(r["summary"].get("unstable")) for r in ok) > len(ok)
-
-
-def unstable_share(cases: Iterable[dict[str, Any]]) -> tuple[list[str], int]:
-    """The ids of the unstable cases (``unstable_case``, records grouped by case id) and how many cases were timed."""
-    by_id: dict[str, list[dict[str, Any]]] = {}
-    for case in cases:
-        if case.get("status") == "ok":
-            by_id.setdefault(case["id"], []).append(case)
-    return [case_id for case_id, records in by_id.items() if unstable_case(records)], len(by_id)
 
 
 def tuning_seconds(case: dict[str, Any]) -> float:

@@ -166,10 +166,15 @@ def summarize_study(study, case_id: str) -> dict[str, Any]:
         "cpu_s": finite_sum(t["cpu_s"] for t in trials),
         "epochs_trained": sum(len(t["valid_curve"]) for t in trials),
         "best": best,
-        "chosen": {k: round_value(v) for k, v in best["params"].items()} if best else None,
+        "chosen": chosen_params(best),
         "chosen_epochs": chosen_epochs(best, attrs.get("fresh")),
         **({"fresh": attrs["fresh"]} if "fresh" in attrs else {}),
     }
+
+
+def chosen_params(best: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The best trial's parameters as a race takes them (floats rounded: ``round_value``)."""
+    return {k: round_value(v) for k, v in best["params"].items()} if best else None
 
 
 def chosen_epochs(best: dict[str, Any] | None, fresh: dict[str, Any] | None) -> int | None:
@@ -180,7 +185,7 @@ def chosen_epochs(best: dict[str, Any] | None, fresh: dict[str, Any] | None) -> 
     if not best or not isinstance(best.get("best_epoch"), int):
         return None
     epochs = [best["best_epoch"]]
-    if fresh and fresh.get("params") == {k: round_value(v) for k, v in best["params"].items()}:
+    if fresh and fresh.get("params") == chosen_params(best):
         epochs += [e for e in fresh.get("best_epochs", []) if isinstance(e, int)]
     return int(round(statistics.median(epochs)))
 

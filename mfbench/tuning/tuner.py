@@ -47,10 +47,11 @@ from ..run.executors.process import ProcessExecutor
 from ..run.plan import Case, RunConfig
 from ..run.runner import Runner
 from ..stats.intervals import bootstrap_ci, mean_ci
-from ..stats.summary import as_number, decision_rmse, time_to_target
+from ..stats.summary import as_number, best_epoch, decision_rmse, time_to_target
 from .studies import (
     HEARTBEAT,
     MODEL_PREFIX,
+    finite_sum,
     fresh_text,
     json_number,
     open_storage,
@@ -140,24 +141,23 @@ def distribution(dim: Dimension):
     raise TypeError(dim)
 
 
-def tuned_space(case: Case, only: set[str] | None = None) -> dict[str, Dimension]:
-    """The dimensions to search: the strategy's space and the model's (``model.<param>``), less what
-    the selection fixed.
-
-    A parameter the selection set away from its default (``numba[threads=2]``,
-    ``biased[n_factors=64]``, ``--factors 64``) is held fixed; ``only`` restricts the search to the
-    parameters named (``lr``, ``model.n_factors``).
-    """
+def declared_space(case: Case) -> dict[str, tuple[Dimension, bool]]:
+    """Every dimension the case's strategy and model declare (the model's as ``model.<param>``), each
+    with whether the selection fixed it (set it away from its default: ``numba[threads=2]``,
+    ``biased[n_factors=64]``, ``--factors 64``)."""
     space = {}
     for prefix, choice in (("", case.strategy), (MODEL_PREFIX, case.model)):
         defaults = choice.entry.cls.params
         for key, dim in getattr(choice.entry.cls, "search_space", {}).items():
-            if only is not None and prefix + key not in only:
-                continue
-            if choice.params.get(key) != defaults.get(key):
-                continue
-            space[prefix + key] = dim
+            space[prefix + key] = (dim, choice.params.get(key) != defaults.get(key))
     return space
+
+
+def tuned_space(case: Case, only: set[str] | None = None) -> dict[str, Dimension]:
+    """The dimensions to search: the strategy's space and the model's (``model.<param>``), less what
+    the selection fixed; ``only`` restricts the search to the parameters named (``lr``,
+    ``model.n_factors``)."""
+    return {name: dim for name, (dim, fixed) in declared_space(case).items() if not fixed and (only is None or name in only)}
 
 
 @dataclass
@@ -385,6 +385,10 @@ class Tuner:
         self.say(f"  fresh seeds {', '.join(map(str, seeds))}: {fresh_text(fresh)}")
         return fresh
 
+    def out_of_patience(self, epochs: list[dict[str, Any]]) -> bool:
+        """``patience`` epochs have passed since the best validation RMSE so far (early stopping)."""
+        return self.patience is not None and len(epochs) - 1 - best_epoch(epochs) >= self.patience
+
     def out_of_time(self, study) -> bool:
         """The study's trials have used its ``--time-budget`` (their wall time, kept in the study, so a
         resumed tune counts what the earlier one spent); a trial that starts is finished."""
@@ -441,7 +445,7 @@ class Tuner:
 
         def on_epoch(_case, _repeat, _epoch, entry) -> None:
             epochs.append(entry)
-            if self.patience is not None and len(epochs) - 1 - best_epoch(epochs) >= self.patience:
+            if self.out_of_patience(epochs):
                 raise Stopped()
 
         try:
@@ -493,10 +497,9 @@ class Tuner:
                     raise Pruned() from None  # taken by another tuner (see _trial): stop the worker now
                 if trial.should_prune():
                     raise Pruned()
-            if self.patience is not None and len(epochs) - 1 - best_epoch(epochs) >= self.patience:
+            if self.out_of_patience(epochs):
                 raise Stopped()
 
-        self.runner.on_epoch = on_epoch
         started, cpu_started = time.perf_counter(), cpu_seconds()
         status, reason = "ok", ""
         try:
@@ -511,8 +514,6 @@ class Tuner:
             trial.set_user_attr("interrupted", True)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
-        finally:
-            self.runner.on_epoch = None
         wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
         if status == "skipped":
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -539,13 +540,6 @@ class Tuner:
         else:
             state, told = "fail", study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return TrialOutcome(told.number, params, state, status, reason, told.value, curve, seconds, wall)
-
-
-def best_epoch(epochs: list[dict[str, Any]]) -> int:
-    """The index of the epoch with the lowest validation RMSE (the first of equals; 0 when none is finite)."""
-    curve = [decision_rmse(e) for e in epochs]
-    finite = [i for i, v in enumerate(curve) if math.isfinite(v)]
-    return min(finite, key=lambda i: curve[i]) if finite else 0
 
 
 def cpu_seconds() -> float:
@@ -575,12 +569,7 @@ def live_children_cpu() -> float:
 
 def study_cost(study) -> float:
     """Wall seconds the study's finished trials took (kept in each trial), over every tuner that worked on it."""
-    return sum(
-        value
-        for t in study.get_trials(deepcopy=False)
-        for value in [as_number(t.user_attrs.get("wall_s"))]
-        if math.isfinite(value)
-    )
+    return finite_sum(as_number(t.user_attrs.get("wall_s")) for t in study.get_trials(deepcopy=False))
 
 
 def _inside(dim: Dimension, value: Any) -> bool:

@@ -18,7 +18,7 @@ from torch import nn
 import mfbench
 from mfbench import roofline
 from mfbench.plugin import DEFAULT_DTYPES, LayoutError, Tables, find_tables
-from mfbench.plugins.common.sgd import SCHEDULE_CONSTRAINTS, SCHEDULE_PARAMS, SCHEDULE_SPACE
+from mfbench.plugins.common.sgd import SCHEDULE_CONSTRAINTS, SCHEDULE_PARAMS, SCHEDULE_SPACE, epoch_lr as scheduled_lr
 
 STEP_PARAMS: dict[str, Any] = {
     # per-rating step on (pred - r)^2 (the gradient carries the factor 2), as every mfbench SGD.
@@ -83,8 +83,8 @@ class CompiledSGD(mfbench.Strategy):
         return self.tables_of(model, train)
 
     def epoch_lr(self, epoch: int) -> float:
-        """The step size of ``epoch``: ``lr / (1 + lr_decay * epoch)``."""
-        return self.params["lr"] / (1.0 + self.params["lr_decay"] * epoch)
+        """The step size of ``epoch`` (the SGD family's schedule: plugins.common.sgd.epoch_lr)."""
+        return scheduled_lr(self.params["lr"], self.params["lr_decay"], epoch)
 
     def work_per_update(self, model: nn.Module) -> Mapping[str, Any] | None:
         try:

@@ -41,7 +41,7 @@ from torch import nn
 import mfbench
 from mfbench import find_tables, layout_problem
 from mfbench.plugins.common.batching import ROW_STEPS, batch_slices, row_weights
-from mfbench.plugins.common.sgd import SCHEDULE_SPACE, epoch_lr, sgd_batch
+from mfbench.plugins.common.sgd import SCHEDULE_CONSTRAINTS, SCHEDULE_PARAMS, SCHEDULE_SPACE, epoch_lr, sgd_batch
 from mfbench.run.executors import START_METHODS, WorkerContext, WorkerError, WorkerGroup, WorkerTimeout
 
 #: The pool's errors under the names hogwild has always raised.
@@ -124,8 +124,8 @@ class Hogwild(mfbench.Strategy):
         # per-rating SGD step on (pred - r)^2: the gradient carries the factor 2.
         "lr": 0.01,
         "reg": 0.05,
-        # epoch e steps with lr / (1 + lr_decay * e).
-        "lr_decay": 0.0,
+        # epoch e steps with lr / (1 + lr_decay * e): plugins.common.sgd's schedule.
+        **SCHEDULE_PARAMS,
         # what a row's summed step from a worker's batch is divided by: "expected" (its expected count
         # per batch, when above 1), "mean" (its count in the batch) or "sum" (nothing); see minibatch.
         "row_step": "expected",
@@ -141,7 +141,7 @@ class Hogwild(mfbench.Strategy):
         "batch_size": ">= 1",
         "lr": "positive",
         "reg": "non-negative",
-        "lr_decay": "non-negative",
+        **SCHEDULE_CONSTRAINTS,
         "start_method": START_METHODS,
         "call_timeout": "positive",
         "row_step": ROW_STEPS,

@@ -46,7 +46,7 @@ from torch import nn
 import mfbench
 from mfbench import find_tables, layout_problem
 from mfbench.plugins.common.batching import ROW_STEPS, RowCounts, batch_slices, row_weights
-from mfbench.plugins.common.sgd import SCHEDULE_SPACE, epoch_lr, sgd_batch
+from mfbench.plugins.common.sgd import SCHEDULE_CONSTRAINTS, SCHEDULE_PARAMS, SCHEDULE_SPACE, epoch_lr, sgd_batch
 from mfbench.run.executors import distributed
 
 
@@ -220,7 +220,7 @@ class Sharded(mfbench.DistributedStrategy):
         # per-rating SGD step on (pred - r)^2, decayed as lr / (1 + lr_decay * epoch).
         "lr": 0.01,
         "reg": 0.05,
-        "lr_decay": 0.0,
+        **SCHEDULE_PARAMS,
         # what a row's summed step in a batch is divided by: "expected" (its expected count per batch
         # in its block, when above 1), "mean" (its count in the batch) or "sum" (nothing); see minibatch.
         "row_step": "expected",
@@ -231,7 +231,7 @@ class Sharded(mfbench.DistributedStrategy):
         "batch_size": ">= 1",
         "lr": "positive",
         "reg": "non-negative",
-        "lr_decay": "non-negative",
+        **SCHEDULE_CONSTRAINTS,
         "call_timeout": "positive",
         "row_step": ROW_STEPS,
     }
