@@ -24,7 +24,10 @@ def test_every_sgd_strategy_declares_the_schedule_and_searches_it(fresh_pm):
     for name in sgd:
         cls = strategies[name].cls
         assert cls.params["lr_decay"] == 0.0, name  # the default: a constant step, as before the schedule
-        assert cls.search_space["lr_decay"] == SCHEDULE_SPACE["lr_decay"], name
+        searched = cls.search_space["lr_decay"]
+        # the same range everywhere; minibatch searches it only in trials that draw plain SGD
+        assert (searched.low, searched.high) == (SCHEDULE_SPACE["lr_decay"].low, SCHEDULE_SPACE["lr_decay"].high), name
+        assert searched.conditions() == ((("optimizer", ("sgd",)),) if name == "minibatch" else ()), name
     assert "lr_decay" not in strategies["reference"].cls.params  # the notebook's loop stays the notebook's
 
 

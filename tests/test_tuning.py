@@ -87,7 +87,8 @@ def test_every_built_in_rating_strategy_declares_a_search_space(fresh_pm):
         for key, dim in entry.cls.search_space.items():
             default = entry.cls.params[key]
             assert dim.check(default) is None
-            assert 0.0 <= dim.unit(default) <= 1.0, f"{name}: default {key}={default} outside {dim.describe()}"
+            inside = default in dim.choices if isinstance(dim, mfbench.Categorical) else 0.0 <= dim.unit(default) <= 1.0
+            assert inside, f"{name}: default {key}={default} outside {dim.describe()}"
 
 
 def test_three_way_split_is_disjoint_seeded_and_keeps_the_two_way_test_set():

@@ -183,3 +183,56 @@ def test_fresh_seeds_stop_on_patience_too_and_vote_on_the_epochs(fresh_pm, tmp_p
     assert len(fresh["best_epochs"]) == 2 and all(e < 29 for e in fresh["best_epochs"])  # stopped, not 30 epochs
     votes = sorted([summary["trials"][0]["best_epoch"], *fresh["best_epochs"]])
     assert summary["chosen_epochs"] == votes[1]
+
+
+def test_a_conditional_dimension_is_searched_only_where_its_condition_holds(fresh_pm, tmp_path):
+    (case,), config = cases(fresh_pm, strategies=("minibatch[batch_size=256]",), epochs=2)
+    space = tuned_space(case, only={"optimizer", "lr", "lr_decay"})
+    assert space["lr_decay"].describe() == "[0, 0.5] if optimizer=sgd"
+    tuner = Tuner(str(tmp_path / "s.db"), config, trials=10, say=lambda _: None, fresh=0, pruner="none", sampler="tpe",
+                  only={"optimizer", "lr", "lr_decay"})  # fmt: skip
+    trials = tuner.tune(case)["trials"]
+    assert {t["params"]["optimizer"] for t in trials} >= {"sgd", "adagrad"}  # both sides of the condition were drawn
+    for trial in trials:
+        assert ("lr_decay" in trial["params"]) == (trial["params"]["optimizer"] == "sgd"), trial["params"]
+    # a selection that fixes the condition's parameter away from it leaves the dimension out
+    (adagrad,), _ = cases(fresh_pm, strategies=("minibatch[optimizer=adagrad]",))
+    assert "lr_decay" not in tuned_space(adagrad) and "optimizer" not in tuned_space(adagrad)
+    (sgd,), _ = cases(fresh_pm, strategies=("minibatch[optimizer=sgd,lr=0.02]",))
+    assert "lr_decay" in tuned_space(sgd)  # the selected value meets the condition (sgd is the default)
+
+
+@pytest.mark.parametrize(
+    ("space", "problem"),
+    [
+        ({"lr_decay": mfbench.Uniform(0.0, 0.5, when={"nosuch": "x"})}, "names 'nosuch', which is not one of the params"),
+        ({"lr_decay": mfbench.Uniform(0.0, 0.5, when={"lr_decay": 0.0})}, "names the parameter itself"),
+        (
+            {
+                "lr_decay": mfbench.Uniform(0.0, 0.5, when={"optimizer": "sgd"}),
+                "optimizer": mfbench.Categorical(("sgd", "adagrad")),
+            },
+            "must be declared before it",
+        ),
+        (
+            {"lr": mfbench.LogUniform(1e-3, 0.1), "lr_decay": mfbench.Uniform(0.0, 0.5, when={"lr": 0.01})},
+            "a condition needs a categorical",
+        ),
+        (
+            {
+                "optimizer": mfbench.Categorical(("sgd", "adagrad")),
+                "lr_decay": mfbench.Uniform(0.0, 0.5, when={"optimizer": "adam"}),
+            },
+            "allows optimizer='adam', which is not among",
+        ),
+    ],
+)
+def test_a_condition_the_tuner_could_not_decide_is_refused_when_the_plugin_registers(space, problem):
+    from mfbench.errors import PluginError
+    from mfbench.plugin.search_space import validate_search_space
+
+    params = {"optimizer": "sgd", "lr": 0.01, "lr_decay": 0.0}
+    with pytest.raises(PluginError, match=problem):
+        validate_search_space(space, params, "plugin 'x': strategy 'y'")
+    with pytest.raises(PluginError, match="non-empty dict"):
+        mfbench.Uniform(0.0, 0.5, when={})

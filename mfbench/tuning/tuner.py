@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MfbenchError
-from ..plugin.search_space import Categorical, Dimension, IntRange, LogUniform, Uniform
+from ..plugin.search_space import Categorical, Dimension, IntRange, LogUniform
 from ..run.executors import Job
 from ..run.executors.process import ProcessExecutor
 from ..run.plan import Case, RunConfig
@@ -95,7 +95,9 @@ def make_sampler(name: str, seed: int, trials: int = 20):
     if name == "qmc":
         return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed, warn_independent_sampling=False)
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(trials), multivariate=True)
+        # group: the joint model is fit per set of dimensions that appear together, so a conditional
+        # dimension is modelled with the ones it appears with instead of falling back to independent draws.
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(trials), multivariate=True, group=True)
     if name == "gp":
         if not hasattr(optuna.samplers, "GPSampler"):
             raise MfbenchError(f"--sampler gp needs Optuna 3.6 or later, found {optuna.__version__}")
@@ -127,20 +129,6 @@ def make_pruner(name: str, epochs: int):
     raise MfbenchError(f"unknown pruner {name!r}; known: {', '.join(PRUNERS)}")
 
 
-def distribution(dim: Dimension):
-    optuna = optuna_module()
-    d = optuna.distributions
-    if isinstance(dim, LogUniform):
-        return d.FloatDistribution(dim.low, dim.high, log=True)
-    if isinstance(dim, Uniform):
-        return d.FloatDistribution(dim.low, dim.high)
-    if isinstance(dim, IntRange):
-        return d.IntDistribution(dim.low, dim.high, log=dim.log)
-    if isinstance(dim, Categorical):
-        return d.CategoricalDistribution(list(dim.choices))
-    raise TypeError(dim)
-
-
 def declared_space(case: Case) -> dict[str, tuple[Dimension, bool]]:
     """Every dimension the case's strategy and model declare (the model's as ``model.<param>``), each
     with whether the selection fixed it (set it away from its default: ``numba[threads=2]``,
@@ -155,9 +143,51 @@ def declared_space(case: Case) -> dict[str, tuple[Dimension, bool]]:
 
 def tuned_space(case: Case, only: set[str] | None = None) -> dict[str, Dimension]:
     """The dimensions to search: the strategy's space and the model's (``model.<param>``), less what
-    the selection fixed; ``only`` restricts the search to the parameters named (``lr``,
-    ``model.n_factors``)."""
-    return {name: dim for name, (dim, fixed) in declared_space(case).items() if not fixed and (only is None or name in only)}
+    the selection fixed, and less a conditional dimension whose condition is on a parameter left out
+    of the search that does not meet it (``lr_decay`` when ``minibatch[optimizer=adagrad]``);
+    ``only`` restricts the search to the parameters named (``lr``, ``model.n_factors``)."""
+    space = {name: dim for name, (dim, fixed) in declared_space(case).items() if not fixed and (only is None or name in only)}
+    values = selected_values(case)
+    return {
+        name: dim
+        for name, dim in space.items()
+        if all(other in space or values.get(other) in allowed for other, allowed in conditions_of(name, dim))
+    }
+
+
+def selected_values(case: Case) -> dict[str, Any]:
+    """The case's strategy and model parameters as a study names them (the model's as ``model.<param>``)."""
+    return {**{MODEL_PREFIX + k: v for k, v in case.model.params.items()}, **case.strategy.params}
+
+
+def conditions_of(name: str, dim: Dimension) -> list[tuple[str, tuple]]:
+    """``dim``'s conditions with the parameters named as in the study: a model dimension's conditions
+    are on the model's own parameters (``model.<param>``)."""
+    prefix = MODEL_PREFIX if name.startswith(MODEL_PREFIX) else ""
+    return [(prefix + other, allowed) for other, allowed in dim.conditions()]
+
+
+def active(name: str, dim: Dimension, values: Mapping[str, Any]) -> bool:
+    """Whether ``dim`` is searched in a trial whose parameters so far are ``values``."""
+    return all(values.get(other) in allowed for other, allowed in conditions_of(name, dim))
+
+
+def suggest(trial, space: Mapping[str, Dimension], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's parameters, asked define-by-run in declaration order: a conditional dimension is asked
+    only when its condition holds on the values drawn before it (or, for a parameter outside the
+    search, on its selected value in ``fixed``)."""
+    values, params = dict(fixed), {}
+    for name, dim in space.items():
+        if not active(name, dim, values):
+            continue
+        if isinstance(dim, Categorical):
+            value = trial.suggest_categorical(name, list(dim.choices))
+        elif isinstance(dim, IntRange):
+            value = trial.suggest_int(name, dim.low, dim.high, log=dim.log)
+        else:
+            value = trial.suggest_float(name, dim.low, dim.high, log=isinstance(dim, LogUniform))
+        params[name] = values[name] = value
+    return params
 
 
 @dataclass
@@ -329,13 +359,13 @@ class Tuner:
         # Not WAITING: an enqueued trial nobody has taken yet (the defaults) is still to run, within the budget.
         counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
         if not study.get_trials(deepcopy=False):
-            selected = {**{MODEL_PREFIX + k: v for k, v in case.model.params.items()}, **case.strategy.params}
-            defaults = {k: selected[k] for k in space if _inside(space[k], selected[k])}
-            if len(defaults) == len(space):
+            selected = selected_values(case)
+            asked = {k: dim for k, dim in space.items() if active(k, dim, selected)}
+            defaults = {k: selected[k] for k in asked if _inside(asked[k], selected[k])}
+            if len(defaults) == len(asked):
                 study.enqueue_trial(defaults, user_attrs={"defaults": True}, skip_if_exists=True)
-        distributions = {key: distribution(dim) for key, dim in space.items()}
         while self.spent(study, counted) < self.trials and not self.out_of_time(study):
-            outcome = self._trial(study, case, distributions)
+            outcome = self._trial(study, case, space)
             if isinstance(outcome, str):  # the strategy declined the model: nothing to tune
                 return {"id": case.id, "status": "skipped", "reason": outcome}
             if outcome.state == "pruned":
@@ -468,22 +498,21 @@ class Tuner:
         self.process.run(job, records.append, on_epoch)
         return records[0]
 
-    def _trial(self, study, case: Case, distributions: dict) -> TrialOutcome | str:
-        trial = study.ask(distributions)
+    def _trial(self, study, case: Case, space: Mapping[str, Dimension]) -> TrialOutcome | str:
+        trial = study.ask()
+        params = suggest(trial, space, selected_values(case))
         try:
-            return self._run_asked(study, trial, case, distributions)
+            return self._run_asked(study, trial, case, params)
         except self.optuna.exceptions.UpdateFinishedTrialError:
             # Two tuners can both take the one waiting trial (the enqueued defaults): SQLite has no
             # row lock for Optuna's "pop", so both see it waiting. The first to finish records it;
             # the other learns here, and drops its copy of the work.
-            params = {k: trial.params.get(k) for k in distributions}
             why = "another tuner sharing the study finished this trial first; this copy's result is dropped"
             return TrialOutcome(trial.number, params, "taken", "taken", why, None, [], [], 0.0)
 
-    def _run_asked(self, study, trial, case: Case, distributions: dict) -> TrialOutcome | str:
+    def _run_asked(self, study, trial, case: Case, params: dict[str, Any]) -> TrialOutcome | str:
         optuna = self.optuna
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        params = {k: trial.params[k] for k in distributions}
         trial_case = with_params(case, params)
         epochs: list[dict[str, Any]] = []
 

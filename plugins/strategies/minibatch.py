@@ -31,6 +31,8 @@ same convention; other parameters (a dense layer, say) are not regularized.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -83,12 +85,14 @@ class Minibatch(mfbench.Strategy):
     #: Bit for bit on CPU; on CUDA the sparse updates are scatter-adds with atomics,
     #: so two runs agree only to float rounding.
     deterministic = True
-    #: What mfbench tune searches (validation RMSE decides).
+    #: What mfbench tune searches (validation RMSE decides): the optimizer too, and the SGD family's
+    #: step schedule only in trials that draw plain SGD (adagrad and sparseadam adapt their steps).
     search_space = {
+        "optimizer": mfbench.Categorical(tuple(OPTIMIZERS)),
         "lr": mfbench.LogUniform(1e-4, 0.3),
         "reg": mfbench.LogUniform(1e-4, 0.3),
         "batch_size": mfbench.IntRange(256, 65536, log=True),
-        **SCHEDULE_SPACE,
+        **{key: replace(dim, when={"optimizer": "sgd"}) for key, dim in SCHEDULE_SPACE.items()},
     }
 
     def __init__(self, **params) -> None:
