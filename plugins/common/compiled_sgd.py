@@ -33,7 +33,7 @@ STEP_CONSTRAINTS: dict[str, Any] = {"lr": "positive", "reg": "non-negative", **S
 #: decay (plugins.common.sgd's schedule).
 SGD_SPACE: dict[str, Any] = {
     "lr": mfbench.LogUniform(1e-3, 0.2),
-    "reg": mfbench.LogUniform(1e-4, 0.3),
+    "reg": mfbench.LogUniform(1e-3, 0.3),
     **SCHEDULE_SPACE,
 }
 

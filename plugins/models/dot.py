@@ -31,7 +31,7 @@ class Dot(mfbench.Model):
     constraints = {"n_factors": ">= 1", "init_std": "non-negative"}
     #: What mfbench tune searches with the strategy's space: the width on a log scale (Rendle et al.
     #: 2019 tune the factors of SGD matrix factorization up to 512) and the initial spread.
-    search_space = {"n_factors": mfbench.IntRange(8, 512, log=True), "init_std": mfbench.LogUniform(0.01, 1.0)}
+    search_space = {"n_factors": mfbench.IntRange(8, 512, log=True), "init_std": mfbench.LogUniform(0.01, 0.3)}
 
     def build(self, train: mfbench.Ratings) -> nn.Module:
         return DotProduct(train.n_users, train.n_items, self.params["n_factors"], self.params["init_std"])
