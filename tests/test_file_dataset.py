@@ -281,3 +281,45 @@ def test_a_missing_file_or_column_is_refused_before_the_run(tmp_path, capsys, pa
     assert main(["run", "-d", selection, "-s", "vectorized", "-q", "--no-calibration", "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "nothing has started" in err and says in err and not out.exists()
+
+
+def test_a_timestamp_column_is_read_by_name_by_position_or_found_by_itself(tmp_path):
+    path = write(tmp_path, "r.csv", "userId,movieId,rating,timestamp\n1,20,4.5,964982703\n2,10,3,964981247\n")
+    assert RatingsFile(path=str(path)).load(0).times.tolist() == [964982703, 964981247]
+    assert RatingsFile(path=str(path), time="none").load(0).times is None
+    headless = write(tmp_path, "h.tsv", "1\t20\t4.5\t30\n2\t10\t3\t10\n")
+    assert RatingsFile(path=str(headless)).load(0).times is None  # nothing names a timestamp
+    assert RatingsFile(path=str(headless), time="3").load(0).times.tolist() == [30, 10]
+    inter = write(tmp_path, "x.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\t5\t3\t881250949.0\n")
+    assert RatingsFile(path=str(inter)).load(0).times.tolist() == [881250949]  # RecBole's atomic file
+    problems = RatingsFile.check_params({**RatingsFile.params, "path": str(path), "time": "when"})
+    assert any("no column named 'when'" in p for p in problems)
+
+
+def test_timestamps_agree_between_the_fast_and_line_readers(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    times = rng.integers(-(10**12), 10**12, 2000)
+    lines = [f"{k % 37},{k % 11},{k % 5},{t}" for k, t in enumerate(times)]
+    lines[900] = f'"{900 % 37}",{900 % 11},{900 % 5},{times[900]}.0'  # quoted: only the line reader takes it
+    lines[1500] = f"{1500 % 37},{1500 % 11},{1500 % 5},{times[1500]}.000"  # a whole number, written as a decimal
+    path = write(tmp_path, "r.csv", "u,i,r,timestamp\n" + "\n".join(lines) + "\n")
+    monkeypatch.setattr(ratings_files, "CHUNK_BYTES", 1000)
+    np.testing.assert_array_equal(read_delimited(path).times, times)
+    fractional = write(tmp_path, "f.csv", "u,i,r,timestamp\n1,1,1,5\n1,2,1,5.5\n")
+    with pytest.raises(mfbench.MfbenchError, match=r"f\.csv line 3: timestamp '5\.5' is not a whole number.*time=none"):
+        read_delimited(fractional)
+
+
+@pytest.mark.parametrize(("policy", "time_of_1_10"), [("last", 30), ("first", 10), ("mean", 50)])
+def test_a_repeated_pair_keeps_its_kept_rows_time(tmp_path, policy, time_of_1_10):
+    """Last and first are by row, as for ratings, and keep that row's time; a mean keeps the latest."""
+    text = "user,item,rating,timestamp\n1,10,4,10\n2,10,3,20\n1,10,2,50\n1,10,1,30\n"
+    ratings = RatingsFile(path=str(write(tmp_path, "r.csv", text)), duplicates=policy).load(0)
+    times = {(u, i): t for u, i, t in zip(ratings.users.tolist(), ratings.items.tolist(), ratings.times.tolist(), strict=True)}
+    assert times == {(0, 0): time_of_1_10, (1, 0): 20}
+
+
+def test_npz_times_beside_the_arrays(tmp_path):
+    path = tmp_path / "t.npz"
+    np.savez(path, users=[7, 3], items=[1, 1], values=[1.0, 2.0], times=[9, 4])
+    assert RatingsFile(path=str(path)).load(0).times.tolist() == [9, 4]

@@ -248,3 +248,12 @@ def test_archive_without_the_ratings_file(tmp_path, cache, monkeypatch):
     serve_from(monkeypatch, served)
     with pytest.raises(mfbench.MfbenchError, match="holds no u.data"):
         MovieLens.download("ml-100k", cache)
+
+
+@pytest.mark.parametrize("file_name", list(FORMATS))
+def test_each_format_keeps_its_timestamps(tmp_path, file_name):
+    (tmp_path / file_name).write_text(FORMATS[file_name]())
+    renamed = tmp_path / "renamed.txt"
+    renamed.write_text(FORMATS[file_name]())
+    for path in (tmp_path, renamed):
+        assert MovieLens(path=str(path)).load(0).times.tolist() == [t for *_, t in ROWS]

@@ -1,3 +1,5 @@
+import hashlib
+
 import pytest
 import torch
 
@@ -59,3 +61,24 @@ def test_epoch_permutation_depends_on_seed_and_epoch():
     assert torch.equal(p, epoch_permutation(50, 0, 0))
     assert not torch.equal(p, epoch_permutation(50, 0, 1))
     assert not torch.equal(p, epoch_permutation(50, 1, 0))
+
+
+def test_times_are_checked_carried_and_fingerprinted_only_when_present():
+    plain = make()
+    digest = hashlib.sha256(f"{plain.n_users}x{plain.n_items}:{len(plain)}".encode())
+    for tensor in (plain.users, plain.items, plain.values):
+        digest.update(tensor.numpy().tobytes())
+    assert plain.fingerprint() == digest.hexdigest()[:16] and plain.times is None  # as before timestamps
+    timed = Ratings(plain.users, plain.items, plain.values, plain.n_users, plain.n_items, torch.arange(100) * 7)
+    assert timed.fingerprint() != plain.fingerprint() and timed.has_times and "timed" in repr(timed)
+    assert torch.equal(timed.subset(torch.tensor([3, 1])).times, torch.tensor([21, 7]))
+    assert torch.equal(timed.to("cpu").times, timed.times)
+    assert timed.without_times().fingerprint() == plain.fingerprint()
+    split = timed.split_three(0.1, 0.2, 0)
+    for part in (split.train, split.valid, split.test):  # each rating's time is 7 x its position
+        assert torch.equal(part.values, timed.values[part.times // 7])
+    assert Ratings.from_arrays([0, 1], [1, 0], [1.0, 2.0], times=[5, 3]).times.dtype == torch.int64
+    with pytest.raises(TypeError, match="int64"):
+        Ratings(plain.users, plain.items, plain.values, 10, 8, torch.zeros(100))
+    with pytest.raises(ValueError, match="as long as the ratings"):
+        Ratings(plain.users, plain.items, plain.values, 10, 8, torch.zeros(99, dtype=torch.int64))

@@ -2,6 +2,10 @@
 
 The reading itself (delimiters, headers, columns by name or position, the fast numeric
 path) is :mod:`mfbench.plugins.common.ratings_files`, which the MovieLens loader shares.
+
+``time=`` names the timestamp column the temporal split protocols cut by; by default a header
+column named ``timestamp`` (or RecBole's ``timestamp:float``) is taken when there is one, and
+``time=none`` loads the ratings without timestamps.
 """
 
 from __future__ import annotations
@@ -26,7 +30,16 @@ class RatingsFile(mfbench.Dataset):
     """Your own ratings: CSV/TSV (any delimiter, header or not, columns by name or position) or .npz."""
 
     name = "file"
-    params = {"path": "", "delimiter": "auto", "header": "auto", "user": "0", "item": "1", "rating": "2", "duplicates": "last"}
+    params = {
+        "path": "",
+        "delimiter": "auto",
+        "header": "auto",
+        "user": "0",
+        "item": "1",
+        "rating": "2",
+        "time": "auto",
+        "duplicates": "last",
+    }
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> list[str]:
@@ -51,24 +64,29 @@ class RatingsFile(mfbench.Dataset):
             if path.suffix.lower() == ".npz":
                 check_file(path)
             else:
-                layout(path, str(params["delimiter"]), str(params["header"]), columns)  # type: ignore[arg-type]
+                layout(path, str(params["delimiter"]), str(params["header"]), columns, str(params["time"]))  # type: ignore[arg-type]
         except mfbench.MfbenchError as exc:
             problems.append(f"{prefix}{exc}")
         return problems
 
     def load(self, seed: int) -> mfbench.Ratings:
         """The file's ratings, each (user, item) pair once (``duplicates=``: the last row's rating, the
-        first's, their mean, or an error), so that no pair is on both sides of the split."""
+        first's, their mean, or an error), so that no pair is on both sides of the split; with the
+        timestamps of ``time=`` when there are any (a pair kept as a mean: its latest row's time)."""
         path = Path(self.params["path"]).expanduser()
         if path.suffix.lower() == ".npz":
             return read_npz(path)
         columns = tuple(str(self.params[key]).strip() for key in ("user", "item", "rating"))
-        raw = read_delimited(path, self.params["delimiter"], self.params["header"], columns)
+        raw = read_delimited(path, self.params["delimiter"], self.params["header"], columns, time=str(self.params["time"]))
         policy = self.params["duplicates"]
         ratings, repeated = raw.to_ratings_counted(policy, str(path))
-        self.facts = {"duplicate_rows": repeated, "duplicates": policy}
+        self.facts = {"duplicate_rows": repeated, "duplicates": policy, "timestamps": ratings.has_times}
         if repeated:
-            kept = {"last": "the last row's rating", "first": "the first row's rating", "mean": "the mean rating"}[policy]
+            kept = {
+                "last": "the last row's rating",
+                "first": "the first row's rating",
+                "mean": "the mean rating (and the latest row's time)" if ratings.has_times else "the mean rating",
+            }[policy]
             self.facts["notes"] = [
                 f"{path}: {repeated} row(s) repeated an earlier (user, item) pair; each pair kept once, with {kept} "
                 f"(duplicates={policy}; duplicates=error refuses such a file)"

@@ -3,7 +3,9 @@
 Reads the three formats GroupLens has published: ``u.data`` (ml-100k: tab-separated,
 no header), ``ratings.dat`` (ml-1m, ml-10m: ``::``-separated, no header) and
 ``ratings.csv`` (ml-20m, ml-25m, ml-latest*: ``userId,movieId,rating,timestamp``).
-Raw user and movie ids become dense indices in sorted raw-id order; timestamps are dropped.
+Raw user and movie ids become dense indices in sorted raw-id order; each rating keeps its
+timestamp (seconds since 1970, the fourth column of every format), which the temporal split
+protocols cut by.
 
 Downloads are verified against checksums published by others before they are kept:
 SHA-256 and sizes from TensorFlow Datasets (tensorflow/datasets,
@@ -29,7 +31,7 @@ from pathlib import Path
 import mfbench
 from mfbench import cache_dir
 from mfbench.errors import unknown_name
-from mfbench.plugins.common.ratings_files import read_delimited
+from mfbench.plugins.common.ratings_files import layout, read_delimited
 
 URL = "https://files.grouplens.org/datasets/movielens/{name}.zip"
 ALLOW_UNVERIFIED_ENV = "MFBENCH_ALLOW_UNVERIFIED"
@@ -37,6 +39,8 @@ TIMEOUT_S = 60
 #: The ratings file of each format: (delimiter, has a header).
 FORMATS = {"u.data": ("\t", False), "ratings.dat": ("::", False), "ratings.csv": (",", True)}
 CSV_HEADER = ("userId", "movieId", "rating")
+#: Where every format keeps the timestamp: the fourth column (``timestamp`` in ratings.csv's header).
+TIME_COLUMN = "3"
 
 
 @dataclass(frozen=True)
@@ -274,9 +278,11 @@ class MovieLens(mfbench.Dataset):
         path = ratings_file(self.params["path"])
         if path.name in FORMATS:
             delimiter, has_header = FORMATS[path.name]
-            raw = read_delimited(path, delimiter, "yes" if has_header else "no", integer_ids=True)
-        else:  # renamed: recognise the format by its content
-            raw = read_delimited(path, "auto", "auto", integer_ids=True)
+            raw = read_delimited(path, delimiter, "yes" if has_header else "no", integer_ids=True, time=TIME_COLUMN)
+        else:  # renamed: recognise the format by its content, and take a fourth column as the timestamps
+            found = layout(path, "auto", "auto", ("0", "1", "2"), time="none")
+            time = TIME_COLUMN if found.n_columns > int(TIME_COLUMN) else "none"
+            raw = read_delimited(path, "auto", "auto", integer_ids=True, time=time)
         if raw.header is not None and raw.header[:3] != CSV_HEADER:
             raise mfbench.MfbenchError(
                 f"{path} line 1: expected a MovieLens header starting {','.join(CSV_HEADER)}, got {','.join(raw.header)}"
