@@ -28,7 +28,7 @@ from .plugin.manager import make_plugin_manager
 from .plugin.model_layout import LayoutError, Tables, find_tables, layout_problem
 from .plugin.optional import missing_library
 from .plugin.options import RunOptions
-from .plugin.parts import Dataset, Model, Part, Strategy, epoch_permutation
+from .plugin.parts import Dataset, Metric, Model, Part, SplitProtocol, Strategy, epoch_permutation
 from .plugin.search_space import Categorical, IntRange, LogUniform, Uniform
 from .run import executors
 from .run.executors import (
@@ -72,6 +72,7 @@ __all__ = [
     "Job",
     "LayoutError",
     "LogUniform",
+    "Metric",
     "MfbenchError",
     "Model",
     "Part",
@@ -80,6 +81,7 @@ __all__ = [
     "Ratings",
     "RunOptions",
     "SelectionError",
+    "SplitProtocol",
     "Strategy",
     "Tables",
     "Uniform",

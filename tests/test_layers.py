@@ -12,7 +12,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "mfbench"
 
 #: Lowest first. A module may import its own folder and the folders before it, never one after.
-FLOORS = ["_version", "errors", "data", "plugin", "results", "stats", "run", "tuning", "report", "cli"]
+FLOORS = ["_version", "errors", "data", "plugin", "metrics", "results", "stats", "run", "tuning", "report", "cli"]
 #: Entry points above every floor: the facade plugin authors import, ``python -m mfbench``, and the
 #: pytest plugin (which imports lazily, so a pytest run that never asks for its fixtures stays light).
 ABOVE_ALL = {"mfbench", "mfbench.__main__", "mfbench.pytest_plugin"}

@@ -29,3 +29,21 @@ def rmse(model: nn.Module, ratings: Ratings, batch_size: int = EVAL_BATCH) -> fl
         return math.sqrt(float(total) / len(ratings))
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def mae(model: nn.Module, ratings: Ratings, batch_size: int = EVAL_BATCH) -> float:
+    """Mean absolute error of ``model`` on ``ratings``, in float64."""
+    if len(ratings) == 0:
+        return math.nan
+    was_training = model.training
+    model.eval()
+    try:
+        total = torch.zeros((), dtype=torch.float64, device=ratings.device)
+        for start in range(0, len(ratings), batch_size):
+            stop = start + batch_size
+            prediction = model(ratings.users[start:stop], ratings.items[start:stop])
+            total += (prediction.double() - ratings.values[start:stop].double()).abs().sum()
+        return float(total) / len(ratings)
+    finally:
+        model.train(was_training)

@@ -16,7 +16,7 @@ from .manager import make_plugin_manager
 from .model_layout import DEFAULT_DTYPES, LayoutError, Tables, find_tables, layout_problem
 from .optional import missing_library
 from .options import RunOptions
-from .parts import Dataset, Model, Part, Strategy, epoch_permutation
+from .parts import Dataset, Metric, Model, Part, SplitProtocol, Strategy, epoch_permutation
 from .registry import Entry, Registry, collect
 from .search_space import Categorical, IntRange, LogUniform, Uniform
 
@@ -28,10 +28,12 @@ __all__ = [
     "IntRange",
     "LayoutError",
     "LogUniform",
+    "Metric",
     "Model",
     "Part",
     "Registry",
     "RunOptions",
+    "SplitProtocol",
     "Strategy",
     "Tables",
     "Uniform",

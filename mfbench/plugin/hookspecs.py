@@ -57,6 +57,22 @@ def mfbench_register_strategies(register: Callable[[type], None]) -> None:
 
 
 @hookspec
+def mfbench_register_metrics(register: Callable[[type], None]) -> None:
+    """Register quality metrics (RMSE, NDCG@k...), selected with ``--metric`` and ``--target``.
+
+    :param register: call it with each :class:`mfbench.Metric` subclass the plugin provides.
+    """
+
+
+@hookspec
+def mfbench_register_splits(register: Callable[[type], None]) -> None:
+    """Register split protocols (random, per user, temporal...), selected with ``--split``.
+
+    :param register: call it with each :class:`mfbench.SplitProtocol` subclass the plugin provides.
+    """
+
+
+@hookspec
 def mfbench_register_executors(register: Callable[[type], None]) -> None:
     """Register executors: engines that run a suite's cases (in this process, on a Dask cluster...).
 

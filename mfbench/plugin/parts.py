@@ -1,4 +1,4 @@
-"""The contracts of the three kinds of parts plugins contribute.
+"""The contracts of the kinds of parts plugins contribute: datasets, models, strategies, metrics, splits.
 
 Each part is a class with a ``name``, a ``params`` dict of defaults (every
 parameter a plugin accepts must be declared here, so selections can be checked
@@ -25,6 +25,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 PARAM_TYPES = (bool, int, float, str, type(None))
 DEVICE_TYPES = ("cpu", "cuda")
 OBJECTIVES = ("rating", "implicit")
+#: Which way a metric is better.
+DIRECTIONS = ("lower", "higher")
 
 
 def coerce_param(part: str, key: str, default: Any, value: Any) -> Any:
@@ -225,6 +227,50 @@ class Strategy(Part):
 
     def teardown(self) -> None:
         """Release what ``setup`` acquired (worker processes, files). Always called, even after an error."""
+
+
+class Metric(Part):
+    """A quality metric: how a trained model is judged on held-out ratings (RMSE, NDCG@k...).
+
+    The runner evaluates the metrics a run names (``--metric``, or the one its ``--target`` is in)
+    after every epoch, outside the timed region, on the validation ratings (what targets and
+    tuning see) and on the test ratings (the final figures). RMSE is always evaluated.
+    """
+
+    kind = "metric"
+    #: "lower" (RMSE, MAE) or "higher" (recall, NDCG) is better.
+    direction: ClassVar[str] = "lower"
+    #: True when it ranks the full item catalog for every user (top-N metrics): the cost of an
+    #: evaluation is then users x items, not one pass over the held-out ratings.
+    ranking: ClassVar[bool] = False
+    #: For a ranking metric that the shared full-catalog pass computes
+    #: (``mfbench.metrics.ranking.evaluate_ranking``): its measure there (``ndcg``, ``recall``...),
+    #: with the cut-off in the parameter ``k``. Several such metrics share one ranking per evaluation.
+    measure: ClassVar[str | None] = None
+
+    def title(self) -> str:
+        """How tables name it: ``NDCG@10``, ``RMSE``."""
+        k = self.params.get("k")
+        return f"{(self.measure or self.name).upper()}@{k}" if k is not None else self.name.upper()
+
+    def compute(self, model: nn.Module, heldout: Ratings, seen: Sequence[Ratings]) -> float:
+        """The metric of ``model`` on ``heldout``; ``seen``: the ratings the model was trained or
+        decided on (a ranking metric never ranks them for their user). Not called for a metric with
+        a ``measure``: the shared ranking pass computes those."""
+        raise NotImplementedError
+
+
+class SplitProtocol(Part):
+    """How the ratings are divided into training, validation and test sets (a random split,
+    the last interaction of each user...), deterministic from the seed."""
+
+    kind = "split"
+    #: True when it orders ratings by time: ratings without timestamps are refused.
+    needs_times: ClassVar[bool] = False
+
+    def split(self, ratings: Ratings, valid_fraction: float, test_fraction: float, seed: int) -> Any:
+        """The three parts, a :class:`mfbench.data.ratings.Split`."""
+        raise NotImplementedError
 
 
 def epoch_permutation(n: int, seed: int, epoch: int, stream: int | Sequence[int] = ()) -> torch.Tensor:

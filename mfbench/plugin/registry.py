@@ -11,13 +11,27 @@ import pluggy
 from ..errors import PluginError, SelectionError, unknown_name
 from .constraints import check_declaration
 from .manager import builtin_origin, plugin_origin
-from .parts import DEVICE_TYPES, NAME_PATTERN, OBJECTIVES, PARAM_TYPES, Dataset, Model, Part, Strategy
+from .parts import (
+    DEVICE_TYPES,
+    DIRECTIONS,
+    NAME_PATTERN,
+    OBJECTIVES,
+    PARAM_TYPES,
+    Dataset,
+    Metric,
+    Model,
+    Part,
+    SplitProtocol,
+    Strategy,
+)
 from .search_space import validate_search_space
 
 HOOKS: dict[type[Part], str] = {
     Dataset: "mfbench_register_datasets",
     Model: "mfbench_register_models",
     Strategy: "mfbench_register_strategies",
+    Metric: "mfbench_register_metrics",
+    SplitProtocol: "mfbench_register_splits",
 }
 
 
@@ -40,16 +54,24 @@ class Entry(Generic[P]):
 
 @dataclass
 class Registry:
-    """Every registered dataset, model and strategy, by name."""
+    """Every registered dataset, model, strategy, metric and split protocol, by name."""
 
     datasets: dict[str, Entry[Dataset]] = field(default_factory=dict)
     models: dict[str, Entry[Model]] = field(default_factory=dict)
     strategies: dict[str, Entry[Strategy]] = field(default_factory=dict)
+    metrics: dict[str, Entry[Metric]] = field(default_factory=dict)
+    splits: dict[str, Entry[SplitProtocol]] = field(default_factory=dict)
     #: Parts registered with ``unavailable`` set, by kind ("dataset", ...) then name.
     unavailable: dict[str, dict[str, Entry[Any]]] = field(default_factory=lambda: {b.kind: {} for b in HOOKS})
 
     def table(self, base: type[P]) -> dict[str, Entry[P]]:
-        tables: dict[type[Part], Any] = {Dataset: self.datasets, Model: self.models, Strategy: self.strategies}
+        tables: dict[type[Part], Any] = {
+            Dataset: self.datasets,
+            Model: self.models,
+            Strategy: self.strategies,
+            Metric: self.metrics,
+            SplitProtocol: self.splits,
+        }
         return cast("dict[str, Entry[P]]", tables[base])
 
     def get(self, base: type[P], name: str, *, unavailable_ok: bool = False) -> Entry[P]:
@@ -102,6 +124,8 @@ def validate_part(cls: Any, base: type[Part], plugin: str) -> None:
         if cls.scales_with is not None and cls.scales_with not in cls.params:
             raise PluginError(f"{where}: strategy {name!r} scales_with {cls.scales_with!r}, which is not one of its params")
         validate_search_space(cls.search_space, cls.params, f"{where}: strategy {name!r}")
+    if base is Metric and issubclass(cls, Metric) and cls.direction not in DIRECTIONS:
+        raise PluginError(f"{where}: metric {name!r} declares direction {cls.direction!r}; use one of {DIRECTIONS}")
     if base is Model and issubclass(cls, Model):
         validate_search_space(cls.search_space, cls.params, f"{where}: model {name!r}")
     if cls.unavailable is not None and not (isinstance(cls.unavailable, str) and cls.unavailable.strip()):

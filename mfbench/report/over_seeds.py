@@ -13,10 +13,21 @@ import statistics
 from typing import Any
 
 from ..run.selection import format_selection
-from ..stats.intervals import Interval
+from ..stats.intervals import Interval, mean_ci
 from ..stats.seeds import CaseOverSeeds, case_over_seeds
 from ..stats.summary import as_number, run_key, unstable_case
-from .rows import TableShape, case_note, half_iqr, mean_note, not_reached, number_text, params_label, with_tuning_time
+from .rows import (
+    TableShape,
+    case_note,
+    criterion_column,
+    half_iqr,
+    mean_note,
+    metric_columns,
+    not_reached,
+    number_text,
+    params_label,
+    with_tuning_time,
+)
 from .tuning import tuning_cost
 
 #: Figures the CSV adds for a row over seeds: the intervals the cells print in one.
@@ -121,6 +132,16 @@ def over_seeds_row(
         cells[time_name] = "n/a" if implicit and applies else interval_text(time, ".3g", missed)
         raw["reached"] = figures.success.reached if figures.success else None
         cells["reached"] = f"{figures.success.reached}/{figures.success.total}" if figures.success else ""
+    criterion_name = criterion_column(shape) if shape.target is None and not shape.per_case_target else None
+    if criterion_name is not None:
+        # a metric target: each seed's time to it; the interval is over the seeds that reached it
+        times = [as_number((r.get("summary") or {}).get("time_to_target_s")) for r in records if r.get("status") == "ok"]
+        reached = [t for t in times if math.isfinite(t)]
+        time_ci = mean_ci(reached) if reached and 2 * len(reached) >= len(times) else None
+        raw[criterion_name] = time_ci.estimate if time_ci is not None else None
+        cells[criterion_name] = interval_text(time_ci, ".3g") if time_ci is not None else "not reached"
+        raw["reached"] = f"{len(reached)}/{len(times)}"
+        cells["reached"] = raw["reached"]
     raw["group"] = group
     cells["group"] = "" if group is None else str(group)
     if shape.tuned:
@@ -142,6 +163,10 @@ def over_seeds_row(
             "note": "; ".join(notes),
         }
     )
+    for name, values in metric_columns([r.get("summary") or {} for r in records if r.get("status") == "ok"], shape).items():
+        figure = mean_ci(values) if values else None
+        raw[name] = figure.estimate if figure is not None else None
+        cells[name] = plus_minus(figure) if figure is not None else ""
     test = plus_minus(figures.final_test_rmse)
     cells.update(
         {

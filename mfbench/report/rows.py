@@ -3,11 +3,13 @@ formats, the shape decided once from all cases (target, scaling, hosts), the par
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..run.selection import format_params
+from ..stats.criterion import Criterion
 from ..stats.summary import IMPROVING, LEVELLED, as_number, scaling_efficiencies, tuning_seconds, unreached_trend
 
 
@@ -75,6 +77,10 @@ class TableShape:
     #: The target was asked for (``--target-rmse``): it applies to every case, not only to
     #: those whose suite group set it.
     asked: bool = False
+    #: A target in a metric (``--target 'ndcg[k=10]>=0.3'``), shared by every case.
+    criterion: Criterion | None = None
+    #: The metrics the cases evaluated beside RMSE: (key in the results, title), shown as test columns.
+    metrics: tuple[tuple[str, str], ...] = ()
 
 
 def table_shape(cases: list[dict[str, Any]], target: float | None, hosts: bool | None) -> TableShape:
@@ -84,7 +90,25 @@ def table_shape(cases: list[dict[str, Any]], target: float | None, hosts: bool |
     shown = case_target(cases, target)
     own = shown is None and any("target_rmse" in (c.get("summary") or {}) for c in cases)
     tuned = any(c.get("tuning") for c in cases)
-    return TableShape(shown, scaling_efficiencies(cases), hosts, own, tuned, target is not None)
+    criteria = {json.dumps(c["summary"]["target"], sort_keys=True) for c in cases if "target" in (c.get("summary") or {})}
+    criterion = Criterion.from_dict(json.loads(criteria.pop())) if len(criteria) == 1 and shown is None else None
+    titles = {k: v for c in cases for k, v in ((c.get("summary") or {}).get("metric_titles") or {}).items()}
+    metrics = tuple(titles.items())
+    return TableShape(shown, scaling_efficiencies(cases), hosts, own, tuned, target is not None, criterion, metrics)
+
+
+def metric_columns(summaries: list[dict[str, Any]], shape: TableShape) -> dict[str, list[float]]:
+    """Each metric's final test values over ``summaries`` (one per record), by column name (``test NDCG@10``)."""
+    columns = {}
+    for key, title in shape.metrics:
+        values = [as_number(((s.get("final_metrics") or {}).get("test") or {}).get(key)) for s in summaries]
+        columns[f"test {title}"] = [v for v in values if math.isfinite(v)]
+    return columns
+
+
+def criterion_column(shape: TableShape) -> str | None:
+    """The time-to-target column of a metric target: ``time to NDCG@10 >= 0.3``."""
+    return f"time to {shape.criterion.text()}" if shape.criterion is not None else None
 
 
 def half_iqr(relative_iqr: Any) -> Any:
@@ -110,6 +134,24 @@ def worse_than_mean(case: dict[str, Any]) -> float | None:
     return None
 
 
+def below_popularity(case: dict[str, Any]) -> str | None:
+    """A note when a case's test value of a ranking metric does not beat recommending the most popular
+    unseen items (the dataset's ``popularity`` baseline), as ``worse_than_mean`` does for RMSE."""
+    summary = case.get("summary") or {}
+    floor = (((case.get("dataset") or {}).get("baselines") or {}).get("popularity") or {}).get("test") or {}
+    finals = (summary.get("final_metrics") or {}).get("test") or {}
+    titles = summary.get("metric_titles") or {}
+    if case.get("status") != "ok" or case["strategy"]["name"] == "popularity":
+        return None
+    worse = [
+        f"{titles.get(key, key)} {as_number(value):.4f}"
+        for key, value in floor.items()
+        if key in finals and key in titles and not as_number(finals[key]) > as_number(value)
+        and key.split("[")[0] != "coverage"
+    ]  # fmt: skip
+    return f"no better than popularity ({', '.join(worse)})" if worse else None
+
+
 def mean_note(constant: float) -> str:
     return f"held-out RMSE no better than the global mean's ({constant:.4f})"
 
@@ -121,7 +163,12 @@ def case_note(case: dict[str, Any]) -> str:
         notes.append(mean_note(constant))
     strategy = case["strategy"]
     if strategy.get("objective", "rating") != "rating":
-        notes.append(f"{strategy['objective']}-feedback objective: RMSE not comparable, compare s/epoch only")
+        ranked = "target" in (case.get("summary") or {}) or "final_metrics" in (case.get("summary") or {})
+        compare = "compare it on the ranking metrics" if ranked else "compare s/epoch only"
+        notes.append(f"{strategy['objective']}-feedback objective: RMSE not comparable, {compare}")
+    popularity = below_popularity(case)
+    if popularity:
+        notes.append(popularity)
     if not strategy.get("stepwise", True) and case.get("summary"):
         covered = max((e.get("epochs_covered", 1) for r in case["repeats"] for e in r.get("epochs", [])), default=1)
         notes.append(f"whole fit of {covered} epochs timed as one call")

@@ -27,7 +27,9 @@ from .rows import (
     TREND_WORDS,
     TableShape,
     case_note,
+    criterion_column,
     half_iqr,
+    metric_columns,
     not_reached,
     not_reached_words,
     number_text,
@@ -90,6 +92,8 @@ def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
     elif shape.per_case_target:
         columns["target"] = summary.get("target_rmse")
         columns["time to target"] = summary.get("time_to_target_s")
+    elif shape.criterion is not None:
+        columns[str(criterion_column(shape))] = summary.get("time_to_target_s")
     if shape.tuned:
         columns["tuning"] = tuning_cost(case.get("tuning"))
         columns["time with tuning"] = with_tuning_time(columns, case)
@@ -98,6 +102,7 @@ def case_columns(case: dict[str, Any], shape: TableShape) -> dict[str, Any]:
         {
             "train RMSE": summary.get("final_train_rmse"),
             "test RMSE": summary.get("final_test_rmse"),
+            **{name: values[0] if values else None for name, values in metric_columns([summary], shape).items()},
             "peak MB": peak / 2**20 if peak else None,
             "note": case_note(case),
         }
@@ -117,6 +122,8 @@ def _display(name: str, value: Any, case: dict[str, Any], target: float | None) 
     if name.startswith("time to"):
         if not case.get("summary") or value == "":
             return ""
+        if "target" in case["summary"]:  # a metric target: every objective is judged on it
+            return "not reached" if value is None else number_text(value, ".3g")
         if implicit:
             return "n/a"
         return not_reached([case], target) if value is None else number_text(value, ".3g")
@@ -128,6 +135,8 @@ def _display(name: str, value: Any, case: dict[str, Any], target: float | None) 
         return "" if value is None else f"{value * 100:.0f}%"
     if name in ("s/epoch", "setup s"):
         return number_text(value, ".4g")
+    if name.startswith("test ") and not name.endswith("RMSE"):  # a metric the run named
+        return number_text(value, ".4f")
     if name.endswith("RMSE"):
         text = number_text(value, ".4f")
         return f"({text})" if implicit and text else text
@@ -323,6 +332,9 @@ def results_table(cases: list[dict[str, Any]], shape: TableShape, rows: list[Row
     rows = table_rows(cases, shape) if rows is None else rows
     headers = list(rows[0].raw) if rows else []
     default = list(DEFAULT_COLUMNS)
+    default[default.index("test RMSE") + 1 : default.index("test RMSE") + 1] = [
+        name for name in headers if name.startswith("test ") and name != "test RMSE"
+    ]
     if any(row.raw["params"] not in ("(defaults)", None) for row in rows):
         default.insert(default.index("strategy") + 1, "params")
     if any("seeds" in row.raw for row in rows):

@@ -13,11 +13,12 @@ from typing import Any, Generic
 import torch
 
 from ..errors import SelectionError
-from ..plugin.parts import Dataset, Model, Part, Strategy
+from ..plugin.parts import Dataset, Metric, Model, Part, SplitProtocol, Strategy
 from ..plugin.registry import Entry, P, Registry
+from ..stats.criterion import Criterion
 from .devices import parse_device
 from .selection import Selection, format_selection, parse_selection
-from .settings import AUTO_TARGET, RunConfig
+from .settings import AUTO_TARGET, RunConfig, parse_target_text
 
 __all__ = ["AUTO_TARGET", "Case", "Choice", "RunConfig", "plan", "resolve"]
 
@@ -34,6 +35,11 @@ class Choice(Generic[P]):
     @property
     def name(self) -> str:
         return self.entry.name
+
+    @property
+    def full_label(self) -> str:
+        """The name with every parameter (``ndcg[k=10]``): how results files key a metric's values."""
+        return format_selection(self.name, self.params)
 
     @property
     def label(self) -> str:
@@ -64,6 +70,12 @@ class Case:
     #: Counted epochs of this case (a tuned race: what its study's best trial trained to its best
     #: validation epoch, less the warm-up); None: the run's ``epochs``.
     epochs: int | None = None
+    #: How the ratings are split (``--split``); None: the random split.
+    split: Choice[SplitProtocol] | None = None
+    #: Metrics evaluated after every epoch beside RMSE (``--metric``, and the one ``--target`` is in).
+    metrics: tuple[Choice[Metric], ...] = ()
+    #: Time-to-target in a metric (``--target``); None: ``target_rmse`` (or no target).
+    criterion: Criterion | None = None
 
     def counted_epochs(self, config: RunConfig) -> int:
         return self.epochs if self.epochs is not None else config.epochs
@@ -105,6 +117,52 @@ def resolve(registry: Registry, base: type[Part], texts: Sequence[str], extra: d
     return choices
 
 
+#: The split protocol a run uses unless ``--split`` names another (cases then record no split choice).
+DEFAULT_SPLIT = "random"
+
+
+def evaluation(
+    registry: Registry, config: RunConfig, strategies: Sequence[Choice[Strategy]]
+) -> tuple[Choice[SplitProtocol], tuple[Choice[Metric], ...], Criterion | None]:
+    """The run's split protocol, the metrics every epoch evaluates, and the ``--target`` criterion."""
+    (split,) = one_choice(registry, SplitProtocol, config.split, "--split")
+    metrics = resolve(registry, Metric, list(config.metrics or []))
+    criterion = None
+    if config.target is not None:
+        text, op, value = parse_target_text(config.target)
+        (metric,) = one_choice(registry, Metric, text, "--target")
+        cls, higher = metric.entry.cls, op == ">="
+        if higher != (cls.direction == "higher"):
+            raise SelectionError(
+                f"--target {config.target!r}: {cls.name} is {cls.direction}-is-better, so its target reads "
+                f"{text}{'>=' if cls.direction == 'higher' else '<='}X"
+            )
+        if not cls.ranking:
+            implicit = [s.name for s in strategies if s.entry.cls.objective != "rating"]
+            if implicit:
+                raise SelectionError(
+                    f"--target {config.target!r}: {', '.join(implicit)} train(s) an implicit-feedback objective, "
+                    f"whose {cls.name} says nothing about it; give a ranking target such as 'ndcg[k=10]>=0.3'"
+                )
+        criterion = Criterion(metric.full_label, metric.make().title(), higher, value)
+        if metric not in metrics:
+            metrics.append(metric)
+    if config.implicit is not None and not any(m.entry.cls.ranking for m in metrics):
+        raise SelectionError(
+            "--implicit turns ratings into positives (value 1), on which RMSE says nothing: name a ranking metric "
+            "with --metric or --target, such as --target 'ndcg[k=10]>=0.3'"
+        )
+    return split, tuple(metrics), criterion
+
+
+def one_choice(registry: Registry, base: type[Part], text: str, option: str) -> list[Choice]:
+    """The one part a single-valued option selects; a grid there is a usage error."""
+    choices = resolve(registry, base, [text])
+    if len(choices) != 1:
+        raise SelectionError(f"{option} takes one {base.kind}, got {len(choices)} from the grid {text!r}")
+    return choices
+
+
 def plan(
     registry: Registry,
     datasets: Sequence[str],
@@ -135,12 +193,25 @@ def plan(
         for choice in (*data_choices, *model_choices, *strategy_choices)
         for line in choice.entry.cls.check_params(choice.params)
     ]
+    split, metrics, criterion = evaluation(registry, config, strategy_choices)
+    evaluated: list[Choice[Any]] = [split, *metrics]
+    problems += [line for choice in evaluated for line in choice.entry.cls.check_params(choice.params)]
     if problems:
         raise SelectionError("the selection cannot run (nothing has started):\n  " + "\n  ".join(dict.fromkeys(problems)))
     if not device_list:
         raise SelectionError("no device selected")
     return [
-        Case(d, m, s, dev, target_rmse, seeds=tuple(seeds) if seeds is not None else None)
+        Case(
+            d,
+            m,
+            s,
+            dev,
+            target_rmse,
+            seeds=tuple(seeds) if seeds is not None else None,
+            split=split if split.name != DEFAULT_SPLIT else None,
+            metrics=metrics,
+            criterion=criterion,
+        )
         for d in data_choices
         for m in model_choices
         for s in strategy_choices

@@ -23,11 +23,14 @@ from typing import Any
 import torch
 
 from ..data.baselines import RULE as BASELINE_RULE, baselines
+from ..data.implicit import as_implicit, implicit_counts
 from ..data.metrics import rmse
-from ..data.ratings import Ratings
+from ..data.ratings import Ratings, Split
 from ..errors import CaseTimeout, MfbenchError
+from ..metrics.evaluate import epoch_metrics, popularity_baseline
 from ..plugin.parts import Dataset, Strategy
 from ..results.statuses import STATUSES  # noqa: F401 - runner.STATUSES stays importable
+from ..stats.criterion import Criterion, metric_value, time_to_criterion
 from ..stats.roofline import fractions as roofline_fractions
 from ..stats.summary import (
     UNSTABLE_SPREAD,
@@ -42,6 +45,7 @@ from ..stats.summary import (
 from .devices import unavailable_reason
 from .memory import PeakMemory
 from .plan import Case, RunConfig
+from .settings import IMPLICIT_ALL
 from .timing import Clock, Sync, synchronize, timed
 
 #: A train RMSE this many times its value before training means the case diverged.
@@ -111,7 +115,9 @@ class Runner:
     def load_data(self, case: Case) -> LoadedData:
         """The case's data, split; reused while consecutive cases share a dataset and seed (a load error too)."""
         seed = self.seed_of(case)
-        key = (case.dataset.name, tuple(sorted(case.dataset.params.items())), self.config.data_seed(seed), seed)
+        split = case.split.full_label if case.split is not None else None
+        metrics = tuple(m.full_label for m in case.metrics)
+        key = (case.dataset.name, tuple(sorted(case.dataset.params.items())), self.config.data_seed(seed), seed, split, metrics)
         if key != self._data_key:
             self._data_key, self._data = key, None
             try:
@@ -130,7 +136,15 @@ class Runner:
         start = self.clock()
         ratings = dataset.load(data_seed)
         load_s = self.clock() - start
-        split = ratings.split_three(self.config.valid_fraction, self.config.test_fraction, seed)
+        implicit = None
+        if self.config.implicit is not None:
+            threshold = None if self.config.implicit == IMPLICIT_ALL else float(self.config.implicit)
+            implicit = {"threshold": self.config.implicit, **implicit_counts(ratings, threshold)}
+            ratings = as_implicit(ratings, threshold)
+        if case.split is not None:
+            split = case.split.make().split(ratings, self.config.valid_fraction, self.config.test_fraction, seed)
+        else:
+            split = ratings.split_three(self.config.valid_fraction, self.config.test_fraction, seed)
         sizes = f"train {split.train.nnz}, validation {split.valid.nnz}, test {split.test.nnz} of {ratings.nnz} ratings"
         for part, fraction in (("validation", self.config.valid_fraction), ("test", self.config.test_fraction)):
             if not (split.valid if part == "validation" else split.test).nnz:
@@ -140,9 +154,15 @@ class Runner:
                 )
         if not split.train.nnz:
             raise MfbenchError(f"dataset {case.dataset.label!r}: the training split is empty ({sizes})")
-        train, valid, test = split.train, split.valid, split.test
+        # Timestamps decide splits only: the parts drop them (training never reads them, and the
+        # fingerprints stay those of the same ratings loaded without times).
+        train, valid, test = split.train.without_times(), split.valid.without_times(), split.test.without_times()
+        split = Split(train, valid, test)
         start = self.clock()
-        reference = baselines(train, {"valid": valid, "test": test})
+        reference: dict[str, Any] = baselines(train, {"valid": valid, "test": test})
+        ranking = [m for m in case.metrics if m.entry.cls.ranking]
+        if ranking:
+            reference["popularity"] = popularity_baseline(ranking, train, valid, test)
         baselines_s = self.clock() - start
         info = {
             "name": case.dataset.name,
@@ -156,6 +176,8 @@ class Runner:
             "test_nnz": test.nnz,
             "valid_fraction": self.config.valid_fraction,
             "test_fraction": self.config.test_fraction,
+            "split": case.split.full_label if case.split is not None else "random",
+            **({"implicit": implicit} if implicit is not None else {}),
             "split_seed": seed,
             "data_seed": data_seed,
             "fingerprint": split.fingerprint(),
@@ -253,8 +275,10 @@ class Runner:
                 torch.cuda.empty_cache()
         target = case.target_rmse if case.target_rmse is not None else self.config.target_rmse
         record["summary"] = summarize(
-            record, target if isinstance(target, float) else None, self.calibration_score, self.ceilings
+            record, target if isinstance(target, float) else None, self.calibration_score, self.ceilings, case.criterion
         )
+        if case.metrics and record["summary"]:
+            record["summary"]["metric_titles"] = {m.full_label: m.make().title() for m in case.metrics}
         warnings = self._warnings.pop(case.id, None)
         if warnings:
             record["warnings"] = warnings
@@ -330,6 +354,8 @@ class Runner:
         """Evaluate (untimed) after a timed training call, record it, and stop a diverged case."""
         eval_start = self.clock()
         entry = {"epoch": epoch, "seconds": seconds, **evaluate(model, train, *held_out)}
+        if case.metrics:
+            entry["metrics"] = epoch_metrics(case.metrics, model, train, *held_out)
         entry["eval_s"] = self.clock() - eval_start
         if epoch < self.config.warmup and case.strategy.entry.cls.stepwise:
             entry["warmup"] = True
@@ -382,9 +408,11 @@ def summarize(
     target_rmse: float | None = None,
     calibration_score: float | None = None,
     ceilings: dict[str, Any] | None = None,
+    criterion: Criterion | None = None,
 ) -> dict[str, Any]:
-    """Throughput over counted (non-warm-up) epochs of every repeat, the final quality, and the
-    roofline fields (``mfbench.stats.roofline.fractions``) where the strategy stated its work per update."""
+    """Throughput over counted (non-warm-up) epochs of every repeat, the final quality (RMSE and each
+    metric the run named), time-to-target (RMSE or ``criterion``), and the roofline fields
+    (``mfbench.stats.roofline.fractions``) where the strategy stated its work per update."""
     epochs = timed_epochs(record)
     if not epochs:
         return {}
@@ -419,7 +447,18 @@ def summarize(
         summary["relative_updates_per_s"] = summary["median_updates_per_s"] / calibration_score
     work = next((r["work_per_update"] for r in record["repeats"] if "bytes_per_update" in r.get("work_per_update", {})), None)
     summary.update(roofline_fractions(summary["median_updates_per_s"], work, ceilings))
+    names = list(dict.fromkeys(name for f in finals for name in (f.get("metrics") or {}).get("test", {})))
+    if names:
+        summary["final_metrics"] = {
+            part: {name: statistics.median(metric_value(f, name, part) for f in finals) for name in names}
+            for part in ("valid", "test")
+        }
     if target_rmse is not None:
         summary["target_rmse"] = target_rmse
         summary["time_to_target_s"] = case_time_to_target(record, target_rmse)
+    elif criterion is not None:
+        summary["target"] = criterion.as_dict()
+        times = [time_to_criterion(r.get("epochs", []), criterion) for r in record["repeats"]]
+        reached = [t for t in times if t is not None]
+        summary["time_to_target_s"] = statistics.median(reached) if reached and len(reached) * 2 >= len(times) else None
     return summary

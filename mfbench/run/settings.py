@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
@@ -20,6 +21,8 @@ from typing import Any, get_type_hints
 from ..errors import SelectionError
 
 AUTO_TARGET = "auto"
+#: ``--implicit all``: every rating is a positive interaction.
+IMPLICIT_ALL = "all"
 
 #: Checks return what is wrong with a value (a phrase after the setting's name), or None.
 Check = Callable[[Any], "str | None"]
@@ -50,8 +53,12 @@ class Setting:
 
 
 def setting(default: Any, help: str, **how: Any) -> Any:
-    """A :class:`RunConfig` field that is a run setting (see :class:`Setting` for ``how``)."""
-    return field(default=default, metadata={"setting": Setting(help=help, **how)})
+    """A :class:`RunConfig` field that is a run setting (see :class:`Setting` for ``how``); a list
+    default is copied for each config."""
+    metadata = {"setting": Setting(help=help, **how)}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 # -- range checks ------------------------------------------------------------------------
@@ -124,6 +131,82 @@ def seeds_problem(value: Any) -> str | None:
         return f"must list integer seeds of 0 or more, got {list(value)!r}"
     twice = sorted({seed for seed in value if list(value).count(seed) > 1})
     return f"lists seed {', '.join(map(str, twice))} more than once" if twice else None
+
+
+def split_top_level(text: str) -> list[str]:
+    """``ndcg[k=10],recall[k=20]`` as its two selections: commas inside brackets stay."""
+    parts, depth, start = [], 0, 0
+    for at, char in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(text[start:at])
+            start = at + 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts if part.strip()]
+
+
+def parse_metrics(text: str) -> list[str]:
+    """The command line's --metric: one or more metric selections, comma-separated (``ndcg[k=10],recall``)."""
+    found = split_top_level(text)
+    if not found:
+        raise argparse.ArgumentTypeError(f"takes metric selections such as ndcg[k=10],recall[k=20]; got {text!r}")
+    return found
+
+
+def metrics_problem(value: Any) -> str | None:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        return f"must be a list of metric selections such as ['ndcg[k=10]'], got {value!r}"
+    return None
+
+
+#: ``--target`` reads ``METRIC OP VALUE``: ``ndcg[k=10]>=0.3``, ``rmse<=0.9``.
+TARGET_PATTERN = re.compile(r"^\s*(?P<metric>[^<>]+?)\s*(?P<op><=|>=)\s*(?P<value>[^<>=\s]+)\s*$")
+
+
+def parse_target_text(text: str) -> tuple[str, str, float]:
+    """(metric selection, ``<=`` or ``>=``, threshold) of a ``--target``; a ValueError says what is wrong."""
+    match = TARGET_PATTERN.match(text)
+    if not match:
+        raise ValueError(f"takes METRIC<=X or METRIC>=X such as 'ndcg[k=10]>=0.3' or 'rmse<=0.9', got {text!r}")
+    try:
+        value = float(match["value"])
+    except ValueError:
+        raise ValueError(f"needs a number after {match['op']}, got {match['value']!r} in {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"needs a finite threshold, got {match['value']!r} in {text!r}")
+    return match["metric"], match["op"], value
+
+
+def target_text_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"must be text such as 'ndcg[k=10]>=0.3', got {value!r}"
+    try:
+        parse_target_text(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def implicit_problem(value: Any) -> str | None:
+    """``all`` or a finite threshold (as text or a number), or absent."""
+    if value is None or value == IMPLICIT_ALL:
+        return None
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = math.nan
+    if isinstance(value, bool) or not math.isfinite(threshold):
+        return f"must be a rating threshold (4: ratings >= 4 are positives) or {IMPLICIT_ALL!r}, got {value!r}"
+    return None
+
+
+def parse_implicit(text: str) -> str:
+    problem = implicit_problem(text.strip())
+    if problem:
+        raise argparse.ArgumentTypeError(problem.removeprefix("must be "))
+    return text.strip()
 
 
 # -- the settings ------------------------------------------------------------------------
@@ -202,6 +285,42 @@ class RunConfig:
         commands=("run",),
         metavar="S",
     )
+    #: Time-to-target in any metric: ``ndcg[k=10]>=0.3``; ``--target-rmse X`` is the short form of ``rmse<=X``.
+    target: str | None = setting(
+        None,
+        "report time-to-target in any metric: training seconds until the validation value reaches it, "
+        "'ndcg[k=10]>=0.3', 'rmse<=0.9' (the metric is evaluated every epoch)",
+        check=target_text_problem,
+        commands=("run",),
+        metavar="METRIC>=X",
+        shown_default="none",
+    )
+    #: Metrics evaluated after every epoch beside RMSE (selections of registered metrics).
+    metrics: list[str] | None = setting(
+        [],
+        "metrics evaluated after every epoch beside RMSE, on validation and test: ndcg[k=10],recall[k=20] "
+        "(mfbench list shows them)",
+        check=metrics_problem,
+        metavar="SEL[,SEL]",
+        shown_default="RMSE only",
+        parse=parse_metrics,
+    )
+    #: How ratings are divided into train, validation and test (a registered split protocol).
+    split: str = setting(
+        "random",
+        "split protocol: random, per-user, temporal or leave-last-out (the time-based ones need timestamps)",
+        metavar="NAME",
+    )
+    #: Ratings as implicit feedback: a threshold (ratings >= it are positives, the rest dropped) or "all".
+    implicit: str | None = setting(
+        None,
+        "treat ratings as implicit feedback: a threshold X (ratings >= X become positives, value 1; the rest are "
+        "dropped) or 'all' (every rating is a positive)",
+        check=implicit_problem,
+        metavar="X|all",
+        shown_default="ratings as they are",
+        parse=parse_implicit,
+    )
     #: torch intra-op threads for the whole run (None: torch's default, usually one per core).
     threads: int | None = setting(
         None, "torch intra-op threads for the run", check=at_least(1), metavar="N", shown_default="torch's, one per core"
@@ -234,6 +353,8 @@ class RunConfig:
             problem = declared.check(getattr(self, name)) if declared.check is not None else None
             if problem:
                 raise SelectionError(f"{declared.flags(name)[0]} {problem}")
+        if self.target is not None and self.target_rmse is not None:
+            raise SelectionError("--target and --target-rmse both set a target: give one (--target-rmse X is --target 'rmse<=X')")
         if not self.test_fraction + self.valid_fraction < 1.0:
             raise SelectionError(
                 f"--test-fraction and --valid-fraction must sum below 1, got {self.test_fraction} + {self.valid_fraction}"
@@ -246,7 +367,7 @@ def declarations() -> dict[str, Setting]:
 
 
 def defaults() -> dict[str, Any]:
-    return {f.name: f.default for f in fields(RunConfig) if "setting" in f.metadata}
+    return {f.name: getattr(RunConfig(), f.name) for f in fields(RunConfig) if "setting" in f.metadata}
 
 
 def value_type(name: str) -> type:

@@ -32,8 +32,9 @@ import torch
 
 from ...errors import PluginError
 from ...plugin import hookspecs
-from ...plugin.parts import Dataset, Model, Part, Strategy
+from ...plugin.parts import Dataset, Metric, Model, Part, SplitProtocol, Strategy
 from ...plugin.registry import P, Registry, collect
+from ...stats.criterion import Criterion
 from ..calibration import calibrate
 from ..plan import Case, Choice, RunConfig
 from ..runner import EpochObserver, Observer, Runner
@@ -241,12 +242,15 @@ def case_spec(case: Case) -> dict[str, Any]:
         "target_rmse": case.target_rmse,
         "seed": case.seed,
         "epochs": case.epochs,
+        "split": [case.split.name, case.split.params] if case.split is not None else None,
+        "metrics": [[m.name, m.params] for m in case.metrics],
+        "criterion": case.criterion.as_dict() if case.criterion is not None else None,
     }
 
 
 def rebuild_case(registry: Registry, spec: Mapping[str, Any]) -> Case:
-    def choice(base: type[P], key: str) -> Choice[P]:
-        name, params = spec[key]
+    def choice(base: type[P], key: str, named: Any = None) -> Choice[P]:
+        name, params = spec[key] if named is None else named
         entry = registry.get(base, name)
         return Choice(entry, entry.cls.resolve_params(params))
 
@@ -258,6 +262,9 @@ def rebuild_case(registry: Registry, spec: Mapping[str, Any]) -> Case:
         spec.get("target_rmse"),
         spec.get("seed"),
         epochs=spec.get("epochs"),
+        split=choice(SplitProtocol, "split") if spec.get("split") else None,
+        metrics=tuple(choice(Metric, "metrics", named) for named in spec.get("metrics") or []),
+        criterion=Criterion.from_dict(spec["criterion"]) if spec.get("criterion") else None,
     )
     if case.id != spec["id"]:
         raise PluginError(

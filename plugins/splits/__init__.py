@@ -1,0 +1,1 @@
+"""Built-in split protocols: random, per user, temporal, leave-last-out."""
