@@ -83,7 +83,8 @@ METRICS = ("recall", "precision", "ndcg", "map", "mrr", "hit", "coverage")
 #: What one batch's score matrix may take; ``batch_users`` overrides the batch size it gives.
 MEMORY_BUDGET_BYTES = 256 * 1024 * 1024
 #: On a CPU, a batch's scores are kept to about this much so that they are still in the last-level
-#: cache when the top-k reads them (twice the users per second of budget-sized batches on 2 cores)...
+#: cache when the top-k reads them (on 2 cores, 100,000 users x 20,000 items x 64 factors: 5.3 s
+#: against 6.8 s with 3,355-user batches, the budget's)...
 CPU_BLOCK_BYTES = 16 * 1024 * 1024
 #: ... but never fewer users than this, so that reading the item table is paid for by many rows.
 CPU_MIN_BATCH_USERS = 64
