@@ -46,7 +46,7 @@ from torch import nn
 
 import mfbench
 from mfbench import find_tables, layout_problem
-from mfbench.plugins.strategies.als import Side
+from mfbench.plugins.common.row_groups import Side
 
 
 def observed_pairs(train: mfbench.Ratings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
